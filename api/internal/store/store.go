@@ -1,0 +1,138 @@
+// Package store defines how devicegate keeps device authorization records,
+// independent of where they live.
+//
+// The interface is deliberately small: point reads by key and conditional
+// writes (compare-and-swap inside Update) are all the protocol needs, so a
+// backend such as Cosmos DB can serve the hot path without queries. Every
+// backend runs the conformance suite in package storetest.
+//
+// The store never sees a device code or a user code in clear: records are
+// keyed by keyed hashes of the codes (see package deviceflow), so a leaked
+// store does not hand out live codes.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+var (
+	// ErrNotFound means no live record exists for the key.
+	ErrNotFound = errors.New("store: record not found")
+	// ErrExpired means the record exists but is past its ExpiresAt. It
+	// matches ErrNotFound with errors.Is, so callers that do not care about
+	// the difference can treat both alike; the token endpoint uses it to
+	// answer expired_token (RFC 8628 §3.5) rather than invalid_grant.
+	ErrExpired = fmt.Errorf("%w: expired", ErrNotFound)
+	// ErrConflict means Create found the device-code or user-code key taken.
+	ErrConflict = errors.New("store: key already exists")
+)
+
+// Retention is how long a backend keeps a record after it expired before
+// sweeping it. During that window reads answer ErrExpired, so a device that
+// polls a little late learns expired_token instead of invalid_grant.
+const Retention = 15 * time.Minute
+
+// Status is where a record stands in the device flow.
+type Status string
+
+const (
+	// StatusPending: the device has its codes; nobody has approved yet.
+	StatusPending Status = "pending"
+	// StatusAuthorizing: the person confirmed on our page and was sent to the
+	// upstream provider; the record holds the state hash and PKCE verifier.
+	StatusAuthorizing Status = "authorizing"
+	// StatusApproved: the upstream issued tokens; they wait for the device.
+	StatusApproved Status = "approved"
+	// StatusDenied: the person denied, or the upstream refused or failed.
+	StatusDenied Status = "denied"
+	// StatusDelivered: the tokens were handed to the device. A record in this
+	// state is being deleted; it never hands out tokens again.
+	StatusDelivered Status = "delivered"
+)
+
+// Record is one device authorization request.
+type Record struct {
+	// ID is the keyed hash of the device code; it is the primary key.
+	ID string `json:"id"`
+	// UserCodeHash is the keyed hash of the normalised user code; it is a
+	// second unique key.
+	UserCodeHash string `json:"user_code_hash"`
+
+	ClientID string   `json:"client_id"`
+	Scopes   []string `json:"scopes,omitempty"`
+	Status   Status   `json:"status"`
+
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Interval is the polling interval the device must keep, in seconds.
+	// slow_down raises it for the rest of the record's life (RFC 8628 §3.5).
+	Interval int `json:"interval"`
+	// LastPoll is when the device last polled and was not told slow_down.
+	LastPoll time.Time `json:"last_poll,omitzero"`
+
+	// StateHash is the hash of the OAuth state sent upstream; set while
+	// StatusAuthorizing.
+	StateHash string `json:"state_hash,omitempty"`
+	// CodeVerifier is the PKCE verifier for the upstream exchange.
+	CodeVerifier string `json:"code_verifier,omitempty"`
+
+	// Token is the serialised token response for the device, set when
+	// StatusApproved. The store treats it as opaque bytes.
+	Token []byte `json:"token,omitempty"`
+	// Reason explains a StatusDenied record to the device
+	// (the error_description of access_denied).
+	Reason string `json:"reason,omitempty"`
+
+	// Version is the backend's concurrency token (an ETag, a counter). It is
+	// set by the backend on reads and ignored on writes.
+	Version string `json:"-"`
+}
+
+// Expired reports whether the record is past its lifetime at now.
+func (r *Record) Expired(now time.Time) bool { return !now.Before(r.ExpiresAt) }
+
+// Clone returns a deep copy, so an update function can never alias the
+// backend's own copy.
+func (r *Record) Clone() *Record {
+	c := *r
+	c.Scopes = slices.Clone(r.Scopes)
+	c.Token = slices.Clone(r.Token)
+	return &c
+}
+
+// Store keeps records. Implementations must be safe for concurrent use by
+// several goroutines and, where the backend is shared, several processes.
+//
+// Expiry is part of the contract: once now ≥ ExpiresAt every read and
+// update answers ErrExpired (or ErrNotFound after the sweep), whatever the
+// backend's own cleanup has done.
+type Store interface {
+	// Create stores a new record. It fails with ErrConflict when the ID or
+	// the UserCodeHash is already taken by a record that has not been swept.
+	Create(ctx context.Context, r *Record) error
+	// Get returns the record with the given ID.
+	Get(ctx context.Context, id string) (*Record, error)
+	// GetByUserCode returns the record whose UserCodeHash matches.
+	GetByUserCode(ctx context.Context, userCodeHash string) (*Record, error)
+	// Update reads the record, calls fn with a copy and writes back what fn
+	// left there, if nobody else wrote the record in between; otherwise it
+	// reads again and calls fn again. fn may therefore run more than once and
+	// must not have side effects beyond the record. If fn returns an error
+	// nothing is written and Update returns that error. The ID and
+	// UserCodeHash cannot be changed. Update returns the record as written.
+	Update(ctx context.Context, id string, fn func(*Record) error) (*Record, error)
+	// Delete removes the record and its user-code key. Deleting a missing
+	// record is not an error.
+	Delete(ctx context.Context, id string) error
+	// Ping reports whether the backend is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the backend's resources.
+	Close() error
+}
+
+// Clock is the time source backends use for expiry checks; tests inject one.
+type Clock func() time.Time

@@ -1,0 +1,386 @@
+// Package storetest is the conformance suite every store.Store backend runs:
+// a backend's test is one call to Run. It checks the contract the protocol
+// relies on — unique keys, expiry whatever the cleanup does, and an Update
+// that is a real compare-and-swap under concurrency.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/devicegate/devicegate/api/internal/store"
+)
+
+// T0 is the fixed start time of every test's clock.
+var T0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// Clock is a settable clock for backends under test.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock standing at T0.
+func NewClock() *Clock { return &Clock{t: T0} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// NewStore opens a fresh, empty backend that reads the time from now.
+type NewStore func(t *testing.T, now store.Clock) store.Store
+
+// Run runs the whole suite against the backend newStore opens.
+func Run(t *testing.T, newStore NewStore) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store, c *Clock)
+	}{
+		{"CreateThenReadByBothKeys", testCreateRead},
+		{"CreateRejectsTakenKeys", testCreateConflict},
+		{"MissingIsNotFound", testMissing},
+		{"ExpiredReadsAsExpired", testExpired},
+		{"UpdateWritesAndVersions", testUpdate},
+		{"UpdateAbortsOnError", testUpdateAbort},
+		{"UpdateKeepsKeys", testUpdateKeepsKeys},
+		{"DeleteFreesBothKeys", testDelete},
+		{"ConcurrentUpdatesAllApply", testConcurrentUpdates},
+		{"ExactlyOneTakesTheToken", testExactlyOnce},
+		{"Ping", testPing},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewClock()
+			s := newStore(t, c.Now)
+			t.Cleanup(func() { _ = s.Close() })
+			tc.fn(t, s, c)
+		})
+	}
+}
+
+var seq atomic.Uint64
+
+// newRecord returns a pending record with unique keys, living ten minutes.
+func newRecord(c *Clock) *store.Record {
+	n := seq.Add(1)
+	now := c.Now()
+	return &store.Record{
+		ID:           fmt.Sprintf("dev-%d-%d", time.Now().UnixNano(), n),
+		UserCodeHash: fmt.Sprintf("usr-%d-%d", time.Now().UnixNano(), n),
+		ClientID:     "tv",
+		Scopes:       []string{"user-read-playback-state", "streaming"},
+		Status:       store.StatusPending,
+		CreatedAt:    now,
+		ExpiresAt:    now.Add(10 * time.Minute),
+		Interval:     5,
+	}
+}
+
+func mustCreate(t *testing.T, s store.Store, r *store.Record) {
+	t.Helper()
+	if err := s.Create(context.Background(), r); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+}
+
+// same compares records ignoring Version, with times compared as instants.
+func same(t *testing.T, got, want *store.Record) {
+	t.Helper()
+	g, w := got.Clone(), want.Clone()
+	g.Version, w.Version = "", ""
+	for _, p := range []*store.Record{g, w} {
+		p.CreatedAt = p.CreatedAt.UTC()
+		p.ExpiresAt = p.ExpiresAt.UTC()
+		p.LastPoll = p.LastPoll.UTC()
+		if len(p.Scopes) == 0 {
+			p.Scopes = nil
+		}
+		if len(p.Token) == 0 {
+			p.Token = nil
+		}
+	}
+	if !reflect.DeepEqual(g, w) {
+		t.Fatalf("record differs:\n got %+v\nwant %+v", g, w)
+	}
+}
+
+func testCreateRead(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	r := newRecord(c)
+	r.LastPoll = c.Now().Add(time.Second)
+	r.Token = []byte(`{"access_token":"x"}`)
+	r.Reason = "why"
+	r.StateHash, r.CodeVerifier = "sh", "cv"
+	mustCreate(t, s, r)
+
+	got, err := s.Get(ctx, r.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	same(t, got, r)
+	if got.Version == "" {
+		t.Error("Get returned no Version")
+	}
+	got2, err := s.GetByUserCode(ctx, r.UserCodeHash)
+	if err != nil {
+		t.Fatalf("GetByUserCode: %v", err)
+	}
+	same(t, got2, r)
+
+	// The caller's copy is not aliased by the backend.
+	got.Scopes[0] = "changed"
+	again, _ := s.Get(ctx, r.ID)
+	if again.Scopes[0] != r.Scopes[0] {
+		t.Error("a returned record aliases the stored one")
+	}
+}
+
+func testCreateConflict(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	r := newRecord(c)
+	mustCreate(t, s, r)
+
+	sameID := newRecord(c)
+	sameID.ID = r.ID
+	if err := s.Create(ctx, sameID); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("Create with a taken ID: got %v, want ErrConflict", err)
+	}
+	sameUser := newRecord(c)
+	sameUser.UserCodeHash = r.UserCodeHash
+	if err := s.Create(ctx, sameUser); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("Create with a taken user code: got %v, want ErrConflict", err)
+	}
+	// The failed creates left nothing behind.
+	if _, err := s.Get(ctx, sameUser.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a conflicting Create left a record: %v", err)
+	}
+	got, err := s.GetByUserCode(ctx, r.UserCodeHash)
+	if err != nil || got.ID != r.ID {
+		t.Errorf("user code now points to %v, %v; want %s", got, err, r.ID)
+	}
+}
+
+func testMissing(t *testing.T, s store.Store, _ *Clock) {
+	ctx := context.Background()
+	if _, err := s.Get(ctx, "nope"); !errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExpired) {
+		t.Errorf("Get missing: got %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetByUserCode(ctx, "nope"); !errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExpired) {
+		t.Errorf("GetByUserCode missing: got %v, want ErrNotFound", err)
+	}
+	called := false
+	if _, err := s.Update(ctx, "nope", func(*store.Record) error { called = true; return nil }); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Update missing: got %v, want ErrNotFound", err)
+	}
+	if called {
+		t.Error("Update called fn for a missing record")
+	}
+	if err := s.Delete(ctx, "nope"); err != nil {
+		t.Errorf("Delete missing: %v", err)
+	}
+}
+
+func testExpired(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	r := newRecord(c)
+	mustCreate(t, s, r)
+	c.Advance(10*time.Minute - time.Millisecond)
+	if _, err := s.Get(ctx, r.ID); err != nil {
+		t.Fatalf("Get just before expiry: %v", err)
+	}
+	c.Advance(time.Millisecond)
+	checks := map[string]func() error{
+		"Get":           func() error { _, err := s.Get(ctx, r.ID); return err },
+		"GetByUserCode": func() error { _, err := s.GetByUserCode(ctx, r.UserCodeHash); return err },
+		"Update": func() error {
+			_, err := s.Update(ctx, r.ID, func(*store.Record) error { t.Error("Update called fn for an expired record"); return nil })
+			return err
+		},
+	}
+	for name, fn := range checks {
+		err := fn()
+		if !errors.Is(err, store.ErrExpired) || !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s at expiry: got %v, want ErrExpired (which is ErrNotFound)", name, err)
+		}
+	}
+	// Past retention the backend may have swept it; either answer is fine,
+	// but it must still not be readable.
+	c.Advance(store.Retention + time.Minute)
+	if _, err := s.Get(ctx, r.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get past retention: got %v, want ErrNotFound", err)
+	}
+}
+
+func testUpdate(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	r := newRecord(c)
+	mustCreate(t, s, r)
+	before, _ := s.Get(ctx, r.ID)
+
+	out, err := s.Update(ctx, r.ID, func(rec *store.Record) error {
+		rec.Status = store.StatusApproved
+		rec.Token = []byte("tok")
+		rec.Interval = 10
+		rec.LastPoll = c.Now()
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if out.Status != store.StatusApproved || string(out.Token) != "tok" {
+		t.Errorf("Update returned %+v", out)
+	}
+	got, _ := s.Get(ctx, r.ID)
+	if got.Status != store.StatusApproved || string(got.Token) != "tok" || got.Interval != 10 || !got.LastPoll.Equal(c.Now()) {
+		t.Errorf("after Update read %+v", got)
+	}
+	if got.Version == before.Version {
+		t.Errorf("Version did not change on Update: %q", got.Version)
+	}
+	if out.Version != got.Version {
+		t.Errorf("Update returned Version %q, a read gives %q", out.Version, got.Version)
+	}
+}
+
+func testUpdateAbort(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	r := newRecord(c)
+	mustCreate(t, s, r)
+	boom := errors.New("boom")
+	_, err := s.Update(ctx, r.ID, func(rec *store.Record) error {
+		rec.Status = store.StatusDenied
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update: got %v, want fn's error", err)
+	}
+	got, _ := s.Get(ctx, r.ID)
+	if got.Status != store.StatusPending {
+		t.Errorf("an aborted Update wrote status %q", got.Status)
+	}
+}
+
+func testUpdateKeepsKeys(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	r := newRecord(c)
+	mustCreate(t, s, r)
+	if _, err := s.Update(ctx, r.ID, func(rec *store.Record) error {
+		rec.ID, rec.UserCodeHash = "other", "other"
+		return nil
+	}); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if _, err := s.Get(ctx, r.ID); err != nil {
+		t.Errorf("record moved away from its ID: %v", err)
+	}
+	if _, err := s.GetByUserCode(ctx, r.UserCodeHash); err != nil {
+		t.Errorf("record moved away from its user code: %v", err)
+	}
+}
+
+func testDelete(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	r := newRecord(c)
+	mustCreate(t, s, r)
+	if err := s.Delete(ctx, r.ID); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := s.Get(ctx, r.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get after Delete: %v", err)
+	}
+	if _, err := s.GetByUserCode(ctx, r.UserCodeHash); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetByUserCode after Delete: %v", err)
+	}
+	// Both keys are free again.
+	mustCreate(t, s, r)
+}
+
+func testConcurrentUpdates(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	r := newRecord(c)
+	r.Interval = 0
+	mustCreate(t, s, r)
+	const n = 25
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if _, err := s.Update(ctx, r.ID, func(rec *store.Record) error {
+				rec.Interval++
+				return nil
+			}); err != nil {
+				t.Errorf("Update: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	got, err := s.Get(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Interval != n {
+		t.Errorf("after %d concurrent increments Interval = %d (lost updates)", n, got.Interval)
+	}
+}
+
+var errTaken = errors.New("already taken")
+
+func testExactlyOnce(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	r := newRecord(c)
+	r.Status = store.StatusApproved
+	r.Token = []byte("the-token")
+	mustCreate(t, s, r)
+	const n = 50
+	var wg sync.WaitGroup
+	var winners atomic.Int32
+	for range n {
+		wg.Go(func() {
+			var took []byte
+			_, err := s.Update(ctx, r.ID, func(rec *store.Record) error {
+				if rec.Status != store.StatusApproved {
+					return errTaken
+				}
+				took = rec.Token
+				rec.Status = store.StatusDelivered
+				rec.Token = nil
+				return nil
+			})
+			switch {
+			case err == nil:
+				if string(took) != "the-token" {
+					t.Errorf("winner took %q", took)
+				}
+				winners.Add(1)
+			case errors.Is(err, errTaken):
+			default:
+				t.Errorf("Update: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if w := winners.Load(); w != 1 {
+		t.Errorf("%d of %d concurrent takers got the token, want exactly 1", w, n)
+	}
+}
+
+func testPing(t *testing.T, s store.Store, _ *Clock) {
+	if err := s.Ping(context.Background()); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+}
