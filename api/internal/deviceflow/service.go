@@ -1,0 +1,413 @@
+// Package deviceflow is the protocol core of devicegate: the RFC 8628 Device
+// Authorization Grant as states and decisions, with no HTTP and no SDKs.
+//
+// It owns code generation and hashing, the poll decision, and the state
+// transitions of a record (pending → authorizing → approved → delivered, or
+// → denied). Everything it touches comes in through its Config: the store,
+// the clock and the randomness, so tests run at a fixed time with fixed
+// codes. It never calls time.Now or crypto/rand itself.
+package deviceflow
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/devicegate/devicegate/api/internal/oauth"
+	"github.com/devicegate/devicegate/api/internal/store"
+)
+
+// Errors of the verification side, each shown to the person differently.
+var (
+	ErrUnknownCode = errors.New("deviceflow: no such user code")
+	ErrCodeExpired = errors.New("deviceflow: the code has expired")
+	ErrCodeUsed    = errors.New("deviceflow: the code was already used")
+	ErrCodeDenied  = errors.New("deviceflow: the request was denied")
+	// ErrStateMismatch: the callback's state does not belong to this
+	// browser's authorization, or the authorization was replaced.
+	ErrStateMismatch = errors.New("deviceflow: state does not match")
+	// ErrCallbackUsed: the callback for this state was already handled.
+	ErrCallbackUsed = errors.New("deviceflow: callback already handled")
+	// ErrCodeSpace means fresh codes kept colliding: the store is
+	// misbehaving or holds absurdly many records.
+	ErrCodeSpace = errors.New("deviceflow: could not find a free code")
+)
+
+// errWrongClient aborts an update when the poller is not the record's client.
+var errWrongClient = errors.New("deviceflow: device code issued to another client")
+
+// errNoWrite aborts an update whose outcome needs no write.
+var errNoWrite = errors.New("deviceflow: nothing to write")
+
+// Config is what a Service needs. All fields are required.
+type Config struct {
+	Store    store.Store
+	Hasher   *Hasher
+	Now      func() time.Time
+	Rand     io.Reader
+	Lifetime time.Duration // how long codes live (expires_in)
+	Interval time.Duration // the polling interval devices start with
+}
+
+// Service runs the device flow over a store.
+type Service struct {
+	c Config
+}
+
+// New checks c and returns a Service.
+func New(c Config) (*Service, error) {
+	switch {
+	case c.Store == nil, c.Hasher == nil, c.Now == nil, c.Rand == nil:
+		return nil, errors.New("deviceflow: Store, Hasher, Now and Rand are required")
+	case c.Lifetime < time.Second:
+		return nil, fmt.Errorf("deviceflow: lifetime %v is too short", c.Lifetime)
+	case c.Interval < time.Second || c.Interval%time.Second != 0:
+		return nil, fmt.Errorf("deviceflow: interval %v must be whole seconds, at least 1", c.Interval)
+	}
+	return &Service{c: c}, nil
+}
+
+// Authorization is what the device authorization endpoint hands a device
+// (RFC 8628 §3.2), before URLs are added.
+type Authorization struct {
+	DeviceCode string
+	UserCode   string // canonical, unformatted
+	ExpiresIn  time.Duration
+	Interval   time.Duration
+}
+
+// Authorize creates a pending record for clientID and scopes and returns its
+// codes. The codes exist only in the answer; the store keeps their hashes.
+func (s *Service) Authorize(ctx context.Context, clientID string, scopes []string) (*Authorization, error) {
+	now := s.c.Now()
+	// A collision needs two equal 256-bit device codes or two equal user
+	// codes among the live ones; retrying a few times turns the latter's
+	// small chance into none worth mentioning.
+	for range 8 {
+		dc, err := NewDeviceCode(s.c.Rand)
+		if err != nil {
+			return nil, err
+		}
+		uc, err := NewUserCode(s.c.Rand)
+		if err != nil {
+			return nil, err
+		}
+		rec := &store.Record{
+			ID:           s.c.Hasher.Hash(kindDevice, dc),
+			UserCodeHash: s.c.Hasher.Hash(kindUser, uc),
+			ClientID:     clientID,
+			Scopes:       scopes,
+			Status:       store.StatusPending,
+			CreatedAt:    now,
+			ExpiresAt:    now.Add(s.c.Lifetime),
+			Interval:     int(s.c.Interval / time.Second),
+		}
+		err = s.c.Store.Create(ctx, rec)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("deviceflow: creating record: %w", err)
+		}
+		return &Authorization{DeviceCode: dc, UserCode: uc, ExpiresIn: s.c.Lifetime, Interval: s.c.Interval}, nil
+	}
+	return nil, ErrCodeSpace
+}
+
+// Tokens is what the upstream issued, kept on the record until the device
+// takes it.
+type Tokens struct {
+	AccessToken  string    `json:"access_token"`
+	TokenType    string    `json:"token_type,omitempty"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	Scope        string    `json:"scope,omitempty"`
+	IDToken      string    `json:"id_token,omitempty"`
+	Expiry       time.Time `json:"expiry,omitzero"`
+}
+
+// TokenResponse is the RFC 6749 §5.1 answer a device receives.
+type TokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+}
+
+// Response turns stored tokens into the answer at now: expires_in counts
+// from the moment of delivery, not from the upstream's issue time.
+func (t *Tokens) Response(now time.Time) TokenResponse {
+	r := TokenResponse{
+		AccessToken:  t.AccessToken,
+		TokenType:    t.TokenType,
+		RefreshToken: t.RefreshToken,
+		Scope:        t.Scope,
+		IDToken:      t.IDToken,
+	}
+	if r.TokenType == "" {
+		r.TokenType = "Bearer"
+	}
+	if !t.Expiry.IsZero() {
+		r.ExpiresIn = max(1, int64(math.Ceil(t.Expiry.Sub(now).Seconds())))
+	}
+	return r
+}
+
+// Poll answers a device's poll on the token endpoint (RFC 8628 §3.4–3.5).
+// Protocol outcomes come back as oauth.Error values; any other error is a
+// fault of the store. Tokens are handed out at most once: the transition to
+// StatusDelivered is a compare-and-swap, so of many concurrent polls only
+// one wins.
+func (s *Service) Poll(ctx context.Context, clientID, deviceCode string) (*TokenResponse, Outcome, error) {
+	id := s.c.Hasher.Hash(kindDevice, deviceCode)
+	var (
+		outcome Outcome
+		token   []byte
+		reason  string
+		now     time.Time
+	)
+	rec, err := s.c.Store.Update(ctx, id, func(r *store.Record) error {
+		if r.ClientID != clientID {
+			return errWrongClient
+		}
+		now = s.c.Now()
+		outcome, token, reason = Decide(r, now), nil, r.Reason
+		switch outcome {
+		case OutcomePending:
+			r.LastPoll = now
+		case OutcomeSlowDown:
+			r.Interval += int(SlowDownStep / time.Second)
+		case OutcomeTokens:
+			token = r.Token
+			r.Status = store.StatusDelivered
+			r.Token = nil
+		default:
+			return errNoWrite
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errNoWrite):
+	case errors.Is(err, store.ErrExpired):
+		return nil, OutcomeExpired, oauth.ErrExpiredToken.WithDescription("the device_code has expired; start again")
+	case errors.Is(err, store.ErrNotFound):
+		return nil, OutcomeUsed, oauth.ErrInvalidGrant.WithDescription("unknown or already used device_code")
+	case errors.Is(err, errWrongClient):
+		return nil, OutcomeUsed, oauth.ErrInvalidGrant.WithDescription("the device_code was issued to another client")
+	case err != nil:
+		return nil, 0, fmt.Errorf("deviceflow: polling: %w", err)
+	}
+
+	switch outcome {
+	case OutcomePending:
+		return nil, outcome, oauth.ErrAuthorizationPending.WithDescription("the user has not finished yet")
+	case OutcomeSlowDown:
+		return nil, outcome, oauth.ErrSlowDown.WithDescription("polling too fast; wait " + strconv.Itoa(rec.Interval) + " seconds between polls")
+	case OutcomeDenied:
+		return nil, outcome, oauth.ErrAccessDenied.WithDescription(reason)
+	case OutcomeExpired:
+		return nil, outcome, oauth.ErrExpiredToken.WithDescription("the device_code has expired; start again")
+	case OutcomeUsed:
+		return nil, outcome, oauth.ErrInvalidGrant.WithDescription("the tokens for this device_code were already delivered")
+	}
+
+	// OutcomeTokens: this poll won the swap. The record is spent; deleting
+	// it is housekeeping, and a failure there cannot hand the tokens out
+	// again because the record now says delivered.
+	_ = s.c.Store.Delete(context.WithoutCancel(ctx), id)
+	var t Tokens
+	if err := json.Unmarshal(token, &t); err != nil || t.AccessToken == "" {
+		return nil, 0, fmt.Errorf("deviceflow: stored tokens are unreadable")
+	}
+	resp := t.Response(now)
+	return &resp, OutcomeTokens, nil
+}
+
+// Pending is a record found by its user code, for the confirmation screen.
+type Pending struct {
+	Record   *store.Record
+	UserCode string // canonical
+}
+
+// Lookup finds the record a person's typed code refers to, as long as it
+// still awaits a decision.
+func (s *Service) Lookup(ctx context.Context, input string) (*Pending, error) {
+	code, err := NormalizeUserCode(input)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.c.Store.GetByUserCode(ctx, s.c.Hasher.Hash(kindUser, code))
+	if err != nil {
+		return nil, mapLookupErr(err)
+	}
+	if err := awaiting(rec); err != nil {
+		return nil, err
+	}
+	return &Pending{Record: rec, UserCode: code}, nil
+}
+
+func mapLookupErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrExpired):
+		return ErrCodeExpired
+	case errors.Is(err, store.ErrNotFound):
+		return ErrUnknownCode
+	}
+	return err
+}
+
+// awaiting tells whether a record still takes a decision from the person.
+// An authorizing record does: the person may come back and press Allow
+// again, for instance after closing the provider's tab.
+func awaiting(r *store.Record) error {
+	switch r.Status {
+	case store.StatusPending, store.StatusAuthorizing:
+		return nil
+	case store.StatusDenied:
+		return ErrCodeDenied
+	default:
+		return ErrCodeUsed
+	}
+}
+
+// Deny records the person's refusal on our confirmation screen.
+func (s *Service) Deny(ctx context.Context, userCode string) error {
+	p, err := s.Lookup(ctx, userCode)
+	if err != nil {
+		return err
+	}
+	_, err = s.c.Store.Update(ctx, p.Record.ID, func(r *store.Record) error {
+		if err := awaiting(r); err != nil {
+			return err
+		}
+		r.Status = store.StatusDenied
+		r.Reason = "the user denied the request on the devicegate page"
+		r.StateHash, r.CodeVerifier = "", ""
+		return nil
+	})
+	return mapLookupErr(err)
+}
+
+// Begin is a started upstream authorization.
+type Begin struct {
+	RecordID string
+	State    string // for the upstream's state parameter and the browser cookie
+	Verifier string // the PKCE verifier
+	Record   *store.Record
+}
+
+// BeginAuthorization moves a record to StatusAuthorizing with a fresh state
+// and PKCE verifier. Pressing Allow again replaces both, so only the newest
+// redirect can complete.
+func (s *Service) BeginAuthorization(ctx context.Context, userCode string) (*Begin, error) {
+	p, err := s.Lookup(ctx, userCode)
+	if err != nil {
+		return nil, err
+	}
+	state, err := randomToken(s.c.Rand, 32)
+	if err != nil {
+		return nil, err
+	}
+	// 32 random bytes give a 43-character verifier, the minimum length and
+	// maximum entropy RFC 7636 §4.1 recommends.
+	verifier, err := randomToken(s.c.Rand, 32)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.c.Store.Update(ctx, p.Record.ID, func(r *store.Record) error {
+		if err := awaiting(r); err != nil {
+			return err
+		}
+		r.Status = store.StatusAuthorizing
+		r.StateHash = s.c.Hasher.Hash(kindState, state)
+		r.CodeVerifier = verifier
+		return nil
+	})
+	if err != nil {
+		return nil, mapLookupErr(err)
+	}
+	return &Begin{RecordID: rec.ID, State: state, Verifier: verifier, Record: rec}, nil
+}
+
+// Claim is a callback that won the right to exchange the upstream code.
+type Claim struct {
+	Record   *store.Record
+	Verifier string
+}
+
+// ClaimCallback checks the callback's state against the record's and marks
+// the state used, so a replayed or concurrent callback cannot exchange a
+// second time. The caller then exchanges the code and calls Complete or Fail.
+func (s *Service) ClaimCallback(ctx context.Context, recordID, state string) (*Claim, error) {
+	want := s.c.Hasher.Hash(kindState, state)
+	var verifier string
+	rec, err := s.c.Store.Update(ctx, recordID, func(r *store.Record) error {
+		switch r.Status {
+		case store.StatusAuthorizing:
+		case store.StatusPending:
+			return ErrStateMismatch
+		default:
+			return awaiting(r)
+		}
+		if r.StateHash == "" {
+			return ErrCallbackUsed
+		}
+		if subtle.ConstantTimeCompare([]byte(r.StateHash), []byte(want)) != 1 {
+			return ErrStateMismatch
+		}
+		r.StateHash = ""
+		verifier = r.CodeVerifier
+		return nil
+	})
+	if err != nil {
+		return nil, mapLookupErr(err)
+	}
+	return &Claim{Record: rec, Verifier: verifier}, nil
+}
+
+// Complete stores the upstream's tokens for the device, provided the claim
+// is still the current authorization (the person did not start over).
+func (s *Service) Complete(ctx context.Context, c *Claim, t *Tokens) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	return s.finish(ctx, c, func(r *store.Record) {
+		r.Status = store.StatusApproved
+		r.Token = b
+	})
+}
+
+// Fail ends the flow as denied with reason, which the device receives as
+// access_denied's error_description (so it must name no secret).
+func (s *Service) Fail(ctx context.Context, c *Claim, reason string) error {
+	return s.finish(ctx, c, func(r *store.Record) {
+		r.Status = store.StatusDenied
+		r.Reason = reason
+	})
+}
+
+func (s *Service) finish(ctx context.Context, c *Claim, set func(*store.Record)) error {
+	_, err := s.c.Store.Update(ctx, c.Record.ID, func(r *store.Record) error {
+		if r.Status != store.StatusAuthorizing || r.StateHash != "" || r.CodeVerifier != c.Verifier {
+			if err := awaiting(r); err != nil {
+				return err
+			}
+			return ErrStateMismatch
+		}
+		set(r)
+		r.CodeVerifier = ""
+		return nil
+	})
+	return mapLookupErr(err)
+}
+
+// Ping reports whether the store is reachable.
+func (s *Service) Ping(ctx context.Context) error { return s.c.Store.Ping(ctx) }

@@ -1,0 +1,299 @@
+package deviceflow_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/devicegate/devicegate/api/internal/deviceflow"
+	"github.com/devicegate/devicegate/api/internal/oauth"
+	"github.com/devicegate/devicegate/api/internal/store"
+	"github.com/devicegate/devicegate/api/internal/store/memory"
+	"github.com/devicegate/devicegate/api/internal/store/storetest"
+)
+
+type fixture struct {
+	svc   *deviceflow.Service
+	clock *storetest.Clock
+	store store.Store
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	clock := storetest.NewClock()
+	st := memory.New(clock.Now)
+	h, err := deviceflow.NewHasher(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := deviceflow.New(deviceflow.Config{
+		Store: st, Hasher: h, Now: clock.Now, Rand: rand.Reader,
+		Lifetime: 10 * time.Minute, Interval: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{svc: svc, clock: clock, store: st}
+}
+
+var ctx = context.Background()
+
+func (f *fixture) approve(t *testing.T, a *deviceflow.Authorization) {
+	t.Helper()
+	b, err := f.svc.BeginAuthorization(ctx, a.UserCode)
+	if err != nil {
+		t.Fatalf("BeginAuthorization: %v", err)
+	}
+	c, err := f.svc.ClaimCallback(ctx, b.RecordID, b.State)
+	if err != nil {
+		t.Fatalf("ClaimCallback: %v", err)
+	}
+	if err := f.svc.Complete(ctx, c, &deviceflow.Tokens{AccessToken: "at", RefreshToken: "rt", TokenType: "Bearer", Scope: "s", Expiry: f.clock.Now().Add(time.Hour)}); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	h, _ := deviceflow.NewHasher(make([]byte, 32))
+	good := deviceflow.Config{Store: memory.New(nil), Hasher: h, Now: time.Now, Rand: rand.Reader, Lifetime: time.Minute, Interval: time.Second}
+	if _, err := deviceflow.New(good); err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	bad := []func(*deviceflow.Config){
+		func(c *deviceflow.Config) { c.Store = nil },
+		func(c *deviceflow.Config) { c.Hasher = nil },
+		func(c *deviceflow.Config) { c.Now = nil },
+		func(c *deviceflow.Config) { c.Rand = nil },
+		func(c *deviceflow.Config) { c.Lifetime = 0 },
+		func(c *deviceflow.Config) { c.Interval = 1500 * time.Millisecond },
+	}
+	for i, f := range bad {
+		c := good
+		f(&c)
+		if _, err := deviceflow.New(c); err == nil {
+			t.Errorf("bad config %d accepted", i)
+		}
+	}
+}
+
+func TestFullFlowDeliversOnce(t *testing.T) {
+	f := newFixture(t)
+	a, err := f.svc.Authorize(ctx, "tv", []string{"streaming"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ExpiresIn != 10*time.Minute || a.Interval != 5*time.Second {
+		t.Errorf("authorization %+v", a)
+	}
+	if _, o, err := f.svc.Poll(ctx, "tv", a.DeviceCode); o != deviceflow.OutcomePending || !errors.Is(err, oauth.ErrAuthorizationPending) {
+		t.Fatalf("first poll: %v %v", o, err)
+	}
+	p, err := f.svc.Lookup(ctx, deviceflow.FormatUserCode(a.UserCode))
+	if err != nil || p.Record.ClientID != "tv" || p.Record.Scopes[0] != "streaming" {
+		t.Fatalf("Lookup: %+v %v", p, err)
+	}
+	f.approve(t, a)
+	f.clock.Advance(time.Second)
+	tok, o, err := f.svc.Poll(ctx, "tv", a.DeviceCode)
+	if err != nil || o != deviceflow.OutcomeTokens {
+		t.Fatalf("poll after approval: %v %v", o, err)
+	}
+	if tok.AccessToken != "at" || tok.RefreshToken != "rt" || tok.ExpiresIn != 3599 || tok.TokenType != "Bearer" {
+		t.Errorf("tokens %+v", tok)
+	}
+	if _, _, err := f.svc.Poll(ctx, "tv", a.DeviceCode); !errors.Is(err, oauth.ErrInvalidGrant) {
+		t.Errorf("second poll after delivery: %v, want invalid_grant", err)
+	}
+	if _, err := f.svc.Lookup(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrUnknownCode) {
+		t.Errorf("user code after delivery: %v", err)
+	}
+}
+
+func TestConcurrentPollsDeliverExactlyOnce(t *testing.T) {
+	f := newFixture(t)
+	a, _ := f.svc.Authorize(ctx, "tv", nil)
+	f.approve(t, a)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := map[string]int{}
+	for range 50 {
+		wg.Go(func() {
+			_, o, err := f.svc.Poll(ctx, "tv", a.DeviceCode)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case o == deviceflow.OutcomeTokens && err == nil:
+				got["tokens"]++
+			case errors.Is(err, oauth.ErrInvalidGrant), errors.Is(err, oauth.ErrExpiredToken):
+				got["refused"]++
+			default:
+				t.Errorf("unexpected poll answer %v %v", o, err)
+			}
+		})
+	}
+	wg.Wait()
+	if got["tokens"] != 1 || got["refused"] != 49 {
+		t.Errorf("answers %v, want exactly one delivery", got)
+	}
+}
+
+func TestSlowDownRaisesIntervalAndIsRemembered(t *testing.T) {
+	f := newFixture(t)
+	a, _ := f.svc.Authorize(ctx, "tv", nil)
+	f.svc.Poll(ctx, "tv", a.DeviceCode)
+	f.clock.Advance(time.Second)
+	if _, _, err := f.svc.Poll(ctx, "tv", a.DeviceCode); !errors.Is(err, oauth.ErrSlowDown) {
+		t.Fatalf("early poll: %v", err)
+	}
+	f.clock.Advance(6 * time.Second) // 7 s since the last accepted poll, interval now 10
+	if _, _, err := f.svc.Poll(ctx, "tv", a.DeviceCode); !errors.Is(err, oauth.ErrSlowDown) {
+		t.Fatalf("poll at the old interval: %v, want slow_down (interval is now 10 s)", err)
+	}
+	f.clock.Advance(15 * time.Second)
+	if _, _, err := f.svc.Poll(ctx, "tv", a.DeviceCode); !errors.Is(err, oauth.ErrAuthorizationPending) {
+		t.Fatalf("poll after waiting: %v", err)
+	}
+}
+
+func TestPollErrors(t *testing.T) {
+	f := newFixture(t)
+	a, _ := f.svc.Authorize(ctx, "tv", nil)
+	if _, _, err := f.svc.Poll(ctx, "other", a.DeviceCode); !errors.Is(err, oauth.ErrInvalidGrant) {
+		t.Errorf("poll by another client: %v", err)
+	}
+	if _, _, err := f.svc.Poll(ctx, "tv", "not-a-code"); !errors.Is(err, oauth.ErrInvalidGrant) {
+		t.Errorf("unknown code: %v", err)
+	}
+	f.clock.Advance(10 * time.Minute)
+	if _, _, err := f.svc.Poll(ctx, "tv", a.DeviceCode); !errors.Is(err, oauth.ErrExpiredToken) {
+		t.Errorf("expired: %v", err)
+	}
+	if _, err := f.svc.Lookup(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeExpired) {
+		t.Errorf("lookup expired: %v", err)
+	}
+	if _, err := f.svc.BeginAuthorization(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeExpired) {
+		t.Errorf("begin expired: %v", err)
+	}
+}
+
+func TestDeny(t *testing.T) {
+	f := newFixture(t)
+	a, _ := f.svc.Authorize(ctx, "tv", nil)
+	if err := f.svc.Deny(ctx, a.UserCode); err != nil {
+		t.Fatal(err)
+	}
+	_, o, err := f.svc.Poll(ctx, "tv", a.DeviceCode)
+	var oe oauth.Error
+	if o != deviceflow.OutcomeDenied || !errors.As(err, &oe) || oe.Code != "access_denied" || oe.Description == "" {
+		t.Errorf("poll after deny: %v %v", o, err)
+	}
+	if _, err := f.svc.Lookup(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeDenied) {
+		t.Errorf("lookup after deny: %v", err)
+	}
+	if err := f.svc.Deny(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeDenied) {
+		t.Errorf("deny twice: %v", err)
+	}
+	if _, err := f.svc.BeginAuthorization(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeDenied) {
+		t.Errorf("allow after deny: %v", err)
+	}
+}
+
+func TestCallbackStateChecks(t *testing.T) {
+	f := newFixture(t)
+	a, _ := f.svc.Authorize(ctx, "tv", nil)
+	b, _ := f.svc.BeginAuthorization(ctx, a.UserCode)
+	if _, err := f.svc.ClaimCallback(ctx, b.RecordID, "forged"); !errors.Is(err, deviceflow.ErrStateMismatch) {
+		t.Errorf("forged state: %v", err)
+	}
+	c, err := f.svc.ClaimCallback(ctx, b.RecordID, b.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Verifier != b.Verifier {
+		t.Error("claim did not return the verifier")
+	}
+	if _, err := f.svc.ClaimCallback(ctx, b.RecordID, b.State); !errors.Is(err, deviceflow.ErrCallbackUsed) {
+		t.Errorf("replayed callback: %v", err)
+	}
+	if err := f.svc.Fail(ctx, c, "upstream failed"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.svc.Poll(ctx, "tv", a.DeviceCode); !errors.Is(err, oauth.ErrAccessDenied) || err.Error() != "access_denied: upstream failed" {
+		t.Errorf("poll after failure: %v", err)
+	}
+	if _, err := f.svc.ClaimCallback(ctx, b.RecordID, b.State); !errors.Is(err, deviceflow.ErrCodeDenied) {
+		t.Errorf("callback after failure: %v", err)
+	}
+	if _, err := f.svc.ClaimCallback(ctx, "nope", b.State); !errors.Is(err, deviceflow.ErrUnknownCode) {
+		t.Errorf("callback for unknown record: %v", err)
+	}
+}
+
+func TestAllowAgainSupersedesAnExchangeInFlight(t *testing.T) {
+	f := newFixture(t)
+	a, _ := f.svc.Authorize(ctx, "tv", nil)
+	b1, _ := f.svc.BeginAuthorization(ctx, a.UserCode)
+	c1, err := f.svc.ClaimCallback(ctx, b1.RecordID, b1.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The person starts over before the first exchange finished.
+	b2, err := f.svc.BeginAuthorization(ctx, a.UserCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Complete(ctx, c1, &deviceflow.Tokens{AccessToken: "old"}); !errors.Is(err, deviceflow.ErrStateMismatch) {
+		t.Errorf("stale completion: %v, want ErrStateMismatch", err)
+	}
+	if _, err := f.svc.ClaimCallback(ctx, b1.RecordID, b1.State); !errors.Is(err, deviceflow.ErrStateMismatch) {
+		t.Errorf("old state after restart: %v", err)
+	}
+	c2, err := f.svc.ClaimCallback(ctx, b2.RecordID, b2.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Complete(ctx, c2, &deviceflow.Tokens{AccessToken: "new"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := f.svc.Poll(ctx, "tv", a.DeviceCode)
+	if err != nil || tok.AccessToken != "new" {
+		t.Errorf("poll: %+v %v", tok, err)
+	}
+}
+
+func TestLookupInvalidAndUnknown(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.svc.Lookup(ctx, "nope"); !errors.Is(err, deviceflow.ErrInvalidUserCode) {
+		t.Errorf("invalid: %v", err)
+	}
+	if _, err := f.svc.Lookup(ctx, "BCDF-GHJK"); !errors.Is(err, deviceflow.ErrUnknownCode) {
+		t.Errorf("unknown: %v", err)
+	}
+}
+
+// collidingReader hands out the same bytes every time, so every user code
+// drawn collides with the first one.
+type collidingReader struct{}
+
+func (collidingReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(i)
+	}
+	return len(p), nil
+}
+
+func TestAuthorizeGivesUpOnEndlessCollisions(t *testing.T) {
+	f := newFixture(t)
+	h, _ := deviceflow.NewHasher(bytes.Repeat([]byte{7}, 32))
+	svc, _ := deviceflow.New(deviceflow.Config{Store: f.store, Hasher: h, Now: f.clock.Now, Rand: collidingReader{}, Lifetime: time.Minute, Interval: time.Second})
+	if _, err := svc.Authorize(ctx, "tv", nil); err != nil {
+		t.Fatalf("first: %v", err)
+	}
+	if _, err := svc.Authorize(ctx, "tv", nil); !errors.Is(err, deviceflow.ErrCodeSpace) {
+		t.Errorf("second: %v, want ErrCodeSpace", err)
+	}
+}

@@ -1,0 +1,98 @@
+// Package oauth holds the OAuth 2.0 error answers devicegate speaks (RFC 6749
+// §5.2, RFC 8628 §3.5) and the one way they are written on the wire.
+//
+// Errors are values, never mutated: WithDescription returns a copy, so a
+// sentinel cannot pick up a description meant for one request and leak it
+// into the next.
+package oauth
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// Error is an OAuth 2.0 error answer.
+type Error struct {
+	// Code is the RFC error code, e.g. "invalid_grant".
+	Code string
+	// Description is a human-readable explanation for the client developer.
+	// It must never contain a secret.
+	Description string
+	// Status is the HTTP status the answer is sent with.
+	Status int
+}
+
+// The error answers of RFC 6749 §5.2 and RFC 8628 §3.5. Status codes follow
+// the RFCs: 400 for all but invalid_client (401) and server_error (500).
+var (
+	ErrInvalidRequest         = Error{Code: "invalid_request", Status: http.StatusBadRequest}
+	ErrInvalidClient          = Error{Code: "invalid_client", Status: http.StatusUnauthorized}
+	ErrInvalidGrant           = Error{Code: "invalid_grant", Status: http.StatusBadRequest}
+	ErrUnauthorizedClient     = Error{Code: "unauthorized_client", Status: http.StatusBadRequest}
+	ErrUnsupportedGrantType   = Error{Code: "unsupported_grant_type", Status: http.StatusBadRequest}
+	ErrInvalidScope           = Error{Code: "invalid_scope", Status: http.StatusBadRequest}
+	ErrAuthorizationPending   = Error{Code: "authorization_pending", Status: http.StatusBadRequest}
+	ErrSlowDown               = Error{Code: "slow_down", Status: http.StatusBadRequest}
+	ErrAccessDenied           = Error{Code: "access_denied", Status: http.StatusBadRequest}
+	ErrExpiredToken           = Error{Code: "expired_token", Status: http.StatusBadRequest}
+	ErrServerError            = Error{Code: "server_error", Status: http.StatusInternalServerError}
+	ErrTemporarilyUnavailable = Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable}
+)
+
+// Error implements error.
+func (e Error) Error() string {
+	if e.Description == "" {
+		return e.Code
+	}
+	return e.Code + ": " + e.Description
+}
+
+// Is makes errors.Is match on the code alone, so a described copy still
+// matches its sentinel.
+func (e Error) Is(target error) bool {
+	t, ok := target.(Error)
+	return ok && t.Code == e.Code
+}
+
+// WithDescription returns a copy of e carrying description.
+func (e Error) WithDescription(description string) Error {
+	e.Description = description
+	return e
+}
+
+// body is the JSON shape of RFC 6749 §5.2.
+type body struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// NoStore sets the headers RFC 6749 §5.1 requires on every answer that may
+// carry credentials; devicegate sends them on every API answer.
+func NoStore(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
+// WriteError writes e as an RFC 6749 §5.2 JSON error answer.
+func WriteError(w http.ResponseWriter, e Error) {
+	if e.Status == 0 {
+		e.Status = http.StatusBadRequest
+	}
+	WriteJSON(w, e.Status, body{Error: e.Code, Description: e.Description})
+}
+
+// WriteJSON writes v as a JSON answer with no-store caching.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Every value passed here is a plain struct of strings and numbers;
+		// failing to encode one is a programming error, answered safely.
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"server_error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	NoStore(h)
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
