@@ -1,0 +1,391 @@
+// Package config turns the environment into a validated Config.
+//
+// Load reads every variable, checks all of them and reports every problem at
+// once, each with the variable's name, so a person fixing a deployment sees
+// the whole list in one go. It has no side effects: it opens no file and
+// dials nothing. Secret values never appear in its errors.
+package config
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client is a device client allowed to use devicegate.
+type Client struct {
+	// ID is the client_id the device sends.
+	ID string `json:"client_id"`
+	// Name is shown to the person on the confirmation screen.
+	Name string `json:"name"`
+	// Scopes lists the scopes the client may ask for; empty means any.
+	Scopes []string `json:"scopes,omitempty"`
+	// DefaultScopes are used when the device asks for none.
+	DefaultScopes []string `json:"default_scopes,omitempty"`
+	// SecretEnv names the variable holding the client's secret; empty makes
+	// it a public client, identified by client_id alone (RFC 6749 §2.1).
+	SecretEnv string `json:"secret_env,omitempty"`
+
+	// Secret is the value of SecretEnv, filled in by Load.
+	Secret string `json:"-"`
+}
+
+// Public reports whether the client has no secret.
+func (c *Client) Public() bool { return c.Secret == "" }
+
+// AllowsScope reports whether the client may ask for scope.
+func (c *Client) AllowsScope(scope string) bool {
+	return len(c.Scopes) == 0 || slices.Contains(c.Scopes, scope)
+}
+
+// Upstream is the OAuth 2.0 provider devicegate fronts.
+type Upstream struct {
+	Preset       string // "spotify", "generic", or "demo" (set by -demo)
+	Name         string // display name; generic only
+	AuthURL      string // generic only
+	TokenURL     string // generic only
+	PKCE         bool   // generic only; presets know their own
+	ClientID     string
+	ClientSecret string
+	Timeout      time.Duration
+}
+
+// Config is devicegate's whole configuration.
+type Config struct {
+	// PublicURL is where people and devices reach devicegate, without a
+	// trailing slash; every URL devicegate hands out starts with it.
+	PublicURL string
+	// Addr is the listen address.
+	Addr     string
+	Upstream Upstream
+	Clients  []Client
+
+	CodeLifetime time.Duration
+	PollInterval time.Duration
+
+	Store    string // "bolt" or "memory"
+	BoltPath string
+	// SecretKey keys code hashing; nil means "generate one next to the
+	// bolt file" (local use) — main decides, config has no side effects.
+	SecretKey []byte
+
+	LogLevel  string // debug, info, warn, error
+	LogFormat string // text or json
+	// Demo runs the built-in demo provider (flag -demo).
+	Demo bool
+}
+
+// Client returns the client with id.
+func (c *Config) Client(id string) (*Client, bool) {
+	for i := range c.Clients {
+		if c.Clients[i].ID == id {
+			return &c.Clients[i], true
+		}
+	}
+	return nil, false
+}
+
+// Var documents one environment variable. Vars is the single list that
+// Load reads and README's table is checked against.
+type Var struct {
+	Name, Default, Doc string
+}
+
+// Vars lists every variable Load reads.
+var Vars = []Var{
+	{"DEVICEGATE_PUBLIC_URL", "http://<listen address>", "Public base URL people and devices use, e.g. https://devicegate.example.net. HTTPS required unless the host is a loopback address."},
+	{"DEVICEGATE_ADDR", "127.0.0.1:8080", "Listen address. Ignored when FUNCTIONS_CUSTOMHANDLER_PORT is set (Azure), which makes it listen on that port."},
+	{"DEVICEGATE_UPSTREAM", "spotify", "Upstream provider preset: spotify or generic."},
+	{"DEVICEGATE_UPSTREAM_NAME", "", "generic: the provider's name shown to people."},
+	{"DEVICEGATE_UPSTREAM_AUTH_URL", "", "generic: the provider's authorization endpoint."},
+	{"DEVICEGATE_UPSTREAM_TOKEN_URL", "", "generic: the provider's token endpoint."},
+	{"DEVICEGATE_UPSTREAM_PKCE", "true", "generic: whether the provider supports PKCE S256."},
+	{"DEVICEGATE_UPSTREAM_CLIENT_ID", "", "Client id of devicegate's app at the provider (required)."},
+	{"DEVICEGATE_UPSTREAM_CLIENT_SECRET", "", "Client secret of devicegate's app at the provider (required; never logged)."},
+	{"DEVICEGATE_UPSTREAM_TIMEOUT", "10s", "Time limit for a token exchange with the provider."},
+	{"DEVICEGATE_CLIENTS", "", `Device clients allowed, as JSON: [{"client_id":"tv","name":"Living-room TV","scopes":["user-read-playback-state"],"default_scopes":[…],"secret_env":"TV_SECRET"}]. scopes empty = any; secret_env empty = public client.`},
+	{"DEVICEGATE_CODE_LIFETIME", "10m", "How long device and user codes live (expires_in), 1m to 30m."},
+	{"DEVICEGATE_POLL_INTERVAL", "5s", "Polling interval devices start with, whole seconds, 1s to 60s."},
+	{"DEVICEGATE_STORE", "bolt", "Where records live: bolt (one local file) or memory (lost on restart)."},
+	{"DEVICEGATE_BOLT_PATH", "devicegate.db", "bolt: the database file."},
+	{"DEVICEGATE_SECRET_KEY", "generated", "Base64 of 32 random bytes keying the code hashes (openssl rand -base64 32). Unset locally: generated into devicegate.key next to the bolt file."},
+	{"DEVICEGATE_LOG_LEVEL", "info", "debug, info, warn or error."},
+	{"DEVICEGATE_LOG_FORMAT", "text", "text or json."},
+}
+
+// Load reads the configuration through getenv (os.Getenv in production, a
+// map in tests). demo says whether -demo was given: it supplies a demo
+// upstream and client, so no upstream variable is needed.
+func Load(getenv func(string) string, demo bool) (*Config, error) {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
+	or := func(name, def string) string {
+		if v := get(name); v != "" {
+			return v
+		}
+		return def
+	}
+	duration := func(name string, def, lo, hi time.Duration) time.Duration {
+		v := get(name)
+		if v == "" {
+			return def
+		}
+		d, err := parseDuration(v)
+		if err != nil {
+			bad(name, "%q is not a duration (use e.g. 10m, 90s or a number of seconds)", v)
+			return def
+		}
+		if d < lo || d > hi {
+			bad(name, "%v is out of range [%v, %v]", d, lo, hi)
+		}
+		return d
+	}
+
+	c := &Config{Demo: demo}
+
+	c.Addr = or("DEVICEGATE_ADDR", "127.0.0.1:8080")
+	if port := get("FUNCTIONS_CUSTOMHANDLER_PORT"); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			bad("FUNCTIONS_CUSTOMHANDLER_PORT", "%q is not a port number", port)
+		}
+		c.Addr = ":" + port
+	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("DEVICEGATE_ADDR", "%q is not host:port", c.Addr)
+	}
+
+	c.PublicURL = strings.TrimRight(get("DEVICEGATE_PUBLIC_URL"), "/")
+	if c.PublicURL == "" {
+		host, port, _ := net.SplitHostPort(c.Addr)
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		c.PublicURL = "http://" + net.JoinHostPort(host, port)
+	}
+	if err := checkPublicURL(c.PublicURL); err != nil {
+		bad("DEVICEGATE_PUBLIC_URL", "%v", err)
+	}
+
+	up := &c.Upstream
+	up.Timeout = duration("DEVICEGATE_UPSTREAM_TIMEOUT", 10*time.Second, time.Second, 40*time.Second)
+	if demo {
+		up.Preset = "demo"
+	} else {
+		up.Preset = strings.ToLower(or("DEVICEGATE_UPSTREAM", "spotify"))
+		up.ClientID = get("DEVICEGATE_UPSTREAM_CLIENT_ID")
+		up.ClientSecret = getenv("DEVICEGATE_UPSTREAM_CLIENT_SECRET")
+		if up.ClientID == "" {
+			bad("DEVICEGATE_UPSTREAM_CLIENT_ID", "required: the client id of your app at the provider")
+		}
+		if up.ClientSecret == "" {
+			bad("DEVICEGATE_UPSTREAM_CLIENT_SECRET", "required: the client secret of your app at the provider")
+		}
+		switch up.Preset {
+		case "spotify":
+		case "generic":
+			up.Name = or("DEVICEGATE_UPSTREAM_NAME", "your provider")
+			up.AuthURL = get("DEVICEGATE_UPSTREAM_AUTH_URL")
+			up.TokenURL = get("DEVICEGATE_UPSTREAM_TOKEN_URL")
+			for name, v := range map[string]string{"DEVICEGATE_UPSTREAM_AUTH_URL": up.AuthURL, "DEVICEGATE_UPSTREAM_TOKEN_URL": up.TokenURL} {
+				if err := checkEndpoint(v); err != nil {
+					bad(name, "%v", err)
+				}
+			}
+			up.PKCE = true
+			if v := get("DEVICEGATE_UPSTREAM_PKCE"); v != "" {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					bad("DEVICEGATE_UPSTREAM_PKCE", "%q is not true or false", v)
+				}
+				up.PKCE = b
+			}
+		default:
+			bad("DEVICEGATE_UPSTREAM", "unknown preset %q (choose spotify or generic)", up.Preset)
+		}
+	}
+
+	if raw := get("DEVICEGATE_CLIENTS"); raw != "" {
+		clients, problems := parseClients(raw, getenv)
+		c.Clients = clients
+		for _, p := range problems {
+			bad("DEVICEGATE_CLIENTS", "%s", p)
+		}
+	} else if !demo {
+		bad("DEVICEGATE_CLIENTS", `required: at least one device client, e.g. [{"client_id":"tv","name":"Living-room TV"}]`)
+	}
+
+	c.CodeLifetime = duration("DEVICEGATE_CODE_LIFETIME", 10*time.Minute, time.Minute, 30*time.Minute)
+	c.PollInterval = duration("DEVICEGATE_POLL_INTERVAL", 5*time.Second, time.Second, time.Minute)
+	if c.PollInterval%time.Second != 0 {
+		bad("DEVICEGATE_POLL_INTERVAL", "%v is not a whole number of seconds", c.PollInterval)
+	}
+
+	c.Store = strings.ToLower(or("DEVICEGATE_STORE", "bolt"))
+	switch c.Store {
+	case "bolt", "memory":
+	default:
+		bad("DEVICEGATE_STORE", "unknown store %q (choose bolt or memory)", c.Store)
+	}
+	c.BoltPath = or("DEVICEGATE_BOLT_PATH", "devicegate.db")
+
+	if v := get("DEVICEGATE_SECRET_KEY"); v != "" {
+		key, err := base64.StdEncoding.DecodeString(v)
+		if err != nil {
+			key, err = base64.RawStdEncoding.DecodeString(v)
+		}
+		switch {
+		case err != nil:
+			bad("DEVICEGATE_SECRET_KEY", "not valid base64 (make one with: openssl rand -base64 32)")
+		case len(key) != 32:
+			bad("DEVICEGATE_SECRET_KEY", "decodes to %d bytes, want 32 (make one with: openssl rand -base64 32)", len(key))
+		default:
+			c.SecretKey = key
+		}
+	}
+
+	c.LogLevel = strings.ToLower(or("DEVICEGATE_LOG_LEVEL", "info"))
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		bad("DEVICEGATE_LOG_LEVEL", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	c.LogFormat = strings.ToLower(or("DEVICEGATE_LOG_FORMAT", "text"))
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("DEVICEGATE_LOG_FORMAT", "%q is not text or json", c.LogFormat)
+	}
+
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// parseDuration accepts Go durations ("10m", "1m30s") and plain seconds.
+func parseDuration(v string) (time.Duration, error) {
+	if n, err := strconv.Atoi(v); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	return time.ParseDuration(v)
+}
+
+// checkPublicURL insists on HTTPS except for loopback hosts: cookies,
+// redirects and tokens must not travel in clear over a network.
+func checkPublicURL(v string) error {
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("%q is not an absolute http(s) URL", v)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
+		return fmt.Errorf("%q must be scheme://host[:port] with no path, query or fragment", v)
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return fmt.Errorf("%q must use https (plain http is allowed only for loopback addresses)", v)
+	}
+	return nil
+}
+
+func checkEndpoint(v string) error {
+	if v == "" {
+		return errors.New("required for the generic upstream")
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("%q is not an absolute http(s) URL", v)
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return fmt.Errorf("%q must use https", v)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// parseClients decodes DEVICEGATE_CLIENTS and reports each problem with the
+// entry it is in.
+func parseClients(raw string, getenv func(string) string) ([]Client, []string) {
+	var clients []Client
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&clients); err != nil {
+		return nil, []string{fmt.Sprintf("not a JSON array of clients: %v", err)}
+	}
+	var problems []string
+	if len(clients) == 0 {
+		problems = append(problems, "the list is empty")
+	}
+	seen := map[string]bool{}
+	for i := range clients {
+		cl := &clients[i]
+		where := fmt.Sprintf("entry %d", i)
+		if cl.ID != "" {
+			where = fmt.Sprintf("entry %d (%q)", i, cl.ID)
+		}
+		switch {
+		case cl.ID == "":
+			problems = append(problems, where+": client_id is required")
+		case !validClientID(cl.ID):
+			problems = append(problems, where+": client_id may use only letters, digits and - . _ ~ (at most 128)")
+		case seen[cl.ID]:
+			problems = append(problems, where+": client_id appears twice")
+		}
+		seen[cl.ID] = true
+		if cl.Name == "" {
+			cl.Name = cl.ID
+		}
+		for _, s := range append(slices.Clone(cl.Scopes), cl.DefaultScopes...) {
+			if !ValidScope(s) {
+				problems = append(problems, fmt.Sprintf("%s: %q is not a valid scope", where, s))
+			}
+		}
+		for _, s := range cl.DefaultScopes {
+			if !cl.AllowsScope(s) {
+				problems = append(problems, fmt.Sprintf("%s: default scope %q is not in scopes", where, s))
+			}
+		}
+		if cl.SecretEnv != "" {
+			cl.Secret = getenv(cl.SecretEnv)
+			if cl.Secret == "" {
+				problems = append(problems, fmt.Sprintf("%s: secret_env names %s, which is unset or empty", where, cl.SecretEnv))
+			}
+		}
+	}
+	return clients, problems
+}
+
+func validClientID(id string) bool {
+	if len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidScope reports whether s is an RFC 6749 §3.3 scope token.
+func ValidScope(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x21 || r > 0x7e || r == '"' || r == '\\' {
+			return false
+		}
+	}
+	return true
+}
