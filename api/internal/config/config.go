@@ -57,6 +57,18 @@ type Upstream struct {
 	Timeout      time.Duration
 }
 
+// Cosmos locates the Cosmos DB container of the cosmos store.
+type Cosmos struct {
+	ConnectionString string // wins over Endpoint/Key
+	Endpoint         string
+	Key              string // empty: Microsoft Entra ID (DefaultAzureCredential)
+	Database         string
+	Container        string
+	// CreateIfMissing creates the database and container (local and
+	// emulator use; in Azure the Bicep template creates them).
+	CreateIfMissing bool
+}
+
 // Config is devicegate's whole configuration.
 type Config struct {
 	// PublicURL is where people and devices reach devicegate, without a
@@ -70,8 +82,12 @@ type Config struct {
 	CodeLifetime time.Duration
 	PollInterval time.Duration
 
-	Store    string // "bolt" or "memory"
+	Store    string // "bolt", "memory" or "cosmos"
 	BoltPath string
+	Cosmos   Cosmos
+	// TrustedProxy says a trusted front (Azure Static Web Apps) sets
+	// X-Forwarded-For; only then is that header believed.
+	TrustedProxy bool
 	// SecretKey keys code hashing; nil means "generate one next to the
 	// bolt file" (local use) — main decides, config has no side effects.
 	SecretKey []byte
@@ -113,8 +129,15 @@ var Vars = []Var{
 	{"DEVICEGATE_CLIENTS", "", `Device clients allowed, as JSON: [{"client_id":"tv","name":"Living-room TV","scopes":["user-read-playback-state"],"default_scopes":[…],"secret_env":"TV_SECRET"}]. scopes empty = any; secret_env empty = public client.`},
 	{"DEVICEGATE_CODE_LIFETIME", "10m", "How long device and user codes live (expires_in), 1m to 30m."},
 	{"DEVICEGATE_POLL_INTERVAL", "5s", "Polling interval devices start with, whole seconds, 1s to 60s."},
-	{"DEVICEGATE_STORE", "bolt", "Where records live: bolt (one local file) or memory (lost on restart)."},
+	{"DEVICEGATE_STORE", "bolt", "Where records live: bolt (one local file), cosmos (Azure Cosmos DB) or memory (lost on restart)."},
 	{"DEVICEGATE_BOLT_PATH", "devicegate.db", "bolt: the database file."},
+	{"DEVICEGATE_COSMOS_CONNECTION_STRING", "", "cosmos: a connection string (AccountEndpoint=…;AccountKey=…;). Or set the endpoint (and key) below."},
+	{"DEVICEGATE_COSMOS_ENDPOINT", "", "cosmos: the account endpoint, e.g. https://NAME.documents.azure.com:443/."},
+	{"DEVICEGATE_COSMOS_KEY", "", "cosmos: the account key; unset = sign in with Microsoft Entra ID (managed identity in Azure, az login locally)."},
+	{"DEVICEGATE_COSMOS_DATABASE", "devicegate", "cosmos: database name."},
+	{"DEVICEGATE_COSMOS_CONTAINER", "records", "cosmos: container name (partition key /id, TTL on)."},
+	{"DEVICEGATE_COSMOS_CREATE", "false", "cosmos: create the database and container when missing (local/emulator use)."},
+	{"DEVICEGATE_TRUSTED_PROXY", "false", "true behind a front that sets X-Forwarded-For (Azure Static Web Apps); the client IP is then read from it."},
 	{"DEVICEGATE_SECRET_KEY", "generated", "Base64 of 32 random bytes keying the code hashes (openssl rand -base64 32). Unset locally: generated into devicegate.key next to the bolt file."},
 	{"DEVICEGATE_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"DEVICEGATE_LOG_FORMAT", "text", "text or json."},
@@ -149,6 +172,18 @@ func Load(getenv func(string) string, demo bool) (*Config, error) {
 			bad(name, "%v is out of range [%v, %v]", d, lo, hi)
 		}
 		return d
+	}
+
+	boolean := func(name string, def bool) bool {
+		v := get(name)
+		if v == "" {
+			return def
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad(name, "%q is not true or false", v)
+		}
+		return b
 	}
 
 	c := &Config{Demo: demo}
@@ -200,14 +235,7 @@ func Load(getenv func(string) string, demo bool) (*Config, error) {
 					bad(name, "%v", err)
 				}
 			}
-			up.PKCE = true
-			if v := get("DEVICEGATE_UPSTREAM_PKCE"); v != "" {
-				b, err := strconv.ParseBool(v)
-				if err != nil {
-					bad("DEVICEGATE_UPSTREAM_PKCE", "%q is not true or false", v)
-				}
-				up.PKCE = b
-			}
+			up.PKCE = boolean("DEVICEGATE_UPSTREAM_PKCE", true)
 		default:
 			bad("DEVICEGATE_UPSTREAM", "unknown preset %q (choose spotify or generic)", up.Preset)
 		}
@@ -230,12 +258,30 @@ func Load(getenv func(string) string, demo bool) (*Config, error) {
 	}
 
 	c.Store = strings.ToLower(or("DEVICEGATE_STORE", "bolt"))
+	c.BoltPath = or("DEVICEGATE_BOLT_PATH", "devicegate.db")
+	c.Cosmos = Cosmos{
+		ConnectionString: getenv("DEVICEGATE_COSMOS_CONNECTION_STRING"),
+		Endpoint:         get("DEVICEGATE_COSMOS_ENDPOINT"),
+		Key:              getenv("DEVICEGATE_COSMOS_KEY"),
+		Database:         or("DEVICEGATE_COSMOS_DATABASE", "devicegate"),
+		Container:        or("DEVICEGATE_COSMOS_CONTAINER", "records"),
+		CreateIfMissing:  boolean("DEVICEGATE_COSMOS_CREATE", false),
+	}
 	switch c.Store {
 	case "bolt", "memory":
+	case "cosmos":
+		if c.Cosmos.ConnectionString == "" && c.Cosmos.Endpoint == "" {
+			bad("DEVICEGATE_COSMOS_ENDPOINT", "required for the cosmos store (or set DEVICEGATE_COSMOS_CONNECTION_STRING)")
+		}
+		if c.Cosmos.Endpoint != "" {
+			if u, err := url.Parse(c.Cosmos.Endpoint); err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+				bad("DEVICEGATE_COSMOS_ENDPOINT", "%q is not an https URL", c.Cosmos.Endpoint)
+			}
+		}
 	default:
-		bad("DEVICEGATE_STORE", "unknown store %q (choose bolt or memory)", c.Store)
+		bad("DEVICEGATE_STORE", "unknown store %q (choose bolt, cosmos or memory)", c.Store)
 	}
-	c.BoltPath = or("DEVICEGATE_BOLT_PATH", "devicegate.db")
+	c.TrustedProxy = boolean("DEVICEGATE_TRUSTED_PROXY", false)
 
 	if v := get("DEVICEGATE_SECRET_KEY"); v != "" {
 		key, err := base64.StdEncoding.DecodeString(v)

@@ -174,3 +174,29 @@ func TestREADMEDocumentsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestCosmosStore(t *testing.T) {
+	m := base()
+	m["DEVICEGATE_STORE"] = "cosmos"
+	if _, err := Load(env(m), false); err == nil || !strings.Contains(err.Error(), "DEVICEGATE_COSMOS_ENDPOINT: required") {
+		t.Errorf("cosmos without endpoint: %v", err)
+	}
+	m["DEVICEGATE_COSMOS_ENDPOINT"] = "http://cosmos.example.net"
+	if _, err := Load(env(m), false); err == nil || !strings.Contains(err.Error(), "not an https URL") {
+		t.Errorf("plain-http endpoint: %v", err)
+	}
+	m["DEVICEGATE_COSMOS_ENDPOINT"] = "https://acct.documents.azure.com:443/"
+	m["DEVICEGATE_COSMOS_CREATE"] = "yes please"
+	if _, err := Load(env(m), false); err == nil || !strings.Contains(err.Error(), "DEVICEGATE_COSMOS_CREATE") {
+		t.Errorf("bad bool: %v", err)
+	}
+	m["DEVICEGATE_COSMOS_CREATE"] = "true"
+	m["DEVICEGATE_TRUSTED_PROXY"] = "1"
+	c, err := Load(env(m), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Cosmos.CreateIfMissing || c.Cosmos.Database != "devicegate" || c.Cosmos.Container != "records" || !c.TrustedProxy {
+		t.Errorf("%+v", c)
+	}
+}
