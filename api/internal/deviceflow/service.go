@@ -11,6 +11,7 @@ package deviceflow
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/api/internal/oauth"
+	"github.com/devicegate/devicegate/api/internal/seal"
 	"github.com/devicegate/devicegate/api/internal/store"
 )
 
@@ -47,8 +49,10 @@ var errNoWrite = errors.New("deviceflow: nothing to write")
 
 // Config is what a Service needs. All fields are required.
 type Config struct {
-	Store    store.Store
-	Hasher   *Hasher
+	Store  store.Store
+	Hasher *Hasher
+	// Sealer encrypts the tokens and PKCE verifiers kept on records.
+	Sealer   *seal.Sealer
 	Now      func() time.Time
 	Rand     io.Reader
 	Lifetime time.Duration // how long codes live (expires_in)
@@ -63,8 +67,8 @@ type Service struct {
 // New checks c and returns a Service.
 func New(c Config) (*Service, error) {
 	switch {
-	case c.Store == nil, c.Hasher == nil, c.Now == nil, c.Rand == nil:
-		return nil, errors.New("deviceflow: Store, Hasher, Now and Rand are required")
+	case c.Store == nil, c.Hasher == nil, c.Sealer == nil, c.Now == nil, c.Rand == nil:
+		return nil, errors.New("deviceflow: Store, Hasher, Sealer, Now and Rand are required")
 	case c.Lifetime < time.Second:
 		return nil, fmt.Errorf("deviceflow: lifetime %v is too short", c.Lifetime)
 	case c.Interval < time.Second || c.Interval%time.Second != 0:
@@ -223,7 +227,11 @@ func (s *Service) Poll(ctx context.Context, clientID, deviceCode string) (*Token
 	// again because the record now says delivered.
 	_ = s.c.Store.Delete(context.WithoutCancel(ctx), id)
 	var t Tokens
-	if err := json.Unmarshal(token, &t); err != nil || t.AccessToken == "" {
+	plain, err := s.c.Sealer.Open(token, []byte(id))
+	if err != nil {
+		return nil, 0, fmt.Errorf("deviceflow: opening stored tokens: %w", err)
+	}
+	if err := json.Unmarshal(plain, &t); err != nil || t.AccessToken == "" {
 		return nil, 0, fmt.Errorf("deviceflow: stored tokens are unreadable")
 	}
 	resp := t.Response(now)
@@ -321,13 +329,17 @@ func (s *Service) BeginAuthorization(ctx context.Context, userCode string) (*Beg
 	if err != nil {
 		return nil, err
 	}
+	sealed, err := s.sealString(verifier, p.Record.ID)
+	if err != nil {
+		return nil, err
+	}
 	rec, err := s.c.Store.Update(ctx, p.Record.ID, func(r *store.Record) error {
 		if err := awaiting(r); err != nil {
 			return err
 		}
 		r.Status = store.StatusAuthorizing
 		r.StateHash = s.c.Hasher.Hash(kindState, state)
-		r.CodeVerifier = verifier
+		r.CodeVerifier = sealed
 		return nil
 	})
 	if err != nil {
@@ -340,6 +352,30 @@ func (s *Service) BeginAuthorization(ctx context.Context, userCode string) (*Beg
 type Claim struct {
 	Record   *store.Record
 	Verifier string
+	// sealed is the verifier as stored, which identifies this authorization
+	// when the result is written back.
+	sealed string
+}
+
+// sealString seals a short secret for a record and encodes it as text.
+func (s *Service) sealString(v, recordID string) (string, error) {
+	b, err := s.c.Sealer.Seal([]byte(v), []byte(recordID))
+	if err != nil {
+		return "", err
+	}
+	return base64.RawStdEncoding.EncodeToString(b), nil
+}
+
+func (s *Service) openString(v, recordID string) (string, error) {
+	b, err := base64.RawStdEncoding.DecodeString(v)
+	if err != nil {
+		return "", fmt.Errorf("deviceflow: sealed value is not base64")
+	}
+	plain, err := s.c.Sealer.Open(b, []byte(recordID))
+	if err != nil {
+		return "", err
+	}
+	return string(plain), nil
 }
 
 // ClaimCallback checks the callback's state against the record's and marks
@@ -347,7 +383,7 @@ type Claim struct {
 // second time. The caller then exchanges the code and calls Complete or Fail.
 func (s *Service) ClaimCallback(ctx context.Context, recordID, state string) (*Claim, error) {
 	want := s.c.Hasher.Hash(kindState, state)
-	var verifier string
+	var sealed string
 	rec, err := s.c.Store.Update(ctx, recordID, func(r *store.Record) error {
 		switch r.Status {
 		case store.StatusAuthorizing:
@@ -363,13 +399,17 @@ func (s *Service) ClaimCallback(ctx context.Context, recordID, state string) (*C
 			return ErrStateMismatch
 		}
 		r.StateHash = ""
-		verifier = r.CodeVerifier
+		sealed = r.CodeVerifier
 		return nil
 	})
 	if err != nil {
 		return nil, mapLookupErr(err)
 	}
-	return &Claim{Record: rec, Verifier: verifier}, nil
+	verifier, err := s.openString(sealed, rec.ID)
+	if err != nil {
+		return nil, fmt.Errorf("deviceflow: opening the PKCE verifier: %w", err)
+	}
+	return &Claim{Record: rec, Verifier: verifier, sealed: sealed}, nil
 }
 
 // Complete stores the upstream's tokens for the device, provided the claim
@@ -379,9 +419,13 @@ func (s *Service) Complete(ctx context.Context, c *Claim, t *Tokens) error {
 	if err != nil {
 		return err
 	}
+	sealed, err := s.c.Sealer.Seal(b, []byte(c.Record.ID))
+	if err != nil {
+		return err
+	}
 	return s.finish(ctx, c, func(r *store.Record) {
 		r.Status = store.StatusApproved
-		r.Token = b
+		r.Token = sealed
 	})
 }
 
@@ -396,7 +440,7 @@ func (s *Service) Fail(ctx context.Context, c *Claim, reason string) error {
 
 func (s *Service) finish(ctx context.Context, c *Claim, set func(*store.Record)) error {
 	_, err := s.c.Store.Update(ctx, c.Record.ID, func(r *store.Record) error {
-		if r.Status != store.StatusAuthorizing || r.StateHash != "" || r.CodeVerifier != c.Verifier {
+		if r.Status != store.StatusAuthorizing || r.StateHash != "" || r.CodeVerifier != c.sealed {
 			if err := awaiting(r); err != nil {
 				return err
 			}

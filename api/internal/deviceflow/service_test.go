@@ -11,6 +11,7 @@ import (
 
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
 	"github.com/devicegate/devicegate/api/internal/oauth"
+	"github.com/devicegate/devicegate/api/internal/seal"
 	"github.com/devicegate/devicegate/api/internal/store"
 	"github.com/devicegate/devicegate/api/internal/store/memory"
 	"github.com/devicegate/devicegate/api/internal/store/storetest"
@@ -30,8 +31,12 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sl, err := seal.New(rand.Reader, bytes.Repeat([]byte{8}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc, err := deviceflow.New(deviceflow.Config{
-		Store: st, Hasher: h, Now: clock.Now, Rand: rand.Reader,
+		Store: st, Hasher: h, Sealer: sl, Now: clock.Now, Rand: rand.Reader,
 		Lifetime: 10 * time.Minute, Interval: 5 * time.Second,
 	})
 	if err != nil {
@@ -59,13 +64,15 @@ func (f *fixture) approve(t *testing.T, a *deviceflow.Authorization) {
 
 func TestNewValidates(t *testing.T) {
 	h, _ := deviceflow.NewHasher(make([]byte, 32))
-	good := deviceflow.Config{Store: memory.New(nil), Hasher: h, Now: time.Now, Rand: rand.Reader, Lifetime: time.Minute, Interval: time.Second}
+	sl, _ := seal.New(rand.Reader, make([]byte, 32))
+	good := deviceflow.Config{Store: memory.New(nil), Hasher: h, Sealer: sl, Now: time.Now, Rand: rand.Reader, Lifetime: time.Minute, Interval: time.Second}
 	if _, err := deviceflow.New(good); err != nil {
 		t.Fatalf("good config: %v", err)
 	}
 	bad := []func(*deviceflow.Config){
 		func(c *deviceflow.Config) { c.Store = nil },
 		func(c *deviceflow.Config) { c.Hasher = nil },
+		func(c *deviceflow.Config) { c.Sealer = nil },
 		func(c *deviceflow.Config) { c.Now = nil },
 		func(c *deviceflow.Config) { c.Rand = nil },
 		func(c *deviceflow.Config) { c.Lifetime = 0 },
@@ -289,11 +296,49 @@ func (collidingReader) Read(p []byte) (int, error) {
 func TestAuthorizeGivesUpOnEndlessCollisions(t *testing.T) {
 	f := newFixture(t)
 	h, _ := deviceflow.NewHasher(bytes.Repeat([]byte{7}, 32))
-	svc, _ := deviceflow.New(deviceflow.Config{Store: f.store, Hasher: h, Now: f.clock.Now, Rand: collidingReader{}, Lifetime: time.Minute, Interval: time.Second})
+	sl, _ := seal.New(rand.Reader, make([]byte, 32))
+	svc, _ := deviceflow.New(deviceflow.Config{Store: f.store, Hasher: h, Sealer: sl, Now: f.clock.Now, Rand: collidingReader{}, Lifetime: time.Minute, Interval: time.Second})
 	if _, err := svc.Authorize(ctx, "tv", nil); err != nil {
 		t.Fatalf("first: %v", err)
 	}
 	if _, err := svc.Authorize(ctx, "tv", nil); !errors.Is(err, deviceflow.ErrCodeSpace) {
 		t.Errorf("second: %v, want ErrCodeSpace", err)
+	}
+}
+
+// TestSecretsAreSealedAtRest: what the store holds reveals neither the
+// tokens nor the PKCE verifier nor the codes.
+func TestSecretsAreSealedAtRest(t *testing.T) {
+	f := newFixture(t)
+	a, _ := f.svc.Authorize(ctx, "tv", nil)
+	b, err := f.svc.BeginAuthorization(ctx, a.UserCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := f.store.Get(ctx, b.RecordID)
+	if rec.CodeVerifier == "" || rec.CodeVerifier == b.Verifier || bytes.Contains([]byte(rec.CodeVerifier), []byte(b.Verifier)) {
+		t.Errorf("verifier stored in clear: %q", rec.CodeVerifier)
+	}
+	c, _ := f.svc.ClaimCallback(ctx, b.RecordID, b.State)
+	if c.Verifier != b.Verifier {
+		t.Fatal("claim did not recover the verifier")
+	}
+	if err := f.svc.Complete(ctx, c, &deviceflow.Tokens{AccessToken: "very-secret-access", RefreshToken: "very-secret-refresh"}); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ = f.store.Get(ctx, b.RecordID)
+	for _, leak := range []string{"very-secret", a.DeviceCode, a.UserCode, b.State} {
+		if bytes.Contains(rec.Token, []byte(leak)) || rec.ID == leak || rec.UserCodeHash == leak || rec.StateHash == leak {
+			t.Errorf("the stored record reveals %q", leak)
+		}
+	}
+	// A sealed token moved to another record does not open.
+	a2, _ := f.svc.Authorize(ctx, "tv", nil)
+	b2, _ := f.svc.BeginAuthorization(ctx, a2.UserCode)
+	c2, _ := f.svc.ClaimCallback(ctx, b2.RecordID, b2.State)
+	f.svc.Complete(ctx, c2, &deviceflow.Tokens{AccessToken: "other"})
+	f.store.Update(ctx, b2.RecordID, func(r *store.Record) error { r.Token = rec.Token; return nil })
+	if _, _, err := f.svc.Poll(ctx, "tv", a2.DeviceCode); err == nil || errors.Is(err, oauth.ErrInvalidGrant) {
+		t.Errorf("a transplanted token was accepted or misreported: %v", err)
 	}
 }
