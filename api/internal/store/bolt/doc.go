@@ -1,0 +1,16 @@
+// Package bolt is the local default store.Store: every record lives in one
+// bbolt file, so a single devicegate process keeps its pending device
+// authorizations across restarts without any server to run.
+//
+// The package owns the file layout — a bucket of records keyed by ID and a
+// bucket mapping user-code hashes to IDs — and the sweeper that removes
+// records once they are store.Retention past expiry. Every write runs in a
+// bbolt read-write transaction; bbolt admits one writer at a time, which is
+// what makes Update a compare-and-swap here and lets Create check both keys
+// atomically.
+//
+// Things it must never do: write keys (hashes of secret codes) to a log or
+// into an error message, panic on a value it cannot decode, or hang when
+// another process holds the file — bbolt takes an exclusive lock, so a
+// second process gets a clear error after a short wait instead.
+package bolt
