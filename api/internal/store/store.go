@@ -136,3 +136,19 @@ type Store interface {
 
 // Clock is the time source backends use for expiry checks; tests inject one.
 type Clock func() time.Time
+
+// Counter counts events per key in fixed time windows. Rate limits keep
+// their counts here rather than in process memory, so that a limit holds
+// across every instance serving the app.
+type Counter interface {
+	// Incr adds one to key's count in the fixed window of the given length
+	// that contains the current time, and returns the count after adding
+	// and when that window ends. Counts of past windows are forgotten.
+	Incr(ctx context.Context, key string, window time.Duration) (count int, resetAt time.Time, err error)
+}
+
+// WindowStart returns the start of the fixed window of length window that
+// contains now; backends share it so every instance agrees on windows.
+func WindowStart(now time.Time, window time.Duration) time.Time {
+	return now.Truncate(window)
+}

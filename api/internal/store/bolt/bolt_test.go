@@ -25,6 +25,31 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestCounterConformance(t *testing.T) {
+	storetest.RunCounter(t, func(t *testing.T, now store.Clock) store.Counter {
+		return open(t, filepath.Join(t.TempDir(), "devicegate.db"), now)
+	})
+}
+
+func TestSweepDropsEndedCounters(t *testing.T) {
+	c := storetest.NewClock()
+	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
+	ctx := context.Background()
+	s.Incr(ctx, "gone", time.Minute)
+	s.Incr(ctx, "kept", time.Hour)
+	c.Advance(2 * time.Minute)
+	if _, err := s.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(countersBucket).ForEach(func(k, _ []byte) error { keys = append(keys, string(k)); return nil })
+	})
+	if len(keys) != 1 || keys[0] != "1h0m0s|kept" {
+		t.Errorf("counters after sweep: %v", keys)
+	}
+}
+
 // open opens a store with the sweeper off, closed when the test ends.
 func open(t *testing.T, path string, now store.Clock) *Store {
 	t.Helper()

@@ -21,16 +21,26 @@ type Store struct {
 	byUser  map[string]string        // user-code hash → ID
 	version uint64
 	swept   time.Time
+
+	counters map[string]counter // "window length|key" → count
 }
 
-var _ store.Store = (*Store)(nil)
+type counter struct {
+	n     int
+	reset time.Time
+}
+
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Counter = (*Store)(nil)
+)
 
 // New returns an empty store that reads the time from now (time.Now if nil).
 func New(now store.Clock) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{now: now, records: map[string]*store.Record{}, byUser: map[string]string{}}
+	return &Store{now: now, records: map[string]*store.Record{}, byUser: map[string]string{}, counters: map[string]counter{}}
 }
 
 // Create implements store.Store.
@@ -101,6 +111,23 @@ func (s *Store) Delete(_ context.Context, id string) error {
 	return nil
 }
 
+// Incr implements store.Counter.
+func (s *Store) Incr(_ context.Context, key string, window time.Duration) (int, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.sweepLocked()
+	k := window.String() + "|" + key
+	reset := store.WindowStart(now, window).Add(window)
+	c := s.counters[k]
+	if !c.reset.Equal(reset) {
+		c = counter{reset: reset}
+	}
+	c.n++
+	s.counters[k] = c
+	return c.n, reset, nil
+}
+
 // Ping implements store.Store.
 func (s *Store) Ping(context.Context) error { return nil }
 
@@ -132,6 +159,11 @@ func (s *Store) sweepLocked() {
 		if r.ExpiresAt.Before(cutoff) {
 			delete(s.byUser, r.UserCodeHash)
 			delete(s.records, id)
+		}
+	}
+	for k, c := range s.counters {
+		if !c.reset.After(now) {
+			delete(s.counters, k)
 		}
 	}
 }

@@ -11,3 +11,7 @@ import (
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(_ *testing.T, now store.Clock) store.Store { return memory.New(now) })
 }
+
+func TestCounterConformance(t *testing.T) {
+	storetest.RunCounter(t, func(_ *testing.T, now store.Clock) store.Counter { return memory.New(now) })
+}
