@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/devicegate/devicegate/api/internal/ratelimit"
 )
 
 // Client is a device client allowed to use devicegate.
@@ -88,6 +90,11 @@ type Config struct {
 	// TrustedProxy says a trusted front (Azure Static Web Apps) sets
 	// X-Forwarded-For; only then is that header believed.
 	TrustedProxy bool
+
+	// RateAuthorize limits device authorizations per client IP.
+	RateAuthorize ratelimit.Rule
+	// RateVerify limits code lookups (typing a code) per client IP.
+	RateVerify ratelimit.Rule
 	// SecretKey keys code hashing; nil means "generate one next to the
 	// bolt file" (local use) — main decides, config has no side effects.
 	SecretKey []byte
@@ -139,6 +146,8 @@ var Vars = []Var{
 	{"DEVICEGATE_COSMOS_CREATE", "false", "cosmos: create the database and container when missing (local/emulator use)."},
 	{"DEVICEGATE_TRUSTED_PROXY", "false", "true behind a front that sets X-Forwarded-For (Azure Static Web Apps); the client IP is then read from it."},
 	{"DEVICEGATE_SECRET_KEY", "generated", "Base64 of 32 random bytes keying the code hashes (openssl rand -base64 32). Unset locally: generated into devicegate.key next to the bolt file."},
+	{"DEVICEGATE_RATE_AUTHORIZE", "30/10m", "Device authorizations allowed per client IP (COUNT/WINDOW, or off)."},
+	{"DEVICEGATE_RATE_VERIFY", "20/10m", "Code entries allowed per client IP (COUNT/WINDOW, or off); what keeps guessing user codes hopeless (SECURITY.md)."},
 	{"DEVICEGATE_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"DEVICEGATE_LOG_FORMAT", "text", "text or json."},
 }
@@ -282,6 +291,15 @@ func Load(getenv func(string) string, demo bool) (*Config, error) {
 		bad("DEVICEGATE_STORE", "unknown store %q (choose bolt, cosmos or memory)", c.Store)
 	}
 	c.TrustedProxy = boolean("DEVICEGATE_TRUSTED_PROXY", false)
+	rule := func(name, def string) ratelimit.Rule {
+		r, err := ratelimit.ParseRule(or(name, def))
+		if err != nil {
+			bad(name, "%v", err)
+		}
+		return r
+	}
+	c.RateAuthorize = rule("DEVICEGATE_RATE_AUTHORIZE", "30/10m")
+	c.RateVerify = rule("DEVICEGATE_RATE_VERIFY", "20/10m")
 
 	if v := get("DEVICEGATE_SECRET_KEY"); v != "" {
 		key, err := base64.StdEncoding.DecodeString(v)

@@ -28,7 +28,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Addr != "127.0.0.1:8080" || c.PublicURL != "http://127.0.0.1:8080" || c.Upstream.Preset != "spotify" ||
 		c.CodeLifetime != 10*time.Minute || c.PollInterval != 5*time.Second || c.Store != "bolt" ||
-		c.BoltPath != "devicegate.db" || c.SecretKey != nil || c.LogLevel != "info" || c.Upstream.Timeout != 10*time.Second {
+		c.BoltPath != "devicegate.db" || c.SecretKey != nil || c.RateVerify.String() != "20/10m0s" || c.RateAuthorize.Limit != 30 || c.LogLevel != "info" || c.Upstream.Timeout != 10*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}
 	cl, ok := c.Client("tv")
@@ -103,6 +103,7 @@ func TestEveryProblemAtOnce(t *testing.T) {
 		"DEVICEGATE_LOG_LEVEL":              "loud",
 		"DEVICEGATE_LOG_FORMAT":             "xml",
 		"DEVICEGATE_UPSTREAM_TIMEOUT":       "2h",
+		"DEVICEGATE_RATE_VERIFY":            "lots",
 	}
 	_, err := Load(env(m), false)
 	if err == nil {
@@ -115,7 +116,7 @@ func TestEveryProblemAtOnce(t *testing.T) {
 		`entry 1 ("tv"): client_id appears twice`, "secret_env names MISSING", "entry 2: client_id is required",
 		`is not a valid scope`, `default scope "z" is not in scopes`,
 		"DEVICEGATE_CODE_LIFETIME: ", "DEVICEGATE_POLL_INTERVAL: ", "DEVICEGATE_STORE: ",
-		"DEVICEGATE_SECRET_KEY: decodes to 5 bytes", "DEVICEGATE_LOG_LEVEL: ", "DEVICEGATE_LOG_FORMAT: ", "DEVICEGATE_UPSTREAM_TIMEOUT: ",
+		"DEVICEGATE_SECRET_KEY: decodes to 5 bytes", "DEVICEGATE_LOG_LEVEL: ", "DEVICEGATE_LOG_FORMAT: ", "DEVICEGATE_UPSTREAM_TIMEOUT: ", "DEVICEGATE_RATE_VERIFY: ",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
