@@ -138,3 +138,31 @@ func TestHasher(t *testing.T) {
 		t.Errorf("hash %q looks wrong", a)
 	}
 }
+
+// FuzzNormalizeUserCode: whatever a person types, normalisation never
+// panics, and what it accepts is canonical and stable.
+func FuzzNormalizeUserCode(f *testing.F) {
+	for _, s := range []string{"BCDF-GHJK", "bcdf ghjk", "", "ABCD-EFGH", "BCDF–GHJK", "\x00\xff", strings.Repeat("B", 65)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got, err := NormalizeUserCode(in)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidUserCode) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if len(got) != UserCodeLength {
+			t.Fatalf("accepted %q as %q", in, got)
+		}
+		for _, r := range got {
+			if !strings.ContainsRune(UserCodeAlphabet, r) {
+				t.Fatalf("accepted %q as %q", in, got)
+			}
+		}
+		if again, err := NormalizeUserCode(FormatUserCode(got)); err != nil || again != got {
+			t.Fatalf("not stable: %q → %q → %q, %v", in, got, again, err)
+		}
+	})
+}

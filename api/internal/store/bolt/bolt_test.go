@@ -401,3 +401,25 @@ func TestCreateNeedsKeys(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecode: no stored value, however damaged, panics the decoder; what
+// it accepts carries the key it was stored under.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte("id1"), []byte(`{"rev":3,"record":{"id":"id1","status":"pending","expires_at":"2026-01-01T00:00:00Z"}}`))
+	f.Add([]byte("id1"), []byte(`{"rev":0,"record":null}`))
+	f.Add([]byte("x"), []byte(`{"rev":1,"record":{"id":"y"}}`))
+	f.Add([]byte("x"), []byte(`[`))
+	f.Add([]byte(""), []byte(``))
+	f.Fuzz(func(t *testing.T, id, v []byte) {
+		r, err := decode(id, v)
+		if err != nil {
+			if !errors.Is(err, ErrUndecodable) {
+				t.Fatalf("error %v does not match ErrUndecodable", err)
+			}
+			return
+		}
+		if r.ID != string(id) || r.Version == "" {
+			t.Fatalf("decoded %+v for key %q", r, id)
+		}
+	})
+}
