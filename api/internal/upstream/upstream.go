@@ -1,0 +1,303 @@
+// Package upstream is the OAuth 2.0 provider devicegate fronts: provider
+// presets as data, the redirect to the provider's authorize endpoint, and
+// the authorization-code exchange (with PKCE) through golang.org/x/oauth2.
+//
+// Its errors say which side failed and how — rejected, unavailable or
+// malformed — and never carry a token, a code, a verifier or a secret.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Preset describes a provider as data, in the manner of x/oauth2/endpoints.
+type Preset struct {
+	Name        string // "spotify", "generic", …
+	DisplayName string // shown to people: "Spotify"
+	AuthURL     string
+	TokenURL    string
+	// PKCE says whether the provider supports S256 (RFC 7636).
+	PKCE bool
+	// AuthStyle is how devicegate authenticates at the token endpoint.
+	AuthStyle oauth2.AuthStyle
+	// ScopeSeparator joins scopes in the authorize request ("" means " ").
+	ScopeSeparator string
+	// RedirectRules tells a person registering the app what redirect URIs
+	// the provider accepts.
+	RedirectRules string
+}
+
+var presets = map[string]Preset{
+	"spotify": {
+		Name:          "spotify",
+		DisplayName:   "Spotify",
+		AuthURL:       "https://accounts.spotify.com/authorize",
+		TokenURL:      "https://accounts.spotify.com/api/token",
+		PKCE:          true,
+		AuthStyle:     oauth2.AuthStyleInHeader,
+		RedirectRules: "HTTPS, or a loopback IP literal such as http://127.0.0.1:8080/api/callback; \"localhost\" is refused.",
+	},
+	"generic": {
+		Name:          "generic",
+		DisplayName:   "your provider",
+		PKCE:          true,
+		AuthStyle:     oauth2.AuthStyleAutoDetect,
+		RedirectRules: "Whatever the provider accepts; register <public URL>/api/callback exactly.",
+	},
+}
+
+// Lookup returns the preset with name. The generic preset has no URLs:
+// the configuration supplies them.
+func Lookup(name string) (Preset, bool) {
+	p, ok := presets[strings.ToLower(name)]
+	return p, ok
+}
+
+// Names lists the presets, sorted.
+func Names() []string {
+	out := make([]string, 0, len(presets))
+	for n := range presets {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Options configures a Provider.
+type Options struct {
+	Preset       Preset
+	ClientID     string
+	ClientSecret string
+	RedirectURL  string // devicegate's callback
+	// HTTPClient is used for the exchange; nil → a client with timeouts.
+	HTTPClient *http.Client
+	// Timeout bounds one exchange; 0 → 10 s.
+	Timeout time.Duration
+}
+
+// Provider talks to one upstream.
+type Provider struct {
+	preset  Preset
+	cfg     oauth2.Config
+	client  *http.Client
+	timeout time.Duration
+}
+
+// New checks o and returns a Provider.
+func New(o Options) (*Provider, error) {
+	var errs []error
+	for name, v := range map[string]string{"authorize URL": o.Preset.AuthURL, "token URL": o.Preset.TokenURL, "redirect URL": o.RedirectURL} {
+		if u, err := url.Parse(v); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			errs = append(errs, fmt.Errorf("upstream: the %s %q is not an absolute http(s) URL", name, v))
+		}
+	}
+	if o.ClientID == "" {
+		errs = append(errs, errors.New("upstream: a client id is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	client := o.HTTPClient
+	if client == nil {
+		client = &http.Client{Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: 15 * time.Second,
+			MaxIdleConnsPerHost:   4,
+			IdleConnTimeout:       90 * time.Second,
+		}}
+	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	return &Provider{
+		preset: o.Preset,
+		cfg: oauth2.Config{
+			ClientID:     o.ClientID,
+			ClientSecret: o.ClientSecret,
+			RedirectURL:  o.RedirectURL,
+			Endpoint:     oauth2.Endpoint{AuthURL: o.Preset.AuthURL, TokenURL: o.Preset.TokenURL, AuthStyle: o.Preset.AuthStyle},
+		},
+		client:  client,
+		timeout: timeout,
+	}, nil
+}
+
+// Name is the preset's name.
+func (p *Provider) Name() string { return p.preset.Name }
+
+// DisplayName is the provider's name for people.
+func (p *Provider) DisplayName() string { return p.preset.DisplayName }
+
+// AuthCodeURL is the provider's authorize URL for one authorization:
+// response_type=code, our client and callback, the scopes, state and, when
+// the provider supports it, the S256 challenge of verifier.
+func (p *Provider) AuthCodeURL(state, verifier string, scopes []string) string {
+	var opts []oauth2.AuthCodeOption
+	if p.preset.PKCE && verifier != "" {
+		opts = append(opts, oauth2.S256ChallengeOption(verifier))
+	}
+	cfg := p.cfg
+	if sep := p.preset.ScopeSeparator; sep != "" && sep != " " && len(scopes) > 0 {
+		// x/oauth2 always joins with spaces; a provider that wants another
+		// separator gets one pre-joined scope.
+		cfg.Scopes = []string{strings.Join(scopes, sep)}
+	} else {
+		cfg.Scopes = scopes
+	}
+	return cfg.AuthCodeURL(state, opts...)
+}
+
+// Challenge is the S256 challenge of a PKCE verifier (RFC 7636 §4.2).
+func Challenge(verifier string) string {
+	u, _ := url.Parse((&oauth2.Config{Endpoint: oauth2.Endpoint{AuthURL: "https://x/"}}).AuthCodeURL("", oauth2.S256ChallengeOption(verifier)))
+	return u.Query().Get("code_challenge")
+}
+
+// Tokens is what the provider issued.
+type Tokens struct {
+	AccessToken, TokenType, RefreshToken, Scope, IDToken string
+	// ExpiresIn is the provider's expires_in; zero when it gave none.
+	ExpiresIn time.Duration
+	// Expiry is ExpiresIn counted from the exchange; zero when none.
+	Expiry time.Time
+}
+
+// ErrorKind says which way an exchange failed.
+type ErrorKind int
+
+const (
+	// KindRejected: the provider answered with an OAuth error or a 4xx.
+	KindRejected ErrorKind = iota + 1
+	// KindUnavailable: a 5xx, a network failure or a timeout.
+	KindUnavailable
+	// KindMalformed: a 2xx the client cannot use (not JSON, no token).
+	KindMalformed
+)
+
+func (k ErrorKind) String() string {
+	switch k {
+	case KindRejected:
+		return "rejected"
+	case KindUnavailable:
+		return "unavailable"
+	case KindMalformed:
+		return "malformed"
+	}
+	return "unknown"
+}
+
+// ExchangeError is a failed code exchange.
+type ExchangeError struct {
+	Kind   ErrorKind
+	Code   string // the provider's RFC 6749 error code, if it sent one
+	Status int    // the HTTP status, if there was an answer
+	Err    error  // the cause, for errors.Is/As; its text is never shown
+}
+
+// Error says kind, status and error code only: the cause's text may quote
+// the provider's body, which can echo what we sent.
+func (e *ExchangeError) Error() string {
+	s := "upstream token exchange " + e.Kind.String()
+	if e.Status != 0 {
+		s += fmt.Sprintf(" (HTTP %d)", e.Status)
+	}
+	if e.Code != "" {
+		s += ": " + e.Code
+	}
+	return s
+}
+
+func (e *ExchangeError) Unwrap() error { return e.Err }
+
+// Exchange trades an authorization code, with its PKCE verifier, for
+// tokens, within the Provider's timeout.
+func (p *Provider) Exchange(ctx context.Context, code, verifier string) (*Tokens, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, p.client)
+	var opts []oauth2.AuthCodeOption
+	if p.preset.PKCE && verifier != "" {
+		opts = append(opts, oauth2.VerifierOption(verifier))
+	}
+	start := time.Now()
+	t, err := p.cfg.Exchange(ctx, code, opts...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	out := &Tokens{
+		AccessToken:  t.AccessToken,
+		TokenType:    t.TokenType,
+		RefreshToken: t.RefreshToken,
+	}
+	if s, ok := t.Extra("scope").(string); ok {
+		out.Scope = s
+	}
+	if s, ok := t.Extra("id_token").(string); ok {
+		out.IDToken = s
+	}
+	if t.ExpiresIn > 0 {
+		out.ExpiresIn = time.Duration(t.ExpiresIn) * time.Second
+		out.Expiry = start.Add(out.ExpiresIn)
+	} else if !t.Expiry.IsZero() {
+		out.Expiry = t.Expiry
+		out.ExpiresIn = time.Until(t.Expiry).Round(time.Second)
+	}
+	return out, nil
+}
+
+// classify sorts an x/oauth2 error into an ExchangeError.
+func classify(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		switch {
+		case status >= 500:
+			return &ExchangeError{Kind: KindUnavailable, Status: status, Err: err}
+		case status >= 400 || re.ErrorCode != "":
+			return &ExchangeError{Kind: KindRejected, Status: status, Code: safeCode(re.ErrorCode), Err: err}
+		default:
+			return &ExchangeError{Kind: KindMalformed, Status: status, Err: err}
+		}
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.As(err, &ne) {
+		return &ExchangeError{Kind: KindUnavailable, Err: err}
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &ExchangeError{Kind: KindUnavailable, Err: err}
+	}
+	// What is left comes from decoding a 2xx answer: "server response
+	// missing access_token", a JSON error, an unknown content type.
+	return &ExchangeError{Kind: KindMalformed, Err: err}
+}
+
+// safeCode keeps an error code only if it has the shape RFC 6749 gives
+// error codes, so a hostile provider cannot put text into our messages.
+func safeCode(c string) string {
+	if len(c) > 64 {
+		return ""
+	}
+	for _, r := range c {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' || r == ' ' {
+			return ""
+		}
+	}
+	return c
+}

@@ -1,0 +1,197 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+func newProvider(t *testing.T, tokenURL string, mod func(*Preset)) *Provider {
+	t.Helper()
+	pr, _ := Lookup("generic")
+	pr.DisplayName, pr.AuthURL, pr.TokenURL = "Acme", "https://acme.test/authorize", tokenURL
+	pr.AuthStyle = oauth2.AuthStyleInHeader
+	if mod != nil {
+		mod(&pr)
+	}
+	p, err := New(Options{Preset: pr, ClientID: "cid", ClientSecret: "top-secret", RedirectURL: "https://gate.test/api/callback", Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPresets(t *testing.T) {
+	sp, ok := Lookup("Spotify")
+	if !ok || sp.AuthURL != "https://accounts.spotify.com/authorize" || sp.TokenURL != "https://accounts.spotify.com/api/token" || !sp.PKCE || sp.RedirectRules == "" {
+		t.Errorf("spotify preset %+v", sp)
+	}
+	if g, ok := Lookup("generic"); !ok || g.AuthURL != "" {
+		t.Errorf("generic preset %+v", g)
+	}
+	if _, ok := Lookup("myspace"); ok {
+		t.Error("unknown preset found")
+	}
+	if n := Names(); len(n) < 2 || n[0] != "generic" {
+		t.Errorf("names %v", n)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	if _, err := New(Options{Preset: Preset{AuthURL: "nope", TokenURL: "https://x/t"}, RedirectURL: "https://x/cb"}); err == nil ||
+		!strings.Contains(err.Error(), "authorize URL") || !strings.Contains(err.Error(), "client id") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestAuthCodeURL(t *testing.T) {
+	tests := []struct {
+		name   string
+		mod    func(*Preset)
+		scopes []string
+		want   map[string]string
+		absent []string
+	}{
+		{"pkce and scopes", nil, []string{"a", "b"}, map[string]string{
+			"response_type": "code", "client_id": "cid", "redirect_uri": "https://gate.test/api/callback",
+			"scope": "a b", "state": "st", "code_challenge_method": "S256", "code_challenge": Challenge("verifier-verifier-verifier-verifier-verif"),
+		}, nil},
+		{"no pkce", func(p *Preset) { p.PKCE = false }, []string{"a"}, map[string]string{"scope": "a"}, []string{"code_challenge", "code_challenge_method"}},
+		{"no scopes", nil, nil, map[string]string{"state": "st"}, []string{"scope"}},
+		{"comma separator", func(p *Preset) { p.ScopeSeparator = "," }, []string{"read", "activity:read"}, map[string]string{"scope": "read,activity:read"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newProvider(t, "https://acme.test/token", tc.mod)
+			u, err := url.Parse(p.AuthCodeURL("st", "verifier-verifier-verifier-verifier-verif", tc.scopes))
+			if err != nil || u.Host != "acme.test" {
+				t.Fatalf("%v %v", u, err)
+			}
+			q := u.Query()
+			for k, v := range tc.want {
+				if q.Get(k) != v {
+					t.Errorf("%s = %q, want %q", k, q.Get(k), v)
+				}
+			}
+			for _, k := range tc.absent {
+				if q.Has(k) {
+					t.Errorf("%s present", k)
+				}
+			}
+		})
+	}
+	if c := Challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"); c != "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM" {
+		t.Errorf("RFC 7636 appendix B challenge: %s", c)
+	}
+}
+
+func TestExchange(t *testing.T) {
+	var got url.Values
+	var gotAuth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		got, gotAuth = r.PostForm, r.Header.Get("Authorization")
+		if ct := r.Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
+			t.Errorf("content type %q", ct)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"AT","token_type":"Bearer","refresh_token":"RT","expires_in":3600,"scope":"a b","id_token":"IDT","athlete":{"id":1}}`)
+	}))
+	defer srv.Close()
+	p := newProvider(t, srv.URL, nil)
+	tok, err := p.Exchange(context.Background(), "the-code", "the-verifier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.AccessToken != "AT" || tok.RefreshToken != "RT" || tok.Scope != "a b" || tok.IDToken != "IDT" || tok.TokenType != "Bearer" ||
+		tok.ExpiresIn != time.Hour || time.Until(tok.Expiry) < 59*time.Minute {
+		t.Errorf("tokens %+v", tok)
+	}
+	if got.Get("grant_type") != "authorization_code" || got.Get("code") != "the-code" || got.Get("code_verifier") != "the-verifier" || got.Get("redirect_uri") != "https://gate.test/api/callback" {
+		t.Errorf("form %v", got)
+	}
+	if !strings.HasPrefix(gotAuth, "Basic ") || got.Has("client_secret") {
+		t.Errorf("client auth: header %q form %v", gotAuth, got)
+	}
+
+	// In-params client authentication puts the secret in the body.
+	p = newProvider(t, srv.URL, func(pr *Preset) { pr.AuthStyle = oauth2.AuthStyleInParams })
+	if _, err := p.Exchange(context.Background(), "c", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if gotAuth != "" || got.Get("client_secret") != "top-secret" || got.Get("client_id") != "cid" {
+		t.Errorf("in-params auth: header %q form %v", gotAuth, got)
+	}
+}
+
+func TestExchangeFailures(t *testing.T) {
+	tests := []struct {
+		name   string
+		handle func(w http.ResponseWriter, r *http.Request)
+		kind   ErrorKind
+		code   string
+	}{
+		{"invalid_grant", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(400)
+			io.WriteString(w, `{"error":"invalid_grant","error_description":"the-code is spent"}`)
+		}, KindRejected, "invalid_grant"},
+		{"401 no body", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(401) }, KindRejected, ""},
+		{"500", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom the-code", 500) }, KindUnavailable, ""},
+		{"503", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) }, KindUnavailable, ""},
+		{"html 200", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			io.WriteString(w, "<html>hi</html>")
+		}, KindMalformed, ""},
+		{"json without token", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"token_type":"Bearer"}`)
+		}, KindMalformed, ""},
+		{"broken json", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"access_token":`)
+		}, KindMalformed, ""},
+		{"hang", func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(time.Second):
+			}
+		}, KindUnavailable, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(tc.handle))
+			defer srv.Close()
+			p := newProvider(t, srv.URL, nil)
+			start := time.Now()
+			_, err := p.Exchange(context.Background(), "the-code", "the-verifier")
+			var xe *ExchangeError
+			if !errors.As(err, &xe) || xe.Kind != tc.kind || xe.Code != tc.code {
+				t.Fatalf("got %#v (%v), want kind %v code %q", xe, err, tc.kind, tc.code)
+			}
+			if time.Since(start) > 2*time.Second {
+				t.Errorf("took %v; the timeout did not hold", time.Since(start))
+			}
+			for _, secret := range []string{"the-code", "the-verifier", "top-secret"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q contains a secret", err)
+				}
+			}
+		})
+	}
+	// Nothing listening at all.
+	p := newProvider(t, "http://127.0.0.1:1/token", nil)
+	if _, err := p.Exchange(context.Background(), "c", "v"); err == nil {
+		t.Error("exchange with no server succeeded")
+	} else if xe := (*ExchangeError)(nil); !errors.As(err, &xe) || xe.Kind != KindUnavailable {
+		t.Errorf("no server: %v", err)
+	}
+}
