@@ -1,0 +1,388 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/devicegate/devicegate/api/internal/config"
+	"github.com/devicegate/devicegate/api/internal/deviceflow"
+	"github.com/devicegate/devicegate/api/internal/httpapi"
+	"github.com/devicegate/devicegate/api/internal/pages"
+	"github.com/devicegate/devicegate/api/internal/ratelimit"
+	"github.com/devicegate/devicegate/api/internal/seal"
+	"github.com/devicegate/devicegate/api/internal/store"
+	"github.com/devicegate/devicegate/api/internal/store/faulty"
+	"github.com/devicegate/devicegate/api/internal/store/memory"
+	"github.com/devicegate/devicegate/api/internal/store/storetest"
+	"github.com/devicegate/devicegate/api/internal/upstream"
+	"github.com/devicegate/devicegate/frontend"
+)
+
+// fakeProvider is an httptest OAuth 2.0 token endpoint whose behaviour a
+// test chooses, to exercise every way an upstream can fail.
+type fakeProvider struct {
+	srv *httptest.Server
+
+	mu         sync.Mutex
+	mode       string            // "ok", "400", "500", "garbage", "hang", "notoken"
+	challenges map[string]string // code → code_challenge it was issued for
+	exchanges  int
+}
+
+func newFakeProvider(t *testing.T) *fakeProvider {
+	p := &fakeProvider{mode: "ok", challenges: map[string]string{}}
+	p.srv = httptest.NewServer(http.HandlerFunc(p.serveToken))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *fakeProvider) setMode(m string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mode = m
+}
+
+// issue plays the provider's authorize step: it records the challenge the
+// code is bound to, as a real provider would.
+func (p *fakeProvider) issue(code, challenge string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.challenges[code] = challenge
+}
+
+func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	mode := p.mode
+	p.exchanges++
+	p.mu.Unlock()
+	switch mode {
+	case "400":
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":"invalid_grant","error_description":"code expired"}`)
+		return
+	case "500":
+		http.Error(w, "upstream broke", http.StatusInternalServerError)
+		return
+	case "garbage":
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<html>oops</html>")
+		return
+	case "notoken":
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"token_type":"Bearer"}`)
+		return
+	case "hang":
+		select {
+		case <-r.Context().Done():
+		case <-time.After(2 * time.Second):
+		}
+		return
+	}
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "authorization_code" {
+		http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+		return
+	}
+	if id, secret, ok := r.BasicAuth(); !(ok && id == "up-client" && secret == "up-secret") &&
+		!(r.PostForm.Get("client_id") == "up-client" && r.PostForm.Get("client_secret") == "up-secret") {
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"error":"invalid_client"}`)
+		return
+	}
+	code := r.PostForm.Get("code")
+	p.mu.Lock()
+	challenge, ok := p.challenges[code]
+	delete(p.challenges, code)
+	p.mu.Unlock()
+	sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
+	if !ok || base64.RawURLEncoding.EncodeToString(sum[:]) != challenge {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":"invalid_grant"}`)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"access_token":"AT-`+code+`","token_type":"Bearer","expires_in":3600,"refresh_token":"RT-`+code+`","scope":"streaming"}`)
+}
+
+// harness is devicegate's API on a loopback server, with a settable clock,
+// deterministic randomness, a fault-injecting store and a fake provider.
+type harness struct {
+	t        *testing.T
+	clock    *storetest.Clock
+	store    *faulty.Store
+	provider *fakeProvider
+	srv      *httptest.Server
+	browser  *http.Client // keeps cookies, does not follow redirects
+	logs     *bytes.Buffer
+}
+
+type harnessOpt func(*harnessConfig)
+
+type harnessConfig struct {
+	backend       store.Store
+	clock         *storetest.Clock
+	rateAuthorize ratelimit.Rule
+	rateVerify    ratelimit.Rule
+	trustedProxy  bool
+}
+
+func withLimits(authorize, verify ratelimit.Rule, trustedProxy bool) harnessOpt {
+	return func(hc *harnessConfig) {
+		hc.rateAuthorize, hc.rateVerify, hc.trustedProxy = authorize, verify, trustedProxy
+	}
+}
+
+func withBackend(s store.Store, c *storetest.Clock) harnessOpt {
+	return func(hc *harnessConfig) { hc.backend, hc.clock = s, c }
+}
+
+var clients = []config.Client{
+	{ID: "tv", Name: "Living-room TV", Scopes: []string{"streaming", "user-read-email"}, DefaultScopes: []string{"streaming"}},
+	{ID: "console", Name: "Console", Secret: "s3cret"},
+}
+
+func findClient(id string) (*config.Client, bool) {
+	for i := range clients {
+		if clients[i].ID == id {
+			return &clients[i], true
+		}
+	}
+	return nil, false
+}
+
+func newHarness(t *testing.T, opts ...harnessOpt) *harness {
+	t.Helper()
+	hc := &harnessConfig{}
+	for _, o := range opts {
+		o(hc)
+	}
+	if hc.backend == nil {
+		hc.clock = storetest.NewClock()
+		hc.backend = memory.New(hc.clock.Now)
+	}
+	h := &harness{t: t, clock: hc.clock, store: faulty.Wrap(hc.backend), provider: newFakeProvider(t), logs: &bytes.Buffer{}}
+	h.srv = httptest.NewUnstartedServer(nil)
+	h.srv.Start()
+	t.Cleanup(h.srv.Close)
+
+	hasher, err := deviceflow.NewHasher(bytes.Repeat([]byte{42}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rnd := mrand.NewChaCha8([32]byte{1, 2, 3})
+	sealer, err := seal.New(&lockedReader{r: mrand.NewChaCha8([32]byte{5})}, bytes.Repeat([]byte{43}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := deviceflow.New(deviceflow.Config{
+		Store: h.store, Hasher: hasher, Sealer: sealer, Now: h.clock.Now, Rand: &lockedReader{r: rnd},
+		Lifetime: 10 * time.Minute, Interval: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	preset, _ := upstream.Lookup("generic")
+	preset.DisplayName = "Acme Music"
+	preset.AuthURL = "https://accounts.acme.test/authorize"
+	preset.TokenURL = h.provider.srv.URL + "/token"
+	preset.PKCE = true
+	up, err := upstream.New(upstream.Options{
+		Preset: preset, ClientID: "up-client", ClientSecret: "up-secret",
+		RedirectURL: h.srv.URL + "/api/callback", Timeout: 500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	renderer, err := pages.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(&syncWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var limiter *ratelimit.Limiter
+	if ctr, ok := hc.backend.(store.Counter); ok {
+		limiter = ratelimit.New(ctr, logger)
+	}
+	handler, err := httpapi.New(httpapi.Options{
+		Limiter: limiter, RateAuthorize: hc.rateAuthorize, RateVerify: hc.rateVerify, TrustedProxy: hc.trustedProxy,
+		Service: svc, Upstream: up, Pages: renderer, Clients: findClient,
+		PublicURL: h.srv.URL, Frontend: frontend.Files,
+		Logger: logger,
+		Now:    h.clock.Now, Rand: &lockedReader{r: mrand.NewChaCha8([32]byte{9})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv.Config.Handler = handler
+	jar, _ := cookiejar.New(nil)
+	h.browser = &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return h
+}
+
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// response is a finished answer with its body read.
+type response struct {
+	*http.Response
+	body []byte
+}
+
+func (r *response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("answer is not JSON (%v): %s", err, r.body)
+	}
+	return m
+}
+
+func (h *harness) do(req *http.Request, c *http.Client) *response {
+	h.t.Helper()
+	if c == nil {
+		c = http.DefaultClient
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return &response{Response: res, body: b}
+}
+
+func (h *harness) post(path string, form url.Values, mod ...func(*http.Request)) *response {
+	h.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, m := range mod {
+		m(req)
+	}
+	return h.do(req, nil)
+}
+
+func (h *harness) browse(method, path string, form url.Values) *response {
+	h.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, h.srv.URL+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", h.srv.URL)
+	}
+	return h.do(req, h.browser)
+}
+
+type grant struct {
+	DeviceCode              string `json:"device_code"`
+	UserCode                string `json:"user_code"`
+	VerificationURI         string `json:"verification_uri"`
+	VerificationURIComplete string `json:"verification_uri_complete"`
+	ExpiresIn               int    `json:"expires_in"`
+	Interval                int    `json:"interval"`
+}
+
+func (h *harness) authorize(clientID, scope string) grant {
+	h.t.Helper()
+	form := url.Values{"client_id": {clientID}}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
+	res := h.post("/api/authorize", form)
+	if res.StatusCode != http.StatusOK {
+		h.t.Fatalf("authorize: %d %s", res.StatusCode, res.body)
+	}
+	var g grant
+	if err := json.Unmarshal(res.body, &g); err != nil {
+		h.t.Fatal(err)
+	}
+	return g
+}
+
+func (h *harness) poll(clientID, deviceCode string) *response {
+	h.t.Helper()
+	return h.post("/api/token", url.Values{
+		"grant_type": {httpapi.GrantTypeDeviceCode}, "client_id": {clientID}, "device_code": {deviceCode},
+	})
+}
+
+// csrfFrom pulls the confirmation form's CSRF token out of the page.
+func csrfFrom(t *testing.T, page []byte) string {
+	t.Helper()
+	s := string(page)
+	i := strings.Index(s, `name="csrf"`)
+	if i < 0 {
+		t.Fatalf("no csrf field on the page: %s", page)
+	}
+	j := strings.Index(s[i:], `value="`)
+	rest := s[i+j+len(`value="`):]
+	return rest[:strings.Index(rest, `"`)]
+}
+
+// confirm opens the confirmation page for a code and returns its token.
+func (h *harness) confirm(userCode string) string {
+	h.t.Helper()
+	res := h.browse(http.MethodGet, "/api/verify?user_code="+url.QueryEscape(userCode), nil)
+	if res.StatusCode != http.StatusOK {
+		h.t.Fatalf("confirmation page: %d %s", res.StatusCode, res.body)
+	}
+	return csrfFrom(h.t, res.body)
+}
+
+// allow presses Allow and returns the provider redirect's query.
+func (h *harness) allow(userCode string) url.Values {
+	h.t.Helper()
+	csrf := h.confirm(userCode)
+	res := h.browse(http.MethodPost, "/api/verify", url.Values{"user_code": {userCode}, "csrf": {csrf}, "action": {"allow"}})
+	if res.StatusCode != http.StatusFound {
+		h.t.Fatalf("allow: %d %s", res.StatusCode, res.body)
+	}
+	loc, err := url.Parse(res.Header.Get("Location"))
+	if err != nil || !strings.HasPrefix(loc.String(), "https://accounts.acme.test/authorize?") {
+		h.t.Fatalf("allow redirected to %q", res.Header.Get("Location"))
+	}
+	return loc.Query()
+}
+
+// approve walks the person through allow, the provider and the callback.
+func (h *harness) approve(userCode string) *response {
+	h.t.Helper()
+	q := h.allow(userCode)
+	code := "code-" + q.Get("state")[:8]
+	h.provider.issue(code, q.Get("code_challenge"))
+	return h.browse(http.MethodGet, "/api/callback?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), nil)
+}

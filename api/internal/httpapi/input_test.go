@@ -1,0 +1,230 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+const dcGrant = "urn:ietf:params:oauth:grant-type:device_code"
+
+func TestMalformedRequests(t *testing.T) {
+	h := newHarness(t)
+	g := h.authorize("tv", "")
+	raw := func(method, path, ctype, body string) *response {
+		req, _ := http.NewRequest(method, h.srv.URL+path, strings.NewReader(body))
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		return h.do(req, nil)
+	}
+	form := "application/x-www-form-urlencoded"
+	tests := []struct {
+		name   string
+		res    func() *response
+		status int
+		code   string
+	}{
+		{"authorize JSON body", func() *response { return raw("POST", "/api/authorize", "application/json", `{"client_id":"tv"}`) }, 400, "invalid_request"},
+		{"authorize no content type", func() *response { return raw("POST", "/api/authorize", "", "client_id=tv") }, 400, "invalid_request"},
+		{"authorize multipart", func() *response { return raw("POST", "/api/authorize", "multipart/form-data; boundary=x", "--x--") }, 400, "invalid_request"},
+		{"authorize form with charset", func() *response { return raw("POST", "/api/authorize", form+"; charset=UTF-8", "client_id=nobody") }, 401, "invalid_client"},
+		{"authorize bad encoding", func() *response { return raw("POST", "/api/authorize", form, "client_id=%zz") }, 400, "invalid_request"},
+		{"authorize no client", func() *response { return raw("POST", "/api/authorize", form, "scope=streaming") }, 400, "invalid_request"},
+		{"authorize client only in query", func() *response { return raw("POST", "/api/authorize?client_id=tv", form, "") }, 400, "invalid_request"},
+		{"authorize unknown client", func() *response { return raw("POST", "/api/authorize", form, "client_id=nobody") }, 401, "invalid_client"},
+		{"authorize repeated client_id", func() *response { return raw("POST", "/api/authorize", form, "client_id=tv&client_id=tv") }, 400, "invalid_request"},
+		{"authorize scope not allowed", func() *response { return raw("POST", "/api/authorize", form, "client_id=tv&scope=admin") }, 400, "invalid_scope"},
+		{"authorize scope bad chars", func() *response {
+			return raw("POST", "/api/authorize", form, "client_id=tv&scope="+url.QueryEscape("stream\"ing"))
+		}, 400, "invalid_scope"},
+		{"authorize scope double space", func() *response {
+			return raw("POST", "/api/authorize", form, "client_id=tv&scope="+url.QueryEscape("streaming  user-read-email"))
+		}, 400, "invalid_scope"},
+		{"authorize huge body", func() *response {
+			return raw("POST", "/api/authorize", form, "client_id=tv&scope="+strings.Repeat("a", 100<<10))
+		}, 413, "invalid_request"},
+		{"authorize GET", func() *response { return raw("GET", "/api/authorize", "", "") }, 405, "invalid_request"},
+		{"token GET", func() *response { return raw("GET", "/api/token", "", "") }, 405, "invalid_request"},
+		{"token JSON", func() *response { return raw("POST", "/api/token", "application/json", `{}`) }, 400, "invalid_request"},
+		{"token no grant_type", func() *response { return raw("POST", "/api/token", form, "client_id=tv&device_code=x") }, 400, "invalid_request"},
+		{"token password grant", func() *response {
+			return raw("POST", "/api/token", form, "grant_type=password&client_id=tv&username=a&password=b")
+		}, 400, "unsupported_grant_type"},
+		{"token no device_code", func() *response {
+			return raw("POST", "/api/token", form, "grant_type="+url.QueryEscape(dcGrant)+"&client_id=tv")
+		}, 400, "invalid_request"},
+		{"token unknown device_code", func() *response {
+			return raw("POST", "/api/token", form, "grant_type="+url.QueryEscape(dcGrant)+"&client_id=tv&device_code=nope")
+		}, 400, "invalid_grant"},
+		{"token huge device_code", func() *response {
+			return raw("POST", "/api/token", form, "grant_type="+url.QueryEscape(dcGrant)+"&client_id=tv&device_code="+strings.Repeat("x", 5000))
+		}, 400, "invalid_grant"},
+		{"token repeated device_code", func() *response {
+			return raw("POST", "/api/token", form, "grant_type="+url.QueryEscape(dcGrant)+"&client_id=tv&device_code="+g.DeviceCode+"&device_code=x")
+		}, 400, "invalid_request"},
+		{"token unknown client", func() *response {
+			return raw("POST", "/api/token", form, "grant_type="+url.QueryEscape(dcGrant)+"&client_id=nobody&device_code="+g.DeviceCode)
+		}, 401, "invalid_client"},
+		{"token bad basic encoding", func() *response {
+			req, _ := http.NewRequest("POST", h.srv.URL+"/api/token", strings.NewReader("grant_type="+url.QueryEscape(dcGrant)+"&device_code=x"))
+			req.Header.Set("Content-Type", form)
+			req.SetBasicAuth("tv%zz", "x")
+			return h.do(req, nil)
+		}, 401, "invalid_client"},
+		{"metadata POST", func() *response { return raw("POST", "/api/metadata", form, "") }, 405, "invalid_request"},
+		{"unknown api path", func() *response { return raw("GET", "/api/nope", "", "") }, 404, "invalid_request"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := tc.res()
+			m := wantOAuthError(t, res, tc.status, tc.code)
+			if d, _ := m["error_description"].(string); d == "" {
+				t.Errorf("no error_description: %s", res.body)
+			}
+			if tc.status == 405 && res.Header.Get("Allow") == "" {
+				t.Error("405 without Allow")
+			}
+		})
+	}
+	// None of it disturbed the live record.
+	wantOAuthError(t, h.poll("tv", g.DeviceCode), http.StatusBadRequest, "authorization_pending")
+}
+
+func TestVerifyInputs(t *testing.T) {
+	h := newHarness(t)
+	g := h.authorize("tv", "")
+	tests := []struct {
+		name   string
+		method string
+		target string
+		form   url.Values
+		status int
+		want   string
+	}{
+		{"no code redirects to entry", "GET", "/api/verify", nil, http.StatusSeeOther, ""},
+		{"empty code", "POST", "/api/verify", url.Values{"user_code": {""}}, http.StatusBadRequest, "Please enter the code"},
+		{"malformed code", "POST", "/api/verify", url.Values{"user_code": {"hello"}}, http.StatusBadRequest, "not a valid code"},
+		{"script as code", "POST", "/api/verify", url.Values{"user_code": {"<script>alert(1)</script>"}}, http.StatusBadRequest, "&lt;script&gt;"},
+		{"unknown code", "POST", "/api/verify", url.Values{"user_code": {"BCDF-GHJK"}}, http.StatusNotFound, "could not find"},
+		{"unknown action", "POST", "/api/verify", url.Values{"user_code": {g.UserCode}, "action": {"maybe"}}, http.StatusBadRequest, "Unknown choice"},
+		{"allow without csrf", "POST", "/api/verify", url.Values{"user_code": {g.UserCode}, "action": {"allow"}}, http.StatusForbidden, "enter the code again"},
+		{"deny with wrong csrf", "POST", "/api/verify", url.Values{"user_code": {g.UserCode}, "action": {"deny"}, "csrf": {"AAAA"}}, http.StatusForbidden, "enter the code again"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := h.browse(tc.method, tc.target, tc.form)
+			if res.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.status, res.body)
+			}
+			if tc.want != "" && !strings.Contains(string(res.body), tc.want) {
+				t.Errorf("page lacks %q: %s", tc.want, res.body)
+			}
+			if strings.Contains(string(res.body), "<script>alert") {
+				t.Error("unescaped input on the page")
+			}
+		})
+	}
+
+	t.Run("foreign origin", func(t *testing.T) {
+		csrf := h.confirm(g.UserCode)
+		req, _ := http.NewRequest("POST", h.srv.URL+"/api/verify", strings.NewReader(url.Values{"user_code": {g.UserCode}, "csrf": {csrf}, "action": {"allow"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", "https://evil.example")
+		if res := h.do(req, h.browser); res.StatusCode != http.StatusForbidden {
+			t.Errorf("cross-origin allow: %d", res.StatusCode)
+		}
+	})
+	// Nothing above changed the record.
+	wantOAuthError(t, h.poll("tv", g.DeviceCode), http.StatusBadRequest, "authorization_pending")
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	h := newHarness(t)
+	g := h.authorize("tv", "")
+	for _, path := range []string{"/api/metadata", "/api/verify?user_code=" + g.UserCode, "/device", "/", "/nope"} {
+		res := h.browse(http.MethodGet, path, nil)
+		hd := res.Header
+		csp := hd.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Errorf("%s: CSP %q", path, csp)
+		}
+		if strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("%s: CSP allows inline code", path)
+		}
+		if hd.Get("X-Content-Type-Options") != "nosniff" || hd.Get("Referrer-Policy") != "no-referrer" {
+			t.Errorf("%s: headers %v", path, hd)
+		}
+	}
+	res := h.browse(http.MethodGet, "/api/verify?user_code="+g.UserCode, nil)
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' https://accounts.acme.test") {
+		t.Errorf("page CSP does not allow the redirect to the provider: %q", csp)
+	}
+}
+
+func TestStaticPages(t *testing.T) {
+	h := newHarness(t)
+	for path, status := range map[string]int{"/": 200, "/device": 200, "/assets/app.css": 200, "/nope": 404, "/device.html": 404, "/assets/../../go.mod": 301, "/embed.go": 404, "/assets": 404} {
+		res := h.browse(http.MethodGet, path, nil)
+		if res.StatusCode != status {
+			t.Errorf("%s: %d, want %d", path, res.StatusCode, status)
+		}
+	}
+	res := h.browse(http.MethodGet, "/device", nil)
+	if !strings.Contains(string(res.body), `action="/api/verify"`) {
+		t.Error("/device has no form posting to /api/verify")
+	}
+}
+
+// TestGoldenAnswers pins the exact JSON of each answer; randomness and time
+// are fixed, so the bytes are stable. Rewrite with -update.
+func TestGoldenAnswers(t *testing.T) {
+	h := newHarness(t)
+	base := h.srv.URL
+	norm := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte(base), []byte("http://devicegate.test")) }
+	answers := map[string]func() *response{}
+	var g grant
+	answers["authorize"] = func() *response {
+		res := h.post("/api/authorize", url.Values{"client_id": {"tv"}, "scope": {"streaming"}})
+		json.Unmarshal(res.body, &g)
+		return res
+	}
+	answers["pending"] = func() *response { return h.poll("tv", g.DeviceCode) }
+	answers["slow_down"] = func() *response { return h.poll("tv", g.DeviceCode) }
+	answers["tokens"] = func() *response {
+		h.clock.Advance(6e9)
+		h.approve(g.UserCode)
+		return h.poll("tv", g.DeviceCode)
+	}
+	answers["used"] = func() *response { return h.poll("tv", g.DeviceCode) }
+	answers["metadata"] = func() *response {
+		req, _ := http.NewRequest(http.MethodGet, base+"/.well-known/oauth-authorization-server", nil)
+		return h.do(req, nil)
+	}
+	for _, name := range []string{"authorize", "pending", "slow_down", "tokens", "used", "metadata"} {
+		got := norm(answers[name]().body)
+		path := filepath.Join("testdata", name+".golden")
+		if *update {
+			os.MkdirAll("testdata", 0o755)
+			if err := os.WriteFile(path, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test -run TestGoldenAnswers -update)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s answer changed:\n got %s\nwant %s", name, got, want)
+		}
+	}
+}

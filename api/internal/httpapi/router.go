@@ -1,0 +1,285 @@
+// Package httpapi is devicegate's HTTP surface: the routes, and thin
+// adapters that parse a request, ask the protocol core (package deviceflow)
+// and write the answer. It never touches the store directly.
+//
+// Handlers return errors; one function per kind of answer writes them: JSON
+// RFC 6749 errors for the API, friendly pages for people. An error no
+// handler anticipated is logged with its detail and answered without it.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/devicegate/devicegate/api/internal/config"
+	"github.com/devicegate/devicegate/api/internal/deviceflow"
+	"github.com/devicegate/devicegate/api/internal/oauth"
+	"github.com/devicegate/devicegate/api/internal/pages"
+	"github.com/devicegate/devicegate/api/internal/ratelimit"
+	"github.com/devicegate/devicegate/api/internal/upstream"
+)
+
+// Upstream is the provider side as the handlers need it; *upstream.Provider
+// implements it, and tests substitute their own.
+type Upstream interface {
+	DisplayName() string
+	AuthCodeURL(state, verifier string, scopes []string) string
+	Exchange(ctx context.Context, code, verifier string) (*upstream.Tokens, error)
+}
+
+// Options wires the handlers. All fields but Frontend are required.
+type Options struct {
+	Service  *deviceflow.Service
+	Upstream Upstream
+	Pages    *pages.Renderer
+	// Clients finds a device client by client_id.
+	Clients func(id string) (*config.Client, bool)
+	// PublicURL is the base of every URL devicegate hands out.
+	PublicURL string
+	// Frontend holds the static pages; nil serves none (Azure serves them
+	// from Static Web Apps).
+	Frontend fs.FS
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Rand     io.Reader
+
+	// Limiter applies the rate limits below; nil applies none.
+	Limiter       *ratelimit.Limiter
+	RateAuthorize ratelimit.Rule // device authorizations per client IP
+	RateVerify    ratelimit.Rule // code entries per client IP
+	// TrustedProxy says X-Forwarded-For comes from a trusted front.
+	TrustedProxy bool
+}
+
+// Route is one API endpoint. The Azure packaging checks its function.json
+// files against this table, so the two cannot drift apart.
+type Route struct {
+	Name    string // the Azure function's name
+	Path    string
+	Methods []string
+}
+
+// Routes lists the API endpoints.
+func Routes() []Route {
+	return []Route{
+		{"authorize", "/api/authorize", []string{http.MethodPost}},
+		{"token", "/api/token", []string{http.MethodPost}},
+		{"verify", "/api/verify", []string{http.MethodGet, http.MethodPost}},
+		{"callback", "/api/callback", []string{http.MethodGet}},
+		{"metadata", "/api/metadata", []string{http.MethodGet}},
+		{"health", "/api/health", []string{http.MethodGet}},
+	}
+}
+
+type server struct {
+	Options
+	secure       bool   // PublicURL is https
+	publicOrigin string // scheme://host[:port]
+	pageCSP      string
+}
+
+// New returns the HTTP handler serving the API and, when Frontend is set,
+// the static pages.
+func New(o Options) (http.Handler, error) {
+	if o.Service == nil || o.Upstream == nil || o.Pages == nil || o.Clients == nil || o.Logger == nil || o.Now == nil || o.Rand == nil {
+		return nil, errors.New("httpapi: Service, Upstream, Pages, Clients, Logger, Now and Rand are required")
+	}
+	pu, err := url.Parse(o.PublicURL)
+	if err != nil || pu.Host == "" {
+		return nil, errors.New("httpapi: PublicURL must be an absolute URL")
+	}
+	s := &server{
+		Options:      o,
+		secure:       pu.Scheme == "https",
+		publicOrigin: pu.Scheme + "://" + pu.Host,
+	}
+	s.pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+		"form-action 'self'" + upstreamOrigin(o.Upstream) + "; frame-ancestors 'none'; base-uri 'none'"
+
+	r := mux.NewRouter()
+	handlers := map[string]http.Handler{
+		"authorize": s.api(s.authorize),
+		"token":     s.api(s.token),
+		"verify":    s.page(s.verify),
+		"callback":  s.page(s.callback),
+		"metadata":  s.api(s.metadata),
+		"health":    s.api(s.health),
+	}
+	for _, rt := range Routes() {
+		r.Handle(rt.Path, handlers[rt.Name]).Methods(rt.Methods...).Name(rt.Name)
+		r.Handle(rt.Path, methodNotAllowed(rt.Methods))
+	}
+	r.Handle("/.well-known/oauth-authorization-server", s.api(s.metadata)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/.well-known/oauth-authorization-server", methodNotAllowed([]string{http.MethodGet, http.MethodHead}))
+	r.PathPrefix("/api/").Handler(s.api(func(http.ResponseWriter, *http.Request) error {
+		return oauth.Error{Code: "invalid_request", Description: "no such endpoint", Status: http.StatusNotFound}
+	}))
+	if o.Frontend != nil {
+		r.PathPrefix("/").Handler(newStatic(o.Frontend))
+	} else {
+		r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "not found", http.StatusNotFound)
+		})
+	}
+	return s.headers(s.logRequests(r)), nil
+}
+
+// upstreamOrigin returns " scheme://host" of the upstream's authorize URL,
+// for the form-action directive: Chrome applies form-action to the redirect
+// that follows the confirmation form, so the provider must be listed.
+func upstreamOrigin(u Upstream) string {
+	p, err := url.Parse(u.AuthCodeURL("", "", nil))
+	if err != nil || p.Host == "" {
+		return ""
+	}
+	return " " + p.Scheme + "://" + p.Host
+}
+
+// methodNotAllowed answers 405 with the Allow header RFC 9110 §15.5.6
+// requires; gorilla/mux alone sends neither.
+func methodNotAllowed(methods []string) http.Handler {
+	allow := strings.Join(methods, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", allow)
+		oauth.WriteError(w, oauth.Error{Code: "invalid_request", Description: "method not allowed; use " + allow, Status: http.StatusMethodNotAllowed})
+	})
+}
+
+// headers sets the security headers every answer carries. Static Web Apps'
+// globalHeaders do not reach API answers, so the handler sets its own.
+func (s *server) headers(next http.Handler) http.Handler {
+	const apiCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		csp := s.pageCSP
+		if strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/api/verify" && r.URL.Path != "/api/callback" {
+			csp = apiCSP
+		}
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()")
+		if s.secure {
+			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// allow applies a rate limit to the request's client.
+func (s *server) allow(r *http.Request, name string, rule ratelimit.Rule) (bool, time.Duration) {
+	key := ratelimit.Key(ratelimit.ClientIP(r, s.TrustedProxy))
+	return s.Limiter.Allow(r.Context(), name, rule, key)
+}
+
+// retryAfter writes the Retry-After header in whole seconds, rounded up.
+func retryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+}
+
+// statusRecorder remembers the status for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// logRequests logs one line per request. It logs the path only: queries and
+// bodies carry user codes, authorization codes and state, which never reach
+// a log.
+func (s *server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		path := r.URL.Path
+		if len(path) > 100 {
+			path = path[:100] + "…"
+		}
+		s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method),
+			slog.String("path", path),
+			slog.Int("status", rec.status),
+			slog.Duration("duration", time.Since(start)))
+	})
+}
+
+// api adapts a JSON handler: an oauth.Error is written as is; anything else
+// is a fault on our side, logged and answered as temporarily_unavailable
+// (the store or a dependency failed; retrying may work).
+func (s *server) api(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		var oe oauth.Error
+		switch {
+		case errors.As(err, &oe):
+			oauth.WriteError(w, oe)
+		default:
+			s.Logger.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
+			w.Header().Set("Retry-After", "5")
+			oauth.WriteError(w, oauth.ErrTemporarilyUnavailable.WithDescription("the service is temporarily unable to answer; try again shortly"))
+		}
+	})
+}
+
+// pageError is an error a handler means the person to see as a page.
+type pageError struct {
+	status int
+	kind   pages.ResultKind
+	msg    string
+	retry  time.Duration // for ResultTooMany
+}
+
+func (e pageError) Error() string { return e.msg }
+
+// page adapts a handler for people: a pageError becomes a result page; any
+// other error is logged and shown as a generic error page.
+func (s *server) page(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		var pe pageError
+		if !errors.As(err, &pe) {
+			s.Logger.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "err", err)
+			w.Header().Set("Retry-After", "5")
+			pe = pageError{status: http.StatusServiceUnavailable, kind: pages.ResultError,
+				msg: "devicegate could not finish this step just now. Please try again in a moment."}
+		}
+		if pe.retry > 0 {
+			retryAfter(w, pe.retry)
+		}
+		if err := s.Pages.Result(w, pe.status, pages.ResultData{Kind: pe.kind, Message: pe.msg, RetryAfter: pe.retry}); err != nil {
+			s.Logger.ErrorContext(r.Context(), "rendering result page", "err", err)
+		}
+	})
+}

@@ -1,0 +1,317 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/devicegate/devicegate/api/internal/deviceflow"
+	"github.com/devicegate/devicegate/api/internal/pages"
+	"github.com/devicegate/devicegate/api/internal/upstream"
+)
+
+// Cookie names. Over HTTPS they carry the __Host- prefix, which browsers
+// accept only with Secure, Path=/ and no Domain: no subdomain and no plain
+// http page can plant or overwrite them. Plain http is allowed for loopback
+// only, where the prefix is unavailable.
+const (
+	csrfCookie  = "devicegate-csrf"
+	stateCookie = "devicegate-state"
+)
+
+// csrfLifetime bounds how long a confirmation page stays submittable.
+const csrfLifetime = time.Hour
+
+func (s *server) cookieName(base string) string {
+	if s.secure {
+		return "__Host-" + base
+	}
+	return base
+}
+
+func (s *server) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     s.cookieName(name),
+		Value:    value,
+		Path:     "/",
+		MaxAge:   int(maxAge / time.Second),
+		Secure:   s.secure,
+		HttpOnly: true,
+		// Lax, not Strict: the provider's redirect back to the callback is a
+		// cross-site top-level navigation, which must carry the state cookie.
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (s *server) clearCookie(w http.ResponseWriter, name string) {
+	http.SetCookie(w, &http.Cookie{
+		Name: s.cookieName(name), Value: "", Path: "/", MaxAge: -1,
+		Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (s *server) cookie(r *http.Request, name string) string {
+	c, err := r.Cookie(s.cookieName(name))
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}
+
+func (s *server) randomToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := io.ReadFull(s.Rand, b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// verify handles the person's side: GET shows the confirmation for a code
+// in the query (or sends them to the entry page), POST with no action shows
+// it for a typed code, and POST with action=allow or action=deny decides.
+func (s *server) verify(w http.ResponseWriter, r *http.Request) error {
+	if r.Method == http.MethodGet {
+		code := r.URL.Query().Get("user_code")
+		if code == "" {
+			http.Redirect(w, r, "/device", http.StatusSeeOther)
+			return nil
+		}
+		return s.confirm(w, r, code)
+	}
+	form, err := parseForm(w, r)
+	if err != nil {
+		return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: "The form could not be read. Please enter the code again."}
+	}
+	code := form.Get("user_code")
+	switch form.Get("action") {
+	case "":
+		return s.confirm(w, r, code)
+	case "allow", "deny":
+	default:
+		return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: "Unknown choice. Please enter the code again."}
+	}
+	if err := s.checkCSRF(r, form.Get("csrf")); err != nil {
+		return err
+	}
+	if form.Get("action") == "deny" {
+		if err := s.Service.Deny(r.Context(), code); err != nil {
+			return s.codeProblem(w, code, err)
+		}
+		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultDenied})
+	}
+	b, err := s.Service.BeginAuthorization(r.Context(), code)
+	if err != nil {
+		return s.codeProblem(w, code, err)
+	}
+	left := b.Record.ExpiresAt.Sub(s.Now())
+	s.setCookie(w, stateCookie, b.RecordID+"."+b.State, left)
+	http.Redirect(w, r, s.Upstream.AuthCodeURL(b.State, b.Verifier, b.Record.Scopes), http.StatusFound)
+	return nil
+}
+
+// confirm shows the confirmation screen (RFC 8628 §5.4: the person must see
+// what they approve, and be warned against codes sent by someone else).
+func (s *server) confirm(w http.ResponseWriter, r *http.Request, code string) error {
+	// Every code entry counts, right or wrong: that bounds how many codes
+	// one address can try (RFC 8628 §5.1), and a person needs only a few.
+	if ok, retry := s.allow(r, "verify", s.RateVerify); !ok {
+		return pageError{status: http.StatusTooManyRequests, kind: pages.ResultTooMany, retry: retry}
+	}
+	p, err := s.Service.Lookup(r.Context(), code)
+	if err != nil {
+		return s.codeProblem(w, code, err)
+	}
+	token := s.cookie(r, csrfCookie)
+	if !wellFormedToken(token) {
+		if token, err = s.randomToken(); err != nil {
+			return err
+		}
+	}
+	// Refresh the cookie every time, so its lifetime counts from this page.
+	s.setCookie(w, csrfCookie, token, csrfLifetime)
+	name, clientID := p.Record.ClientID, p.Record.ClientID
+	if c, ok := s.Clients(clientID); ok {
+		name = c.Name
+	}
+	return s.Pages.Confirm(w, http.StatusOK, pages.ConfirmData{
+		ClientName:   name,
+		ClientID:     clientID,
+		ProviderName: s.Upstream.DisplayName(),
+		Scopes:       p.Record.Scopes,
+		UserCode:     deviceflow.FormatUserCode(p.UserCode),
+		CSRFToken:    token,
+		ExpiresIn:    p.Record.ExpiresAt.Sub(s.Now()),
+	})
+}
+
+func wellFormedToken(t string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(t)
+	return err == nil && len(b) == 32
+}
+
+// checkCSRF guards the Allow/Deny form: the token must equal this browser's
+// cookie (which another site can neither read nor set), and a browser that
+// names the Origin must name ours.
+func (s *server) checkCSRF(r *http.Request, token string) error {
+	expired := pageError{status: http.StatusForbidden, kind: pages.ResultError,
+		msg: "This page was open too long or was not sent from devicegate. Please enter the code again."}
+	if origin := r.Header.Get("Origin"); origin != "" && origin != s.publicOrigin {
+		return expired
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return expired
+	}
+	cookie := s.cookie(r, csrfCookie)
+	if !wellFormedToken(cookie) || subtle.ConstantTimeCompare([]byte(cookie), []byte(token)) != 1 {
+		return expired
+	}
+	return nil
+}
+
+// codeProblem turns a lookup failure into what the person should see: the
+// entry page again for a mistyped or unknown code, a result page otherwise.
+func (s *server) codeProblem(w http.ResponseWriter, typed string, err error) error {
+	if len(typed) > 32 {
+		typed = typed[:32]
+	}
+	entry := func(status int, msg string) error {
+		return s.Pages.Entry(w, status, pages.EntryData{UserCode: typed, Error: msg})
+	}
+	switch {
+	case errors.Is(err, deviceflow.ErrInvalidUserCode):
+		if strings.TrimSpace(typed) == "" {
+			return entry(http.StatusBadRequest, "Please enter the code shown on your device.")
+		}
+		return entry(http.StatusBadRequest, "That is not a valid code. Codes have 8 letters, like BCDF-GHJK. Check your device and try again.")
+	case errors.Is(err, deviceflow.ErrUnknownCode):
+		return entry(http.StatusNotFound, "We could not find that code. Check the code on your device and try again.")
+	case errors.Is(err, deviceflow.ErrCodeExpired):
+		return pageError{status: http.StatusGone, kind: pages.ResultExpired}
+	case errors.Is(err, deviceflow.ErrCodeUsed):
+		return pageError{status: http.StatusConflict, kind: pages.ResultUsed}
+	case errors.Is(err, deviceflow.ErrCodeDenied):
+		return pageError{status: http.StatusConflict, kind: pages.ResultDenied, msg: "This request was already denied. Start again on your device if that was a mistake."}
+	}
+	return err
+}
+
+// callback is where the provider sends the person back (RFC 6749 §4.1.2).
+// The state must match the one bound to this browser's cookie and the one
+// stored on the record; then the code is exchanged, with the PKCE verifier.
+func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	cookie := s.cookie(r, stateCookie)
+	s.clearCookie(w, stateCookie)
+	recordID, cookieState, ok := strings.Cut(cookie, ".")
+	if !ok || recordID == "" || cookieState == "" {
+		return pageError{status: http.StatusBadRequest, kind: pages.ResultError,
+			msg: "We could not match this sign-in to this browser. Open the link in the same browser where you entered the code, and try again."}
+	}
+	state := q.Get("state")
+	if subtle.ConstantTimeCompare([]byte(state), []byte(cookieState)) != 1 {
+		return pageError{status: http.StatusBadRequest, kind: pages.ResultError,
+			msg: "This sign-in does not belong to the code entered in this browser. Enter the code again to start over."}
+	}
+	claim, err := s.Service.ClaimCallback(r.Context(), recordID, state)
+	if err != nil {
+		return s.callbackProblem(err)
+	}
+	provider := s.Upstream.DisplayName()
+	if e := q.Get("error"); e != "" {
+		reason := provider + " refused the authorization (" + oauthCode(e) + ")"
+		kind, msg := pages.ResultError, provider+" did not grant access, so nothing was shared. Start again on your device."
+		if e == "access_denied" {
+			reason = "the user denied access at " + provider
+			kind, msg = pages.ResultDenied, ""
+		}
+		if err := s.Service.Fail(r.Context(), claim, reason); err != nil {
+			return s.callbackProblem(err)
+		}
+		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: kind, Message: msg})
+	}
+	code := q.Get("code")
+	if code == "" || len(code) > 4096 {
+		if err := s.Service.Fail(r.Context(), claim, provider+" returned no authorization code"); err != nil {
+			return s.callbackProblem(err)
+		}
+		return pageError{status: http.StatusBadGateway, kind: pages.ResultError, msg: provider + " sent you back without an authorization. Start again on your device."}
+	}
+	tokens, err := s.Upstream.Exchange(r.Context(), code, claim.Verifier)
+	if err != nil {
+		s.Logger.WarnContext(r.Context(), "upstream token exchange failed", "err", err)
+		if ferr := s.Service.Fail(context.WithoutCancel(r.Context()), claim, exchangeReason(provider, err)); ferr != nil {
+			return s.callbackProblem(ferr)
+		}
+		return pageError{status: http.StatusBadGateway, kind: pages.ResultError,
+			msg: "devicegate could not finish signing you in with " + provider + ". Your device has been told; start again there."}
+	}
+	stored := &deviceflow.Tokens{
+		AccessToken:  tokens.AccessToken,
+		TokenType:    tokens.TokenType,
+		RefreshToken: tokens.RefreshToken,
+		Scope:        tokens.Scope,
+		IDToken:      tokens.IDToken,
+	}
+	if tokens.ExpiresIn > 0 {
+		// Count on our own clock, which is the one the poll will read.
+		stored.Expiry = s.Now().Add(tokens.ExpiresIn)
+	}
+	err = s.Service.Complete(context.WithoutCancel(r.Context()), claim, stored)
+	if err != nil {
+		return s.callbackProblem(err)
+	}
+	return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultSuccess})
+}
+
+// exchangeReason is the access_denied description the device gets when the
+// exchange failed: which side failed, never a secret.
+func exchangeReason(provider string, err error) string {
+	var xe *upstream.ExchangeError
+	if errors.As(err, &xe) {
+		switch xe.Kind {
+		case upstream.KindRejected:
+			if xe.Code != "" {
+				return provider + " rejected the token exchange (" + oauthCode(xe.Code) + ")"
+			}
+			return provider + " rejected the token exchange"
+		case upstream.KindMalformed:
+			return provider + " answered the token exchange with an unusable response"
+		}
+	}
+	return provider + " could not be reached to complete the token exchange"
+}
+
+// oauthCode passes an error code from the provider on only if it has the
+// shape of one (RFC 6749 §4.1.2.1), so a hostile redirect cannot put
+// arbitrary text into what the device shows.
+func oauthCode(e string) string {
+	if len(e) > 64 {
+		return "invalid error code"
+	}
+	for _, r := range e {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-') {
+			return "invalid error code"
+		}
+	}
+	return e
+}
+
+func (s *server) callbackProblem(err error) error {
+	switch {
+	case errors.Is(err, deviceflow.ErrStateMismatch):
+		return pageError{status: http.StatusBadRequest, kind: pages.ResultError,
+			msg: "This sign-in was replaced by a newer one or does not match. Enter the code again to start over."}
+	case errors.Is(err, deviceflow.ErrCallbackUsed), errors.Is(err, deviceflow.ErrCodeUsed):
+		return pageError{status: http.StatusConflict, kind: pages.ResultUsed}
+	case errors.Is(err, deviceflow.ErrCodeDenied):
+		return pageError{status: http.StatusConflict, kind: pages.ResultDenied, msg: "This request had already ended. Start again on your device."}
+	case errors.Is(err, deviceflow.ErrCodeExpired), errors.Is(err, deviceflow.ErrUnknownCode):
+		return pageError{status: http.StatusGone, kind: pages.ResultExpired}
+	}
+	return err
+}

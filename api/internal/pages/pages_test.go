@@ -1,0 +1,82 @@
+package pages
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+const hostile = `<script>alert(1)</script>"><img src=x onerror=alert(1)>`
+
+func render(t *testing.T, fn func(*Renderer, *httptest.ResponseRecorder) error) string {
+	t.Helper()
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	if err := fn(r, rec); err != nil {
+		t.Fatal(err)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "text/html; charset=utf-8" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if rec.Header().Get("Cache-Control") != "no-store" {
+		t.Error("page is cacheable")
+	}
+	body := rec.Body.String()
+	for _, bad := range []string{"<script", "<style", " style=", "<img src=x", "http://", "https://"} {
+		if strings.Contains(body, bad) {
+			t.Errorf("page contains %q", bad)
+		}
+	}
+	return body
+}
+
+func TestEntry(t *testing.T) {
+	body := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error {
+		return r.Entry(w, 404, EntryData{UserCode: hostile, Error: "We could not find that code " + hostile})
+	})
+	for _, want := range []string{`action="/api/verify"`, `name="user_code"`, `role="alert"`, `aria-invalid="true"`, "&lt;script&gt;"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("entry page lacks %q", want)
+		}
+	}
+}
+
+func TestConfirm(t *testing.T) {
+	body := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error {
+		return r.Confirm(w, 200, ConfirmData{ClientName: "Living-room TV " + hostile, ClientID: "tv", ProviderName: "Spotify",
+			Scopes: []string{"streaming", hostile}, UserCode: "BCDF-GHJK", CSRFToken: "tok123", ExpiresIn: 9*time.Minute + time.Second})
+	})
+	for _, want := range []string{"Connect Living-room TV", "Spotify", "streaming", "BCDF-GHJK", "Only continue if you started this",
+		`name="csrf" value="tok123"`, `name="user_code" value="BCDF-GHJK"`, `value="allow"`, `value="deny"`, "about 10 minutes", "&lt;script&gt;"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("confirm page lacks %q", want)
+		}
+	}
+}
+
+func TestResults(t *testing.T) {
+	tests := []struct {
+		d    ResultData
+		want []string
+	}{
+		{ResultData{Kind: ResultSuccess}, []string{"all set", "result-success"}},
+		{ResultData{Kind: ResultDenied}, []string{"Access denied", "result-denied"}},
+		{ResultData{Kind: ResultExpired}, []string{"expired", `href="/device"`}},
+		{ResultData{Kind: ResultUsed}, []string{"already used"}},
+		{ResultData{Kind: ResultError, Message: "Spotify failed " + hostile}, []string{"Something went wrong", "Spotify failed &lt;script&gt;"}},
+		{ResultData{Kind: ResultTooMany, RetryAfter: 4*time.Minute + time.Second}, []string{"Too many attempts", "5 minutes"}},
+		{ResultData{Kind: ResultTooMany, RetryAfter: 30 * time.Second}, []string{"30 seconds"}},
+	}
+	for _, tc := range tests {
+		body := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error { return r.Result(w, 200, tc.d) })
+		for _, want := range tc.want {
+			if !strings.Contains(body, want) {
+				t.Errorf("result %v lacks %q", tc.d.Kind, want)
+			}
+		}
+	}
+}

@@ -1,0 +1,312 @@
+// Command api is devicegate: an OAuth 2.0 Device Authorization Grant
+// (RFC 8628) proxy in front of providers that only offer the authorization
+// code flow.
+//
+// The same binary runs locally (`go run ./api`, one process, bbolt store,
+// embedded frontend) and in Azure as a Functions custom handler (it listens
+// on FUNCTIONS_CUSTOMHANDLER_PORT when that is set). This file only wires:
+// config → store → upstream → core → router → listen.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/devicegate/devicegate/api/internal/config"
+	"github.com/devicegate/devicegate/api/internal/demo"
+	"github.com/devicegate/devicegate/api/internal/deviceflow"
+	"github.com/devicegate/devicegate/api/internal/httpapi"
+	"github.com/devicegate/devicegate/api/internal/pages"
+	"github.com/devicegate/devicegate/api/internal/ratelimit"
+	"github.com/devicegate/devicegate/api/internal/seal"
+	"github.com/devicegate/devicegate/api/internal/store"
+	"github.com/devicegate/devicegate/api/internal/store/bolt"
+	"github.com/devicegate/devicegate/api/internal/store/memory"
+	"github.com/devicegate/devicegate/api/internal/upstream"
+	"github.com/devicegate/devicegate/frontend"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "devicegate:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	flags := flag.NewFlagSet("devicegate", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	demoMode := flags.Bool("demo", false, "also run a built-in demo OAuth provider and a device client \"demo\", to try the whole flow locally")
+	addr := flags.String("addr", "", "listen address (overrides DEVICEGATE_ADDR), e.g. 127.0.0.1:8080")
+	flags.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: devicegate [-demo] [-addr host:port]\n\nAn OAuth 2.0 Device Authorization Grant proxy. Configured by DEVICEGATE_* environment variables (see README.md).\n\n")
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	env := getenv
+	if *addr != "" {
+		env = func(k string) string {
+			if k == "DEVICEGATE_ADDR" {
+				return *addr
+			}
+			return getenv(k)
+		}
+	}
+	cfg, err := config.Load(env, *demoMode)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr)
+
+	app, err := build(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer app.close()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
+	}
+	return serve(ctx, ln, app.handler, logger, func() {
+		logger.Info("devicegate is ready", "url", cfg.PublicURL, "listen", ln.Addr().String(), "store", cfg.Store, "upstream", cfg.Upstream.Preset)
+		if cfg.Demo {
+			fmt.Fprintf(stderr, demoHelp, cfg.PublicURL)
+		}
+	})
+}
+
+const demoHelp = `
+  Demo mode: a built-in demo provider stands in for Spotify.
+  1. A device asks for a code:
+       curl -s -d client_id=demo %[1]s/api/authorize
+  2. Open verification_uri_complete from the answer in a browser, confirm, and sign in at the demo provider.
+  3. The device polls until it gets its tokens:
+       curl -s -d client_id=demo -d grant_type=urn:ietf:params:oauth:grant-type:device_code -d device_code=DEVICE_CODE %[1]s/api/token
+
+`
+
+type app struct {
+	handler http.Handler
+	store   store.Store
+}
+
+func (a *app) close() { _ = a.store.Close() }
+
+// build wires the parts from a validated configuration.
+func build(cfg *config.Config, logger *slog.Logger) (*app, error) {
+	st, err := openStore(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = st.Close()
+		}
+	}()
+
+	key, err := secretKey(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	hasher, err := deviceflow.NewHasher(key)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := seal.New(rand.Reader, seal.DeriveKey(key))
+	if err != nil {
+		return nil, err
+	}
+	svc, err := deviceflow.New(deviceflow.Config{
+		Store: st, Hasher: hasher, Sealer: sealer, Now: time.Now, Rand: rand.Reader,
+		Lifetime: cfg.CodeLifetime, Interval: cfg.PollInterval,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	callback := cfg.PublicURL + "/api/callback"
+	var demoServer *demo.Server
+	var preset upstream.Preset
+	clientID, clientSecret := cfg.Upstream.ClientID, cfg.Upstream.ClientSecret
+	switch cfg.Upstream.Preset {
+	case "demo":
+		clientID, clientSecret = "devicegate-demo", rand.Text()
+		demoServer, err = demo.New(demo.Options{
+			BaseURL: cfg.PublicURL + "/demo", ClientID: clientID, ClientSecret: clientSecret, RedirectURI: callback,
+		})
+		if err != nil {
+			return nil, err
+		}
+		preset = demoServer.Preset()
+		if len(cfg.Clients) == 0 {
+			cfg.Clients = []config.Client{{ID: "demo", Name: "Demo device", DefaultScopes: []string{"profile"}}}
+		}
+	case "generic":
+		preset, _ = upstream.Lookup("generic")
+		preset.DisplayName, preset.AuthURL, preset.TokenURL, preset.PKCE = cfg.Upstream.Name, cfg.Upstream.AuthURL, cfg.Upstream.TokenURL, cfg.Upstream.PKCE
+	default:
+		var found bool
+		if preset, found = upstream.Lookup(cfg.Upstream.Preset); !found {
+			return nil, fmt.Errorf("unknown upstream preset %q", cfg.Upstream.Preset)
+		}
+	}
+	provider, err := upstream.New(upstream.Options{
+		Preset: preset, ClientID: clientID, ClientSecret: clientSecret,
+		RedirectURL: callback, Timeout: cfg.Upstream.Timeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	var limiter *ratelimit.Limiter
+	if ctr, ok := st.(store.Counter); ok {
+		limiter = ratelimit.New(ctr, logger)
+	} else {
+		logger.Warn("this store keeps no rate-limit counts; rate limits are off")
+	}
+
+	renderer, err := pages.New()
+	if err != nil {
+		return nil, err
+	}
+	site, err := fs.Sub(frontend.Files, ".")
+	if err != nil {
+		return nil, err
+	}
+	api, err := httpapi.New(httpapi.Options{
+		Service: svc, Upstream: provider, Pages: renderer,
+		Clients: cfg.Client, PublicURL: cfg.PublicURL, Frontend: site,
+		Logger: logger, Now: time.Now, Rand: rand.Reader,
+		Limiter: limiter, RateAuthorize: cfg.RateAuthorize, RateVerify: cfg.RateVerify, TrustedProxy: cfg.TrustedProxy,
+	})
+	if err != nil {
+		return nil, err
+	}
+	handler := api
+	if demoServer != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/demo/", http.StripPrefix("/demo", demoServer.Handler()))
+		mux.Handle("/", api)
+		handler = mux
+	}
+	ok = true
+	return &app{handler: handler, store: st}, nil
+}
+
+func openStore(cfg *config.Config, logger *slog.Logger) (store.Store, error) {
+	switch cfg.Store {
+	case "memory":
+		return memory.New(time.Now), nil
+	case "bolt":
+		return bolt.Open(cfg.BoltPath, bolt.Options{Now: time.Now, Logger: logger})
+	}
+	return nil, fmt.Errorf("unknown store %q", cfg.Store)
+}
+
+// secretKey returns the configured key or, for local use, one kept in
+// devicegate.key next to the bolt file (created 0600 on first start), so
+// codes survive a restart. The memory store gets a fresh key per process:
+// its records do not survive a restart either.
+func secretKey(cfg *config.Config, logger *slog.Logger) ([]byte, error) {
+	if cfg.SecretKey != nil {
+		return cfg.SecretKey, nil
+	}
+	if cfg.Store == "memory" {
+		return randomKey()
+	}
+	path := filepath.Join(filepath.Dir(cfg.BoltPath), "devicegate.key")
+	if b, err := os.ReadFile(path); err == nil {
+		key, err := base64.StdEncoding.DecodeString(string(trimNL(b)))
+		if err != nil || len(key) != 32 {
+			return nil, fmt.Errorf("%s does not hold a base64 32-byte key; delete it to make a new one", path)
+		}
+		return key, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	key, err := randomKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("writing a new secret key: %w", err)
+	}
+	logger.Info("generated a secret key for local use", "file", path)
+	return key, nil
+}
+
+func randomKey() ([]byte, error) {
+	key := make([]byte, 32)
+	_, err := io.ReadFull(rand.Reader, key)
+	return key, err
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs the HTTP server until ctx ends or SIGINT/SIGTERM arrives, then
+// lets requests in flight finish. The timeouts keep slow clients from
+// holding connections: Azure cuts requests at 45 s anyway.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger, ready func()) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      40 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	ready()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down; letting requests in flight finish")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
