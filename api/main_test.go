@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/devicegate/devicegate/api/internal/config"
+)
+
+func envMap(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestRunReportsEveryConfigProblem(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), nil, envMap(map[string]string{"DEVICEGATE_STORE": "floppy"}), &out)
+	if err == nil {
+		t.Fatal("run accepted a bad configuration")
+	}
+	for _, want := range []string{"DEVICEGATE_UPSTREAM_CLIENT_ID", "DEVICEGATE_UPSTREAM_CLIENT_SECRET", "DEVICEGATE_CLIENTS", "DEVICEGATE_STORE"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %s:\n%v", want, err)
+		}
+	}
+}
+
+func TestRunHelp(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-help"}, envMap(nil), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "-demo") || !strings.Contains(out.String(), "DEVICEGATE_") {
+		t.Errorf("help: %s", out.String())
+	}
+}
+
+func TestSecretKeyIsGeneratedOnceWithMode0600(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &config.Config{Store: "bolt", BoltPath: filepath.Join(dir, "devicegate.db")}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	k1, err := secretKey(cfg, log)
+	if err != nil || len(k1) != 32 {
+		t.Fatalf("%v %d", err, len(k1))
+	}
+	fi, err := os.Stat(filepath.Join(dir, "devicegate.key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	k2, _ := secretKey(cfg, log)
+	if !bytes.Equal(k1, k2) {
+		t.Error("the key changed across starts")
+	}
+	os.WriteFile(filepath.Join(dir, "devicegate.key"), []byte("garbage"), 0o600)
+	if _, err := secretKey(cfg, log); err == nil {
+		t.Error("a damaged key file was accepted")
+	}
+	cfg.SecretKey = bytes.Repeat([]byte{1}, 32)
+	if k, _ := secretKey(cfg, log); !bytes.Equal(k, cfg.SecretKey) {
+		t.Error("the configured key was not used")
+	}
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeShutsDownGracefully: when the context ends (as on SIGTERM), a
+// request in flight still gets its answer, and serve returns cleanly.
+func TestServeShutsDownGracefully(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	slow := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(started)
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(w, "finished")
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, ln, slow, slog.New(slog.NewTextHandler(&logs, nil)), func() {})
+	}()
+	got := make(chan string, 1)
+	go func() {
+		res, err := http.Get("http://" + ln.Addr().String() + "/")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		got <- string(b)
+	}()
+	<-started
+	cancel()
+	if body := <-got; body != "finished" {
+		t.Errorf("in-flight request got %q", body)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	if !strings.Contains(logs.String(), "shutting down") {
+		t.Error("shutdown not logged")
+	}
+}
+
+// TestDemoWiring runs the real wiring (-demo, memory store) on a free
+// port and walks the device side to authorization_pending.
+func TestDemoWiring(t *testing.T) {
+	cfg, err := config.Load(envMap(map[string]string{"DEVICEGATE_STORE": "memory"}), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	srv := &http.Server{Handler: a.handler}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Serve(ln)
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+	for path, want := range map[string]int{"/api/health": 200, "/device": 200, "/demo/demo.css": 200, "/.well-known/oauth-authorization-server": 200} {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("%s: %d", path, res.StatusCode)
+		}
+	}
+	res, err := http.PostForm(base+"/api/authorize", map[string][]string{"client_id": {"demo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("authorize: %d", res.StatusCode)
+	}
+}
