@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -454,4 +455,55 @@ func TestForwardedForIgnoredWithoutTrustedProxy(t *testing.T) {
 	// A spoofed header does not buy a fresh allowance.
 	res := h.post("/api/authorize", form, func(r *http.Request) { r.Header.Set("X-Forwarded-For", "203.0.113.2") })
 	wantOAuthError(t, res, http.StatusTooManyRequests, "slow_down")
+}
+
+// TestRestartBetweenCallbackAndPoll: the process stops after the person
+// approved and before the device polled; a new process on the same bolt
+// file hands the tokens over, once.
+func TestRestartBetweenCallbackAndPoll(t *testing.T) {
+	path := t.TempDir() + "/dg.db"
+	c := storetest.NewClock()
+	b1, err := bolt.Open(path, bolt.Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1 := newHarness(t, withBackend(b1, c))
+	g := h1.authorize("tv", "")
+	if res := h1.approve(g.UserCode); res.StatusCode != http.StatusOK {
+		t.Fatalf("approve: %d", res.StatusCode)
+	}
+	h1.srv.Close()
+	if err := b1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b2, err := bolt.Open(path, bolt.Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	h2 := newHarness(t, withBackend(b2, c))
+	res := h2.poll("tv", g.DeviceCode)
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.json(t)["access_token"].(string), "AT-code-") {
+		t.Fatalf("poll after restart: %d %s", res.StatusCode, res.body)
+	}
+	wantOAuthError(t, h2.poll("tv", g.DeviceCode), http.StatusBadRequest, "invalid_grant")
+}
+
+// TestStoreTimeout: a store that hangs is cut off by the request's
+// deadline, answered 503, and the record is intact afterwards.
+func TestStoreTimeout(t *testing.T) {
+	h := newHarness(t)
+	g := h.authorize("tv", "")
+	h.store.Delay(faulty.OpUpdate, 5*time.Second)
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/api/token", strings.NewReader(url.Values{
+		"grant_type": {dcGrant}, "client_id": {"tv"}, "device_code": {g.DeviceCode}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := http.DefaultClient.Do(req.WithContext(ctx)); err == nil {
+		t.Error("a hanging store answered in time")
+	}
+	h.store.Reset()
+	wantOAuthError(t, h.poll("tv", g.DeviceCode), http.StatusBadRequest, "authorization_pending")
 }

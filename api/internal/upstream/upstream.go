@@ -149,7 +149,9 @@ func (p *Provider) AuthCodeURL(state, verifier string, scopes []string) string {
 	if p.preset.PKCE && verifier != "" {
 		opts = append(opts, oauth2.S256ChallengeOption(verifier))
 	}
-	cfg := p.cfg
+	// A fresh Config, not a copy of p.cfg: copying would race with the
+	// auth-style cache that Exchange updates inside p.cfg.
+	cfg := oauth2.Config{ClientID: p.cfg.ClientID, RedirectURL: p.cfg.RedirectURL, Endpoint: p.cfg.Endpoint}
 	if sep := p.preset.ScopeSeparator; sep != "" && sep != " " && len(scopes) > 0 {
 		// x/oauth2 always joins with spaces; a provider that wants another
 		// separator gets one pre-joined scope.
