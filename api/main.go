@@ -133,12 +133,22 @@ func build(cfg *config.Config, logger *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	sealer, err := seal.New(rand.Reader, seal.DeriveKey(key))
+	var previous []*deviceflow.Hasher
+	var previousSeal [][]byte
+	if cfg.PreviousKey != nil {
+		h, err := deviceflow.NewHasher(cfg.PreviousKey)
+		if err != nil {
+			return nil, err
+		}
+		previous = append(previous, h)
+		previousSeal = append(previousSeal, seal.DeriveKey(cfg.PreviousKey))
+	}
+	sealer, err := seal.New(rand.Reader, seal.DeriveKey(key), previousSeal...)
 	if err != nil {
 		return nil, err
 	}
 	svc, err := deviceflow.New(deviceflow.Config{
-		Store: st, Hasher: hasher, Sealer: sealer, Now: time.Now, Rand: rand.Reader,
+		Store: st, Hasher: hasher, Previous: previous, Sealer: sealer, Now: time.Now, Rand: rand.Reader,
 		Lifetime: cfg.CodeLifetime, Interval: cfg.PollInterval,
 	})
 	if err != nil {

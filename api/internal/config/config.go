@@ -98,6 +98,9 @@ type Config struct {
 	// SecretKey keys code hashing; nil means "generate one next to the
 	// bolt file" (local use) — main decides, config has no side effects.
 	SecretKey []byte
+	// PreviousKey is the secret key before the last rotation, kept so that
+	// flows in progress finish.
+	PreviousKey []byte
 
 	LogLevel  string // debug, info, warn, error
 	LogFormat string // text or json
@@ -148,6 +151,7 @@ var Vars = []Var{
 	{"DEVICEGATE_SECRET_KEY", "generated", "Base64 of 32 random bytes keying the code hashes (openssl rand -base64 32). Unset locally: generated into devicegate.key next to the bolt file."},
 	{"DEVICEGATE_RATE_AUTHORIZE", "30/10m", "Device authorizations allowed per client IP (COUNT/WINDOW, or off)."},
 	{"DEVICEGATE_RATE_VERIFY", "20/10m", "Code entries allowed per client IP (COUNT/WINDOW, or off); what keeps guessing user codes hopeless (SECURITY.md)."},
+	{"DEVICEGATE_SECRET_KEY_PREVIOUS", "", "The key before a rotation, base64; flows started under it still finish. Remove it after the code lifetime."},
 	{"DEVICEGATE_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"DEVICEGATE_LOG_FORMAT", "text", "text or json."},
 }
@@ -301,19 +305,33 @@ func Load(getenv func(string) string, demo bool) (*Config, error) {
 	c.RateAuthorize = rule("DEVICEGATE_RATE_AUTHORIZE", "30/10m")
 	c.RateVerify = rule("DEVICEGATE_RATE_VERIFY", "20/10m")
 
-	if v := get("DEVICEGATE_SECRET_KEY"); v != "" {
-		key, err := base64.StdEncoding.DecodeString(v)
+	key := func(name string) []byte {
+		v := get(name)
+		if v == "" {
+			return nil
+		}
+		k, err := base64.StdEncoding.DecodeString(v)
 		if err != nil {
-			key, err = base64.RawStdEncoding.DecodeString(v)
+			k, err = base64.RawStdEncoding.DecodeString(v)
 		}
 		switch {
 		case err != nil:
-			bad("DEVICEGATE_SECRET_KEY", "not valid base64 (make one with: openssl rand -base64 32)")
-		case len(key) != 32:
-			bad("DEVICEGATE_SECRET_KEY", "decodes to %d bytes, want 32 (make one with: openssl rand -base64 32)", len(key))
+			bad(name, "not valid base64 (make one with: openssl rand -base64 32)")
+		case len(k) != 32:
+			bad(name, "decodes to %d bytes, want 32 (make one with: openssl rand -base64 32)", len(k))
 		default:
-			c.SecretKey = key
+			return k
 		}
+		return nil
+	}
+	c.SecretKey = key("DEVICEGATE_SECRET_KEY")
+	c.PreviousKey = key("DEVICEGATE_SECRET_KEY_PREVIOUS")
+	// A generated key is for one machine trying things out. In production —
+	// in Azure, on a public HTTPS address, or with a store shared by several
+	// instances — every instance must use the same configured key.
+	if c.SecretKey == nil && get("DEVICEGATE_SECRET_KEY") == "" &&
+		(get("FUNCTIONS_CUSTOMHANDLER_PORT") != "" || strings.HasPrefix(c.PublicURL, "https://") || c.Store == "cosmos") {
+		bad("DEVICEGATE_SECRET_KEY", "required in production (Azure, an https public URL, or the cosmos store); make one with: openssl rand -base64 32")
 	}
 
 	c.LogLevel = strings.ToLower(or("DEVICEGATE_LOG_LEVEL", "info"))

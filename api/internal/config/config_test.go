@@ -40,15 +40,32 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+func TestProductionNeedsAKey(t *testing.T) {
+	for name, set := range map[string][2]string{
+		"azure":  {"FUNCTIONS_CUSTOMHANDLER_PORT", "7071"},
+		"https":  {"DEVICEGATE_PUBLIC_URL", "https://gate.example.net"},
+		"cosmos": {"DEVICEGATE_STORE", "cosmos"},
+	} {
+		m := base()
+		m[set[0]] = set[1]
+		m["DEVICEGATE_COSMOS_CONNECTION_STRING"] = "AccountEndpoint=https://x/;AccountKey=a2V5;"
+		if _, err := Load(env(m), false); err == nil || !strings.Contains(err.Error(), "DEVICEGATE_SECRET_KEY: required in production") {
+			t.Errorf("%s without a key: %v", name, err)
+		}
+	}
+}
+
 func TestAzurePortWins(t *testing.T) {
 	m := base()
+	m["DEVICEGATE_SECRET_KEY"] = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32))
+	m["DEVICEGATE_SECRET_KEY_PREVIOUS"] = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{4}, 32))
 	m["FUNCTIONS_CUSTOMHANDLER_PORT"] = "7071"
 	m["DEVICEGATE_PUBLIC_URL"] = "https://gate.example.net/"
 	c, err := Load(env(m), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != ":7071" || c.PublicURL != "https://gate.example.net" {
+	if c.Addr != ":7071" || c.PublicURL != "https://gate.example.net" || len(c.PreviousKey) != 32 {
 		t.Errorf("addr %q url %q", c.Addr, c.PublicURL)
 	}
 }
@@ -75,7 +92,12 @@ func TestGenericAndClientsFile(t *testing.T) {
 	m["TV_SECRET"] = "tvsecret"
 	m["DEVICEGATE_SECRET_KEY"] = key
 	m["DEVICEGATE_CODE_LIFETIME"] = "300"
+	m["DEVICEGATE_SECRET_KEY_PREVIOUS"] = "bm8="
 	m["DEVICEGATE_POLL_INTERVAL"] = "10s"
+	if _, err := Load(env(m), false); err == nil || !strings.Contains(err.Error(), "DEVICEGATE_SECRET_KEY_PREVIOUS: decodes to 2 bytes") {
+		t.Errorf("short previous key: %v", err)
+	}
+	delete(m, "DEVICEGATE_SECRET_KEY_PREVIOUS")
 	c, err := Load(env(m), false)
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +215,7 @@ func TestCosmosStore(t *testing.T) {
 	}
 	m["DEVICEGATE_COSMOS_CREATE"] = "true"
 	m["DEVICEGATE_TRUSTED_PROXY"] = "1"
+	m["DEVICEGATE_SECRET_KEY"] = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32))
 	c, err := Load(env(m), false)
 	if err != nil {
 		t.Fatal(err)

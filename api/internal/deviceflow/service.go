@@ -51,6 +51,9 @@ var errNoWrite = errors.New("deviceflow: nothing to write")
 type Config struct {
 	Store  store.Store
 	Hasher *Hasher
+	// Previous hashers are tried when a code is not found under Hasher, so
+	// flows started before a key rotation still finish.
+	Previous []*Hasher
 	// Sealer encrypts the tokens and PKCE verifiers kept on records.
 	Sealer   *seal.Sealer
 	Now      func() time.Time
@@ -75,6 +78,11 @@ func New(c Config) (*Service, error) {
 		return nil, fmt.Errorf("deviceflow: interval %v must be whole seconds, at least 1", c.Interval)
 	}
 	return &Service{c: c}, nil
+}
+
+// hashers lists the current hasher first, then the previous ones.
+func (s *Service) hashers() []*Hasher {
+	return append([]*Hasher{s.c.Hasher}, s.c.Previous...)
 }
 
 // Authorization is what the device authorization endpoint hands a device
@@ -170,33 +178,41 @@ func (t *Tokens) Response(now time.Time) TokenResponse {
 // StatusDelivered is a compare-and-swap, so of many concurrent polls only
 // one wins.
 func (s *Service) Poll(ctx context.Context, clientID, deviceCode string) (*TokenResponse, Outcome, error) {
-	id := s.c.Hasher.Hash(kindDevice, deviceCode)
 	var (
 		outcome Outcome
 		token   []byte
 		reason  string
 		now     time.Time
+		id      string
+		rec     *store.Record
+		err     error
 	)
-	rec, err := s.c.Store.Update(ctx, id, func(r *store.Record) error {
-		if r.ClientID != clientID {
-			return errWrongClient
+	for _, h := range s.hashers() {
+		id = h.Hash(kindDevice, deviceCode)
+		rec, err = s.c.Store.Update(ctx, id, func(r *store.Record) error {
+			if r.ClientID != clientID {
+				return errWrongClient
+			}
+			now = s.c.Now()
+			outcome, token, reason = Decide(r, now), nil, r.Reason
+			switch outcome {
+			case OutcomePending:
+				r.LastPoll = now
+			case OutcomeSlowDown:
+				r.Interval += int(SlowDownStep / time.Second)
+			case OutcomeTokens:
+				token = r.Token
+				r.Status = store.StatusDelivered
+				r.Token = nil
+			default:
+				return errNoWrite
+			}
+			return nil
+		})
+		if !errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExpired) {
+			break
 		}
-		now = s.c.Now()
-		outcome, token, reason = Decide(r, now), nil, r.Reason
-		switch outcome {
-		case OutcomePending:
-			r.LastPoll = now
-		case OutcomeSlowDown:
-			r.Interval += int(SlowDownStep / time.Second)
-		case OutcomeTokens:
-			token = r.Token
-			r.Status = store.StatusDelivered
-			r.Token = nil
-		default:
-			return errNoWrite
-		}
-		return nil
-	})
+	}
 	switch {
 	case errors.Is(err, errNoWrite):
 	case errors.Is(err, store.ErrExpired):
@@ -251,7 +267,13 @@ func (s *Service) Lookup(ctx context.Context, input string) (*Pending, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.c.Store.GetByUserCode(ctx, s.c.Hasher.Hash(kindUser, code))
+	var rec *store.Record
+	for _, h := range s.hashers() {
+		rec, err = s.c.Store.GetByUserCode(ctx, h.Hash(kindUser, code))
+		if !errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExpired) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, mapLookupErr(err)
 	}
@@ -382,7 +404,6 @@ func (s *Service) openString(v, recordID string) (string, error) {
 // the state used, so a replayed or concurrent callback cannot exchange a
 // second time. The caller then exchanges the code and calls Complete or Fail.
 func (s *Service) ClaimCallback(ctx context.Context, recordID, state string) (*Claim, error) {
-	want := s.c.Hasher.Hash(kindState, state)
 	var sealed string
 	rec, err := s.c.Store.Update(ctx, recordID, func(r *store.Record) error {
 		switch r.Status {
@@ -395,7 +416,11 @@ func (s *Service) ClaimCallback(ctx context.Context, recordID, state string) (*C
 		if r.StateHash == "" {
 			return ErrCallbackUsed
 		}
-		if subtle.ConstantTimeCompare([]byte(r.StateHash), []byte(want)) != 1 {
+		match := 0
+		for _, h := range s.hashers() {
+			match |= subtle.ConstantTimeCompare([]byte(r.StateHash), []byte(h.Hash(kindState, state)))
+		}
+		if match != 1 {
 			return ErrStateMismatch
 		}
 		r.StateHash = ""

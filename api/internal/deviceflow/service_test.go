@@ -342,3 +342,42 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 		t.Errorf("a transplanted token was accepted or misreported: %v", err)
 	}
 }
+
+// TestKeyRotationKeepsFlowsInProgress: a flow started under the old key
+// finishes after the key changed, when the old key is kept as previous.
+func TestKeyRotationKeepsFlowsInProgress(t *testing.T) {
+	f := newFixture(t) // runs on key 7 (hash) / 8 (seal)
+	a, _ := f.svc.Authorize(ctx, "tv", nil)
+	b, err := f.svc.BeginAuthorization(ctx, a.UserCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldHasher, _ := deviceflow.NewHasher(bytes.Repeat([]byte{7}, 32))
+	newHasher, _ := deviceflow.NewHasher(bytes.Repeat([]byte{9}, 32))
+	sealer, _ := seal.New(rand.Reader, bytes.Repeat([]byte{10}, 32), bytes.Repeat([]byte{8}, 32))
+	rotated, err := deviceflow.New(deviceflow.Config{Store: f.store, Hasher: newHasher, Previous: []*deviceflow.Hasher{oldHasher}, Sealer: sealer,
+		Now: f.clock.Now, Rand: rand.Reader, Lifetime: 10 * time.Minute, Interval: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rotated.Lookup(ctx, a.UserCode); err != nil {
+		t.Fatalf("lookup after rotation: %v", err)
+	}
+	c, err := rotated.ClaimCallback(ctx, b.RecordID, b.State)
+	if err != nil || c.Verifier != b.Verifier {
+		t.Fatalf("claim after rotation: %v", err)
+	}
+	if err := rotated.Complete(ctx, c, &deviceflow.Tokens{AccessToken: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if tok, _, err := rotated.Poll(ctx, "tv", a.DeviceCode); err != nil || tok.AccessToken != "x" {
+		t.Fatalf("poll after rotation: %v", err)
+	}
+
+	// Without the previous key the old flow is simply unknown.
+	a2, _ := f.svc.Authorize(ctx, "tv", nil)
+	bare, _ := deviceflow.New(deviceflow.Config{Store: f.store, Hasher: newHasher, Sealer: sealer, Now: f.clock.Now, Rand: rand.Reader, Lifetime: time.Minute, Interval: time.Second})
+	if _, _, err := bare.Poll(ctx, "tv", a2.DeviceCode); !errors.Is(err, oauth.ErrInvalidGrant) {
+		t.Errorf("poll without the previous key: %v", err)
+	}
+}
