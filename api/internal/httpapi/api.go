@@ -14,6 +14,7 @@ import (
 	"github.com/devicegate/devicegate/api/internal/config"
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
 	"github.com/devicegate/devicegate/api/internal/oauth"
+	"github.com/devicegate/devicegate/api/internal/upstream"
 )
 
 // maxFormBytes bounds a request body. Every legitimate request is a few
@@ -229,13 +230,16 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 	switch gt {
 	case "":
 		return invalidRequest("grant_type is required")
-	case GrantTypeDeviceCode:
+	case GrantTypeDeviceCode, "refresh_token":
 	default:
-		return oauth.ErrUnsupportedGrantType.WithDescription("only " + GrantTypeDeviceCode + " is supported")
+		return oauth.ErrUnsupportedGrantType.WithDescription("supported grant types: " + GrantTypeDeviceCode + ", refresh_token")
 	}
 	c, err := s.authenticateClient(r, form)
 	if err != nil {
 		return s.withChallenge(w, err)
+	}
+	if gt == "refresh_token" {
+		return s.refresh(w, r, form)
 	}
 	dc := form.Get("device_code")
 	if dc == "" {
@@ -249,6 +253,59 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	oauth.WriteJSON(w, http.StatusOK, tok)
+	return nil
+}
+
+// refresh passes a refresh_token grant (RFC 6749 §6) to the provider with
+// devicegate's own client authentication, so a device only ever talks to
+// devicegate and never holds the provider's client secret. The provider's
+// refusal comes back as its RFC error.
+func (s *server) refresh(w http.ResponseWriter, r *http.Request, form url.Values) error {
+	rt := form.Get("refresh_token")
+	if rt == "" {
+		return invalidRequest("refresh_token is required")
+	}
+	if len(rt) > 4096 {
+		return oauth.ErrInvalidGrant.WithDescription("the refresh_token is not valid")
+	}
+	if form.Get("scope") != "" {
+		// Narrowing on refresh is optional in RFC 6749 §6 and providers
+		// differ; devicegate passes none rather than half-support it.
+		return oauth.ErrInvalidScope.WithDescription("devicegate does not change scopes on refresh; omit scope")
+	}
+	t, err := s.Upstream.Refresh(r.Context(), rt)
+	if err != nil {
+		s.Logger.WarnContext(r.Context(), "upstream refresh failed", "err", err)
+		var xe *upstream.ExchangeError
+		if errors.As(err, &xe) {
+			switch xe.Kind {
+			case upstream.KindRejected:
+				code := xe.Code
+				switch code {
+				case "invalid_grant", "invalid_scope", "unauthorized_client", "invalid_request":
+				default:
+					code = "invalid_grant"
+				}
+				return oauth.Error{Code: code, Status: http.StatusBadRequest, Description: s.Upstream.DisplayName() + " refused the refresh"}
+			case upstream.KindMalformed:
+				return oauth.Error{Code: "temporarily_unavailable", Status: http.StatusBadGateway, Description: s.Upstream.DisplayName() + " answered the refresh with an unusable response"}
+			}
+		}
+		w.Header().Set("Retry-After", "5")
+		return oauth.ErrTemporarilyUnavailable.WithDescription(s.Upstream.DisplayName() + " could not be reached; try again shortly")
+	}
+	resp := deviceflow.TokenResponse{
+		AccessToken:  t.AccessToken,
+		TokenType:    t.TokenType,
+		RefreshToken: t.RefreshToken,
+		Scope:        t.Scope,
+		IDToken:      t.IDToken,
+		ExpiresIn:    int64(t.ExpiresIn / time.Second),
+	}
+	if resp.TokenType == "" {
+		resp.TokenType = "Bearer"
+	}
+	oauth.WriteJSON(w, http.StatusOK, resp)
 	return nil
 }
 
@@ -270,7 +327,7 @@ func (s *server) metadata(w http.ResponseWriter, _ *http.Request) error {
 		Issuer:                            s.PublicURL,
 		DeviceAuthorizationEndpoint:       s.PublicURL + "/api/authorize",
 		TokenEndpoint:                     s.PublicURL + "/api/token",
-		GrantTypesSupported:               []string{GrantTypeDeviceCode},
+		GrantTypesSupported:               []string{GrantTypeDeviceCode, "refresh_token"},
 		ResponseTypesSupported:            []string{},
 		TokenEndpointAuthMethodsSupported: []string{"none", "client_secret_basic", "client_secret_post"},
 		ServiceDocumentation:              "https://github.com/devicegate/devicegate",

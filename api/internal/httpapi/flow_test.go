@@ -507,3 +507,38 @@ func TestStoreTimeout(t *testing.T) {
 	h.store.Reset()
 	wantOAuthError(t, h.poll("tv", g.DeviceCode), http.StatusBadRequest, "authorization_pending")
 }
+
+func TestRefreshThroughDevicegate(t *testing.T) {
+	h := newHarness(t)
+	g := h.authorize("tv", "")
+	h.approve(g.UserCode)
+	tok := h.poll("tv", g.DeviceCode).json(t)
+	rt := tok["refresh_token"].(string)
+	refresh := func(form url.Values) *response {
+		form.Set("grant_type", "refresh_token")
+		return h.post("/api/token", form)
+	}
+	res := refresh(url.Values{"client_id": {"tv"}, "refresh_token": {rt}})
+	if res.StatusCode != http.StatusOK || res.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("refresh: %d %s", res.StatusCode, res.body)
+	}
+	m := res.json(t)
+	if m["access_token"] != "AT2-"+strings.TrimPrefix(rt, "RT-") || m["expires_in"] != 1800.0 || m["token_type"] != "Bearer" {
+		t.Errorf("refreshed %v", m)
+	}
+	if _, ok := m["refresh_token"]; ok {
+		t.Error("the provider sent no new refresh token, but the answer carries one")
+	}
+	wantOAuthError(t, refresh(url.Values{"client_id": {"tv"}, "refresh_token": {"revoked"}}), http.StatusBadRequest, "invalid_grant")
+	wantOAuthError(t, refresh(url.Values{"client_id": {"tv"}}), http.StatusBadRequest, "invalid_request")
+	wantOAuthError(t, refresh(url.Values{"client_id": {"nobody"}, "refresh_token": {rt}}), http.StatusUnauthorized, "invalid_client")
+	wantOAuthError(t, refresh(url.Values{"client_id": {"tv"}, "refresh_token": {rt}, "scope": {"streaming"}}), http.StatusBadRequest, "invalid_scope")
+	for mode, want := range map[string]int{"500": http.StatusServiceUnavailable, "hang": http.StatusServiceUnavailable, "garbage": http.StatusBadGateway} {
+		h.provider.setMode(mode)
+		res := refresh(url.Values{"client_id": {"tv"}, "refresh_token": {rt}})
+		if res.StatusCode != want || res.json(t)["error"] != "temporarily_unavailable" {
+			t.Errorf("upstream %s: %d %s", mode, res.StatusCode, res.body)
+		}
+	}
+	h.assertLogsClean(rt, "AT2-")
+}

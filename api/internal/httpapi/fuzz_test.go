@@ -18,11 +18,8 @@ func fuzzEndpoint(f *testing.F, method, path string, seeds []string) {
 	f.Add("client_id=tv", "application/json", "", "Basic dHY6eA==")
 	f.Add("", "", "user_code=BCDF-GHJK&state=x&code=y", "")
 	f.Add("%%%", "application/x-www-form-urlencoded; charset=\x00", "%zz", "Basic !!!")
-	var h *harness
+	h := newHarness(f)
 	f.Fuzz(func(t *testing.T, body, ctype, query, auth string) {
-		if h == nil {
-			h = newHarness(t)
-		}
 		target := path
 		if query != "" {
 			target += "?" + query
@@ -61,7 +58,7 @@ func FuzzAuthorize(f *testing.F) {
 func FuzzToken(f *testing.F) {
 	fuzzEndpoint(f, http.MethodPost, "/api/token", []string{
 		"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&client_id=tv&device_code=abc",
-		"grant_type=refresh_token&client_id=tv", "grant_type=&device_code=", "client_id=console&client_secret=x&grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=1",
+		"grant_type=refresh_token&client_id=tv", "grant_type=refresh_token&client_id=tv&refresh_token=RT-x", "grant_type=refresh_token&client_id=tv&refresh_token=zz", "grant_type=&device_code=", "client_id=console&client_secret=x&grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=1",
 	})
 }
 

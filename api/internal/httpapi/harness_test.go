@@ -42,7 +42,7 @@ type fakeProvider struct {
 	exchanges  int
 }
 
-func newFakeProvider(t *testing.T) *fakeProvider {
+func newFakeProvider(t testing.TB) *fakeProvider {
 	p := &fakeProvider{mode: "ok", challenges: map[string]string{}}
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serveToken))
 	t.Cleanup(p.srv.Close)
@@ -92,7 +92,7 @@ func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "authorization_code" {
+	if err := r.ParseForm(); err != nil || (r.PostForm.Get("grant_type") != "authorization_code" && r.PostForm.Get("grant_type") != "refresh_token") {
 		http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
 		return
 	}
@@ -100,6 +100,17 @@ func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 		!(r.PostForm.Get("client_id") == "up-client" && r.PostForm.Get("client_secret") == "up-secret") {
 		w.WriteHeader(http.StatusUnauthorized)
 		io.WriteString(w, `{"error":"invalid_client"}`)
+		return
+	}
+	if r.PostForm.Get("grant_type") == "refresh_token" {
+		w.Header().Set("Content-Type", "application/json")
+		rt := r.PostForm.Get("refresh_token")
+		if !strings.HasPrefix(rt, "RT-") {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"error":"invalid_grant","error_description":"refresh token revoked"}`)
+			return
+		}
+		io.WriteString(w, `{"access_token":"AT2-`+rt[3:]+`","token_type":"Bearer","expires_in":1800,"scope":"streaming"}`)
 		return
 	}
 	code := r.PostForm.Get("code")
@@ -121,7 +132,7 @@ func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 // harness is devicegate's API on a loopback server, with a settable clock,
 // deterministic randomness, a fault-injecting store and a fake provider.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	clock    *storetest.Clock
 	store    *faulty.Store
 	provider *fakeProvider
@@ -164,7 +175,7 @@ func findClient(id string) (*config.Client, bool) {
 	return nil, false
 }
 
-func newHarness(t *testing.T, opts ...harnessOpt) *harness {
+func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	t.Helper()
 	hc := &harnessConfig{}
 	for _, o := range opts {
@@ -260,7 +271,7 @@ type response struct {
 	body []byte
 }
 
-func (r *response) json(t *testing.T) map[string]any {
+func (r *response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -341,7 +352,7 @@ func (h *harness) poll(clientID, deviceCode string) *response {
 }
 
 // csrfFrom pulls the confirmation form's CSRF token out of the page.
-func csrfFrom(t *testing.T, page []byte) string {
+func csrfFrom(t testing.TB, page []byte) string {
 	t.Helper()
 	s := string(page)
 	i := strings.Index(s, `name="csrf"`)

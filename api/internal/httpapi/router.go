@@ -35,6 +35,7 @@ type Upstream interface {
 	DisplayName() string
 	AuthCodeURL(state, verifier string, scopes []string) string
 	Exchange(ctx context.Context, code, verifier string) (*upstream.Tokens, error)
+	Refresh(ctx context.Context, refreshToken string) (*upstream.Tokens, error)
 }
 
 // Options wires the handlers. All fields but Frontend are required.

@@ -239,6 +239,34 @@ func (p *Provider) Exchange(ctx context.Context, code, verifier string) (*Tokens
 	if err != nil {
 		return nil, classify(err)
 	}
+	return fromToken(t, start), nil
+}
+
+// Refresh trades a refresh token for new tokens at the provider, with
+// devicegate's client authentication: a device never holds the provider's
+// client secret, which providers such as Spotify require for refreshing.
+func (p *Provider) Refresh(ctx context.Context, refreshToken string) (*Tokens, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, p.client)
+	start := time.Now()
+	// An expired token with only the refresh token set makes the token
+	// source refresh at once.
+	t, err := p.cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken, Expiry: start.Add(-time.Hour)}).Token()
+	if err != nil {
+		return nil, classify(err)
+	}
+	out := fromToken(t, start)
+	if out.RefreshToken == refreshToken {
+		// x/oauth2 carries the old refresh token over when the provider
+		// sends none; the device already has it.
+		out.RefreshToken = ""
+	}
+	return out, nil
+}
+
+// fromToken converts an x/oauth2 token obtained at start.
+func fromToken(t *oauth2.Token, start time.Time) *Tokens {
 	out := &Tokens{
 		AccessToken:  t.AccessToken,
 		TokenType:    t.TokenType,
@@ -255,9 +283,9 @@ func (p *Provider) Exchange(ctx context.Context, code, verifier string) (*Tokens
 		out.Expiry = start.Add(out.ExpiresIn)
 	} else if !t.Expiry.IsZero() {
 		out.Expiry = t.Expiry
-		out.ExpiresIn = time.Until(t.Expiry).Round(time.Second)
+		out.ExpiresIn = t.Expiry.Sub(start).Round(time.Second)
 	}
-	return out, nil
+	return out
 }
 
 // classify sorts an x/oauth2 error into an ExchangeError.
