@@ -35,6 +35,7 @@ import (
 	"github.com/devicegate/devicegate/api/internal/seal"
 	"github.com/devicegate/devicegate/api/internal/store"
 	"github.com/devicegate/devicegate/api/internal/store/bolt"
+	"github.com/devicegate/devicegate/api/internal/store/cosmos"
 	"github.com/devicegate/devicegate/api/internal/store/memory"
 	"github.com/devicegate/devicegate/api/internal/upstream"
 	"github.com/devicegate/devicegate/frontend"
@@ -226,6 +227,14 @@ func build(cfg *config.Config, logger *slog.Logger) (*app, error) {
 
 func openStore(cfg *config.Config, logger *slog.Logger) (store.Store, error) {
 	switch cfg.Store {
+	case "cosmos":
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return cosmos.New(ctx, cosmos.Options{
+			ConnectionString: cfg.Cosmos.ConnectionString, Endpoint: cfg.Cosmos.Endpoint, Key: cfg.Cosmos.Key,
+			Database: cfg.Cosmos.Database, Container: cfg.Cosmos.Container, CreateIfMissing: cfg.Cosmos.CreateIfMissing,
+			Now: time.Now, Logger: logger,
+		})
 	case "memory":
 		return memory.New(time.Now), nil
 	case "bolt":

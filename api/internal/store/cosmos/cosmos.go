@@ -1,0 +1,471 @@
+// Package cosmos is a store.Store on Azure Cosmos DB (NoSQL API), the store
+// devicegate uses in Azure, on the free tier.
+//
+// Every operation on the hot path is a point read or a conditional write by
+// item id — never a query — because a point read of a 1 KB item is the
+// cheapest thing Cosmos DB does (1 RU) and queries cost several times that.
+// The container is partitioned on /id, so each item is its own logical
+// partition and writes spread evenly.
+//
+// Items:
+//   - a record: id = the record ID (a hash of the device code);
+//   - a user-code key: id = "u." + the user-code hash, holding the record ID;
+//   - a rate-limit count: id = "c." + a hash of the window and key.
+//
+// Update is compare-and-swap: read, change, replace with If-Match on the
+// ETag, and on 412 read again. Every write sets the item's own ttl to the
+// seconds it has left, because Cosmos counts TTL from an item's last write;
+// expiry is still checked in code, because the TTL sweep is lazy.
+package cosmos
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/azcosmos"
+
+	"github.com/devicegate/devicegate/api/internal/store"
+)
+
+// Options locates and authenticates the container.
+type Options struct {
+	// ConnectionString ("AccountEndpoint=…;AccountKey=…;") wins over the
+	// rest.
+	ConnectionString string
+	Endpoint         string
+	// Key authenticates with the account key; empty means Microsoft Entra
+	// ID through DefaultAzureCredential (managed identity in Azure).
+	Key       string
+	Database  string
+	Container string
+	// CreateIfMissing creates the database and container (partition key
+	// /id, TTL on). In Azure the Bicep template creates them instead.
+	CreateIfMissing bool
+	Now             store.Clock
+	Logger          *slog.Logger
+	// HTTPClient overrides the transport (tests, emulators).
+	HTTPClient *http.Client
+}
+
+// Stats counts the operations sent to Cosmos DB and what they cost.
+type Stats struct {
+	PointReads int64
+	Creates    int64
+	Replaces   int64
+	Deletes    int64
+	Queries    int64 // always 0: the design uses none
+	Retries    int64 // replaces retried after 412 Precondition Failed
+	RU         float64
+}
+
+// Store is the Cosmos DB backend.
+type Store struct {
+	client    *azcosmos.Client
+	container *azcosmos.ContainerClient
+	now       store.Clock
+	log       *slog.Logger
+
+	reads, creates, replaces, deletes, retries atomic.Int64
+	ruMu                                       sync.Mutex
+	ru                                         float64
+}
+
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Counter = (*Store)(nil)
+)
+
+// maxTries bounds compare-and-swap rounds; contention on one record is at
+// most a device polling and a person approving, so a handful suffices.
+const maxTries = 10
+
+// New connects to the container described by o.
+func New(ctx context.Context, o Options) (*Store, error) {
+	if o.Database == "" || o.Container == "" {
+		return nil, errors.New("store/cosmos: a database and a container name are required")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	copts := &azcosmos.ClientOptions{}
+	if o.HTTPClient != nil {
+		copts.Transport = o.HTTPClient
+	}
+	var client *azcosmos.Client
+	var err error
+	switch {
+	case o.ConnectionString != "":
+		client, err = azcosmos.NewClientFromConnectionString(o.ConnectionString, copts)
+	case o.Endpoint != "" && o.Key != "":
+		var cred azcosmos.KeyCredential
+		if cred, err = azcosmos.NewKeyCredential(o.Key); err == nil {
+			client, err = azcosmos.NewClientWithKey(o.Endpoint, cred, copts)
+		}
+	case o.Endpoint != "":
+		var cred *azidentity.DefaultAzureCredential
+		if cred, err = azidentity.NewDefaultAzureCredential(nil); err == nil {
+			client, err = azcosmos.NewClient(o.Endpoint, cred, copts)
+		}
+	default:
+		return nil, errors.New("store/cosmos: set a connection string, or an endpoint (with a key, or none for Microsoft Entra ID)")
+	}
+	if err != nil {
+		// The SDK's messages can quote the connection string; say only
+		// what failed.
+		return nil, errors.New("store/cosmos: the connection settings are not valid (check the endpoint and key format)")
+	}
+	s := &Store{client: client, now: o.Now, log: o.Logger}
+	if o.CreateIfMissing {
+		if err := s.create(ctx, o.Database, o.Container); err != nil {
+			return nil, err
+		}
+	}
+	if s.container, err = client.NewContainer(o.Database, o.Container); err != nil {
+		return nil, fmt.Errorf("store/cosmos: %w", err)
+	}
+	return s, nil
+}
+
+// create makes the database and container unless they exist.
+func (s *Store) create(ctx context.Context, database, container string) error {
+	_, err := s.client.CreateDatabase(ctx, azcosmos.DatabaseProperties{ID: database}, nil)
+	if err != nil && status(err) != http.StatusConflict {
+		return fmt.Errorf("store/cosmos: creating database %s: %w", database, err)
+	}
+	db, err := s.client.NewDatabase(database)
+	if err != nil {
+		return err
+	}
+	ttlOn := int32(-1) // TTL on, no default: each item says its own
+	_, err = db.CreateContainer(ctx, azcosmos.ContainerProperties{
+		ID:                     container,
+		PartitionKeyDefinition: azcosmos.PartitionKeyDefinition{Paths: []string{"/id"}},
+		DefaultTimeToLive:      &ttlOn,
+	}, nil)
+	if err != nil && status(err) != http.StatusConflict {
+		return fmt.Errorf("store/cosmos: creating container %s: %w", container, err)
+	}
+	return nil
+}
+
+// status is the HTTP status of an SDK error, or 0.
+func status(err error) int {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode
+	}
+	return 0
+}
+
+// Stats returns the counters.
+func (s *Store) Stats() Stats {
+	s.ruMu.Lock()
+	ru := s.ru
+	s.ruMu.Unlock()
+	return Stats{
+		PointReads: s.reads.Load(), Creates: s.creates.Load(), Replaces: s.replaces.Load(),
+		Deletes: s.deletes.Load(), Retries: s.retries.Load(), RU: ru,
+	}
+}
+
+// ResetStats zeroes the counters.
+func (s *Store) ResetStats() {
+	s.reads.Store(0)
+	s.creates.Store(0)
+	s.replaces.Store(0)
+	s.deletes.Store(0)
+	s.retries.Store(0)
+	s.ruMu.Lock()
+	s.ru = 0
+	s.ruMu.Unlock()
+}
+
+// charge records one operation's request charge. The log line names the
+// operation only: item ids are hashes of secret codes.
+func (s *Store) charge(ctx context.Context, op string, ctr *atomic.Int64, r azcosmos.Response) {
+	ctr.Add(1)
+	s.ruMu.Lock()
+	s.ru += float64(r.RequestCharge)
+	s.ruMu.Unlock()
+	s.log.LogAttrs(ctx, slog.LevelDebug, "cosmos operation", slog.String("op", op), slog.Float64("ru", float64(r.RequestCharge)))
+}
+
+// chargeErr records the charge of a failed operation, when it has one.
+func (s *Store) chargeErr(ctx context.Context, op string, ctr *atomic.Int64, err error) {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) && re.RawResponse != nil {
+		var ru float32
+		fmt.Sscan(re.RawResponse.Header.Get("x-ms-request-charge"), &ru)
+		s.charge(ctx, op, ctr, azcosmos.Response{RequestCharge: ru})
+		return
+	}
+	ctr.Add(1)
+}
+
+type recordItem struct {
+	ID     string        `json:"id"`
+	Record *store.Record `json:"rec"`
+	TTL    int           `json:"ttl"`
+}
+
+type userItem struct {
+	ID       string `json:"id"`
+	RecordID string `json:"rid"`
+	TTL      int    `json:"ttl"`
+}
+
+func userKey(hash string) string { return "u." + hash }
+
+// ttl is the seconds an item about r should live from now: until the
+// record's retention ends, and at least one (0 would mean "never").
+func (s *Store) ttl(r *store.Record) int {
+	left := r.ExpiresAt.Add(store.Retention).Sub(s.now())
+	return max(1, int((left+time.Second-1)/time.Second))
+}
+
+func pk(id string) azcosmos.PartitionKey { return azcosmos.NewPartitionKeyString(id) }
+
+// read point-reads an item; a missing one is store.ErrNotFound.
+func (s *Store) read(ctx context.Context, id string) (azcosmos.ItemResponse, error) {
+	resp, err := s.container.ReadItem(ctx, pk(id), id, nil)
+	if err != nil {
+		s.chargeErr(ctx, "read", &s.reads, err)
+		if status(err) == http.StatusNotFound {
+			return resp, store.ErrNotFound
+		}
+		return resp, fmt.Errorf("store/cosmos: read: %w", err)
+	}
+	s.charge(ctx, "read", &s.reads, resp.Response)
+	return resp, nil
+}
+
+// readRecord reads and decodes a record, enforcing expiry.
+func (s *Store) readRecord(ctx context.Context, id string) (*store.Record, azcore.ETag, error) {
+	resp, err := s.read(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	var it recordItem
+	if err := json.Unmarshal(resp.Value, &it); err != nil || it.Record == nil || it.Record.ID != id {
+		return nil, "", fmt.Errorf("store/cosmos: stored record is undecodable")
+	}
+	if it.Record.Expired(s.now()) {
+		return nil, "", store.ErrExpired
+	}
+	it.Record.Version = string(resp.ETag)
+	return it.Record, resp.ETag, nil
+}
+
+// Create implements store.Store: the user-code key first, so that a taken
+// user code is found before the record exists; the key is removed again if
+// the record cannot be created.
+func (s *Store) Create(ctx context.Context, r *store.Record) error {
+	ttl := s.ttl(r)
+	uk, _ := json.Marshal(userItem{ID: userKey(r.UserCodeHash), RecordID: r.ID, TTL: ttl})
+	resp, err := s.container.CreateItem(ctx, pk(userKey(r.UserCodeHash)), uk, nil)
+	if err != nil {
+		s.chargeErr(ctx, "create", &s.creates, err)
+		if status(err) == http.StatusConflict {
+			return store.ErrConflict
+		}
+		return fmt.Errorf("store/cosmos: create: %w", err)
+	}
+	s.charge(ctx, "create", &s.creates, resp.Response)
+	c := r.Clone()
+	c.Version = ""
+	body, err := json.Marshal(recordItem{ID: r.ID, Record: c, TTL: ttl})
+	if err != nil {
+		return err
+	}
+	resp, err = s.container.CreateItem(ctx, pk(r.ID), body, nil)
+	if err != nil {
+		s.chargeErr(ctx, "create", &s.creates, err)
+		s.deleteItem(context.WithoutCancel(ctx), userKey(r.UserCodeHash))
+		if status(err) == http.StatusConflict {
+			return store.ErrConflict
+		}
+		return fmt.Errorf("store/cosmos: create: %w", err)
+	}
+	s.charge(ctx, "create", &s.creates, resp.Response)
+	return nil
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, id string) (*store.Record, error) {
+	r, _, err := s.readRecord(ctx, id)
+	return r, err
+}
+
+// GetByUserCode implements store.Store with two point reads.
+func (s *Store) GetByUserCode(ctx context.Context, userCodeHash string) (*store.Record, error) {
+	resp, err := s.read(ctx, userKey(userCodeHash))
+	if err != nil {
+		return nil, err
+	}
+	var u userItem
+	if err := json.Unmarshal(resp.Value, &u); err != nil || u.RecordID == "" {
+		return nil, fmt.Errorf("store/cosmos: stored user-code key is undecodable")
+	}
+	return s.Get(ctx, u.RecordID)
+}
+
+// Update implements store.Store as compare-and-swap on the ETag.
+func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) error) (*store.Record, error) {
+	for try := range maxTries {
+		cur, etag, err := s.readRecord(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		keyID, keyUser := cur.ID, cur.UserCodeHash
+		if err := fn(cur); err != nil {
+			return nil, err
+		}
+		cur.ID, cur.UserCodeHash, cur.Version = keyID, keyUser, ""
+		body, err := json.Marshal(recordItem{ID: id, Record: cur, TTL: s.ttl(cur)})
+		if err != nil {
+			return nil, err
+		}
+		resp, err := s.container.ReplaceItem(ctx, pk(id), id, body, &azcosmos.ItemOptions{IfMatchEtag: &etag})
+		if err == nil {
+			s.charge(ctx, "replace", &s.replaces, resp.Response)
+			cur.Version = string(resp.ETag)
+			return cur, nil
+		}
+		s.chargeErr(ctx, "replace", &s.replaces, err)
+		switch status(err) {
+		case http.StatusPreconditionFailed, http.StatusTooManyRequests:
+			s.retries.Add(1)
+			if err := backoff(ctx, try); err != nil {
+				return nil, err
+			}
+		case http.StatusNotFound:
+			return nil, store.ErrNotFound
+		default:
+			return nil, fmt.Errorf("store/cosmos: replace: %w", err)
+		}
+	}
+	return nil, fmt.Errorf("store/cosmos: record still contended after %d tries", maxTries)
+}
+
+// backoff waits a little, more each try, with jitter so that contending
+// writers do not collide again in step.
+func backoff(ctx context.Context, try int) error {
+	d := time.Duration(5<<min(try, 6))*time.Millisecond + rand.N(10*time.Millisecond)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Delete implements store.Store: the record, then its user-code key.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	resp, err := s.read(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var it recordItem
+	_ = json.Unmarshal(resp.Value, &it)
+	if err := s.deleteItem(ctx, id); err != nil {
+		return err
+	}
+	if it.Record != nil && it.Record.UserCodeHash != "" {
+		return s.deleteItem(ctx, userKey(it.Record.UserCodeHash))
+	}
+	return nil
+}
+
+func (s *Store) deleteItem(ctx context.Context, id string) error {
+	resp, err := s.container.DeleteItem(ctx, pk(id), id, nil)
+	if err != nil {
+		s.chargeErr(ctx, "delete", &s.deletes, err)
+		if status(err) == http.StatusNotFound {
+			return nil
+		}
+		return fmt.Errorf("store/cosmos: delete: %w", err)
+	}
+	s.charge(ctx, "delete", &s.deletes, resp.Response)
+	return nil
+}
+
+// Ping implements store.Store by reading the container's properties.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.container.Read(ctx, nil); err != nil {
+		return fmt.Errorf("store/cosmos: ping: %w", err)
+	}
+	return nil
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error { return nil }
+
+type counterItem struct {
+	ID    string    `json:"id"`
+	N     int       `json:"n"`
+	Reset time.Time `json:"reset"`
+	TTL   int       `json:"ttl"`
+}
+
+// Incr implements store.Counter with an atomic server-side increment
+// (a patch), so concurrent instances never contend on a count. Each window
+// has its own item, whose ttl ends shortly after the window does; the
+// first event of a window creates it.
+func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int, time.Time, error) {
+	for range maxTries {
+		now := s.now()
+		start := store.WindowStart(now, window)
+		reset := start.Add(window)
+		sum := sha256.Sum256([]byte(window.String() + "|" + key + "|" + start.UTC().Format(time.RFC3339)))
+		id := "c." + hex.EncodeToString(sum[:16])
+
+		ops := azcosmos.PatchOperations{}
+		ops.AppendIncrement("/n", 1)
+		resp, err := s.container.PatchItem(ctx, pk(id), id, ops, &azcosmos.ItemOptions{EnableContentResponseOnWrite: true})
+		if err == nil {
+			s.charge(ctx, "patch", &s.replaces, resp.Response)
+			var c counterItem
+			if err := json.Unmarshal(resp.Value, &c); err != nil || c.N < 1 {
+				return 0, time.Time{}, errors.New("store/cosmos: counter answer is undecodable")
+			}
+			return c.N, reset, nil
+		}
+		s.chargeErr(ctx, "patch", &s.replaces, err)
+		if status(err) != http.StatusNotFound {
+			return 0, time.Time{}, fmt.Errorf("store/cosmos: counter: %w", err)
+		}
+		body, _ := json.Marshal(counterItem{ID: id, N: 1, Reset: reset, TTL: max(1, int(reset.Sub(now)/time.Second)+60)})
+		cr, err := s.container.CreateItem(ctx, pk(id), body, nil)
+		if err == nil {
+			s.charge(ctx, "create", &s.creates, cr.Response)
+			return 1, reset, nil
+		}
+		s.chargeErr(ctx, "create", &s.creates, err)
+		if status(err) != http.StatusConflict {
+			return 0, time.Time{}, fmt.Errorf("store/cosmos: counter: %w", err)
+		}
+		// Another instance created it first: increment theirs.
+		s.retries.Add(1)
+	}
+	return 0, time.Time{}, errors.New("store/cosmos: counter could not be created or incremented")
+}

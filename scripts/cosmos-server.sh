@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# A Cosmos DB-compatible server on loopback for devicegate's tests.
+#   scripts/cosmos-server.sh install   npm ci the pinned server and patch it
+#   scripts/cosmos-server.sh start     start it; prints DEVICEGATE_TEST_COSMOS=<connection string>
+#   scripts/cosmos-server.sh stop      stop it
+# Usage in a script:  eval "$(bash scripts/cosmos-server.sh start)"; export DEVICEGATE_TEST_COSMOS
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=tools/cosmos-server
+pidfile="${TMPDIR:-/tmp}/devicegate-cosmos-server.pid"
+logfile="${TMPDIR:-/tmp}/devicegate-cosmos-server.log"
+# The public key of Microsoft's Cosmos DB emulator: a well-known test value, not a secret.
+key='C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=='
+readdoc="$dir/node_modules/@vercel/cosmosdb-server/lib/handler/read-document.js"
+
+install() {
+  (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2
+  # Reading a missing item answers 500 instead of 404 in 1.0.1; patch that
+  # one comparison so a missing item is a 404 as in Cosmos DB.
+  sed -i 's/if (data\[path\] !== clientKeys\[i\])/if (!data || data[path] !== clientKeys[i])/' "$readdoc"
+  grep -q 'if (!data || data\[path\] !== clientKeys\[i\])' "$readdoc" || { echo "cosmos-server: patching $readdoc failed" >&2; exit 1; }
+}
+
+start() {
+  [ -d "$dir/node_modules/@vercel/cosmosdb-server" ] || install
+  port="${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
+  node "$dir/node_modules/@vercel/cosmosdb-server/lib/cli.js" --no-ssl -p "$port" >"$logfile" 2>&1 &
+  echo $! >"$pidfile"
+  for _ in $(seq 1 100); do
+    if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+      echo "DEVICEGATE_TEST_COSMOS='AccountEndpoint=http://127.0.0.1:$port/;AccountKey=$key;'"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "cosmos-server: did not start; see $logfile" >&2
+  exit 1
+}
+
+stop() {
+  if [ -f "$pidfile" ]; then
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
+  fi
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 install|start|stop" >&2; exit 2 ;;
+esac
