@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -78,16 +79,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	logger := newLogger(cfg, stderr)
 
-	app, err := build(cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer app.close()
-
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
 	}
+	defer ln.Close()
+	app, err := build(cfg, logger, loopbackURL(ln.Addr()))
+	if err != nil {
+		return err
+	}
+	defer app.close()
 	return serve(ctx, ln, app.handler, logger, func() {
 		logger.Info("devicegate is ready", "url", cfg.PublicURL, "listen", ln.Addr().String(), "store", cfg.Store, "upstream", cfg.Upstream.Preset)
 		if cfg.Demo {
@@ -113,8 +114,20 @@ type app struct {
 
 func (a *app) close() { _ = a.store.Close() }
 
-// build wires the parts from a validated configuration.
-func build(cfg *config.Config, logger *slog.Logger) (*app, error) {
+// loopbackURL is how this process reaches itself: the demo provider's
+// token endpoint is called server to server, which must not depend on the
+// public URL (behind Static Web Apps that URL serves only /api).
+func loopbackURL(a net.Addr) string {
+	port := "80"
+	if ta, ok := a.(*net.TCPAddr); ok {
+		port = strconv.Itoa(ta.Port)
+	}
+	return "http://127.0.0.1:" + port
+}
+
+// build wires the parts from a validated configuration; self is the
+// loopback URL of this process.
+func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 	st, err := openStore(cfg, logger)
 	if err != nil {
 		return nil, err
@@ -170,6 +183,7 @@ func build(cfg *config.Config, logger *slog.Logger) (*app, error) {
 			return nil, err
 		}
 		preset = demoServer.Preset()
+		preset.TokenURL = self + "/demo/token"
 		if len(cfg.Clients) == 0 {
 			cfg.Clients = []config.Client{{ID: "demo", Name: "Demo device", DefaultScopes: []string{"profile"}}}
 		}

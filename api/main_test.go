@@ -136,13 +136,13 @@ func TestDemoWiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	a, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), loopbackURL(ln.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.close()
 	srv := &http.Server{Handler: a.handler}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Serve(ln)
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Proves devicegate's Azure shape locally: the assembled dist/ behind the
+# Azure Static Web Apps CLI, the handler started as the Functions host would
+# start it (port from FUNCTIONS_CUSTOMHANDLER_PORT), the Cosmos store on the
+# Cosmos DB-compatible test server, and the demo provider upstream. It walks
+# a whole device flow through the SWA port. Loopback only; every process it
+# starts is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  bash scripts/cosmos-server.sh stop
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "swa-e2e: FAIL: $*" >&2; for f in "$work"/*.log; do echo "--- $f" >&2; tail -20 "$f" >&2; done; exit 1; }
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+waitfor() { for _ in $(seq 1 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; fail "$1 did not come up"; }
+
+echo "== install the SWA CLI (pinned) and the Cosmos test server"
+(cd tools/swa && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+eval "$(bash scripts/cosmos-server.sh start)"
+
+echo "== assemble dist/"
+GOOS=$(go env GOHOSTOS) GOARCH=$(go env GOHOSTARCH) bash scripts/assemble.sh
+
+api_port=$(freeport)
+swa_port=$(freeport)
+base="http://127.0.0.1:$swa_port"
+secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+
+echo "== start the handler as the Functions host would (port $api_port)"
+(
+  cd dist/api
+  FUNCTIONS_CUSTOMHANDLER_PORT=$api_port \
+  DEVICEGATE_PUBLIC_URL=$base \
+  DEVICEGATE_STORE=cosmos \
+  DEVICEGATE_COSMOS_CONNECTION_STRING="$DEVICEGATE_TEST_COSMOS" \
+  DEVICEGATE_COSMOS_CREATE=true \
+  DEVICEGATE_COSMOS_CONTAINER="swa-$(date +%s%N)" \
+  DEVICEGATE_SECRET_KEY="$(head -c 32 /dev/urandom | base64)" \
+  DEVICEGATE_TRUSTED_PROXY=true \
+  DEVICEGATE_LOG_FORMAT=json \
+  DEVICEGATE_CLIENTS='[{"client_id":"tv","name":"SWA TV","scopes":["profile"],"default_scopes":["profile"],"secret_env":"SWA_TV_SECRET"}]' \
+  SWA_TV_SECRET="$secret" \
+  exec ./handler -demo
+) >"$work/handler.log" 2>&1 &
+pids+=($!)
+waitfor "http://127.0.0.1:$api_port/api/health"
+
+echo "== start the SWA CLI in front (port $swa_port)"
+(cd tools/swa && exec npx --no-install swa start "$root/dist/site" --swa-config-location "$root/dist/site" --api-devserver-url "http://127.0.0.1:$api_port" \
+  --host 127.0.0.1 --port "$swa_port") >"$work/swa.log" 2>&1 &
+pids+=($!)
+waitfor "$base/device"
+
+jar="$work/jar"
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
+echo "-- health through SWA"
+[ "$(curl -s "$base/api/health" | json "['store']")" = ok ] || fail "health"
+
+echo "-- /device page"
+curl -s "$base/device" | grep -q 'action="/api/verify"' || fail "/device is not the code-entry page"
+
+echo "-- .well-known rewrite to /api/metadata"
+[ "$(curl -s "$base/.well-known/oauth-authorization-server" | json "['token_endpoint']")" = "$base/api/token" ] || fail "metadata rewrite"
+
+echo "-- device authorization (secret in the body)"
+auth=$(curl -s -d client_id=tv -d "client_secret=$secret" "$base/api/authorize")
+dc=$(echo "$auth" | json "['device_code']")
+uc=$(echo "$auth" | json "['user_code']")
+[ -n "$dc" ] && [ -n "$uc" ] || fail "authorize: $auth"
+
+poll() { curl -s "$@" -d client_id=tv -d "client_secret=$secret" -d grant_type=urn:ietf:params:oauth:grant-type:device_code -d "device_code=$dc" "$base/api/token"; }
+echo "-- poll before approval, secret in the body"
+[ "$(poll | json "['error']")" = authorization_pending ] || fail "first poll"
+
+echo "-- the person: confirmation page, Allow"
+curl -s -c "$jar" -b "$jar" -d "user_code=$(echo "$uc" | tr 'A-Z' 'a-z' | tr -d -)" "$base/api/verify" >"$work/confirm.html"
+grep -q "SWA TV" "$work/confirm.html" || fail "confirmation page"
+csrf=$(grep -o 'name="csrf" value="[^"]*"' "$work/confirm.html" | sed 's/.*value="//;s/"$//')
+loc=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" -H "Origin: $base" \
+  -d "user_code=$uc" -d "csrf=$csrf" -d action=allow "$base/api/verify")
+case "$loc" in "$base/demo/authorize?"*) ;; *) fail "allow redirected to $loc" ;; esac
+
+echo "-- the demo provider (reached directly: it is not part of the SWA app)"
+demo="http://127.0.0.1:$api_port/demo/authorize?${loc#*\?}"
+curl -s -c "$jar" -b "$jar" "$demo" >"$work/consent.html"
+python3 - "$work/consent.html" >"$work/consent.form" <<'PY'
+import html, re, sys, urllib.parse
+page = open(sys.argv[1]).read()
+fields = {k: html.unescape(v) for k, v in re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', page)}
+fields.update(decision="allow", username="swa")
+print(urllib.parse.urlencode(fields))
+PY
+back=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" -d @"$work/consent.form" "http://127.0.0.1:$api_port/demo/authorize")
+case "$back" in "$base/api/callback?"*) ;; *) fail "the demo provider sent the browser to $back" ;; esac
+
+echo "-- callback through SWA"
+curl -s -c "$jar" -b "$jar" "$back" >"$work/result.html"
+grep -q "all set" "$work/result.html" || { grep -o "<h1>.*\|<p>.*" "$work/result.html" >&2; fail "callback did not show success"; }
+
+echo "-- poll with an Authorization header present (SWA overwrites it in Azure), secret in the body"
+tok=$(poll -H "Authorization: Bearer swa-internal-token")
+[ -n "$(echo "$tok" | json ".get('access_token','')")" ] || fail "poll after approval: $tok"
+[ "$(poll | json "['error']")" = invalid_grant ] || fail "second poll after delivery"
+
+echo "-- refresh through SWA"
+rt=$(echo "$tok" | json "['refresh_token']")
+[ -n "$(curl -s -d client_id=tv -d "client_secret=$secret" -d grant_type=refresh_token -d "refresh_token=$rt" "$base/api/token" | json ".get('access_token','')")" ] || fail "refresh"
+
+grep -q '"store":"cosmos"' "$work/handler.log" || fail "the handler did not run on the cosmos store"
+if grep -q -e "$dc" -e "$secret" -e "$rt" "$work/handler.log"; then fail "a secret reached the handler's log"; fi
+echo "swa-e2e: 1 passed, 0 failed"
