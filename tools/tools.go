@@ -1,0 +1,7 @@
+//go:build tools
+
+// Package tools pins the development tools devicegate's CI runs, in a
+// module of their own so the product's go.mod stays lean.
+package tools
+
+import _ "github.com/rhysd/actionlint/cmd/actionlint"
