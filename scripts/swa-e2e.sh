@@ -44,6 +44,7 @@ echo "== start the handler as the Functions host would (port $api_port)"
   DEVICEGATE_SECRET_KEY="$(head -c 32 /dev/urandom | base64)" \
   DEVICEGATE_TRUSTED_PROXY=true \
   DEVICEGATE_LOG_FORMAT=json \
+  DEVICEGATE_LOG_LEVEL=debug \
   DEVICEGATE_CLIENTS='[{"client_id":"tv","name":"SWA TV","scopes":["profile"],"default_scopes":["profile"],"secret_env":"SWA_TV_SECRET"}]' \
   SWA_TV_SECRET="$secret" \
   exec ./handler -demo
@@ -114,5 +115,19 @@ rt=$(echo "$tok" | json "['refresh_token']")
 [ -n "$(curl -s -d client_id=tv -d "client_secret=$secret" -d grant_type=refresh_token -d "refresh_token=$rt" "$base/api/token" | json ".get('access_token','')")" ] || fail "refresh"
 
 grep -q '"store":"cosmos"' "$work/handler.log" || fail "the handler did not run on the cosmos store"
+echo "-- Cosmos operations for this one flow (authorize, 3 polls, confirm, allow, callback, refresh, rate-limit counts):"
+python3 - "$work/handler.log" <<'PY'
+import collections, json, sys
+ops, ru = collections.Counter(), 0.0
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("msg") == "cosmos operation":
+        ops[e["op"]] += 1
+        ru += e.get("ru", 0)
+print("   ", ", ".join(f"{k} {v}" for k, v in sorted(ops.items())), f"| total {sum(ops.values())} operations, {ru:.1f} RU as charged by the test server")
+PY
 if grep -q -e "$dc" -e "$secret" -e "$rt" "$work/handler.log"; then fail "a secret reached the handler's log"; fi
 echo "swa-e2e: 1 passed, 0 failed"
