@@ -139,18 +139,23 @@ type Tokens struct {
 	TokenType    string    `json:"token_type,omitempty"`
 	RefreshToken string    `json:"refresh_token,omitempty"`
 	Scope        string    `json:"scope,omitempty"`
-	IDToken      string    `json:"id_token,omitempty"`
 	Expiry       time.Time `json:"expiry,omitzero"`
 }
 
 // TokenResponse is the RFC 6749 §5.1 answer a device receives.
+//
+// It carries no id_token, even when the provider issued one: an ID token
+// is the provider's assertion to devicegate's client (its aud is
+// devicegate's client id at the provider, its iss the provider), not to the
+// device, and OpenID clients rightly reject one whose issuer is not the
+// server they talk to. A device that needs the user's identity calls the
+// provider's userinfo endpoint with the access token.
 type TokenResponse struct {
 	AccessToken  string `json:"access_token"`
 	TokenType    string `json:"token_type"`
 	ExpiresIn    int64  `json:"expires_in,omitempty"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
-	IDToken      string `json:"id_token,omitempty"`
 }
 
 // Response turns stored tokens into the answer at now: expires_in counts
@@ -161,7 +166,6 @@ func (t *Tokens) Response(now time.Time) TokenResponse {
 		TokenType:    t.TokenType,
 		RefreshToken: t.RefreshToken,
 		Scope:        t.Scope,
-		IDToken:      t.IDToken,
 	}
 	if r.TokenType == "" {
 		r.TokenType = "Bearer"

@@ -299,7 +299,6 @@ func (s *server) refresh(w http.ResponseWriter, r *http.Request, form url.Values
 		TokenType:    t.TokenType,
 		RefreshToken: t.RefreshToken,
 		Scope:        t.Scope,
-		IDToken:      t.IDToken,
 		ExpiresIn:    int64(t.ExpiresIn / time.Second),
 	}
 	if resp.TokenType == "" {

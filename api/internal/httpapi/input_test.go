@@ -134,6 +134,23 @@ func TestVerifyInputs(t *testing.T) {
 		})
 	}
 
+	t.Run("null origin from a no-referrer page is judged by the token", func(t *testing.T) {
+		g2 := h.authorize("tv", "")
+		csrf := h.confirm(g2.UserCode)
+		req, _ := http.NewRequest("POST", h.srv.URL+"/api/verify", strings.NewReader(url.Values{"user_code": {g2.UserCode}, "csrf": {csrf}, "action": {"deny"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", "null")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		if res := h.do(req, h.browser); res.StatusCode != http.StatusOK {
+			t.Errorf("deny with Origin: null and a good token: %d", res.StatusCode)
+		}
+		req, _ = http.NewRequest("POST", h.srv.URL+"/api/verify", strings.NewReader(url.Values{"user_code": {g2.UserCode}, "csrf": {csrf}, "action": {"deny"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		if res := h.do(req, h.browser); res.StatusCode != http.StatusForbidden {
+			t.Errorf("cross-site post: %d", res.StatusCode)
+		}
+	})
 	t.Run("foreign origin", func(t *testing.T) {
 		csrf := h.confirm(g.UserCode)
 		req, _ := http.NewRequest("POST", h.srv.URL+"/api/verify", strings.NewReader(url.Values{"user_code": {g.UserCode}, "csrf": {csrf}, "action": {"allow"}}.Encode()))

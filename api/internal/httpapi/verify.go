@@ -160,7 +160,10 @@ func wellFormedToken(t string) bool {
 func (s *server) checkCSRF(r *http.Request, token string) error {
 	expired := pageError{status: http.StatusForbidden, kind: pages.ResultError,
 		msg: "This page was open too long or was not sent from devicegate. Please enter the code again."}
-	if origin := r.Header.Get("Origin"); origin != "" && origin != s.publicOrigin {
+	// "null" is what browsers send as the Origin of a form posted from a
+	// page with Referrer-Policy: no-referrer (ours): it says nothing, and
+	// Sec-Fetch-Site and the token still decide.
+	if origin := r.Header.Get("Origin"); origin != "" && origin != "null" && origin != s.publicOrigin {
 		return expired
 	}
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
@@ -255,7 +258,6 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 		TokenType:    tokens.TokenType,
 		RefreshToken: tokens.RefreshToken,
 		Scope:        tokens.Scope,
-		IDToken:      tokens.IDToken,
 	}
 	if tokens.ExpiresIn > 0 {
 		// Count on our own clock, which is the one the poll will read.

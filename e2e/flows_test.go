@@ -1,0 +1,279 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cli/oauth/device"
+	"golang.org/x/oauth2"
+)
+
+func oauth2Config(s *stack) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID: "tv",
+		Endpoint: oauth2.Endpoint{DeviceAuthURL: s.base + "/api/authorize", TokenURL: s.base + "/api/token", AuthStyle: oauth2.AuthStyleInParams},
+		Scopes:   []string{"openid", "profile", "offline_access"},
+	}
+}
+
+// Scenario 1: the happy path with golang.org/x/oauth2 as the device.
+func TestHappyPathXOAuth2(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	cfg := oauth2Config(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	da, err := cfg.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if da.Interval == 0 || da.Expiry.IsZero() || da.VerificationURIComplete == "" {
+		t.Fatalf("device authorization answer lacks fields: interval %d, expiry %v", da.Interval, da.Expiry)
+	}
+	b := newBrowser(t, "x-oauth2-phone", 390, 844)
+	result := b.approve(da.VerificationURIComplete, "")
+	if !strings.Contains(result, "all set") {
+		t.Errorf("result page: %q", result)
+	}
+	tok, err := cfg.DeviceAccessToken(ctx, da)
+	if err != nil {
+		t.Fatalf("DeviceAccessToken: %v", err)
+	}
+	if tok.RefreshToken == "" {
+		t.Error("no refresh token though offline_access was granted")
+	}
+	if info := s.userinfo(tok.AccessToken); info["sub"] == "" || info["sub"] == nil {
+		t.Errorf("userinfo: %v", info)
+	}
+	// The tokens came once; the code is spent.
+	if status, m := s.poll(da.DeviceCode); status != 400 || m["error"] != "invalid_grant" {
+		t.Errorf("second poll: %d %v", status, m["error"])
+	}
+	// Refresh through devicegate, which authenticates at the provider.
+	fresh, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token()
+	if err != nil || fresh.AccessToken == "" || fresh.AccessToken == tok.AccessToken {
+		t.Errorf("refresh through devicegate: %v", err)
+	} else {
+		s.userinfo(fresh.AccessToken)
+	}
+}
+
+// Scenario 1 with the GitHub CLI's device-flow library, on a desktop
+// browser, the person typing the code in lower case with spaces.
+func TestHappyPathCLIOAuth(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	code, err := device.RequestCode(httpClient, s.base+"/api/authorize", "tv", []string{"openid", "profile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, "cli-oauth-desktop", 1280, 800)
+	typed := strings.ToLower(code.UserCode[:4] + " " + code.UserCode[5:])
+	if result := b.approve(s.base+"/device", typed); !strings.Contains(result, "all set") {
+		t.Errorf("result page: %q", result)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tok, err := device.Wait(ctx, httpClient, s.base+"/api/token", device.WaitOptions{ClientID: "tv", DeviceCode: code})
+	if err != nil {
+		t.Fatalf("device.Wait: %v", err)
+	}
+	s.userinfo(tok.Token)
+	if status, m := s.poll(code.DeviceCode); status != 400 || m["error"] != "invalid_grant" {
+		t.Errorf("second poll: %d %v", status, m["error"])
+	}
+}
+
+// Scenario 1 with openid-client (Node.js).
+func TestHappyPathOpenIDClient(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("node/node_modules/openid-client"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("e2e/node is not installed (scripts/e2e.sh runs npm ci)")
+		}
+		t.Skip("e2e/node not installed; run scripts/e2e.sh")
+	}
+	s := newStack(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "node/device.mjs", s.base, "tv", "openid profile")
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	lines := bufio.NewScanner(stdout)
+	var start struct {
+		VerificationURIComplete string `json:"verification_uri_complete"`
+		Interval                int    `json:"interval"`
+		ExpiresIn               int    `json:"expires_in"`
+	}
+	if !lines.Scan() || json.Unmarshal(lines.Bytes(), &start) != nil || start.VerificationURIComplete == "" {
+		t.Fatal("openid-client did not start a device authorization")
+	}
+	b := newBrowser(t, "openid-client-phone", 390, 844)
+	if result := b.approve(start.VerificationURIComplete, ""); !strings.Contains(result, "all set") {
+		t.Errorf("result page: %q", result)
+	}
+	var end struct {
+		OK          bool   `json:"ok"`
+		Error       string `json:"error"`
+		AccessToken string `json:"access_token"`
+	}
+	if !lines.Scan() || json.Unmarshal(lines.Bytes(), &end) != nil {
+		t.Fatal("openid-client gave no outcome")
+	}
+	if !end.OK {
+		t.Fatalf("openid-client failed: %s", end.Error)
+	}
+	s.userinfo(end.AccessToken)
+}
+
+// Scenario 2: the person denies on our confirmation screen.
+func TestDenyOnConfirmation(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	cfg := oauth2Config(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	da, err := cfg.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, "deny-phone", 390, 844)
+	b.run("open", chromedp_Navigate(da.VerificationURIComplete)...)
+	b.run("continue", clickAndWait(`button[type=submit]`, `button[value=deny]`)...)
+	b.run("deny", clickAndWait(`button[value=deny]`, `.result`)...)
+	b.shot("denied")
+	if text := b.text(); !strings.Contains(text, "Access denied") {
+		t.Errorf("result page: %q", text)
+	}
+	_, err = cfg.DeviceAccessToken(ctx, da)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "access_denied" {
+		t.Errorf("device got %v, want access_denied", err)
+	}
+}
+
+// Scenario 3: a wrong code first, then the right one.
+func TestWrongCodeThenRight(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil)
+	cfg := oauth2Config(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	da, err := cfg.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, "wrong-code-phone", 390, 844)
+	b.run("open", chromedp_Navigate(s.base+"/device")...)
+	b.run("type wrong", typeCode("bcdf-ghjk")...)
+	b.run("submit wrong", clickAndWait(`button[type=submit]`, `[role=alert]`)...)
+	b.shot("wrong-code")
+	if text := b.text(); !strings.Contains(text, "could not find that code") {
+		t.Errorf("wrong code page: %q", text)
+	}
+	if result := b.approve(s.base+"/device", da.UserCode); !strings.Contains(result, "all set") {
+		t.Errorf("result page: %q", result)
+	}
+	if _, err := cfg.DeviceAccessToken(ctx, da); err != nil {
+		t.Fatalf("DeviceAccessToken: %v", err)
+	}
+}
+
+// Scenario 3: a code entered after it expired.
+func TestExpiredCode(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, map[string]string{"DEVICEGATE_CODE_LIFETIME": "60s"})
+	cfg := oauth2Config(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	da, err := cfg.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(da.Expiry) + time.Second)
+	b := newBrowser(t, "expired-phone", 390, 844)
+	b.run("open", chromedp_Navigate(da.VerificationURIComplete)...)
+	b.run("continue", clickAndWait(`button[type=submit]`, `.result`)...)
+	b.shot("expired")
+	if text := b.text(); !strings.Contains(text, "expired") {
+		t.Errorf("expired page: %q", text)
+	}
+	if status, m := s.poll(da.DeviceCode); status != 400 || m["error"] != "expired_token" {
+		t.Errorf("poll after expiry: %d %v", status, m["error"])
+	}
+}
+
+// Scenario 4: a device polling faster than its interval gets slow_down,
+// and once it behaves it gets its tokens.
+func TestSlowDownThenTokens(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, map[string]string{"DEVICEGATE_POLL_INTERVAL": "3s"})
+	cfg := oauth2Config(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	da, err := cfg.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, m := s.poll(da.DeviceCode); status != 400 || m["error"] != "authorization_pending" {
+		t.Fatalf("first poll: %d %v", status, m["error"])
+	}
+	if status, m := s.poll(da.DeviceCode); status != 400 || m["error"] != "slow_down" {
+		t.Fatalf("an immediate second poll: %d %v, want slow_down", status, m["error"])
+	}
+	b := newBrowser(t, "slow-down-phone", 390, 844)
+	if result := b.approve(da.VerificationURIComplete, ""); !strings.Contains(result, "all set") {
+		t.Errorf("result page: %q", result)
+	}
+	da.Interval = 8 // the raised interval, as a well-behaved device keeps it
+	if _, err := cfg.DeviceAccessToken(ctx, da); err != nil {
+		t.Fatalf("DeviceAccessToken after slowing down: %v", err)
+	}
+}
+
+// Scenario 5: the happy path on the Cosmos store, against the Cosmos
+// DB-compatible server.
+func TestHappyPathCosmos(t *testing.T) {
+	t.Parallel()
+	cs := os.Getenv("DEVICEGATE_TEST_COSMOS")
+	if cs == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("DEVICEGATE_TEST_COSMOS is unset under CI")
+		}
+		t.Skip("DEVICEGATE_TEST_COSMOS unset; scripts/e2e.sh starts the server")
+	}
+	s := newStack(t, map[string]string{
+		"DEVICEGATE_STORE": "cosmos", "DEVICEGATE_COSMOS_CONNECTION_STRING": cs, "DEVICEGATE_COSMOS_CREATE": "true",
+		"DEVICEGATE_COSMOS_CONTAINER": "e2e-" + time.Now().Format("150405.000000"),
+	})
+	cfg := oauth2Config(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	da, err := cfg.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, "cosmos-phone", 390, 844)
+	if result := b.approve(da.VerificationURIComplete, ""); !strings.Contains(result, "all set") {
+		t.Errorf("result page: %q", result)
+	}
+	tok, err := cfg.DeviceAccessToken(ctx, da)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.userinfo(tok.AccessToken)
+	if !strings.Contains(s.logs.String(), "store=cosmos") {
+		t.Error("devicegate did not run on the cosmos store")
+	}
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# End-to-end proof with real components: the zitadel example OpenID
+# provider upstream, headless Chromium as the person, and three device
+# clients (golang.org/x/oauth2, github.com/cli/oauth, openid-client), with
+# devicegate's real binary on the memory and the Cosmos store.
+# Installs what it needs (Debian chromium, npm packages from the lockfile,
+# Go modules); loopback only; stops what it starts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing Chromium (Debian package)"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  fi
+fi
+
+echo "== npm packages for the Node device client"
+(cd e2e/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+
+started=""
+if [ -z "${DEVICEGATE_TEST_COSMOS:-}" ]; then
+  eval "$(bash scripts/cosmos-server.sh start)"
+  export DEVICEGATE_TEST_COSMOS
+  started=1
+fi
+cleanup() { [ -n "$started" ] && bash scripts/cosmos-server.sh stop; }
+trap cleanup EXIT
+
+echo "== go vet (e2e module)"
+(cd e2e && go vet ./...)
+
+echo "== end-to-end suite (screenshots in e2e/out/)"
+rm -rf e2e/out
+(cd e2e && go test -count=1 -timeout 10m -v ./... 2>&1) | grep -v '^=== \(RUN\|PAUSE\|CONT\)'
