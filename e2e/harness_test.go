@@ -287,7 +287,7 @@ func (b *browser) run(step string, actions ...chromedp.Action) {
 // shot saves a PNG of what the person sees to e2e/out/.
 func (b *browser) shot(step string) {
 	var png []byte
-	if err := chromedp.Run(b.ctx, chromedp.FullScreenshot(&png, 90)); err != nil {
+	if err := chromedp.Run(b.ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
 		return
 	}
 	b.shotNo++
