@@ -149,6 +149,13 @@ type harnessConfig struct {
 	rateAuthorize ratelimit.Rule
 	rateVerify    ratelimit.Rule
 	trustedProxy  bool
+	// upstreamTimeout bounds each exchange; short by default so the hang
+	// tests are quick.
+	upstreamTimeout time.Duration
+}
+
+func withUpstreamTimeout(d time.Duration) harnessOpt {
+	return func(hc *harnessConfig) { hc.upstreamTimeout = d }
 }
 
 func withLimits(authorize, verify ratelimit.Rule, trustedProxy bool) harnessOpt {
@@ -177,7 +184,7 @@ func findClient(id string) (*config.Client, bool) {
 
 func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	t.Helper()
-	hc := &harnessConfig{}
+	hc := &harnessConfig{upstreamTimeout: 500 * time.Millisecond}
 	for _, o := range opts {
 		o(hc)
 	}
@@ -213,7 +220,7 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	preset.PKCE = true
 	up, err := upstream.New(upstream.Options{
 		Preset: preset, ClientID: "up-client", ClientSecret: "up-secret",
-		RedirectURL: h.srv.URL + "/api/callback", Timeout: 500 * time.Millisecond,
+		RedirectURL: h.srv.URL + "/api/callback", Timeout: hc.upstreamTimeout,
 	})
 	if err != nil {
 		t.Fatal(err)
