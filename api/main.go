@@ -187,6 +187,16 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 		if len(cfg.Clients) == 0 {
 			cfg.Clients = []config.Client{{ID: "demo", Name: "Demo device", DefaultScopes: []string{"profile"}}}
 		}
+	case "oidc":
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		preset, err = upstream.Discover(ctx, cfg.Upstream.Issuer, nil)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("DEVICEGATE_UPSTREAM_ISSUER: %w", err)
+		}
+		if cfg.Upstream.Name != "" {
+			preset.DisplayName = cfg.Upstream.Name
+		}
 	case "generic":
 		preset, _ = upstream.Lookup("generic")
 		preset.DisplayName, preset.AuthURL, preset.TokenURL, preset.PKCE = cfg.Upstream.Name, cfg.Upstream.AuthURL, cfg.Upstream.TokenURL, cfg.Upstream.PKCE

@@ -277,3 +277,26 @@ func TestHappyPathCosmos(t *testing.T) {
 		t.Error("devicegate did not run on the cosmos store")
 	}
 }
+
+// The oidc upstream: devicegate configured with the provider's issuer only,
+// reading its endpoints from the discovery document at start.
+func TestHappyPathOIDCDiscovery(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, map[string]string{"DEVICEGATE_UPSTREAM": "oidc"})
+	cfg := oauth2Config(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	da, err := cfg.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, "oidc-phone", 390, 844)
+	if result := b.approve(da.VerificationURIComplete, ""); !strings.Contains(result, "all set") {
+		t.Errorf("result page: %q", result)
+	}
+	tok, err := cfg.DeviceAccessToken(ctx, da)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.userinfo(tok.AccessToken)
+}

@@ -138,6 +138,12 @@ func newStack(t *testing.T, extra map[string]string) *stack {
 	for k, v := range extra {
 		env[k] = v
 	}
+	if env["DEVICEGATE_UPSTREAM"] == "oidc" {
+		// Endpoints from the provider's discovery document, not from us.
+		env["DEVICEGATE_UPSTREAM_ISSUER"] = s.provider.Issuer
+		delete(env, "DEVICEGATE_UPSTREAM_AUTH_URL")
+		delete(env, "DEVICEGATE_UPSTREAM_TOKEN_URL")
+	}
 	cmd := exec.Command(devicegateBinary(t))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {

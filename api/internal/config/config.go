@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
+	"github.com/devicegate/devicegate/api/internal/upstream"
 )
 
 // Client is a device client allowed to use devicegate.
@@ -49,8 +50,9 @@ func (c *Client) AllowsScope(scope string) bool {
 
 // Upstream is the OAuth 2.0 provider devicegate fronts.
 type Upstream struct {
-	Preset       string // "spotify", "generic", or "demo" (set by -demo)
-	Name         string // display name; generic only
+	Preset       string // a preset name, "generic", "oidc", or "demo" (set by -demo)
+	Issuer       string // oidc only: endpoints come from its discovery document
+	Name         string // display name; generic and oidc
 	AuthURL      string // generic only
 	TokenURL     string // generic only
 	PKCE         bool   // generic only; presets know their own
@@ -128,8 +130,9 @@ type Var struct {
 var Vars = []Var{
 	{"DEVICEGATE_PUBLIC_URL", "http://<listen address>", "Public base URL people and devices use, e.g. https://devicegate.example.net. HTTPS required unless the host is a loopback address."},
 	{"DEVICEGATE_ADDR", "127.0.0.1:8080", "Listen address. Ignored when FUNCTIONS_CUSTOMHANDLER_PORT is set (Azure), which makes it listen on that port."},
-	{"DEVICEGATE_UPSTREAM", "spotify", "Upstream provider preset: spotify or generic."},
-	{"DEVICEGATE_UPSTREAM_NAME", "", "generic: the provider's name shown to people."},
+	{"DEVICEGATE_UPSTREAM", "spotify", "Upstream provider: a preset (spotify, strava, discord, dropbox, twitch), generic (explicit URLs) or oidc (an issuer; endpoints discovered at start)."},
+	{"DEVICEGATE_UPSTREAM_ISSUER", "", "oidc: the issuer URL; its /.well-known/openid-configuration is read at start."},
+	{"DEVICEGATE_UPSTREAM_NAME", "", "generic and oidc: the provider's name shown to people."},
 	{"DEVICEGATE_UPSTREAM_AUTH_URL", "", "generic: the provider's authorization endpoint."},
 	{"DEVICEGATE_UPSTREAM_TOKEN_URL", "", "generic: the provider's token endpoint."},
 	{"DEVICEGATE_UPSTREAM_PKCE", "true", "generic: whether the provider supports PKCE S256."},
@@ -238,7 +241,12 @@ func Load(getenv func(string) string, demo bool) (*Config, error) {
 			bad("DEVICEGATE_UPSTREAM_CLIENT_SECRET", "required: the client secret of your app at the provider")
 		}
 		switch up.Preset {
-		case "spotify":
+		case "oidc":
+			up.Issuer = get("DEVICEGATE_UPSTREAM_ISSUER")
+			up.Name = get("DEVICEGATE_UPSTREAM_NAME")
+			if err := checkEndpoint(up.Issuer); err != nil {
+				bad("DEVICEGATE_UPSTREAM_ISSUER", "%v", strings.Replace(err.Error(), "the generic upstream", "the oidc upstream", 1))
+			}
 		case "generic":
 			up.Name = or("DEVICEGATE_UPSTREAM_NAME", "your provider")
 			up.AuthURL = get("DEVICEGATE_UPSTREAM_AUTH_URL")
@@ -250,7 +258,9 @@ func Load(getenv func(string) string, demo bool) (*Config, error) {
 			}
 			up.PKCE = boolean("DEVICEGATE_UPSTREAM_PKCE", true)
 		default:
-			bad("DEVICEGATE_UPSTREAM", "unknown preset %q (choose spotify or generic)", up.Preset)
+			if _, ok := upstream.Lookup(up.Preset); !ok {
+				bad("DEVICEGATE_UPSTREAM", "unknown preset %q (choose one of %s, or oidc)", up.Preset, strings.Join(upstream.Names(), ", "))
+			}
 		}
 	}
 

@@ -224,3 +224,27 @@ func TestCosmosStore(t *testing.T) {
 		t.Errorf("%+v", c)
 	}
 }
+
+func TestUpstreamPresets(t *testing.T) {
+	for _, name := range []string{"spotify", "strava", "discord", "dropbox", "twitch", "Twitch"} {
+		m := base()
+		m["DEVICEGATE_UPSTREAM"] = name
+		if _, err := Load(env(m), false); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	m := base()
+	m["DEVICEGATE_UPSTREAM"] = "oidc"
+	if _, err := Load(env(m), false); err == nil || !strings.Contains(err.Error(), "DEVICEGATE_UPSTREAM_ISSUER: required for the oidc upstream") {
+		t.Errorf("oidc without issuer: %v", err)
+	}
+	m["DEVICEGATE_UPSTREAM_ISSUER"] = "https://accounts.example.com"
+	c, err := Load(env(m), false)
+	if err != nil || c.Upstream.Issuer != "https://accounts.example.com" {
+		t.Errorf("oidc: %+v %v", c, err)
+	}
+	m["DEVICEGATE_UPSTREAM"] = "myspace"
+	if _, err := Load(env(m), false); err == nil || !strings.Contains(err.Error(), "discord, dropbox, generic, spotify, strava, twitch, or oidc") {
+		t.Errorf("unknown preset: %v", err)
+	}
+}

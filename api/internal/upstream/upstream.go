@@ -35,6 +35,9 @@ type Preset struct {
 	// RedirectRules tells a person registering the app what redirect URIs
 	// the provider accepts.
 	RedirectRules string
+	// AuthParams are extra parameters the provider needs on the authorize
+	// request, e.g. Dropbox's token_access_type=offline for refresh tokens.
+	AuthParams map[string]string
 }
 
 var presets = map[string]Preset{
@@ -46,6 +49,50 @@ var presets = map[string]Preset{
 		PKCE:          true,
 		AuthStyle:     oauth2.AuthStyleInHeader,
 		RedirectRules: "HTTPS, or a loopback IP literal such as http://127.0.0.1:8080/api/callback; \"localhost\" is refused.",
+	},
+	"strava": {
+		Name:           "strava",
+		DisplayName:    "Strava",
+		AuthURL:        "https://www.strava.com/oauth/authorize",
+		TokenURL:       "https://www.strava.com/oauth/token",
+		PKCE:           false, // not supported by Strava
+		AuthStyle:      oauth2.AuthStyleInParams,
+		ScopeSeparator: ",",
+		RedirectRules:  "Set the app's Authorization Callback Domain to your devicegate host (no scheme, no path); localhost and 127.0.0.1 are allowed for trials.",
+		// Strava's token answer also carries an "athlete" object; devicegate
+		// passes on the standard fields only.
+		AuthParams: map[string]string{"approval_prompt": "auto"},
+	},
+	"discord": {
+		Name:          "discord",
+		DisplayName:   "Discord",
+		AuthURL:       "https://discord.com/oauth2/authorize",
+		TokenURL:      "https://discord.com/api/oauth2/token",
+		PKCE:          false, // not documented by Discord
+		AuthStyle:     oauth2.AuthStyleInHeader,
+		RedirectRules: "Add <public URL>/api/callback under OAuth2 → Redirects; it must match exactly. http is accepted for localhost only.",
+	},
+	"dropbox": {
+		Name:          "dropbox",
+		DisplayName:   "Dropbox",
+		AuthURL:       "https://www.dropbox.com/oauth2/authorize",
+		TokenURL:      "https://api.dropboxapi.com/oauth2/token",
+		PKCE:          true,
+		AuthStyle:     oauth2.AuthStyleInHeader,
+		RedirectRules: "Add <public URL>/api/callback under Redirect URIs; HTTPS is required except for localhost.",
+		// Without it Dropbox issues short-lived tokens and no refresh token.
+		AuthParams: map[string]string{"token_access_type": "offline"},
+	},
+	"twitch": {
+		Name:          "twitch",
+		DisplayName:   "Twitch",
+		AuthURL:       "https://id.twitch.tv/oauth2/authorize",
+		TokenURL:      "https://id.twitch.tv/oauth2/token",
+		PKCE:          false, // not supported by Twitch
+		AuthStyle:     oauth2.AuthStyleInParams,
+		RedirectRules: "Add <public URL>/api/callback as an OAuth Redirect URL; HTTPS is required except for http://localhost.",
+		// Twitch answers with "scope" as a JSON array; devicegate turns it
+		// into the usual space-separated string.
 	},
 	"generic": {
 		Name:          "generic",
@@ -148,6 +195,9 @@ func (p *Provider) AuthCodeURL(state, verifier string, scopes []string) string {
 	var opts []oauth2.AuthCodeOption
 	if p.preset.PKCE && verifier != "" {
 		opts = append(opts, oauth2.S256ChallengeOption(verifier))
+	}
+	for k, v := range p.preset.AuthParams {
+		opts = append(opts, oauth2.SetAuthURLParam(k, v))
 	}
 	// A fresh Config, not a copy of p.cfg: copying would race with the
 	// auth-style cache that Exchange updates inside p.cfg.
@@ -272,8 +322,17 @@ func fromToken(t *oauth2.Token, start time.Time) *Tokens {
 		TokenType:    t.TokenType,
 		RefreshToken: t.RefreshToken,
 	}
-	if s, ok := t.Extra("scope").(string); ok {
-		out.Scope = s
+	switch sc := t.Extra("scope").(type) {
+	case string:
+		out.Scope = sc
+	case []any: // Twitch
+		var parts []string
+		for _, v := range sc {
+			if s, ok := v.(string); ok {
+				parts = append(parts, s)
+			}
+		}
+		out.Scope = strings.Join(parts, " ")
 	}
 	if s, ok := t.Extra("id_token").(string); ok {
 		out.IDToken = s

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ func TestPresets(t *testing.T) {
 	if _, ok := Lookup("myspace"); ok {
 		t.Error("unknown preset found")
 	}
-	if n := Names(); len(n) < 2 || n[0] != "generic" {
+	if n := Names(); len(n) < 6 || !slices.Contains(n, "generic") || !slices.Contains(n, "twitch") || !slices.IsSorted(n) {
 		t.Errorf("names %v", n)
 	}
 }

@@ -1,0 +1,76 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"golang.org/x/oauth2"
+)
+
+// discovery is the part of OpenID Connect Discovery 1.0 (and RFC 8414)
+// devicegate needs.
+type discovery struct {
+	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+}
+
+// Discover builds a preset for any OpenID provider from its issuer's
+// discovery document, read once at start. It fails, saying why, when the
+// document cannot be had or does not describe the issuer.
+func Discover(ctx context.Context, issuer string, hc *http.Client) (Preset, error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	u := strings.TrimRight(issuer, "/") + "/.well-known/openid-configuration"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return Preset{}, fmt.Errorf("upstream: issuer %q is not a URL", issuer)
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		return Preset{}, fmt.Errorf("upstream: cannot reach the discovery document at %s: %w", u, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return Preset{}, fmt.Errorf("upstream: the discovery document at %s answered HTTP %d", u, res.StatusCode)
+	}
+	var d discovery
+	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&d); err != nil {
+		return Preset{}, fmt.Errorf("upstream: the discovery document at %s is not JSON", u)
+	}
+	if strings.TrimRight(d.Issuer, "/") != strings.TrimRight(issuer, "/") {
+		return Preset{}, fmt.Errorf("upstream: the discovery document names issuer %q, not %q", d.Issuer, issuer)
+	}
+	if d.AuthorizationEndpoint == "" || d.TokenEndpoint == "" {
+		return Preset{}, fmt.Errorf("upstream: the discovery document at %s lacks the authorization or token endpoint", u)
+	}
+	style := oauth2.AuthStyleInHeader // the default of OIDC Core §9
+	if m := d.TokenEndpointAuthMethodsSupported; len(m) > 0 && !slices.Contains(m, "client_secret_basic") && slices.Contains(m, "client_secret_post") {
+		style = oauth2.AuthStyleInParams
+	}
+	return Preset{
+		Name:          "oidc",
+		DisplayName:   hostOf(issuer),
+		AuthURL:       d.AuthorizationEndpoint,
+		TokenURL:      d.TokenEndpoint,
+		PKCE:          slices.Contains(d.CodeChallengeMethodsSupported, "S256"),
+		AuthStyle:     style,
+		RedirectRules: "Register <public URL>/api/callback as a redirect URI of a confidential web client.",
+	}, nil
+}
+
+func hostOf(u string) string {
+	s := strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
+	if i := strings.IndexAny(s, "/:"); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

@@ -1,0 +1,277 @@
+// Command devicegate-login signs a device or a terminal in through a
+// devicegate server, with the OAuth 2.0 Device Authorization Grant:
+//
+//	devicegate-login -client-id tv https://devicegate.example.net > tokens.json
+//
+// It discovers the endpoints from the server's RFC 8414 metadata, shows the
+// code, the address and a QR code to scan with a phone, waits while the
+// person approves (keeping to the polling interval and slow_down), and
+// writes the tokens as JSON to a file (mode 0600) or standard output.
+// With -refresh it renews tokens from such a file through devicegate,
+// which holds the provider's client secret.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, isTerminal(os.Stderr))
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "devicegate-login:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `Usage: devicegate-login [flags] DEVICEGATE_URL
+
+Signs this device in through devicegate (OAuth 2.0 device flow): shows a
+code and a QR code, waits while you approve on your phone, and prints the
+tokens as JSON (or writes them to -out, readable by you only).
+
+Examples:
+  devicegate-login -client-id tv https://devicegate.example.net > tokens.json
+  devicegate-login -client-id tv -scope "user-read-currently-playing" -out tokens.json http://127.0.0.1:8080
+  devicegate-login -client-id tv -refresh tokens.json http://127.0.0.1:8080
+
+Flags:
+`
+
+type options struct {
+	base, clientID, clientSecret, scope, out, refresh string
+	noQR                                              bool
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, tty bool) error {
+	fs := flag.NewFlagSet("devicegate-login", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.clientID, "client-id", getenv("DEVICEGATE_CLIENT_ID"), "the device client's client_id (or $DEVICEGATE_CLIENT_ID)")
+	fs.StringVar(&o.scope, "scope", "", "scopes to ask for, space-separated (default: the client's defaults)")
+	fs.StringVar(&o.out, "out", "", "write the tokens to this file (mode 0600) instead of standard output")
+	fs.StringVar(&o.refresh, "refresh", "", "renew the tokens in this file and write them back")
+	fs.BoolVar(&o.noQR, "no-qr", false, "do not draw the QR code")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "\nA confidential client's secret is read from $DEVICEGATE_CLIENT_SECRET and sent in the request body.")
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("give the devicegate URL, e.g. https://devicegate.example.net")
+	}
+	o.base = strings.TrimRight(fs.Arg(0), "/")
+	o.clientSecret = getenv("DEVICEGATE_CLIENT_SECRET")
+	if o.clientID == "" {
+		return errors.New("-client-id is required")
+	}
+	cfg, err := discover(ctx, o)
+	if err != nil {
+		return err
+	}
+	if o.refresh != "" {
+		return refresh(ctx, cfg, o)
+	}
+	return login(ctx, cfg, o, stdout, stderr, tty)
+}
+
+// metadata is the RFC 8414 document devicegate serves.
+type metadata struct {
+	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint"`
+	TokenEndpoint               string `json:"token_endpoint"`
+}
+
+var client = &http.Client{Timeout: 30 * time.Second}
+
+// discover reads the endpoints from the server's metadata.
+func discover(ctx context.Context, o options) (*oauth2.Config, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.base+"/.well-known/oauth-authorization-server", nil)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a URL", o.base)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach devicegate at %s: %w", o.base, err)
+	}
+	defer res.Body.Close()
+	var m metadata
+	if res.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&m) != nil || m.DeviceAuthorizationEndpoint == "" || m.TokenEndpoint == "" {
+		return nil, fmt.Errorf("%s does not look like a devicegate server (no usable /.well-known/oauth-authorization-server)", o.base)
+	}
+	var scopes []string
+	if o.scope != "" {
+		scopes = strings.Fields(o.scope)
+	}
+	return &oauth2.Config{
+		ClientID:     o.clientID,
+		ClientSecret: o.clientSecret,
+		Scopes:       scopes,
+		// In the body, not Basic: Azure Static Web Apps overwrites the
+		// Authorization header on its way to devicegate.
+		Endpoint: oauth2.Endpoint{DeviceAuthURL: m.DeviceAuthorizationEndpoint, TokenURL: m.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams},
+	}, nil
+}
+
+func login(ctx context.Context, cfg *oauth2.Config, o options, stdout, stderr io.Writer, tty bool) error {
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
+	da, err := cfg.DeviceAuth(ctx)
+	if err != nil {
+		return explain("could not start", err)
+	}
+	link := da.VerificationURIComplete
+	if link == "" {
+		link = da.VerificationURI
+	}
+	fmt.Fprintf(stderr, "\nTo sign in, open  %s\nand enter the code  %s\n", da.VerificationURI, da.UserCode)
+	if !o.noQR {
+		fmt.Fprintf(stderr, "\nOr scan this with your phone:\n\n")
+		if err := writeQR(stderr, link); err != nil {
+			fmt.Fprintln(stderr, "(no QR code:", err, ")")
+		}
+	}
+	fmt.Fprintln(stderr)
+
+	done := make(chan struct{})
+	defer close(done)
+	if tty {
+		go spinner(stderr, da.Expiry, done)
+	}
+	tok, err := cfg.DeviceAccessToken(ctx, da)
+	if tty {
+		fmt.Fprint(stderr, "\r\033[K")
+	}
+	if err != nil {
+		return explain("sign-in did not complete", err)
+	}
+	fmt.Fprintln(stderr, "Signed in.")
+	return writeTokens(tok, o.out, stdout)
+}
+
+// spinner shows that we are waiting and how long the code has left.
+func spinner(w io.Writer, expiry time.Time, done <-chan struct{}) {
+	frames := []rune("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+	t := time.NewTicker(120 * time.Millisecond)
+	defer t.Stop()
+	for i := 0; ; i++ {
+		left := time.Until(expiry).Round(time.Second)
+		if left < 0 {
+			left = 0
+		}
+		fmt.Fprintf(w, "\r\033[K%c Waiting for you to approve… %d:%02d left", frames[i%len(frames)], int(left.Minutes()), int(left.Seconds())%60)
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// explain turns the device flow's errors into sentences.
+func explain(what string, err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		switch re.ErrorCode {
+		case "access_denied":
+			return fmt.Errorf("%s: access was denied (%s)", what, re.ErrorDescription)
+		case "expired_token":
+			return fmt.Errorf("%s: the code expired before it was approved; run again for a new one", what)
+		case "invalid_client":
+			return fmt.Errorf("%s: devicegate does not know this client_id, or its secret is wrong", what)
+		case "":
+			return fmt.Errorf("%s: devicegate answered HTTP %d", what, re.Response.StatusCode)
+		}
+		return fmt.Errorf("%s: %s (%s)", what, re.ErrorCode, re.ErrorDescription)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: the code expired before it was approved; run again for a new one", what)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// writeTokens writes the tokens as JSON, to a file only its owner may read.
+func writeTokens(tok *oauth2.Token, path string, stdout io.Writer) error {
+	b, err := json.MarshalIndent(tokenFile{
+		AccessToken: tok.AccessToken, TokenType: tok.TokenType, RefreshToken: tok.RefreshToken,
+		Expiry: tok.Expiry, Scope: scopeOf(tok),
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if path == "" {
+		_, err := stdout.Write(b)
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	// An existing file keeps its mode on open; tighten it.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+type tokenFile struct {
+	AccessToken  string    `json:"access_token"`
+	TokenType    string    `json:"token_type,omitempty"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	Expiry       time.Time `json:"expiry,omitzero"`
+	Scope        string    `json:"scope,omitempty"`
+}
+
+func scopeOf(t *oauth2.Token) string {
+	s, _ := t.Extra("scope").(string)
+	return s
+}
+
+// refresh renews the tokens in o.refresh through devicegate.
+func refresh(ctx context.Context, cfg *oauth2.Config, o options) error {
+	b, err := os.ReadFile(o.refresh)
+	if err != nil {
+		return err
+	}
+	var tf tokenFile
+	if err := json.Unmarshal(b, &tf); err != nil || tf.RefreshToken == "" {
+		return fmt.Errorf("%s holds no refresh token", o.refresh)
+	}
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
+	tok, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tf.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token()
+	if err != nil {
+		return explain("refresh failed", err)
+	}
+	if tok.RefreshToken == "" {
+		tok.RefreshToken = tf.RefreshToken
+	}
+	return writeTokens(tok, o.refresh, nil)
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"rsc.io/qr"
+)
+
+// server is devicegate itself (the real binary, -demo, memory store).
+type server struct {
+	base string
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func startDevicegate(t *testing.T, env ...string) *server {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, _ := os.MkdirTemp("", "devicegate-login-test-")
+		binPath = filepath.Join(dir, "devicegate")
+		out, err := exec.Command("go", "build", "-o", binPath, "../../api").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("%v: %s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(binPath, "-demo")
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "DEVICEGATE_STORE=memory", "DEVICEGATE_ADDR=" + addr,
+		"DEVICEGATE_POLL_INTERVAL=1s"}, env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	s := &server{base: "http://" + addr}
+	for i := 0; ; i++ {
+		if res, err := http.Get(s.base + "/api/health"); err == nil {
+			res.Body.Close()
+			break
+		}
+		if i > 200 {
+			t.Fatal("devicegate did not start")
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return s
+}
+
+// lockedBuffer is stderr, read while the command still writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var codeRe = regexp.MustCompile(`enter the code  ([A-Z]{4}-[A-Z]{4})`)
+
+// startLogin runs the command in the background and returns once it shows a
+// code; wait returns its result.
+func startLogin(t *testing.T, s *server, args ...string) (code string, stdout *bytes.Buffer, stderr *lockedBuffer, wait func() error) {
+	t.Helper()
+	stdout, stderr = &bytes.Buffer{}, &lockedBuffer{}
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(context.Background(), append(args, s.base), func(string) string { return "" }, stdout, stderr, false)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := codeRe.FindStringSubmatch(stderr.String()); m != nil {
+			return m[1], stdout, stderr, func() error { return <-errc }
+		}
+		select {
+		case err := <-errc:
+			t.Fatalf("the command ended early: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no code shown:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// person confirms the code on devicegate and decides at the demo provider.
+func person(t *testing.T, s *server, code, ourChoice, providerChoice string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	page := func(res *http.Response, err error) string {
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	confirm := page(c.PostForm(s.base+"/api/verify", url.Values{"user_code": {code}}))
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(confirm)
+	if m == nil {
+		t.Fatalf("no confirmation page: %s", confirm)
+	}
+	res, err := c.PostForm(s.base+"/api/verify", url.Values{"user_code": {code}, "csrf": {m[1]}, "action": {ourChoice}})
+	if ourChoice == "deny" {
+		page(res, err)
+		return
+	}
+	res.Body.Close()
+	consent := page(c.Get(res.Header.Get("Location")))
+	form := url.Values{"decision": {providerChoice}, "username": {"cli"}}
+	for _, f := range regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`).FindAllStringSubmatch(consent, -1) {
+		form.Set(f[1], html.UnescapeString(f[2]))
+	}
+	res, err = c.PostForm(s.base+"/demo/authorize", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	page(c.Get(res.Header.Get("Location")))
+}
+
+func TestLoginHappyPathAndRefresh(t *testing.T) {
+	t.Parallel()
+	s := startDevicegate(t)
+	out := filepath.Join(t.TempDir(), "tokens.json")
+	os.WriteFile(out, []byte("old"), 0o644) // an existing, too-open file
+	code, _, stderr, wait := startLogin(t, s, "-client-id", "demo", "-out", out)
+	person(t, s, code, "allow", "allow")
+	if err := wait(); err != nil {
+		t.Fatalf("login: %v\n%s", err, stderr.String())
+	}
+	fi, err := os.Stat(out)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v %v", fi.Mode(), err)
+	}
+	var tf tokenFile
+	b, _ := os.ReadFile(out)
+	if json.Unmarshal(b, &tf) != nil || tf.AccessToken == "" || tf.RefreshToken == "" || tf.Expiry.IsZero() {
+		t.Fatalf("token file holds %+v", tf)
+	}
+	if !strings.Contains(stderr.String(), "Signed in.") || !strings.Contains(stderr.String(), s.base+"/device") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+	if strings.Contains(stderr.String(), tf.AccessToken) {
+		t.Error("the access token was printed to the terminal")
+	}
+
+	// The QR code drawn on stderr is verification_uri_complete.
+	link := s.base + "/device?user_code=" + url.QueryEscape(code)
+	want, _ := qr.Encode(link, qr.M)
+	drawn := stderr.String()
+	start := strings.Index(drawn, "Or scan this with your phone:\n\n") + len("Or scan this with your phone:\n\n")
+	end := strings.Index(drawn[start:], "\n\n") + start
+	matrix, err := parseQR(drawn[start:end] + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for y := -quiet; y < want.Size+quiet; y++ {
+		for x := -quiet; x < want.Size+quiet; x++ {
+			if matrix[y+quiet][x+quiet] != want.Black(x, y) {
+				t.Fatalf("the drawn QR code differs from %q at (%d,%d)", link, x, y)
+			}
+		}
+	}
+
+	// Refresh through devicegate.
+	if err := run(context.Background(), []string{"-client-id", "demo", "-refresh", out, s.base}, func(string) string { return "" }, io.Discard, io.Discard, false); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	var tf2 tokenFile
+	b, _ = os.ReadFile(out)
+	json.Unmarshal(b, &tf2)
+	if tf2.AccessToken == "" || tf2.AccessToken == tf.AccessToken || tf2.RefreshToken != tf.RefreshToken {
+		t.Errorf("after refresh: new access token %v, refresh token kept %v", tf2.AccessToken != tf.AccessToken, tf2.RefreshToken == tf.RefreshToken)
+	}
+}
+
+func TestLoginStdoutAndDenials(t *testing.T) {
+	t.Parallel()
+	s := startDevicegate(t)
+	code, stdout, _, wait := startLogin(t, s, "-client-id", "demo", "-no-qr")
+	person(t, s, code, "allow", "allow")
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	var tf tokenFile
+	if json.Unmarshal(stdout.Bytes(), &tf) != nil || tf.AccessToken == "" {
+		t.Errorf("stdout: %s", stdout)
+	}
+
+	for _, tc := range []struct{ ours, provider string }{{"deny", ""}, {"allow", "deny"}} {
+		code, _, stderr, wait := startLogin(t, s, "-client-id", "demo", "-no-qr")
+		if strings.Contains(stderr.String(), "scan") {
+			t.Error("-no-qr drew a QR code")
+		}
+		person(t, s, code, tc.ours, tc.provider)
+		if err := wait(); err == nil || !strings.Contains(err.Error(), "access was denied") {
+			t.Errorf("denied (%s/%s): %v", tc.ours, tc.provider, err)
+		}
+	}
+}
+
+func TestLoginExpiry(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("waits a minute for a code to expire")
+	}
+	s := startDevicegate(t, "DEVICEGATE_CODE_LIFETIME=60s")
+	_, _, _, wait := startLogin(t, s, "-client-id", "demo", "-no-qr")
+	if err := wait(); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("expiry: %v", err)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"http://127.0.0.1:1"}, {"-client-id", "x", "http://127.0.0.1:1"}} {
+		err := run(context.Background(), args, func(string) string { return "" }, io.Discard, io.Discard, false)
+		if err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+}
