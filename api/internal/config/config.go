@@ -1,18 +1,19 @@
 // Package config turns the environment into a validated Config.
 //
 // Load reads every variable, checks all of them and reports every problem at
-// once, each with the variable's name, so a person fixing a deployment sees
-// the whole list in one go. It has no side effects: it opens no file and
-// dials nothing. Secret values never appear in its errors.
+// once, each with the variable's name (and, in the clients file, the line),
+// so a person fixing a deployment sees the whole list in one go. It reads
+// the clients file but writes nothing and dials nothing. Secret values never
+// appear in its errors.
 package config
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,38 +26,64 @@ import (
 // Client is a device client allowed to use devicegate.
 type Client struct {
 	// ID is the client_id the device sends.
-	ID string `json:"client_id"`
+	ID string
 	// Name is shown to the person on the confirmation screen.
-	Name string `json:"name"`
+	Name string
 	// Scopes lists the scopes the client may ask for; empty means any.
-	Scopes []string `json:"scopes,omitempty"`
+	Scopes []string
 	// DefaultScopes are used when the device asks for none.
-	DefaultScopes []string `json:"default_scopes,omitempty"`
+	DefaultScopes []string
 	// SecretEnv names the variable holding the client's secret; empty makes
 	// it a public client, identified by client_id alone (RFC 6749 §2.1).
-	SecretEnv string `json:"secret_env,omitempty"`
-
+	SecretEnv string
 	// Secret is the value of SecretEnv, filled in by Load.
-	Secret string `json:"-"`
+	Secret string
+	// Mode is how the client's tokens are obtained: ModeProxy or
+	// ModePassthrough.
+	Mode Mode
+	// Upstream is the provider this client signs in with; nil means the
+	// deployment's default upstream (the DEVICEGATE_UPSTREAM_* variables).
+	Upstream *Upstream
 }
 
-// Public reports whether the client has no secret.
+// Mode says who holds the upstream client secret.
+type Mode string
+
+const (
+	// ModeProxy: devicegate holds the provider's client secret, exchanges
+	// the authorization code at the callback and keeps the tokens (sealed)
+	// until the device collects them. The device needs no secret at all.
+	ModeProxy Mode = "proxy"
+	// ModePassthrough: the device holds the provider's client secret and
+	// presents it at devicegate's token endpoint; devicegate keeps only the
+	// (sealed) authorization code and exchanges it with the device's secret
+	// when the device polls, so the secret never rests with devicegate.
+	ModePassthrough Mode = "passthrough"
+)
+
+// Public reports whether the client has no secret of its own.
 func (c *Client) Public() bool { return c.Secret == "" }
+
+// Passthrough reports whether the device presents the provider's secret.
+func (c *Client) Passthrough() bool { return c.Mode == ModePassthrough }
 
 // AllowsScope reports whether the client may ask for scope.
 func (c *Client) AllowsScope(scope string) bool {
 	return len(c.Scopes) == 0 || slices.Contains(c.Scopes, scope)
 }
 
-// Upstream is the OAuth 2.0 provider devicegate fronts.
+// Upstream is an OAuth 2.0 provider devicegate fronts. It is comparable, so
+// clients with equal upstreams can share one connection to the provider.
 type Upstream struct {
-	Preset       string // a preset name, "generic", "oidc", or "demo" (set by -demo)
-	Issuer       string // oidc only: endpoints come from its discovery document
-	Name         string // display name; generic and oidc
-	AuthURL      string // generic only
-	TokenURL     string // generic only
-	PKCE         bool   // generic only; presets know their own
-	ClientID     string
+	Preset   string // a preset name, "generic", "oidc", or "demo" (set by -demo)
+	Issuer   string // oidc only: endpoints come from its discovery document
+	Name     string // display name; generic and oidc
+	AuthURL  string // generic only
+	TokenURL string // generic only
+	PKCE     bool   // generic only; presets know their own
+	ClientID string
+	// SecretEnv names the variable ClientSecret came from (for messages).
+	SecretEnv    string
 	ClientSecret string
 	Timeout      time.Duration
 }
@@ -136,10 +163,11 @@ var Vars = []Var{
 	{"DEVICEGATE_UPSTREAM_AUTH_URL", "", "generic: the provider's authorization endpoint."},
 	{"DEVICEGATE_UPSTREAM_TOKEN_URL", "", "generic: the provider's token endpoint."},
 	{"DEVICEGATE_UPSTREAM_PKCE", "true", "generic: whether the provider supports PKCE S256."},
-	{"DEVICEGATE_UPSTREAM_CLIENT_ID", "", "Client id of devicegate's app at the provider (required)."},
-	{"DEVICEGATE_UPSTREAM_CLIENT_SECRET", "", "Client secret of devicegate's app at the provider (required; never logged)."},
+	{"DEVICEGATE_UPSTREAM_CLIENT_ID", "", "Client id of devicegate's app at the provider (required unless every client names its own upstream)."},
+	{"DEVICEGATE_UPSTREAM_CLIENT_SECRET", "", "Client secret of devicegate's app at the provider (required unless every client using the default upstream is in passthrough mode; never logged)."},
 	{"DEVICEGATE_UPSTREAM_TIMEOUT", "10s", "Time limit for a token exchange with the provider."},
-	{"DEVICEGATE_CLIENTS", "", `Device clients allowed, as JSON: [{"client_id":"tv","name":"Living-room TV","scopes":["user-read-playback-state"],"default_scopes":[…],"secret_env":"TV_SECRET"}]. scopes empty = any; secret_env empty = public client.`},
+	{"DEVICEGATE_CLIENTS", "", `Device clients allowed, as JSON: [{"client_id":"tv","name":"Living-room TV","scopes":["user-read-playback-state"]}]. Every field is described in docs/FORKING.md.`},
+	{"DEVICEGATE_CLIENTS_FILE", "", "The same list in a JSON file (instead of DEVICEGATE_CLIENTS); mistakes are reported with their line."},
 	{"DEVICEGATE_CODE_LIFETIME", "10m", "How long device and user codes live (expires_in), 1m to 30m."},
 	{"DEVICEGATE_POLL_INTERVAL", "5s", "Polling interval devices start with, whole seconds, 1s to 60s."},
 	{"DEVICEGATE_STORE", "bolt", "Where records live: bolt (one local file), cosmos (Azure Cosmos DB) or memory (lost on restart)."},
@@ -160,9 +188,15 @@ var Vars = []Var{
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a
-// map in tests). demo says whether -demo was given: it supplies a demo
+// map in tests), and the clients file from disk. demo says whether -demo was given: it supplies a demo
 // upstream and client, so no upstream variable is needed.
 func Load(getenv func(string) string, demo bool) (*Config, error) {
+	return LoadFrom(getenv, os.ReadFile, demo)
+}
+
+// LoadFrom is Load with the file reader injected (for
+// DEVICEGATE_CLIENTS_FILE), so tests need no files on disk.
+func LoadFrom(getenv func(string) string, readFile func(string) ([]byte, error), demo bool) (*Config, error) {
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
@@ -233,13 +267,8 @@ func Load(getenv func(string) string, demo bool) (*Config, error) {
 	} else {
 		up.Preset = strings.ToLower(or("DEVICEGATE_UPSTREAM", "spotify"))
 		up.ClientID = get("DEVICEGATE_UPSTREAM_CLIENT_ID")
+		up.SecretEnv = "DEVICEGATE_UPSTREAM_CLIENT_SECRET"
 		up.ClientSecret = getenv("DEVICEGATE_UPSTREAM_CLIENT_SECRET")
-		if up.ClientID == "" {
-			bad("DEVICEGATE_UPSTREAM_CLIENT_ID", "required: the client id of your app at the provider")
-		}
-		if up.ClientSecret == "" {
-			bad("DEVICEGATE_UPSTREAM_CLIENT_SECRET", "required: the client secret of your app at the provider")
-		}
 		switch up.Preset {
 		case "oidc":
 			up.Issuer = get("DEVICEGATE_UPSTREAM_ISSUER")
@@ -251,8 +280,8 @@ func Load(getenv func(string) string, demo bool) (*Config, error) {
 			up.Name = or("DEVICEGATE_UPSTREAM_NAME", "your provider")
 			up.AuthURL = get("DEVICEGATE_UPSTREAM_AUTH_URL")
 			up.TokenURL = get("DEVICEGATE_UPSTREAM_TOKEN_URL")
-			for name, v := range map[string]string{"DEVICEGATE_UPSTREAM_AUTH_URL": up.AuthURL, "DEVICEGATE_UPSTREAM_TOKEN_URL": up.TokenURL} {
-				if err := checkEndpoint(v); err != nil {
+			for _, name := range []string{"DEVICEGATE_UPSTREAM_AUTH_URL", "DEVICEGATE_UPSTREAM_TOKEN_URL"} {
+				if err := checkEndpoint(get(name)); err != nil {
 					bad(name, "%v", err)
 				}
 			}
@@ -264,14 +293,43 @@ func Load(getenv func(string) string, demo bool) (*Config, error) {
 		}
 	}
 
-	if raw := get("DEVICEGATE_CLIENTS"); raw != "" {
-		clients, problems := parseClients(raw, getenv)
+	rawClients, fileClients := get("DEVICEGATE_CLIENTS"), get("DEVICEGATE_CLIENTS_FILE")
+	switch {
+	case rawClients != "" && fileClients != "":
+		bad("DEVICEGATE_CLIENTS_FILE", "set either DEVICEGATE_CLIENTS or DEVICEGATE_CLIENTS_FILE, not both")
+	case fileClients != "":
+		data, err := readFile(fileClients)
+		if err != nil {
+			bad("DEVICEGATE_CLIENTS_FILE", "cannot read %s: %v", fileClients, unwrapPathError(err))
+			break
+		}
+		clients, problems := parseClients(data, fileClients, getenv, up.Timeout)
+		c.Clients = clients
+		for _, p := range problems {
+			bad("DEVICEGATE_CLIENTS_FILE", "%s", p)
+		}
+	case rawClients != "":
+		clients, problems := parseClients([]byte(rawClients), "", getenv, up.Timeout)
 		c.Clients = clients
 		for _, p := range problems {
 			bad("DEVICEGATE_CLIENTS", "%s", p)
 		}
-	} else if !demo {
-		bad("DEVICEGATE_CLIENTS", `required: at least one device client, e.g. [{"client_id":"tv","name":"Living-room TV"}]`)
+	case !demo:
+		bad("DEVICEGATE_CLIENTS", `required (or DEVICEGATE_CLIENTS_FILE): at least one device client, e.g. [{"client_id":"tv","name":"Living-room TV"}]`)
+	}
+	// The default upstream's credentials are needed only by the clients
+	// that use it: its client id by all of them, its secret by those in
+	// proxy mode (in passthrough mode the device presents the secret).
+	// A list that could not be read says nothing about which clients use
+	// the default upstream; its own problems are reported instead.
+	listBroken := (rawClients != "" || fileClients != "") && len(c.Clients) == 0
+	if !demo && !listBroken && (len(c.Clients) == 0 || slices.ContainsFunc(c.Clients, func(cl Client) bool { return cl.Upstream == nil })) {
+		if up.ClientID == "" {
+			bad("DEVICEGATE_UPSTREAM_CLIENT_ID", "required: the client id of your app at the provider")
+		}
+		if up.ClientSecret == "" && (len(c.Clients) == 0 || slices.ContainsFunc(c.Clients, func(cl Client) bool { return cl.Upstream == nil && !cl.Passthrough() })) {
+			bad("DEVICEGATE_UPSTREAM_CLIENT_SECRET", "required: the client secret of your app at the provider")
+		}
 	}
 
 	c.CodeLifetime = duration("DEVICEGATE_CODE_LIFETIME", 10*time.Minute, time.Minute, 30*time.Minute)
@@ -403,58 +461,6 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// parseClients decodes DEVICEGATE_CLIENTS and reports each problem with the
-// entry it is in.
-func parseClients(raw string, getenv func(string) string) ([]Client, []string) {
-	var clients []Client
-	dec := json.NewDecoder(strings.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&clients); err != nil {
-		return nil, []string{fmt.Sprintf("not a JSON array of clients: %v", err)}
-	}
-	var problems []string
-	if len(clients) == 0 {
-		problems = append(problems, "the list is empty")
-	}
-	seen := map[string]bool{}
-	for i := range clients {
-		cl := &clients[i]
-		where := fmt.Sprintf("entry %d", i)
-		if cl.ID != "" {
-			where = fmt.Sprintf("entry %d (%q)", i, cl.ID)
-		}
-		switch {
-		case cl.ID == "":
-			problems = append(problems, where+": client_id is required")
-		case !validClientID(cl.ID):
-			problems = append(problems, where+": client_id may use only letters, digits and - . _ ~ (at most 128)")
-		case seen[cl.ID]:
-			problems = append(problems, where+": client_id appears twice")
-		}
-		seen[cl.ID] = true
-		if cl.Name == "" {
-			cl.Name = cl.ID
-		}
-		for _, s := range append(slices.Clone(cl.Scopes), cl.DefaultScopes...) {
-			if !ValidScope(s) {
-				problems = append(problems, fmt.Sprintf("%s: %q is not a valid scope", where, s))
-			}
-		}
-		for _, s := range cl.DefaultScopes {
-			if !cl.AllowsScope(s) {
-				problems = append(problems, fmt.Sprintf("%s: default scope %q is not in scopes", where, s))
-			}
-		}
-		if cl.SecretEnv != "" {
-			cl.Secret = getenv(cl.SecretEnv)
-			if cl.Secret == "" {
-				problems = append(problems, fmt.Sprintf("%s: secret_env names %s, which is unset or empty", where, cl.SecretEnv))
-			}
-		}
-	}
-	return clients, problems
 }
 
 func validClientID(id string) bool {

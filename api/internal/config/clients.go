@@ -1,0 +1,290 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/devicegate/devicegate/api/internal/upstream"
+)
+
+// ClientJSON is one entry of DEVICEGATE_CLIENTS or the clients file, as
+// written. docs/FORKING.md documents every field; a test keeps the two
+// together.
+type ClientJSON struct {
+	ClientID      string        `json:"client_id"`
+	Name          string        `json:"name"`
+	Scopes        []string      `json:"scopes"`
+	DefaultScopes []string      `json:"default_scopes"`
+	SecretEnv     string        `json:"secret_env"`
+	Mode          string        `json:"mode"`
+	Upstream      *UpstreamJSON `json:"upstream"`
+}
+
+// UpstreamJSON is a client's own upstream, as written.
+type UpstreamJSON struct {
+	Preset          string `json:"preset"`
+	ClientID        string `json:"client_id"`
+	ClientSecretEnv string `json:"client_secret_env"`
+	Issuer          string `json:"issuer"`
+	Name            string `json:"name"`
+	AuthURL         string `json:"auth_url"`
+	TokenURL        string `json:"token_url"`
+	PKCE            *bool  `json:"pkce"`
+}
+
+// parseClients decodes the clients list and reports every problem, each
+// with its place: the entry, and for a file its line and column. file is
+// the file's name, or "" when the list came from DEVICEGATE_CLIENTS.
+// timeout is the upstream exchange limit the clients' own upstreams share.
+func parseClients(data []byte, file string, getenv func(string) string, timeout time.Duration) ([]Client, []string) {
+	var problems []string
+	// at names a place: "clients.json:12:5: " in a file, nothing in the
+	// variable (one line, where positions would not help).
+	at := func(offset int64) string {
+		if file == "" {
+			return ""
+		}
+		line, col := position(data, offset)
+		return fmt.Sprintf("%s:%d:%d: ", file, line, col)
+	}
+
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return nil, []string{at(skipSpace(data, 0)) + "not a JSON array of clients (the list starts with [ and holds one {…} per device client)"}
+	}
+	type entry struct {
+		raw    json.RawMessage
+		offset int64
+	}
+	var entries []entry
+	for dec.More() {
+		off := skipSpace(data, dec.InputOffset())
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, []string{at(syntaxOffset(data, off)) + "not valid JSON: " + jsonMessage(err)}
+		}
+		entries = append(entries, entry{raw, off})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, []string{at(syntaxOffset(data, dec.InputOffset())) + "not valid JSON: " + jsonMessage(err)}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, []string{at(skipSpace(data, dec.InputOffset())) + "unexpected text after the list of clients"}
+	}
+	if len(entries) == 0 {
+		return nil, []string{"the list is empty"}
+	}
+
+	clients := make([]Client, 0, len(entries))
+	seen := map[string]bool{}
+	for i, e := range entries {
+		var cj ClientJSON
+		ed := json.NewDecoder(bytes.NewReader(e.raw))
+		ed.DisallowUnknownFields()
+		if err := ed.Decode(&cj); err != nil {
+			problems = append(problems, fmt.Sprintf("%sentry %d: %s", at(e.offset), i, jsonMessage(err)))
+			continue
+		}
+		where := fmt.Sprintf("%sentry %d", at(e.offset), i)
+		if cj.ClientID != "" {
+			where = fmt.Sprintf("%sentry %d (%q)", at(e.offset), i, safeText(cj.ClientID))
+		}
+		bad := func(format string, args ...any) {
+			problems = append(problems, where+": "+fmt.Sprintf(format, args...))
+		}
+		cl := Client{
+			ID: cj.ClientID, Name: cj.Name, Scopes: cj.Scopes, DefaultScopes: cj.DefaultScopes,
+			SecretEnv: cj.SecretEnv, Mode: Mode(cj.Mode),
+		}
+		switch {
+		case cl.ID == "":
+			bad("client_id is required")
+		case !validClientID(cl.ID):
+			bad("client_id may use only letters, digits and - . _ ~ (at most 128)")
+		case seen[cl.ID]:
+			bad("client_id appears twice")
+		}
+		seen[cl.ID] = true
+		if cl.Name == "" {
+			cl.Name = cl.ID
+		}
+		for _, s := range append(slices.Clone(cl.Scopes), cl.DefaultScopes...) {
+			if !ValidScope(s) {
+				bad("%q is not a valid scope", safeText(s))
+			}
+		}
+		for _, s := range cl.DefaultScopes {
+			if !cl.AllowsScope(s) {
+				bad("default scope %q is not in scopes", safeText(s))
+			}
+		}
+		switch cl.Mode {
+		case "":
+			cl.Mode = ModeProxy
+		case ModeProxy, ModePassthrough:
+		default:
+			bad("mode %q is not proxy or passthrough", safeText(cj.Mode))
+		}
+		if cl.SecretEnv != "" {
+			if cl.Passthrough() {
+				bad("secret_env cannot be used in passthrough mode: there the device authenticates with the provider's client secret")
+			} else if cl.Secret = getenv(cl.SecretEnv); cl.Secret == "" {
+				bad("secret_env names %s, which is unset or empty", cl.SecretEnv)
+			}
+		}
+		if cj.Upstream != nil {
+			up, ups := clientUpstream(cj.Upstream, cl.Passthrough(), getenv)
+			for _, p := range ups {
+				bad("%s", p)
+			}
+			up.Timeout = timeout
+			cl.Upstream = &up
+		}
+		clients = append(clients, cl)
+	}
+	return clients, problems
+}
+
+// clientUpstream checks a client's own upstream.
+func clientUpstream(j *UpstreamJSON, passthrough bool, getenv func(string) string) (Upstream, []string) {
+	var problems []string
+	bad := func(format string, args ...any) {
+		problems = append(problems, "upstream."+fmt.Sprintf(format, args...))
+	}
+	up := Upstream{
+		Preset: strings.ToLower(j.Preset), ClientID: j.ClientID, SecretEnv: j.ClientSecretEnv,
+		Issuer: j.Issuer, Name: j.Name, AuthURL: j.AuthURL, TokenURL: j.TokenURL, PKCE: j.PKCE == nil || *j.PKCE,
+	}
+	choices := strings.Join(upstream.Names(), ", ") + " or oidc"
+	switch up.Preset {
+	case "":
+		bad("preset is required (%s)", choices)
+	case "generic":
+		if up.Name == "" {
+			up.Name = "your provider"
+		}
+		if err := checkEndpoint(up.AuthURL); err != nil {
+			bad("auth_url: %v", err)
+		}
+		if err := checkEndpoint(up.TokenURL); err != nil {
+			bad("token_url: %v", err)
+		}
+	case "oidc":
+		if err := checkEndpoint(up.Issuer); err != nil {
+			bad("issuer: %v", strings.Replace(err.Error(), "the generic upstream", "the oidc upstream", 1))
+		}
+	default:
+		if _, ok := upstream.Lookup(up.Preset); !ok {
+			bad("preset %q is unknown (choose one of %s)", safeText(j.Preset), choices)
+		}
+	}
+	if up.Preset != "generic" {
+		if up.AuthURL != "" || up.TokenURL != "" || j.PKCE != nil {
+			bad("auth_url, token_url and pkce apply to the generic preset only")
+		}
+		if up.Issuer != "" && up.Preset != "oidc" {
+			bad("issuer applies to the oidc preset only")
+		}
+	}
+	if up.ClientID == "" {
+		bad("client_id is required: the client id of your app at the provider")
+	}
+	switch {
+	case passthrough && up.SecretEnv != "":
+		bad("client_secret_env cannot be used in passthrough mode: the device presents the provider's client secret")
+	case !passthrough && up.SecretEnv == "":
+		bad("client_secret_env is required: the name of the variable holding your app's client secret at the provider")
+	case !passthrough:
+		if up.ClientSecret = getenv(up.SecretEnv); up.ClientSecret == "" {
+			bad("client_secret_env names %s, which is unset or empty", up.SecretEnv)
+		}
+	}
+	return up, problems
+}
+
+// position turns a byte offset into a 1-based line and column.
+func position(data []byte, offset int64) (line, col int) {
+	offset = min(max(offset, 0), int64(len(data)))
+	before := data[:offset]
+	line = bytes.Count(before, []byte("\n")) + 1
+	col = int(offset) - (bytes.LastIndexByte(before, '\n') + 1) + 1
+	return line, col
+}
+
+// skipSpace moves an offset past whitespace and the comma between values.
+func skipSpace(data []byte, off int64) int64 {
+	for off < int64(len(data)) && strings.IndexByte(" \t\r\n,", data[off]) >= 0 {
+		off++
+	}
+	return off
+}
+
+// syntaxOffset is the offset of the first syntax error in data, or def.
+// A streaming Decoder's offsets count its buffer, not the input, so the
+// whole text is checked again with Unmarshal, whose offsets are exact.
+func syntaxOffset(data []byte, def int64) int64 {
+	var v any
+	var se *json.SyntaxError
+	if errors.As(json.Unmarshal(data, &v), &se) {
+		return max(se.Offset-1, 0) // Offset counts the bytes read, the bad one included
+	}
+	return def
+}
+
+// jsonMessage is a decoding error without the "json: " prefix.
+func jsonMessage(err error) string {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "the text ends in the middle of the list"
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("%s must be %s, not a JSON %s", te.Field, typeName(te.Type.Kind().String()), te.Value)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+func typeName(kind string) string {
+	switch kind {
+	case "slice":
+		return "a list"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "ptr", "struct":
+		return "an object"
+	}
+	return kind
+}
+
+// safeText cuts a value from the file short and keeps it printable.
+func safeText(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= 64 {
+			b.WriteString("…")
+			break
+		}
+		if r < 0x20 || r == 0x7f {
+			r = '?'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// unwrapPathError drops the path a *fs.PathError repeats.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

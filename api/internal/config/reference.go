@@ -1,0 +1,62 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Field documents one field of a device client entry (DEVICEGATE_CLIENTS or
+// the clients file). Path is the JSON path, e.g. "upstream.preset".
+type Field struct {
+	Path, Default, Doc string
+}
+
+// ClientFields documents every field of ClientJSON and UpstreamJSON; a test
+// checks it against their JSON tags, so a new field cannot go undocumented.
+var ClientFields = []Field{
+	{"client_id", "", "Required. The client_id the device sends; letters, digits and - . _ ~."},
+	{"name", "client_id", "Shown to the person on the confirmation screen (\"Connect Living-room TV to Spotify?\")."},
+	{"scopes", "any", "The scopes the device may ask for. Empty or absent: any scope."},
+	{"default_scopes", "none", "Scopes used when the device asks for none; each must be in scopes."},
+	{"secret_env", "public client", "Name of the variable holding this device client's own secret at devicegate. Absent: a public client, identified by client_id alone (usual for devices, which cannot keep a secret). Not allowed in passthrough mode."},
+	{"mode", "proxy", "proxy: devicegate holds the provider's client secret and does the code exchange. passthrough: the device presents the provider's client secret at the token endpoint and devicegate exchanges the code with it at poll time, never storing the secret. See \"Proxy or passthrough\"."},
+	{"upstream", "the default upstream", "This client's own provider, as an object with the fields below. Absent: the DEVICEGATE_UPSTREAM_* variables."},
+	{"upstream.preset", "", "Required. spotify, strava, discord, dropbox, twitch, generic or oidc."},
+	{"upstream.client_id", "", "Required. The client id of your app at the provider."},
+	{"upstream.client_secret_env", "", "proxy mode: required, the name of the variable holding your app's client secret at the provider. passthrough mode: not allowed."},
+	{"upstream.issuer", "", "oidc: the issuer URL, whose discovery document is read at start."},
+	{"upstream.name", "provider's name", "generic and oidc: the name shown to people."},
+	{"upstream.auth_url", "", "generic: the provider's authorization endpoint."},
+	{"upstream.token_url", "", "generic: the provider's token endpoint."},
+	{"upstream.pkce", "true", "generic: whether the provider supports PKCE S256."},
+}
+
+// VariablesTable renders Vars as the Markdown table README.md and
+// docs/FORKING.md carry.
+func VariablesTable() string {
+	var b strings.Builder
+	b.WriteString("| Variable | Default | What it does |\n|---|---|---|\n")
+	for _, v := range Vars {
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.Name, code(v.Default), cell(v.Doc))
+	}
+	return b.String()
+}
+
+// ClientFieldsTable renders ClientFields as a Markdown table.
+func ClientFieldsTable() string {
+	var b strings.Builder
+	b.WriteString("| Field | Default | What it does |\n|---|---|---|\n")
+	for _, f := range ClientFields {
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", f.Path, code(f.Default), cell(f.Doc))
+	}
+	return b.String()
+}
+
+func code(v string) string {
+	if v == "" {
+		return "—"
+	}
+	return "`" + v + "`"
+}
+
+func cell(v string) string { return strings.ReplaceAll(v, "|", `\|`) }
