@@ -189,7 +189,7 @@ var update = flag.Bool("update", false, "rewrite the generated tables in README.
 func TestReferenceIsCurrent(t *testing.T) {
 	tables := map[string]string{"variables": VariablesTable(), "client-fields": ClientFieldsTable()}
 	for file, sections := range map[string][]string{
-		"../../../README.md":        {"variables"},
+		"../../../README.md":       {"variables"},
 		"../../../docs/FORKING.md": {"variables", "client-fields"},
 	} {
 		b, err := os.ReadFile(file)
