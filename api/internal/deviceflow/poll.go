@@ -22,6 +22,9 @@ const (
 	OutcomeTokens
 	// OutcomeUsed: invalid_grant; the tokens were already handed out.
 	OutcomeUsed
+	// OutcomeExchange: passthrough mode; this poll may exchange the
+	// authorization code with the client secret the device presented.
+	OutcomeExchange
 )
 
 func (o Outcome) String() string {
@@ -38,6 +41,8 @@ func (o Outcome) String() string {
 		return "tokens"
 	case OutcomeUsed:
 		return "invalid_grant"
+	case OutcomeExchange:
+		return "exchange"
 	}
 	return "unknown"
 }
@@ -68,11 +73,15 @@ func Decide(r *store.Record, now time.Time) Outcome {
 		return OutcomeUsed
 	case r.Expired(now):
 		return OutcomeExpired
-	case r.Status == store.StatusApproved:
+	case r.Status == store.StatusApproved && r.AuthCode == "":
 		return OutcomeTokens
+	case r.Status == store.StatusApproved && !now.Before(r.ExchangeUntil):
+		return OutcomeExchange
 	case r.Status == store.StatusDenied:
 		return OutcomeDenied
 	}
+	// Pending, authorizing, or a passthrough code another poll is
+	// exchanging right now: the device waits like any pending one.
 	if r.LastPoll.IsZero() {
 		// The first poll is never early: some clients poll at once.
 		return OutcomePending

@@ -29,6 +29,18 @@ func TestDecide(t *testing.T) {
 		{"authorizing is still pending", with(func(r *store.Record) { r.Status = store.StatusAuthorizing; r.LastPoll = t0 }), t0.Add(5 * time.Second), OutcomePending},
 		{"approved gives tokens", with(func(r *store.Record) { r.Status = store.StatusApproved }), t0, OutcomeTokens},
 		{"approved gives tokens even when early", with(func(r *store.Record) { r.Status = store.StatusApproved; r.LastPoll = t0 }), t0.Add(time.Second), OutcomeTokens},
+		{"passthrough code is exchanged", with(func(r *store.Record) { r.Status = store.StatusApproved; r.AuthCode = "c"; r.LastPoll = t0 }), t0.Add(time.Second), OutcomeExchange},
+		{"passthrough code being exchanged is pending", with(func(r *store.Record) {
+			r.Status = store.StatusApproved
+			r.AuthCode = "c"
+			r.LastPoll = t0
+			r.ExchangeUntil = t0.Add(30 * time.Second)
+		}), t0.Add(5 * time.Second), OutcomePending},
+		{"passthrough claim lapsed is exchanged again", with(func(r *store.Record) {
+			r.Status = store.StatusApproved
+			r.AuthCode = "c"
+			r.ExchangeUntil = t0.Add(30 * time.Second)
+		}), t0.Add(30 * time.Second), OutcomeExchange},
 		{"denied", with(func(r *store.Record) { r.Status = store.StatusDenied; r.LastPoll = t0 }), t0.Add(time.Second), OutcomeDenied},
 		{"delivered is used", with(func(r *store.Record) { r.Status = store.StatusDelivered }), t0, OutcomeUsed},
 		{"delivered stays used after expiry", with(func(r *store.Record) { r.Status = store.StatusDelivered }), t0.Add(time.Hour), OutcomeUsed},

@@ -60,7 +60,14 @@ type Config struct {
 	Rand     io.Reader
 	Lifetime time.Duration // how long codes live (expires_in)
 	Interval time.Duration // the polling interval devices start with
+	// ExchangeLease bounds how long one poll may spend exchanging a
+	// passthrough client's code before another poll may try; it should
+	// exceed the upstream's timeout. Zero means DefaultExchangeLease.
+	ExchangeLease time.Duration
 }
+
+// DefaultExchangeLease is the ExchangeLease when none is configured.
+const DefaultExchangeLease = 30 * time.Second
 
 // Service runs the device flow over a store.
 type Service struct {
@@ -76,6 +83,9 @@ func New(c Config) (*Service, error) {
 		return nil, fmt.Errorf("deviceflow: lifetime %v is too short", c.Lifetime)
 	case c.Interval < time.Second || c.Interval%time.Second != 0:
 		return nil, fmt.Errorf("deviceflow: interval %v must be whole seconds, at least 1", c.Interval)
+	}
+	if c.ExchangeLease <= 0 {
+		c.ExchangeLease = DefaultExchangeLease
 	}
 	return &Service{c: c}, nil
 }
@@ -182,9 +192,43 @@ func (t *Tokens) Response(now time.Time) TokenResponse {
 // StatusDelivered is a compare-and-swap, so of many concurrent polls only
 // one wins.
 func (s *Service) Poll(ctx context.Context, clientID, deviceCode string) (*TokenResponse, Outcome, error) {
+	return s.PollExchange(ctx, clientID, deviceCode, nil)
+}
+
+// Exchanger trades a passthrough client's authorization code (with its
+// PKCE verifier) for tokens at the provider, using the client secret the
+// device presented. Its failures should be *ExchangeFailure values.
+type Exchanger func(ctx context.Context, code, verifier string) (*Tokens, error)
+
+// ExchangeFailure says what a failed passthrough exchange means for the
+// record and the device.
+type ExchangeFailure struct {
+	// Retry keeps the code for a later poll: the failure was passing (the
+	// provider unreachable) or the device's to fix (a wrong secret). Without
+	// it the flow ends as denied, with Answer's description as the reason.
+	Retry bool
+	// Answer is what the device is told now.
+	Answer oauth.Error
+}
+
+func (e *ExchangeFailure) Error() string { return "deviceflow: exchange failed: " + e.Answer.Code }
+
+// handoffCode is what a passthrough record keeps, sealed, in AuthCode.
+type handoffCode struct {
+	Code     string `json:"code"`
+	Verifier string `json:"verifier,omitempty"`
+}
+
+// PollExchange is Poll for a client in passthrough mode: when the person
+// has approved, this poll claims the stored authorization code for a while
+// (ExchangeLease), exchanges it through exchange, and hands the tokens
+// over. Concurrent polls meanwhile get authorization_pending, so the code
+// is exchanged once.
+func (s *Service) PollExchange(ctx context.Context, clientID, deviceCode string, exchange Exchanger) (*TokenResponse, Outcome, error) {
 	var (
 		outcome Outcome
 		token   []byte
+		code    string
 		reason  string
 		now     time.Time
 		id      string
@@ -198,7 +242,7 @@ func (s *Service) Poll(ctx context.Context, clientID, deviceCode string) (*Token
 				return errWrongClient
 			}
 			now = s.c.Now()
-			outcome, token, reason = Decide(r, now), nil, r.Reason
+			outcome, token, code, reason = Decide(r, now), nil, "", r.Reason
 			switch outcome {
 			case OutcomePending:
 				r.LastPoll = now
@@ -208,6 +252,15 @@ func (s *Service) Poll(ctx context.Context, clientID, deviceCode string) (*Token
 				token = r.Token
 				r.Status = store.StatusDelivered
 				r.Token = nil
+			case OutcomeExchange:
+				if exchange == nil {
+					// The client left passthrough mode during the flow.
+					outcome, reason = OutcomeDenied, "the client's configuration changed during sign-in; start again"
+					return errNoWrite
+				}
+				code = r.AuthCode
+				r.ExchangeUntil = now.Add(s.c.ExchangeLease)
+				r.LastPoll = now
 			default:
 				return errNoWrite
 			}
@@ -240,6 +293,8 @@ func (s *Service) Poll(ctx context.Context, clientID, deviceCode string) (*Token
 		return nil, outcome, oauth.ErrExpiredToken.WithDescription("the device_code has expired; start again")
 	case OutcomeUsed:
 		return nil, outcome, oauth.ErrInvalidGrant.WithDescription("the tokens for this device_code were already delivered")
+	case OutcomeExchange:
+		return s.handoff(ctx, id, code, exchange)
 	}
 
 	// OutcomeTokens: this poll won the swap. The record is spent; deleting
@@ -255,6 +310,77 @@ func (s *Service) Poll(ctx context.Context, clientID, deviceCode string) (*Token
 		return nil, 0, fmt.Errorf("deviceflow: stored tokens are unreadable")
 	}
 	resp := t.Response(now)
+	return &resp, OutcomeTokens, nil
+}
+
+// handoff exchanges the passthrough code this poll claimed. The exchange
+// and what follows run even if the device hangs up: the provider accepts a
+// code once, so tokens obtained must never be dropped. If the device is
+// gone by then they are sealed onto the record for its next poll.
+func (s *Service) handoff(ctx context.Context, id, sealed string, exchange Exchanger) (*TokenResponse, Outcome, error) {
+	bg := context.WithoutCancel(ctx)
+	var hc handoffCode
+	plain, err := s.openString(sealed, id)
+	if err == nil {
+		err = json.Unmarshal([]byte(plain), &hc)
+	}
+	if err != nil || hc.Code == "" {
+		return nil, 0, fmt.Errorf("deviceflow: the stored authorization code is unreadable")
+	}
+	t, err := exchange(bg, hc.Code, hc.Verifier)
+	if err != nil {
+		var f *ExchangeFailure
+		if !errors.As(err, &f) {
+			f = &ExchangeFailure{Retry: true}
+		}
+		_, uerr := s.c.Store.Update(bg, id, func(r *store.Record) error {
+			if r.Status != store.StatusApproved || r.AuthCode != sealed {
+				return errNoWrite
+			}
+			r.ExchangeUntil = time.Time{}
+			if !f.Retry {
+				r.Status, r.Reason, r.AuthCode = store.StatusDenied, f.Answer.Description, ""
+			}
+			return nil
+		})
+		switch {
+		case f.Answer.Code == "":
+			// Not an ExchangeFailure: a fault, answered as one.
+			return nil, 0, fmt.Errorf("deviceflow: passthrough exchange: %w", err)
+		case uerr != nil && !errors.Is(uerr, errNoWrite) && !f.Retry:
+			return nil, 0, fmt.Errorf("deviceflow: recording the failed exchange: %w", uerr)
+		case !f.Retry:
+			return nil, OutcomeDenied, oauth.ErrAccessDenied.WithDescription(f.Answer.Description)
+		}
+		return nil, OutcomePending, f.Answer
+	}
+	if ctx.Err() != nil {
+		b, err := json.Marshal(t)
+		if err != nil {
+			return nil, 0, err
+		}
+		box, err := s.c.Sealer.Seal(b, []byte(id))
+		if err != nil {
+			return nil, 0, err
+		}
+		_, err = s.c.Store.Update(bg, id, func(r *store.Record) error {
+			r.Status, r.Token, r.AuthCode, r.ExchangeUntil = store.StatusApproved, box, "", time.Time{}
+			return nil
+		})
+		if err != nil {
+			return nil, 0, fmt.Errorf("deviceflow: keeping tokens for a device that hung up: %w", err)
+		}
+		return nil, 0, ctx.Err()
+	}
+	// Mark the record spent, then delete it. If the store fails here the
+	// device still gets its tokens: the code is used up at the provider, so
+	// a later poll can only be refused, never served twice.
+	_, _ = s.c.Store.Update(bg, id, func(r *store.Record) error {
+		r.Status, r.AuthCode, r.ExchangeUntil = store.StatusDelivered, "", time.Time{}
+		return nil
+	})
+	_ = s.c.Store.Delete(bg, id)
+	resp := t.Response(s.c.Now())
 	return &resp, OutcomeTokens, nil
 }
 
@@ -455,6 +581,24 @@ func (s *Service) Complete(ctx context.Context, c *Claim, t *Tokens) error {
 	return s.finish(ctx, c, func(r *store.Record) {
 		r.Status = store.StatusApproved
 		r.Token = sealed
+	})
+}
+
+// CompleteWithCode keeps the provider's authorization code, sealed with
+// the PKCE verifier, for a client in passthrough mode: the device's next
+// poll exchanges it with the client secret the device holds.
+func (s *Service) CompleteWithCode(ctx context.Context, c *Claim, code string) error {
+	b, err := json.Marshal(handoffCode{Code: code, Verifier: c.Verifier})
+	if err != nil {
+		return err
+	}
+	sealed, err := s.sealString(string(b), c.Record.ID)
+	if err != nil {
+		return err
+	}
+	return s.finish(ctx, c, func(r *store.Record) {
+		r.Status = store.StatusApproved
+		r.AuthCode = sealed
 	})
 }
 

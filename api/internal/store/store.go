@@ -45,7 +45,9 @@ const (
 	// StatusAuthorizing: the person confirmed on our page and was sent to the
 	// upstream provider; the record holds the state hash and PKCE verifier.
 	StatusAuthorizing Status = "authorizing"
-	// StatusApproved: the upstream issued tokens; they wait for the device.
+	// StatusApproved: the upstream issued tokens, which wait for the device
+	// (or, in passthrough mode, an authorization code the device's poll
+	// exchanges).
 	StatusApproved Status = "approved"
 	// StatusDenied: the person denied, or the upstream refused or failed.
 	StatusDenied Status = "denied"
@@ -83,6 +85,16 @@ type Record struct {
 	// Token is the serialised token response for the device, set when
 	// StatusApproved. The store treats it as opaque bytes.
 	Token []byte `json:"token,omitempty"`
+	// AuthCode is the provider's authorization code with its PKCE verifier,
+	// sealed, for a client in passthrough mode: there the device presents
+	// the provider's client secret when it polls, and the code is exchanged
+	// then. Set when StatusApproved without Token.
+	AuthCode string `json:"auth_code,omitempty"`
+	// ExchangeUntil is when the poll now exchanging AuthCode loses its
+	// claim: concurrent polls wait for it, and a crashed one does not keep
+	// the code forever.
+	ExchangeUntil time.Time `json:"exchange_until,omitzero"`
+
 	// Reason explains a StatusDenied record to the device
 	// (the error_description of access_denied).
 	Reason string `json:"reason,omitempty"`

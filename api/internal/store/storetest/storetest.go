@@ -108,6 +108,7 @@ func same(t *testing.T, got, want *store.Record) {
 		p.CreatedAt = p.CreatedAt.UTC()
 		p.ExpiresAt = p.ExpiresAt.UTC()
 		p.LastPoll = p.LastPoll.UTC()
+		p.ExchangeUntil = p.ExchangeUntil.UTC()
 		if len(p.Scopes) == 0 {
 			p.Scopes = nil
 		}
@@ -127,6 +128,7 @@ func testCreateRead(t *testing.T, s store.Store, c *Clock) {
 	r.Token = []byte(`{"access_token":"x"}`)
 	r.Reason = "why"
 	r.StateHash, r.CodeVerifier = "sh", "cv"
+	r.AuthCode, r.ExchangeUntil = "sealed-code", c.Now().Add(30*time.Second)
 	mustCreate(t, s, r)
 
 	got, err := s.Get(ctx, r.ID)
