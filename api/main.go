@@ -161,54 +161,65 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := deviceflow.New(deviceflow.Config{
-		Store: st, Hasher: hasher, Previous: previous, Sealer: sealer, Now: time.Now, Rand: rand.Reader,
-		Lifetime: cfg.CodeLifetime, Interval: cfg.PollInterval,
-	})
-	if err != nil {
-		return nil, err
-	}
-
 	callback := cfg.PublicURL + "/api/callback"
 	var demoServer *demo.Server
-	var preset upstream.Preset
-	clientID, clientSecret := cfg.Upstream.ClientID, cfg.Upstream.ClientSecret
-	switch cfg.Upstream.Preset {
-	case "demo":
-		clientID, clientSecret = "devicegate-demo", rand.Text()
+	if cfg.Upstream.Preset == "demo" {
+		clientID, clientSecret := "devicegate-demo", rand.Text()
 		demoServer, err = demo.New(demo.Options{
 			BaseURL: cfg.PublicURL + "/demo", ClientID: clientID, ClientSecret: clientSecret, RedirectURI: callback,
 		})
 		if err != nil {
 			return nil, err
 		}
-		preset = demoServer.Preset()
-		preset.TokenURL = self + "/demo/token"
+		cfg.Upstream.ClientID, cfg.Upstream.ClientSecret = clientID, clientSecret
 		if len(cfg.Clients) == 0 {
 			cfg.Clients = []config.Client{{ID: "demo", Name: "Demo device", DefaultScopes: []string{"profile"}}}
 		}
-	case "oidc":
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		preset, err = upstream.Discover(ctx, cfg.Upstream.Issuer, nil)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("DEVICEGATE_UPSTREAM_ISSUER: %w", err)
-		}
-		if cfg.Upstream.Name != "" {
-			preset.DisplayName = cfg.Upstream.Name
-		}
-	case "generic":
-		preset, _ = upstream.Lookup("generic")
-		preset.DisplayName, preset.AuthURL, preset.TokenURL, preset.PKCE = cfg.Upstream.Name, cfg.Upstream.AuthURL, cfg.Upstream.TokenURL, cfg.Upstream.PKCE
-	default:
-		var found bool
-		if preset, found = upstream.Lookup(cfg.Upstream.Preset); !found {
-			return nil, fmt.Errorf("unknown upstream preset %q", cfg.Upstream.Preset)
-		}
 	}
-	provider, err := upstream.New(upstream.Options{
-		Preset: preset, ClientID: clientID, ClientSecret: clientSecret,
-		RedirectURL: callback, Timeout: cfg.Upstream.Timeout,
+	// One provider per distinct upstream: clients that share an app at a
+	// provider share its connection pool (and an oidc issuer is discovered
+	// once).
+	built := map[config.Upstream]*upstream.Provider{}
+	provider := func(u config.Upstream) (*upstream.Provider, error) {
+		if p, ok := built[u]; ok {
+			return p, nil
+		}
+		p, err := newProvider(u, callback, self, demoServer)
+		if err != nil {
+			return nil, err
+		}
+		built[u] = p
+		return p, nil
+	}
+	var def httpapi.Upstream
+	byClient := map[string]httpapi.Upstream{}
+	slowest := cfg.Upstream.Timeout
+	for _, c := range cfg.Clients {
+		if c.Upstream == nil {
+			if def == nil {
+				p, err := provider(cfg.Upstream)
+				if err != nil {
+					return nil, err
+				}
+				def = p
+			}
+			continue
+		}
+		p, err := provider(*c.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("client %q: %w", c.ID, err)
+		}
+		byClient[c.ID] = p
+		slowest = max(slowest, p.Timeout())
+	}
+
+	svc, err := deviceflow.New(deviceflow.Config{
+		Store: st, Hasher: hasher, Previous: previous, Sealer: sealer, Now: time.Now, Rand: rand.Reader,
+		Lifetime: cfg.CodeLifetime, Interval: cfg.PollInterval,
+		// A passthrough poll holds the code while it exchanges; the hold
+		// must outlast the slowest exchange, or a second poll would spend
+		// the code again.
+		ExchangeLease: slowest + 5*time.Second,
 	})
 	if err != nil {
 		return nil, err
@@ -230,7 +241,7 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Options{
-		Service: svc, Upstream: provider, Pages: renderer,
+		Service: svc, Upstream: def, Upstreams: byClient, Pages: renderer,
 		Clients: cfg.Client, PublicURL: cfg.PublicURL, Frontend: site,
 		Logger: logger, Now: time.Now, Rand: rand.Reader,
 		Limiter: limiter, RateAuthorize: cfg.RateAuthorize, RateVerify: cfg.RateVerify, TrustedProxy: cfg.TrustedProxy,
@@ -247,6 +258,42 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 	}
 	ok = true
 	return &app{handler: handler, store: st}, nil
+}
+
+// newProvider builds the provider of one configured upstream. An oidc
+// issuer is asked for its endpoints now, so a wrong issuer stops the start
+// with a clear message instead of failing the first sign-in.
+func newProvider(u config.Upstream, callback, self string, demoServer *demo.Server) (*upstream.Provider, error) {
+	var preset upstream.Preset
+	switch u.Preset {
+	case "demo":
+		preset = demoServer.Preset()
+		// The token endpoint is called server to server, over loopback.
+		preset.TokenURL = self + "/demo/token"
+	case "oidc":
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		var err error
+		preset, err = upstream.Discover(ctx, u.Issuer, nil)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("oidc issuer %s: %w", u.Issuer, err)
+		}
+		if u.Name != "" {
+			preset.DisplayName = u.Name
+		}
+	case "generic":
+		preset, _ = upstream.Lookup("generic")
+		preset.DisplayName, preset.AuthURL, preset.TokenURL, preset.PKCE = u.Name, u.AuthURL, u.TokenURL, u.PKCE
+	default:
+		var found bool
+		if preset, found = upstream.Lookup(u.Preset); !found {
+			return nil, fmt.Errorf("unknown upstream preset %q", u.Preset)
+		}
+	}
+	return upstream.New(upstream.Options{
+		Preset: preset, ClientID: u.ClientID, ClientSecret: u.ClientSecret,
+		RedirectURL: callback, Timeout: u.Timeout,
+	})
 }
 
 func openStore(cfg *config.Config, logger *slog.Logger) (store.Store, error) {

@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,5 +167,81 @@ func TestDemoWiring(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 {
 		t.Errorf("authorize: %d", res.StatusCode)
+	}
+}
+
+// TestProvidersPerClient: a clients list naming several providers builds
+// one provider each, discovers an oidc issuer at start, and sends each
+// client's person to its own provider.
+func TestProvidersPerClient(t *testing.T) {
+	op := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/openid-configuration" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"issuer":%q,"authorization_endpoint":%q,"token_endpoint":%q,"code_challenge_methods_supported":["S256"]}`,
+			"http://"+r.Host, "http://"+r.Host+"/authorize", "http://"+r.Host+"/token")
+	}))
+	defer op.Close()
+	clients := `[
+	  {"client_id":"tv","name":"TV"},
+	  {"client_id":"kiosk","name":"Kiosk","mode":"passthrough"},
+	  {"client_id":"bike","name":"Bike","upstream":{"preset":"strava","client_id":"s-1","client_secret_env":"STRAVA_SECRET"}},
+	  {"client_id":"lab","name":"Lab","upstream":{"preset":"oidc","issuer":"` + op.URL + `","name":"Lab ID","client_id":"lab-1","client_secret_env":"LAB_SECRET"}}
+	]`
+	env := map[string]string{
+		"DEVICEGATE_STORE": "memory", "DEVICEGATE_CLIENTS": clients,
+		"DEVICEGATE_UPSTREAM_CLIENT_ID": "sp-1", "DEVICEGATE_UPSTREAM_CLIENT_SECRET": "sp-secret",
+		"STRAVA_SECRET": "st-secret", "LAB_SECRET": "lab-secret",
+	}
+	cfg, err := config.Load(envMap(env), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	a, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), loopbackURL(ln.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	srv := &http.Server{Handler: a.handler}
+	go srv.Serve(ln)
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+
+	for client, provider := range map[string]string{"tv": "Spotify", "kiosk": "Spotify", "bike": "Strava", "lab": "Lab ID"} {
+		res, err := http.PostForm(base+"/api/authorize", url.Values{"client_id": {client}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g struct {
+			URI string `json:"verification_uri_complete"`
+		}
+		json.NewDecoder(res.Body).Decode(&g)
+		res.Body.Close()
+		u, _ := url.Parse(g.URI)
+		res, err = http.Get(base + "/api/verify?" + u.RawQuery)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(page), provider) {
+			t.Errorf("%s: confirmation %d does not name %s", client, res.StatusCode, provider)
+		}
+		csp := res.Header.Get("Content-Security-Policy")
+		for _, origin := range []string{"https://accounts.spotify.com", "https://www.strava.com", op.URL} {
+			if !strings.Contains(csp, origin) {
+				t.Errorf("form-action lacks %s: %s", origin, csp)
+			}
+		}
+	}
+
+	// An issuer that does not answer stops the start, naming the issuer.
+	op.Close()
+	cfg, _ = config.Load(envMap(env), false)
+	if _, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), loopbackURL(ln.Addr())); err == nil || !strings.Contains(err.Error(), `client "lab"`) || !strings.Contains(err.Error(), op.URL) {
+		t.Errorf("unreachable issuer: %v", err)
 	}
 }

@@ -76,45 +76,75 @@ func safeName(k string) string {
 // themselves with client_secret_basic or client_secret_post; post must work
 // because Azure Static Web Apps overwrites the Authorization header on /api.
 // An Authorization header that is not Basic is therefore ignored.
-func (s *server) authenticateClient(r *http.Request, form url.Values) (*config.Client, error) {
+//
+// A passthrough client's secret is the provider's, which devicegate does
+// not hold and so cannot check: it is returned for the exchange, where the
+// provider checks it. (The returned secret is empty for other clients.)
+func (s *server) authenticateClient(r *http.Request, form url.Values) (*config.Client, credentials, error) {
 	basicID, basicSecret, hasBasic := r.BasicAuth()
+	cred := credentials{basic: hasBasic}
 	if hasBasic {
 		// RFC 6749 §2.3.1: both parts are form-encoded before Basic.
 		var err1, err2 error
 		basicID, err1 = url.QueryUnescape(basicID)
 		basicSecret, err2 = url.QueryUnescape(basicSecret)
 		if err1 != nil || err2 != nil {
-			return nil, invalidClient(true, "the Basic credentials are not form-encoded correctly")
+			return nil, cred, invalidClient(true, "the Basic credentials are not form-encoded correctly")
 		}
 	}
 	postID, postSecret := form.Get("client_id"), form.Get("client_secret")
 	if hasBasic && postSecret != "" {
-		return nil, invalidRequest("use one client authentication method, not both Basic and client_secret")
+		return nil, cred, invalidRequest("use one client authentication method, not both Basic and client_secret")
 	}
 	id, secret := postID, postSecret
 	if hasBasic {
 		if postID != "" && postID != basicID {
-			return nil, invalidClient(true, "client_id does not match the Basic credentials")
+			return nil, cred, invalidClient(true, "client_id does not match the Basic credentials")
 		}
 		id, secret = basicID, basicSecret
 	}
 	if id == "" {
-		return nil, invalidRequest("client_id is required")
+		return nil, cred, invalidRequest("client_id is required")
 	}
 	c, ok := s.Clients(id)
 	if !ok {
-		return nil, invalidClient(hasBasic, "unknown client")
+		return nil, cred, invalidClient(hasBasic, "unknown client")
+	}
+	if c.Passthrough() {
+		if len(secret) > 1024 {
+			return nil, cred, invalidClient(hasBasic, "client authentication failed")
+		}
+		cred.upstreamSecret = secret
+		return c, cred, nil
 	}
 	if c.Public() {
-		return c, nil
+		return c, cred, nil
 	}
 	if secret == "" {
-		return nil, invalidClient(hasBasic, "client authentication is required for this client")
+		return nil, cred, invalidClient(hasBasic, "client authentication is required for this client")
 	}
 	if subtle.ConstantTimeCompare([]byte(secret), []byte(c.Secret)) != 1 {
-		return nil, invalidClient(hasBasic, "client authentication failed")
+		return nil, cred, invalidClient(hasBasic, "client authentication failed")
 	}
-	return c, nil
+	return c, cred, nil
+}
+
+// credentials is what a request's client authentication carried beyond the
+// client's identity.
+type credentials struct {
+	basic bool // the Authorization header was used
+	// upstreamSecret is the provider's client secret a passthrough device
+	// presented; devicegate passes it on and never stores it.
+	upstreamSecret string
+}
+
+// requireUpstreamSecret refuses a passthrough client's token request that
+// came without the provider's secret.
+func (c credentials) requireUpstreamSecret() error {
+	if c.upstreamSecret == "" {
+		return invalidClient(c.basic, "this client is in passthrough mode: authenticate with the provider's client secret (client_secret_post or client_secret_basic)")
+	}
+	return nil
 }
 
 // invalidClient is RFC 6749 §5.2's 401, with WWW-Authenticate when the
@@ -149,7 +179,7 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, err := s.authenticateClient(r, form)
+	c, _, err := s.authenticateClient(r, form)
 	if err != nil {
 		return s.withChallenge(w, err)
 	}
@@ -234,12 +264,21 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return oauth.ErrUnsupportedGrantType.WithDescription("supported grant types: " + GrantTypeDeviceCode + ", refresh_token")
 	}
-	c, err := s.authenticateClient(r, form)
+	c, cred, err := s.authenticateClient(r, form)
 	if err != nil {
 		return s.withChallenge(w, err)
 	}
+	if c.Passthrough() {
+		if err := cred.requireUpstreamSecret(); err != nil {
+			return s.withChallenge(w, err)
+		}
+	}
+	up, err := s.upstreamFor(c.ID)
+	if err != nil {
+		return err
+	}
 	if gt == "refresh_token" {
-		return s.refresh(w, r, form)
+		return s.refresh(w, r, form, c, cred, up)
 	}
 	dc := form.Get("device_code")
 	if dc == "" {
@@ -248,19 +287,70 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 	if len(dc) > 512 {
 		return oauth.ErrInvalidGrant.WithDescription("unknown or already used device_code")
 	}
-	tok, _, err := s.Service.Poll(r.Context(), c.ID, dc)
+	var tok *deviceflow.TokenResponse
+	if c.Passthrough() {
+		tok, _, err = s.Service.PollExchange(r.Context(), c.ID, dc, s.exchanger(up, cred.upstreamSecret))
+	} else {
+		tok, _, err = s.Service.Poll(r.Context(), c.ID, dc)
+	}
 	if err != nil {
+		if errors.Is(err, oauth.ErrInvalidClient) && cred.basic {
+			w.Header().Set("WWW-Authenticate", `Basic realm="devicegate", charset="UTF-8"`)
+		}
 		return err
 	}
 	oauth.WriteJSON(w, http.StatusOK, tok)
 	return nil
 }
 
-// refresh passes a refresh_token grant (RFC 6749 §6) to the provider with
-// devicegate's own client authentication, so a device only ever talks to
-// devicegate and never holds the provider's client secret. The provider's
-// refusal comes back as its RFC error.
-func (s *server) refresh(w http.ResponseWriter, r *http.Request, form url.Values) error {
+// exchanger is the passthrough exchange with the secret the device
+// presented, its failures sorted into what the flow should do: a secret the
+// provider refuses is the device's to fix (invalid_client, code kept); a
+// provider out of reach is retried on the next poll (authorization_pending);
+// a code the provider refuses, or an unusable answer, ends the flow.
+func (s *server) exchanger(up Upstream, secret string) deviceflow.Exchanger {
+	return func(ctx context.Context, code, verifier string) (*deviceflow.Tokens, error) {
+		t, err := up.ExchangeWithSecret(ctx, secret, code, verifier)
+		if err == nil {
+			return storedTokens(t, s.Now()), nil
+		}
+		s.Logger.WarnContext(ctx, "upstream token exchange failed (passthrough)", "err", err)
+		provider := up.DisplayName()
+		var xe *upstream.ExchangeError
+		errors.As(err, &xe)
+		switch {
+		case xe != nil && xe.Kind == upstream.KindRejected && (xe.Code == "invalid_client" || xe.Code == "unauthorized_client" || (xe.Code == "" && xe.Status == http.StatusUnauthorized)):
+			return nil, &deviceflow.ExchangeFailure{Retry: true, Answer: oauth.ErrInvalidClient.WithDescription(
+				provider + " refused the client credentials the device presented; the sign-in is kept, so poll again with the right client secret")}
+		case xe != nil && xe.Kind != upstream.KindUnavailable:
+			return nil, &deviceflow.ExchangeFailure{Answer: oauth.ErrAccessDenied.WithDescription(exchangeReason(provider, err))}
+		}
+		return nil, &deviceflow.ExchangeFailure{Retry: true, Answer: oauth.ErrAuthorizationPending.WithDescription(
+			provider + " could not be reached to complete the sign-in; it is tried again on the next poll")}
+	}
+}
+
+// storedTokens converts the provider's tokens for the device flow, with
+// the expiry counted on our own clock, the one a poll reads.
+func storedTokens(t *upstream.Tokens, now time.Time) *deviceflow.Tokens {
+	out := &deviceflow.Tokens{
+		AccessToken:  t.AccessToken,
+		TokenType:    t.TokenType,
+		RefreshToken: t.RefreshToken,
+		Scope:        t.Scope,
+	}
+	if t.ExpiresIn > 0 {
+		out.Expiry = now.Add(t.ExpiresIn)
+	}
+	return out
+}
+
+// refresh passes a refresh_token grant (RFC 6749 §6) to the client's
+// provider with the right client authentication — devicegate's own in
+// proxy mode, so a device only ever talks to devicegate and never holds the
+// provider's client secret; the device's in passthrough mode. The
+// provider's refusal comes back as its RFC error.
+func (s *server) refresh(w http.ResponseWriter, r *http.Request, form url.Values, c *config.Client, cred credentials, up Upstream) error {
 	rt := form.Get("refresh_token")
 	if rt == "" {
 		return invalidRequest("refresh_token is required")
@@ -273,26 +363,37 @@ func (s *server) refresh(w http.ResponseWriter, r *http.Request, form url.Values
 		// differ; devicegate passes none rather than half-support it.
 		return oauth.ErrInvalidScope.WithDescription("devicegate does not change scopes on refresh; omit scope")
 	}
-	t, err := s.Upstream.Refresh(r.Context(), rt)
+	var t *upstream.Tokens
+	var err error
+	if c.Passthrough() {
+		t, err = up.RefreshWithSecret(r.Context(), cred.upstreamSecret, rt)
+	} else {
+		t, err = up.Refresh(r.Context(), rt)
+	}
 	if err != nil {
 		s.Logger.WarnContext(r.Context(), "upstream refresh failed", "err", err)
+		provider := up.DisplayName()
 		var xe *upstream.ExchangeError
 		if errors.As(err, &xe) {
 			switch xe.Kind {
 			case upstream.KindRejected:
 				code := xe.Code
+				if c.Passthrough() && (code == "invalid_client" || (code == "" && xe.Status == http.StatusUnauthorized)) {
+					// The device's secret was refused: its credentials, its error.
+					return s.withChallenge(w, invalidClient(cred.basic, provider+" refused the client credentials the device presented"))
+				}
 				switch code {
 				case "invalid_grant", "invalid_scope", "unauthorized_client", "invalid_request":
 				default:
 					code = "invalid_grant"
 				}
-				return oauth.Error{Code: code, Status: http.StatusBadRequest, Description: s.Upstream.DisplayName() + " refused the refresh"}
+				return oauth.Error{Code: code, Status: http.StatusBadRequest, Description: provider + " refused the refresh"}
 			case upstream.KindMalformed:
-				return oauth.Error{Code: "temporarily_unavailable", Status: http.StatusBadGateway, Description: s.Upstream.DisplayName() + " answered the refresh with an unusable response"}
+				return oauth.Error{Code: "temporarily_unavailable", Status: http.StatusBadGateway, Description: provider + " answered the refresh with an unusable response"}
 			}
 		}
 		w.Header().Set("Retry-After", "5")
-		return oauth.ErrTemporarilyUnavailable.WithDescription(s.Upstream.DisplayName() + " could not be reached; try again shortly")
+		return oauth.ErrTemporarilyUnavailable.WithDescription(provider + " could not be reached; try again shortly")
 	}
 	resp := deviceflow.TokenResponse{
 		AccessToken:  t.AccessToken,

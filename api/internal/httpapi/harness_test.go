@@ -35,6 +35,9 @@ import (
 // test chooses, to exercise every way an upstream can fail.
 type fakeProvider struct {
 	srv *httptest.Server
+	// clientID and secret are the credentials it accepts from devicegate
+	// (or, in passthrough mode, from the device).
+	clientID, secret string
 
 	mu         sync.Mutex
 	mode       string            // "ok", "400", "500", "garbage", "hang", "notoken"
@@ -42,8 +45,8 @@ type fakeProvider struct {
 	exchanges  int
 }
 
-func newFakeProvider(t testing.TB) *fakeProvider {
-	p := &fakeProvider{mode: "ok", challenges: map[string]string{}}
+func newFakeProvider(t testing.TB, clientID, secret string) *fakeProvider {
+	p := &fakeProvider{mode: "ok", challenges: map[string]string{}, clientID: clientID, secret: secret}
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serveToken))
 	t.Cleanup(p.srv.Close)
 	return p
@@ -96,8 +99,8 @@ func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
 		return
 	}
-	if id, secret, ok := r.BasicAuth(); !(ok && id == "up-client" && secret == "up-secret") &&
-		!(r.PostForm.Get("client_id") == "up-client" && r.PostForm.Get("client_secret") == "up-secret") {
+	if id, secret, ok := r.BasicAuth(); !(ok && id == p.clientID && secret == p.secret) &&
+		!(r.PostForm.Get("client_id") == p.clientID && r.PostForm.Get("client_secret") == p.secret) {
 		w.WriteHeader(http.StatusUnauthorized)
 		io.WriteString(w, `{"error":"invalid_client"}`)
 		return
@@ -119,7 +122,9 @@ func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 	delete(p.challenges, code)
 	p.mu.Unlock()
 	sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
-	if !ok || base64.RawURLEncoding.EncodeToString(sum[:]) != challenge {
+	pkceOK := base64.RawURLEncoding.EncodeToString(sum[:]) == challenge ||
+		(challenge == "" && r.PostForm.Get("code_verifier") == "") // a provider without PKCE
+	if !ok || !pkceOK {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
 		io.WriteString(w, `{"error":"invalid_grant"}`)
@@ -135,7 +140,8 @@ type harness struct {
 	t        testing.TB
 	clock    *storetest.Clock
 	store    *faulty.Store
-	provider *fakeProvider
+	provider *fakeProvider // the default upstream, "Acme Music"
+	bike     *fakeProvider // the "bike" client's own upstream, Strava's preset
 	srv      *httptest.Server
 	browser  *http.Client // keeps cookies, does not follow redirects
 	logs     *bytes.Buffer
@@ -171,7 +177,14 @@ func withBackend(s store.Store, c *storetest.Clock) harnessOpt {
 var clients = []config.Client{
 	{ID: "tv", Name: "Living-room TV", Scopes: []string{"streaming", "user-read-email"}, DefaultScopes: []string{"streaming"}},
 	{ID: "console", Name: "Console", Secret: "s3cret"},
+	// kiosk presents the default upstream's secret itself.
+	{ID: "kiosk", Name: "Shop kiosk", Mode: config.ModePassthrough},
+	// bike signs in with its own provider (see harness.bike).
+	{ID: "bike", Name: "Bike computer", DefaultScopes: []string{"read", "activity:read"}, Upstream: &config.Upstream{Preset: "strava"}},
 }
+
+// stravaAuthorize is where the bike client's person is sent.
+const stravaAuthorize = "https://www.strava.com/oauth/authorize"
 
 func findClient(id string) (*config.Client, bool) {
 	for i := range clients {
@@ -192,7 +205,8 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 		hc.clock = storetest.NewClock()
 		hc.backend = memory.New(hc.clock.Now)
 	}
-	h := &harness{t: t, clock: hc.clock, store: faulty.Wrap(hc.backend), provider: newFakeProvider(t), logs: &bytes.Buffer{}}
+	h := &harness{t: t, clock: hc.clock, store: faulty.Wrap(hc.backend), logs: &bytes.Buffer{},
+		provider: newFakeProvider(t, "up-client", "up-secret"), bike: newFakeProvider(t, "bike-up", "bike-secret")}
 	h.srv = httptest.NewUnstartedServer(nil)
 	h.srv.Start()
 	t.Cleanup(h.srv.Close)
@@ -225,6 +239,15 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	strava, _ := upstream.Lookup("strava")
+	strava.TokenURL = h.bike.srv.URL + "/oauth/token"
+	bikeUp, err := upstream.New(upstream.Options{
+		Preset: strava, ClientID: "bike-up", ClientSecret: "bike-secret",
+		RedirectURL: h.srv.URL + "/api/callback", Timeout: hc.upstreamTimeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	renderer, err := pages.New()
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +259,8 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	}
 	handler, err := httpapi.New(httpapi.Options{
 		Limiter: limiter, RateAuthorize: hc.rateAuthorize, RateVerify: hc.rateVerify, TrustedProxy: hc.trustedProxy,
-		Service: svc, Upstream: up, Pages: renderer, Clients: findClient,
+		Service: svc, Upstream: up, Upstreams: map[string]httpapi.Upstream{"bike": bikeUp},
+		Pages: renderer, Clients: findClient,
 		PublicURL: h.srv.URL, Frontend: frontend.Files,
 		Logger: logger,
 		Now:    h.clock.Now, Rand: &lockedReader{r: mrand.NewChaCha8([32]byte{9})},
@@ -390,7 +414,7 @@ func (h *harness) allow(userCode string) url.Values {
 		h.t.Fatalf("allow: %d %s", res.StatusCode, res.body)
 	}
 	loc, err := url.Parse(res.Header.Get("Location"))
-	if err != nil || !strings.HasPrefix(loc.String(), "https://accounts.acme.test/authorize?") {
+	if err != nil || !(strings.HasPrefix(loc.String(), "https://accounts.acme.test/authorize?") || strings.HasPrefix(loc.String(), stravaAuthorize+"?")) {
 		h.t.Fatalf("allow redirected to %q", res.Header.Get("Location"))
 	}
 	return loc.Query()
@@ -401,6 +425,10 @@ func (h *harness) approve(userCode string) *response {
 	h.t.Helper()
 	q := h.allow(userCode)
 	code := "code-" + q.Get("state")[:8]
-	h.provider.issue(code, q.Get("code_challenge"))
+	p := h.provider
+	if q.Get("client_id") == h.bike.clientID {
+		p = h.bike
+	}
+	p.issue(code, q.Get("code_challenge"))
 	return h.browse(http.MethodGet, "/api/callback?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), nil)
 }

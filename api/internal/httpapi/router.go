@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -36,13 +37,23 @@ type Upstream interface {
 	AuthCodeURL(state, verifier string, scopes []string) string
 	Exchange(ctx context.Context, code, verifier string) (*upstream.Tokens, error)
 	Refresh(ctx context.Context, refreshToken string) (*upstream.Tokens, error)
+	// The WithSecret forms authenticate with the secret a passthrough
+	// device presented, for that one request.
+	ExchangeWithSecret(ctx context.Context, secret, code, verifier string) (*upstream.Tokens, error)
+	RefreshWithSecret(ctx context.Context, secret, refreshToken string) (*upstream.Tokens, error)
 }
 
-// Options wires the handlers. All fields but Frontend are required.
+// Options wires the handlers. All fields but Frontend, Limiter and the
+// rate rules are required; of Upstream and Upstreams, at least one.
 type Options struct {
-	Service  *deviceflow.Service
+	Service *deviceflow.Service
+	// Upstream is the default provider: the one for every client that has
+	// no entry in Upstreams.
 	Upstream Upstream
-	Pages    *pages.Renderer
+	// Upstreams holds, by client_id, the providers of clients that sign in
+	// somewhere else than the default.
+	Upstreams map[string]Upstream
+	Pages     *pages.Renderer
 	// Clients finds a device client by client_id.
 	Clients func(id string) (*config.Client, bool)
 	// PublicURL is the base of every URL devicegate hands out.
@@ -92,8 +103,8 @@ type server struct {
 // New returns the HTTP handler serving the API and, when Frontend is set,
 // the static pages.
 func New(o Options) (http.Handler, error) {
-	if o.Service == nil || o.Upstream == nil || o.Pages == nil || o.Clients == nil || o.Logger == nil || o.Now == nil || o.Rand == nil {
-		return nil, errors.New("httpapi: Service, Upstream, Pages, Clients, Logger, Now and Rand are required")
+	if o.Service == nil || (o.Upstream == nil && len(o.Upstreams) == 0) || o.Pages == nil || o.Clients == nil || o.Logger == nil || o.Now == nil || o.Rand == nil {
+		return nil, errors.New("httpapi: Service, Upstream (or Upstreams), Pages, Clients, Logger, Now and Rand are required")
 	}
 	pu, err := url.Parse(o.PublicURL)
 	if err != nil || pu.Host == "" {
@@ -105,7 +116,7 @@ func New(o Options) (http.Handler, error) {
 		publicOrigin: pu.Scheme + "://" + pu.Host,
 	}
 	s.pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
-		"form-action 'self'" + upstreamOrigin(o.Upstream) + "; frame-ancestors 'none'; base-uri 'none'"
+		"form-action 'self'" + upstreamOrigins(o.Upstream, o.Upstreams) + "; frame-ancestors 'none'; base-uri 'none'"
 
 	r := mux.NewRouter()
 	handlers := map[string]http.Handler{
@@ -135,16 +146,51 @@ func New(o Options) (http.Handler, error) {
 	return s.headers(s.logRequests(r)), nil
 }
 
-// upstreamOrigin returns " scheme://host" of the upstream's authorize URL,
-// for the form-action directive: Chrome applies form-action to the redirect
-// that follows the confirmation form, so the provider must be listed.
-func upstreamOrigin(u Upstream) string {
-	p, err := url.Parse(u.AuthCodeURL("", "", nil))
-	if err != nil || p.Host == "" {
-		return ""
+// upstreamOrigins returns " scheme://host" of each upstream's authorize
+// URL, sorted and without repeats, for the form-action directive: Chrome
+// applies form-action to the redirect that follows the confirmation form,
+// so every provider a client may be sent to must be listed — and no other.
+func upstreamOrigins(def Upstream, byClient map[string]Upstream) string {
+	seen := map[string]bool{}
+	add := func(u Upstream) {
+		if u == nil {
+			return
+		}
+		if p, err := url.Parse(u.AuthCodeURL("", "", nil)); err == nil && p.Host != "" {
+			seen[p.Scheme+"://"+p.Host] = true
+		}
 	}
-	return " " + p.Scheme + "://" + p.Host
+	add(def)
+	for _, u := range byClient {
+		add(u)
+	}
+	origins := make([]string, 0, len(seen))
+	for o := range seen {
+		origins = append(origins, o)
+	}
+	sort.Strings(origins)
+	var b strings.Builder
+	for _, o := range origins {
+		b.WriteString(" " + o)
+	}
+	return b.String()
 }
+
+// upstreamFor is the provider clientID signs in with. Configuration
+// validation guarantees every configured client has one; a record whose
+// client was since removed from the configuration may not.
+func (s *server) upstreamFor(clientID string) (Upstream, error) {
+	if u, ok := s.Upstreams[clientID]; ok {
+		return u, nil
+	}
+	if s.Upstream != nil {
+		return s.Upstream, nil
+	}
+	return nil, errNoUpstream
+}
+
+// errNoUpstream: a record's client no longer has a provider configured.
+var errNoUpstream = errors.New("httpapi: no upstream configured for this client")
 
 // methodNotAllowed answers 405 with the Allow header RFC 9110 §15.5.6
 // requires; gorilla/mux alone sends neither.

@@ -108,9 +108,13 @@ func (s *server) verify(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.codeProblem(w, code, err)
 	}
+	up, err := s.upstreamFor(b.Record.ClientID)
+	if err != nil {
+		return errClientGone
+	}
 	left := b.Record.ExpiresAt.Sub(s.Now())
 	s.setCookie(w, stateCookie, b.RecordID+"."+b.State, left)
-	http.Redirect(w, r, s.Upstream.AuthCodeURL(b.State, b.Verifier, b.Record.Scopes), http.StatusFound)
+	http.Redirect(w, r, up.AuthCodeURL(b.State, b.Verifier, b.Record.Scopes), http.StatusFound)
 	return nil
 }
 
@@ -134,20 +138,26 @@ func (s *server) confirm(w http.ResponseWriter, r *http.Request, code string) er
 	}
 	// Refresh the cookie every time, so its lifetime counts from this page.
 	s.setCookie(w, csrfCookie, token, csrfLifetime)
-	name, clientID := p.Record.ClientID, p.Record.ClientID
-	if c, ok := s.Clients(clientID); ok {
-		name = c.Name
+	c, ok := s.Clients(p.Record.ClientID)
+	up, err := s.upstreamFor(p.Record.ClientID)
+	if !ok || err != nil {
+		return errClientGone
 	}
 	return s.Pages.Confirm(w, http.StatusOK, pages.ConfirmData{
-		ClientName:   name,
-		ClientID:     clientID,
-		ProviderName: s.Upstream.DisplayName(),
+		ClientName:   c.Name,
+		ClientID:     c.ID,
+		ProviderName: up.DisplayName(),
 		Scopes:       p.Record.Scopes,
 		UserCode:     deviceflow.FormatUserCode(p.UserCode),
 		CSRFToken:    token,
 		ExpiresIn:    p.Record.ExpiresAt.Sub(s.Now()),
 	})
 }
+
+// errClientGone is the page for a code whose device client was removed
+// from the configuration after the code was issued.
+var errClientGone = pageError{status: http.StatusConflict, kind: pages.ResultError,
+	msg: "This device is no longer set up on this devicegate, so it cannot be signed in. Ask whoever runs it, or start again on your device."}
 
 func wellFormedToken(t string) bool {
 	b, err := base64.RawURLEncoding.DecodeString(t)
@@ -224,7 +234,15 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.callbackProblem(err)
 	}
-	provider := s.Upstream.DisplayName()
+	c, ok := s.Clients(claim.Record.ClientID)
+	up, uerr := s.upstreamFor(claim.Record.ClientID)
+	if !ok || uerr != nil {
+		if err := s.Service.Fail(r.Context(), claim, "the device client is no longer configured"); err != nil {
+			return s.callbackProblem(err)
+		}
+		return errClientGone
+	}
+	provider := up.DisplayName()
 	if e := q.Get("error"); e != "" {
 		reason := provider + " refused the authorization (" + oauthCode(e) + ")"
 		kind, msg := pages.ResultError, provider+" did not grant access, so nothing was shared. Start again on your device."
@@ -244,7 +262,15 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 		}
 		return pageError{status: http.StatusBadGateway, kind: pages.ResultError, msg: provider + " sent you back without an authorization. Start again on your device."}
 	}
-	tokens, err := s.Upstream.Exchange(r.Context(), code, claim.Verifier)
+	if c.Passthrough() {
+		// The device holds the secret: keep the code (sealed) for the
+		// exchange its next poll makes.
+		if err := s.Service.CompleteWithCode(context.WithoutCancel(r.Context()), claim, code); err != nil {
+			return s.callbackProblem(err)
+		}
+		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultSuccess})
+	}
+	tokens, err := up.Exchange(r.Context(), code, claim.Verifier)
 	if err != nil {
 		s.Logger.WarnContext(r.Context(), "upstream token exchange failed", "err", err)
 		if ferr := s.Service.Fail(context.WithoutCancel(r.Context()), claim, exchangeReason(provider, err)); ferr != nil {
@@ -253,17 +279,7 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 		return pageError{status: http.StatusBadGateway, kind: pages.ResultError,
 			msg: "devicegate could not finish signing you in with " + provider + ". Your device has been told; start again there."}
 	}
-	stored := &deviceflow.Tokens{
-		AccessToken:  tokens.AccessToken,
-		TokenType:    tokens.TokenType,
-		RefreshToken: tokens.RefreshToken,
-		Scope:        tokens.Scope,
-	}
-	if tokens.ExpiresIn > 0 {
-		// Count on our own clock, which is the one the poll will read.
-		stored.Expiry = s.Now().Add(tokens.ExpiresIn)
-	}
-	err = s.Service.Complete(context.WithoutCancel(r.Context()), claim, stored)
+	err = s.Service.Complete(context.WithoutCancel(r.Context()), claim, storedTokens(tokens, s.Now()))
 	if err != nil {
 		return s.callbackProblem(err)
 	}

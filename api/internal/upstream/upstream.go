@@ -315,6 +315,40 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken string) (*Tokens, e
 	return out, nil
 }
 
+// ExchangeWithSecret is Exchange authenticating with secret instead of the
+// configured one: in passthrough mode the device presents the provider's
+// client secret and devicegate uses it for this one request, never keeping
+// it.
+func (p *Provider) ExchangeWithSecret(ctx context.Context, secret, code, verifier string) (*Tokens, error) {
+	return p.withSecret(secret).Exchange(ctx, code, verifier)
+}
+
+// RefreshWithSecret is Refresh with the secret the device presented
+// (passthrough mode).
+func (p *Provider) RefreshWithSecret(ctx context.Context, secret, refreshToken string) (*Tokens, error) {
+	return p.withSecret(secret).Refresh(ctx, refreshToken)
+}
+
+// withSecret is a Provider for one request with another client secret. Its
+// oauth2.Config is built afresh rather than copied, as copying would race
+// with the auth-style cache x/oauth2 keeps inside a Config.
+func (p *Provider) withSecret(secret string) *Provider {
+	return &Provider{
+		preset: p.preset,
+		cfg: oauth2.Config{
+			ClientID:     p.cfg.ClientID,
+			ClientSecret: secret,
+			RedirectURL:  p.cfg.RedirectURL,
+			Endpoint:     p.cfg.Endpoint,
+		},
+		client:  p.client,
+		timeout: p.timeout,
+	}
+}
+
+// Timeout bounds one exchange or refresh.
+func (p *Provider) Timeout() time.Duration { return p.timeout }
+
 // fromToken converts an x/oauth2 token obtained at start.
 func fromToken(t *oauth2.Token, start time.Time) *Tokens {
 	out := &Tokens{

@@ -196,3 +196,33 @@ func TestExchangeFailures(t *testing.T) {
 		t.Errorf("no server: %v", err)
 	}
 }
+
+// TestWithSecret: the passthrough forms authenticate with the secret given
+// for that request, and leave the provider's own configuration alone.
+func TestWithSecret(t *testing.T) {
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, sec, _ := r.BasicAuth()
+		seen = append(seen, sec)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"at","token_type":"Bearer","refresh_token":"rt2"}`)
+	}))
+	defer srv.Close()
+	p := newProvider(t, srv.URL, nil)
+	ctx := context.Background()
+	if _, err := p.ExchangeWithSecret(ctx, "device-secret", "code", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.RefreshWithSecret(ctx, "device-secret-2", "rt"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Exchange(ctx, "code", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(seen, []string{"device-secret", "device-secret-2", "top-secret"}) {
+		t.Errorf("secrets presented: %v", seen)
+	}
+	if p.Timeout() != 300*time.Millisecond {
+		t.Errorf("timeout %v", p.Timeout())
+	}
+}
