@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/devicegate/devicegate/api/internal/config"
 	"github.com/devicegate/devicegate/api/internal/httpapi"
 )
 
@@ -111,5 +113,28 @@ func TestHostJSON(t *testing.T) {
 	if h.Version != "2.0" || h.CustomHandler.Description.DefaultExecutablePath != "handler" ||
 		!h.CustomHandler.EnableForwardingHTTPRequest || h.Extensions.HTTP.RoutePrefix != "api" {
 		t.Errorf("host.json: %+v", h)
+	}
+}
+
+// TestBicepSettingsAreDocumented: every DEVICEGATE_* app setting the Bicep
+// template writes is one devicegate reads and documents, so a renamed
+// variable cannot leave a deployment silently misconfigured.
+func TestBicepSettingsAreDocumented(t *testing.T) {
+	b, err := os.ReadFile("../infra/main.bicep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, v := range config.Vars {
+		known[v.Name] = true
+	}
+	found := regexp.MustCompile(`(?m)^\s*(DEVICEGATE_[A-Z_]+):`).FindAllStringSubmatch(string(b), -1)
+	if len(found) < 10 {
+		t.Fatalf("found only %d settings in main.bicep", len(found))
+	}
+	for _, m := range found {
+		if !known[m[1]] {
+			t.Errorf("main.bicep sets %s, which devicegate does not read", m[1])
+		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/cli/oauth/device"
 	"golang.org/x/oauth2"
+
+	"github.com/devicegate/devicegate/e2e/op"
 )
 
 func oauth2Config(s *stack) *oauth2.Config {
@@ -299,4 +301,45 @@ func TestHappyPathOIDCDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.userinfo(tok.AccessToken)
+}
+
+// Passthrough mode against the real provider: devicegate is given no
+// client secret at all; the device (golang.org/x/oauth2) presents the
+// provider's secret at the token endpoint, devicegate exchanges the code
+// with it at poll time, and refreshes with it too.
+func TestPassthroughRealProvider(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, map[string]string{
+		"DEVICEGATE_UPSTREAM_CLIENT_SECRET": "", // devicegate never holds it
+		"DEVICEGATE_CLIENTS":                `[{"client_id":"tv","name":"E2E TV","mode":"passthrough","default_scopes":["openid","profile"]}]`,
+	})
+	cfg := oauth2Config(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	da, err := cfg.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, "passthrough-phone", 390, 844)
+	if result := b.approve(da.VerificationURIComplete, ""); !strings.Contains(result, "all set") {
+		t.Errorf("result page: %q", result)
+	}
+	// Without the secret devicegate cannot finish, and says why.
+	if status, m := s.poll(da.DeviceCode); status != 401 || m["error"] != "invalid_client" {
+		t.Fatalf("poll without the secret: %d %v", status, m)
+	}
+	cfg.ClientSecret = op.ClientSecret
+	tok, err := cfg.DeviceAccessToken(ctx, da)
+	if err != nil {
+		t.Fatalf("DeviceAccessToken: %v", err)
+	}
+	s.userinfo(tok.AccessToken)
+	if tok.RefreshToken == "" {
+		t.Fatal("no refresh token though offline_access was granted")
+	}
+	fresh, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token()
+	if err != nil || fresh.AccessToken == tok.AccessToken {
+		t.Fatalf("refresh with the device's secret: %v", err)
+	}
+	s.userinfo(fresh.AccessToken)
 }

@@ -29,7 +29,7 @@ param cosmosLocation string = resourceGroup().location
 @description('Set false if this subscription already has its one free-tier Cosmos DB account.')
 param cosmosFreeTier bool = true
 
-@description('Upstream provider preset: spotify or generic.')
+@description('Default upstream provider: spotify, strava, discord, dropbox, twitch, generic or oidc (generic and oidc take their DEVICEGATE_UPSTREAM_* settings in extraSettings; see docs/FORKING.md).')
 param upstream string = 'spotify'
 
 @description('Client id of your app at the provider.')
@@ -45,6 +45,10 @@ param clients string
 @description('Base64 of 32 random bytes (openssl rand -base64 32): keys code hashing and token sealing.')
 @secure()
 param secretKey string
+
+@description('Further app settings, e.g. {"DEVICEGATE_UPSTREAM_ISSUER": "https://…", "STRAVA_SECRET": "…"}: the generic/oidc upstream settings, and the secrets named by client_secret_env in the clients list. Secure, as it may hold secrets.')
+@secure()
+param extraSettings object = {}
 
 @description('Public URL of the site, e.g. https://<name>.azurestaticapps.net or your custom domain. Empty: the default hostname.')
 param publicUrl string = ''
@@ -139,7 +143,9 @@ resource site 'Microsoft.Web/staticSites@2023-12-01' = {
 resource settings 'Microsoft.Web/staticSites/config@2023-12-01' = {
   parent: site
   name: 'appsettings'
-  properties: {
+  // This resource replaces all app settings on every deployment, so settings
+  // beyond the fixed ones come in through extraSettings, never by hand.
+  properties: union(extraSettings, {
     DEVICEGATE_PUBLIC_URL: empty(publicUrl) ? 'https://${site.properties.defaultHostname}' : publicUrl
     DEVICEGATE_UPSTREAM: upstream
     DEVICEGATE_UPSTREAM_CLIENT_ID: upstreamClientId
@@ -153,7 +159,7 @@ resource settings 'Microsoft.Web/staticSites/config@2023-12-01' = {
     DEVICEGATE_COSMOS_CONTAINER: containerName
     DEVICEGATE_TRUSTED_PROXY: 'true'
     DEVICEGATE_LOG_FORMAT: 'json'
-  }
+  })
   dependsOn: [
     container
   ]

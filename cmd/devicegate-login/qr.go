@@ -8,8 +8,9 @@ import (
 	"rsc.io/qr"
 )
 
-// quiet is the margin around the code, in modules; scanners need one.
-const quiet = 2
+// quiet is the light margin around the code, in modules: the four the QR
+// standard asks for, as a dark terminal gives scanners no light of its own.
+const quiet = 4
 
 // writeQR draws text as a QR code with half-block characters, two module
 // rows per line, light modules drawn as blocks: on the usual dark terminal

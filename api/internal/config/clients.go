@@ -89,12 +89,12 @@ func parseClients(data []byte, file string, getenv func(string) string, timeout 
 		ed := json.NewDecoder(bytes.NewReader(e.raw))
 		ed.DisallowUnknownFields()
 		if err := ed.Decode(&cj); err != nil {
-			problems = append(problems, fmt.Sprintf("%sentry %d: %s", at(e.offset), i, jsonMessage(err)))
+			problems = append(problems, fmt.Sprintf("%sentry %d: %s", at(e.offset), i+1, jsonMessage(err)))
 			continue
 		}
-		where := fmt.Sprintf("%sentry %d", at(e.offset), i)
+		where := fmt.Sprintf("%sentry %d", at(e.offset), i+1)
 		if cj.ClientID != "" {
-			where = fmt.Sprintf("%sentry %d (%q)", at(e.offset), i, safeText(cj.ClientID))
+			where = fmt.Sprintf("%sentry %d (%q)", at(e.offset), i+1, safeText(cj.ClientID))
 		}
 		bad := func(format string, args ...any) {
 			problems = append(problems, where+": "+fmt.Sprintf(format, args...))

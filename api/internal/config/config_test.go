@@ -138,7 +138,7 @@ func TestEveryProblemAtOnce(t *testing.T) {
 	for _, want := range []string{
 		"DEVICEGATE_PUBLIC_URL: ", "must use https",
 		"DEVICEGATE_ADDR: ", "DEVICEGATE_UPSTREAM: unknown preset", "DEVICEGATE_UPSTREAM_CLIENT_ID: required",
-		`entry 1 ("tv"): client_id appears twice`, "secret_env names MISSING", "entry 2: client_id is required",
+		`entry 2 ("tv"): client_id appears twice`, "secret_env names MISSING", "entry 3: client_id is required",
 		`is not a valid scope`, `default scope "z" is not in scopes`,
 		"DEVICEGATE_CODE_LIFETIME: ", "DEVICEGATE_POLL_INTERVAL: ", "DEVICEGATE_STORE: ",
 		"DEVICEGATE_SECRET_KEY: decodes to 5 bytes", "DEVICEGATE_LOG_LEVEL: ", "DEVICEGATE_LOG_FORMAT: ", "DEVICEGATE_UPSTREAM_TIMEOUT: ", "DEVICEGATE_RATE_VERIFY: ",
@@ -187,10 +187,10 @@ var update = flag.Bool("update", false, "rewrite the generated tables in README.
 // docs/FORKING.md equal to what the code documents (go test -update
 // rewrites them), so the docs cannot drift from the code.
 func TestReferenceIsCurrent(t *testing.T) {
-	tables := map[string]string{"variables": VariablesTable(), "client-fields": ClientFieldsTable()}
+	tables := map[string]string{"variables": VariablesTable(), "client-fields": ClientFieldsTable(), "presets": PresetsTable()}
 	for file, sections := range map[string][]string{
 		"../../../README.md":       {"variables"},
-		"../../../docs/FORKING.md": {"variables", "client-fields"},
+		"../../../docs/FORKING.md": {"presets", "variables", "client-fields"},
 	} {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -398,20 +398,20 @@ func TestClientsFileMistakes(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		`clients.json:2:3: entry 0 ("tv"): upstream.preset "myspace" is unknown`,
-		`clients.json:2:3: entry 0 ("tv"): upstream.client_secret_env names UNSET, which is unset or empty`,
-		`clients.json:3:3: entry 1 ("pt"): secret_env cannot be used in passthrough mode`,
-		`clients.json:3:3: entry 1 ("pt"): upstream.client_secret_env cannot be used in passthrough mode`,
-		`clients.json:5:3: entry 2 ("gen"): mode "sideways" is not proxy or passthrough`,
-		`clients.json:5:3: entry 2 ("gen"): upstream.token_url: required`,
-		`clients.json:5:3: entry 2 ("gen"): upstream.auth_url: "ftp://x" is not an absolute http(s) URL`,
-		`clients.json:6:3: entry 3 ("sp"): upstream.auth_url, token_url and pkce apply to the generic preset only`,
-		`clients.json:6:3: entry 3 ("sp"): upstream.issuer applies to the oidc preset only`,
-		`clients.json:6:3: entry 3 ("sp"): upstream.client_id is required`,
-		`clients.json:6:3: entry 3 ("sp"): upstream.client_secret_env is required`,
-		`clients.json:7:3: entry 4: unknown field "scope"`,
-		`clients.json:8:3: entry 5: client_id must be a string, not a JSON number`,
-		`clients.json:9:3: entry 6 ("tv"): client_id appears twice`,
+		`clients.json:2:3: entry 1 ("tv"): upstream.preset "myspace" is unknown`,
+		`clients.json:2:3: entry 1 ("tv"): upstream.client_secret_env names UNSET, which is unset or empty`,
+		`clients.json:3:3: entry 2 ("pt"): secret_env cannot be used in passthrough mode`,
+		`clients.json:3:3: entry 2 ("pt"): upstream.client_secret_env cannot be used in passthrough mode`,
+		`clients.json:5:3: entry 3 ("gen"): mode "sideways" is not proxy or passthrough`,
+		`clients.json:5:3: entry 3 ("gen"): upstream.token_url: required`,
+		`clients.json:5:3: entry 3 ("gen"): upstream.auth_url: "ftp://x" is not an absolute http(s) URL`,
+		`clients.json:6:3: entry 4 ("sp"): upstream.auth_url, token_url and pkce apply to the generic preset only`,
+		`clients.json:6:3: entry 4 ("sp"): upstream.issuer applies to the oidc preset only`,
+		`clients.json:6:3: entry 4 ("sp"): upstream.client_id is required`,
+		`clients.json:6:3: entry 4 ("sp"): upstream.client_secret_env is required`,
+		`clients.json:7:3: entry 5: unknown field "scope"`,
+		`clients.json:8:3: entry 6: client_id must be a string, not a JSON number`,
+		`clients.json:9:3: entry 7 ("tv"): client_id appears twice`,
 		// tv uses the default upstream, which then needs its credentials.
 		"DEVICEGATE_UPSTREAM_CLIENT_ID: required",
 	} {

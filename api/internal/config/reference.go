@@ -2,7 +2,13 @@ package config
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+
+	"golang.org/x/oauth2"
+
+	"github.com/devicegate/devicegate/api/internal/upstream"
 )
 
 // Field documents one field of a device client entry (DEVICEGATE_CLIENTS or
@@ -48,6 +54,39 @@ func ClientFieldsTable() string {
 	b.WriteString("| Field | Default | What it does |\n|---|---|---|\n")
 	for _, f := range ClientFields {
 		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", f.Path, code(f.Default), cell(f.Doc))
+	}
+	return b.String()
+}
+
+// PresetsTable renders the provider presets — what each needs and which
+// redirect URIs the provider accepts — from the presets themselves.
+func PresetsTable() string {
+	var b strings.Builder
+	b.WriteString("| Preset | Provider | PKCE | devicegate authenticates with | Scopes joined by | Redirect URI rules |\n|---|---|---|---|---|---|\n")
+	for _, name := range upstream.Names() {
+		p, _ := upstream.Lookup(name)
+		pkce := "no"
+		if p.PKCE {
+			pkce = "S256"
+		}
+		if name == "generic" {
+			pkce = "S256 unless `pkce` is false"
+		}
+		auth := map[oauth2.AuthStyle]string{
+			oauth2.AuthStyleInHeader: "client_secret_basic", oauth2.AuthStyleInParams: "client_secret_post",
+		}[p.AuthStyle]
+		if auth == "" {
+			auth = "Basic, falling back to post"
+		}
+		sep := "space"
+		if p.ScopeSeparator == "," {
+			sep = "comma"
+		}
+		extra := ""
+		for _, k := range slices.Sorted(maps.Keys(p.AuthParams)) {
+			extra += fmt.Sprintf(" devicegate adds `%s=%s` to the authorize request.", k, p.AuthParams[k])
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", name, cell(p.DisplayName), pkce, auth, sep, cell(strings.ReplaceAll(p.RedirectRules, "<public URL>/api/callback", "`<public URL>/api/callback`")+extra))
 	}
 	return b.String()
 }
