@@ -31,6 +31,9 @@ var (
 	ErrCodeExpired = errors.New("deviceflow: the code has expired")
 	ErrCodeUsed    = errors.New("deviceflow: the code was already used")
 	ErrCodeDenied  = errors.New("deviceflow: the request was denied")
+	// ErrCodeLocked: the request was denied after too many failed
+	// confirmation attempts against its code.
+	ErrCodeLocked = errors.New("deviceflow: the code is locked after failed attempts")
 	// ErrStateMismatch: the callback's state does not belong to this
 	// browser's authorization, or the authorization was replaced.
 	ErrStateMismatch = errors.New("deviceflow: state does not match")
@@ -64,10 +67,17 @@ type Config struct {
 	// passthrough client's code before another poll may try; it should
 	// exceed the upstream's timeout. Zero means DefaultExchangeLease.
 	ExchangeLease time.Duration
+	// MaxFailures is how many failed confirmation attempts a code takes
+	// before it is locked (RecordFailure). Zero means DefaultMaxFailures.
+	MaxFailures int
 }
 
 // DefaultExchangeLease is the ExchangeLease when none is configured.
 const DefaultExchangeLease = 30 * time.Second
+
+// DefaultMaxFailures is the MaxFailures when none is configured: a person
+// whose page went stale retries once or twice; more is someone else.
+const DefaultMaxFailures = 5
 
 // Service runs the device flow over a store.
 type Service struct {
@@ -86,6 +96,9 @@ func New(c Config) (*Service, error) {
 	}
 	if c.ExchangeLease <= 0 {
 		c.ExchangeLease = DefaultExchangeLease
+	}
+	if c.MaxFailures <= 0 {
+		c.MaxFailures = DefaultMaxFailures
 	}
 	return &Service{c: c}, nil
 }
@@ -431,10 +444,51 @@ func awaiting(r *store.Record) error {
 	case store.StatusPending, store.StatusAuthorizing:
 		return nil
 	case store.StatusDenied:
+		if r.Locked {
+			return ErrCodeLocked
+		}
 		return ErrCodeDenied
 	default:
 		return ErrCodeUsed
 	}
+}
+
+// RecordFailure counts a failed confirmation attempt against the live code
+// userCode — an Allow or Deny that did not come from the page devicegate
+// showed this browser — and locks the code at MaxFailures: the request is
+// denied, and the device told why. It reports whether the code is now
+// locked. The count lives on the record, so it holds across instances.
+func (s *Service) RecordFailure(ctx context.Context, userCode string) (bool, error) {
+	p, err := s.Lookup(ctx, userCode)
+	if err != nil {
+		return false, err
+	}
+	return s.recordFailure(ctx, p.Record.ID)
+}
+
+// RecordCallbackFailure counts a callback whose state is not the one the
+// record holds against the record the browser's cookie named.
+func (s *Service) RecordCallbackFailure(ctx context.Context, recordID string) (bool, error) {
+	return s.recordFailure(ctx, recordID)
+}
+
+func (s *Service) recordFailure(ctx context.Context, id string) (bool, error) {
+	rec, err := s.c.Store.Update(ctx, id, func(r *store.Record) error {
+		if err := awaiting(r); err != nil {
+			return err
+		}
+		r.Failures++
+		if r.Failures >= s.c.MaxFailures {
+			r.Status, r.Locked = store.StatusDenied, true
+			r.Reason = "the code was locked after " + strconv.Itoa(r.Failures) + " failed confirmation attempts; start again"
+			r.StateHash, r.CodeVerifier = "", ""
+		}
+		return nil
+	})
+	if err != nil {
+		return false, mapLookupErr(err)
+	}
+	return rec.Locked, nil
 }
 
 // Deny records the person's refusal on our confirmation screen.

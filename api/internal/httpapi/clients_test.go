@@ -191,3 +191,62 @@ func TestPassthroughNeedsItsMode(t *testing.T) {
 		t.Fatalf("proxy poll: %d %s (%d exchanges)", res.StatusCode, res.body, h.provider.exchanges)
 	}
 }
+
+// TestLockoutAfterFailedConfirmations: forged decisions (no or a wrong
+// CSRF token) and forged callbacks against one code lock it after five;
+// the person sees why, the device gets access_denied, and the real
+// browser's Allow no longer works.
+func TestLockoutAfterFailedConfirmations(t *testing.T) {
+	h := newHarness(t)
+	g := h.authorize("tv", "")
+	csrf := h.confirm(g.UserCode) // the real person's page
+
+	attacker := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	forge := func(form url.Values) *response {
+		req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/api/verify", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return h.do(req, attacker)
+	}
+	for i := range 4 {
+		res := forge(url.Values{"user_code": {g.UserCode}, "action": {"allow"}, "csrf": {strings.Repeat("A", 43)}})
+		if res.StatusCode != http.StatusForbidden || strings.Contains(string(res.body), "locked") {
+			t.Fatalf("attempt %d: %d", i+1, res.StatusCode)
+		}
+	}
+	// A forged callback naming the record counts as well: take the record
+	// id from a real Allow, then send a wrong state.
+	q := h.allow(g.UserCode)
+	var recordID string
+	u, _ := url.Parse(h.srv.URL)
+	for _, c := range h.browser.Jar.Cookies(u) {
+		if strings.HasSuffix(c.Name, "state") {
+			recordID, _, _ = strings.Cut(c.Value, ".")
+		}
+	}
+	if recordID == "" || q.Get("state") == "" {
+		t.Fatal("no state cookie after Allow")
+	}
+	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/api/callback?code=x&state=forged", nil)
+	req.AddCookie(&http.Cookie{Name: "devicegate-state", Value: recordID + ".forged"}) // plain http: no __Host- prefix
+	res := h.do(req, attacker)
+	if res.StatusCode != http.StatusForbidden || !strings.Contains(string(res.body), "locked after too many failed attempts") {
+		t.Fatalf("fifth failure: %d %s", res.StatusCode, res.body)
+	}
+
+	// The real person's pending authorization cannot finish any more.
+	res = h.browse(http.MethodGet, "/api/callback?"+url.Values{"code": {"code-x"}, "state": {q.Get("state")}}.Encode(), nil)
+	if res.StatusCode != http.StatusForbidden || !strings.Contains(string(res.body), "locked") {
+		t.Errorf("the real callback after the lock: %d", res.StatusCode)
+	}
+	res = h.browse(http.MethodPost, "/api/verify", url.Values{"user_code": {g.UserCode}, "csrf": {csrf}, "action": {"allow"}})
+	if res.StatusCode != http.StatusForbidden || !strings.Contains(string(res.body), "locked") {
+		t.Errorf("Allow after the lock: %d", res.StatusCode)
+	}
+	m := wantOAuthError(t, h.poll("tv", g.DeviceCode), http.StatusBadRequest, "access_denied")
+	if !strings.Contains(m["error_description"].(string), "locked after 5 failed confirmation attempts") {
+		t.Errorf("device told %v", m["error_description"])
+	}
+	if h.provider.exchanges != 0 {
+		t.Errorf("%d exchanges for a locked code", h.provider.exchanges)
+	}
+}

@@ -96,6 +96,11 @@ func (s *server) verify(w http.ResponseWriter, r *http.Request) error {
 		return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: "Unknown choice. Please enter the code again."}
 	}
 	if err := s.checkCSRF(r, form.Get("csrf")); err != nil {
+		// A decision that did not come from the page we showed this
+		// browser counts against the code; enough of them lock it.
+		if locked, _ := s.Service.RecordFailure(r.Context(), code); locked {
+			return errLocked
+		}
 		return err
 	}
 	if form.Get("action") == "deny" {
@@ -209,9 +214,15 @@ func (s *server) codeProblem(w http.ResponseWriter, typed string, err error) err
 		return pageError{status: http.StatusConflict, kind: pages.ResultUsed}
 	case errors.Is(err, deviceflow.ErrCodeDenied):
 		return pageError{status: http.StatusConflict, kind: pages.ResultDenied, msg: "This request was already denied. Start again on your device if that was a mistake."}
+	case errors.Is(err, deviceflow.ErrCodeLocked):
+		return errLocked
 	}
 	return err
 }
+
+// errLocked is the page for a code locked after failed attempts.
+var errLocked = pageError{status: http.StatusForbidden, kind: pages.ResultDenied,
+	msg: "This code was locked after too many failed attempts, so nothing was shared. If you were signing in yourself, start again on your device to get a new code."}
 
 // callback is where the provider sends the person back (RFC 6749 §4.1.2).
 // The state must match the one bound to this browser's cookie and the one
@@ -231,6 +242,11 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 			msg: "This sign-in does not belong to the code entered in this browser. Enter the code again to start over."}
 	}
 	claim, err := s.Service.ClaimCallback(r.Context(), recordID, state)
+	if errors.Is(err, deviceflow.ErrStateMismatch) {
+		if locked, _ := s.Service.RecordCallbackFailure(r.Context(), recordID); locked {
+			return errLocked
+		}
+	}
 	if err != nil {
 		return s.callbackProblem(err)
 	}
@@ -326,6 +342,8 @@ func (s *server) callbackProblem(err error) error {
 			msg: "This sign-in was replaced by a newer one or does not match. Enter the code again to start over."}
 	case errors.Is(err, deviceflow.ErrCallbackUsed), errors.Is(err, deviceflow.ErrCodeUsed):
 		return pageError{status: http.StatusConflict, kind: pages.ResultUsed}
+	case errors.Is(err, deviceflow.ErrCodeLocked):
+		return errLocked
 	case errors.Is(err, deviceflow.ErrCodeDenied):
 		return pageError{status: http.StatusConflict, kind: pages.ResultDenied, msg: "This request had already ended. Start again on your device."}
 	case errors.Is(err, deviceflow.ErrCodeExpired), errors.Is(err, deviceflow.ErrUnknownCode):

@@ -95,6 +95,14 @@ type Record struct {
 	// the code forever.
 	ExchangeUntil time.Time `json:"exchange_until,omitzero"`
 
+	// Failures counts failed confirmation attempts against this code: an
+	// Allow or Deny without this browser's CSRF token, a callback with a
+	// state that is not the record's. At the service's limit the record is
+	// denied and Locked.
+	Failures int `json:"failures,omitempty"`
+	// Locked says the record was denied for too many Failures.
+	Locked bool `json:"locked,omitempty"`
+
 	// Reason explains a StatusDenied record to the device
 	// (the error_description of access_denied).
 	Reason string `json:"reason,omitempty"`

@@ -129,6 +129,7 @@ func testCreateRead(t *testing.T, s store.Store, c *Clock) {
 	r.Reason = "why"
 	r.StateHash, r.CodeVerifier = "sh", "cv"
 	r.AuthCode, r.ExchangeUntil = "sealed-code", c.Now().Add(30*time.Second)
+	r.Failures, r.Locked = 3, true
 	mustCreate(t, s, r)
 
 	got, err := s.Get(ctx, r.ID)
