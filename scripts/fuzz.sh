@@ -13,6 +13,7 @@ targets=(
   "./api/internal/httpapi FuzzToken"
   "./api/internal/httpapi FuzzVerify"
   "./api/internal/httpapi FuzzCallback"
+  "./api/internal/config FuzzParseClients"
 )
 for t in "${targets[@]}"; do
   read -r pkg name <<<"$t"

@@ -79,7 +79,7 @@ func parseClients(data []byte, file string, getenv func(string) string, timeout 
 		return nil, []string{at(skipSpace(data, dec.InputOffset())) + "unexpected text after the list of clients"}
 	}
 	if len(entries) == 0 {
-		return nil, []string{"the list is empty"}
+		return nil, []string{at(skipSpace(data, 0)) + "the list is empty"}
 	}
 
 	clients := make([]Client, 0, len(entries))

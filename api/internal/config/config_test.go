@@ -6,7 +6,9 @@ import (
 	"flag"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -425,7 +427,7 @@ func TestClientsFileMistakes(t *testing.T) {
 		"object":   {`{"client_id": "tv"}`, "clients.json:1:1: not a JSON array of clients"},
 		"cut":      {"[\n {\"client_id\": \"tv\"", "clients.json:2:19: not valid JSON: the text ends in the middle"},
 		"trailing": {"[{\"client_id\": \"tv\"}]\n]", "clients.json:2:1: unexpected text after the list"},
-		"empty":    {"[ ]", "the list is empty"},
+		"empty":    {"[ ]", "clients.json:1:1: the list is empty"},
 	} {
 		_, err := LoadFrom(env(m), files(map[string]string{"clients.json": tc.file}), false)
 		if err == nil || !strings.Contains(err.Error(), "DEVICEGATE_CLIENTS_FILE: "+tc.want) {
@@ -452,4 +454,55 @@ func TestPassthroughOnDefaultUpstream(t *testing.T) {
 	if _, err := Load(env(m), false); err == nil || !strings.Contains(err.Error(), "DEVICEGATE_UPSTREAM_CLIENT_SECRET: required") {
 		t.Errorf("proxy client without the secret: %v", err)
 	}
+}
+
+// FuzzParseClients: whatever a clients file holds, parsing does not panic,
+// every problem names the file and a line:column inside it, and a list
+// without problems is usable (ids present and unique, upstreams complete).
+func FuzzParseClients(f *testing.F) {
+	for _, seed := range []string{
+		`[{"client_id":"tv","name":"TV","scopes":["a"],"default_scopes":["a"]}]`,
+		`[{"client_id":"pt","mode":"passthrough","upstream":{"preset":"strava","client_id":"1"}}]`,
+		`[{"client_id":"g","upstream":{"preset":"generic","client_id":"1","client_secret_env":"S","auth_url":"https://a/x","token_url":"https://a/t","pkce":false}}]`,
+		`[{"client_id":"o","upstream":{"preset":"oidc","issuer":"https://id.example","client_id":"1","client_secret_env":"S"}}]`,
+		"[\n  {\"client_id\": \"tv\",}\n]", `{}`, `[1, "x", null]`, `[{"client_id":"tv"}] x`, "", "\xff",
+	} {
+		f.Add(seed)
+	}
+	getenv := func(k string) string {
+		if k == "S" {
+			return "secret"
+		}
+		return ""
+	}
+	pos := regexp.MustCompile(`^clients\.json:(\d+):(\d+): `)
+	f.Fuzz(func(t *testing.T, data string) {
+		clients, problems := parseClients([]byte(data), "clients.json", getenv, 10*time.Second)
+		lines := strings.Count(data, "\n") + 1
+		for _, p := range problems {
+			m := pos.FindStringSubmatch(p)
+			if m == nil {
+				t.Fatalf("problem without a position: %q", p)
+			}
+			if line, _ := strconv.Atoi(m[1]); line < 1 || line > lines {
+				t.Fatalf("problem at line %d of a %d-line file: %q", line, lines, p)
+			}
+		}
+		if len(problems) > 0 {
+			return
+		}
+		seen := map[string]bool{}
+		for _, c := range clients {
+			if c.ID == "" || seen[c.ID] {
+				t.Fatalf("accepted a missing or repeated client_id: %+v", clients)
+			}
+			seen[c.ID] = true
+			if c.Upstream != nil && (c.Upstream.Preset == "" || c.Upstream.ClientID == "") {
+				t.Fatalf("accepted an incomplete upstream: %+v", c.Upstream)
+			}
+			if c.Passthrough() && (c.Secret != "" || (c.Upstream != nil && c.Upstream.ClientSecret != "")) {
+				t.Fatalf("a passthrough client holds a secret: %+v", c)
+			}
+		}
+	})
 }

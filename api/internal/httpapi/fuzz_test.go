@@ -52,13 +52,15 @@ func fuzzEndpoint(f *testing.F, method, path string, seeds []string) {
 }
 
 func FuzzAuthorize(f *testing.F) {
-	fuzzEndpoint(f, http.MethodPost, "/api/authorize", []string{"client_id=tv", "client_id=tv&scope=streaming", "client_id=console&client_secret=s3cret", "client_id=tv&client_id=x", "scope=%20"})
+	fuzzEndpoint(f, http.MethodPost, "/api/authorize", []string{"client_id=tv", "client_id=tv&scope=streaming", "client_id=bike&scope=read", "client_id=kiosk&client_secret=x", "client_id=console&client_secret=s3cret", "client_id=tv&client_id=x", "scope=%20"})
 }
 
 func FuzzToken(f *testing.F) {
 	fuzzEndpoint(f, http.MethodPost, "/api/token", []string{
 		"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&client_id=tv&device_code=abc",
 		"grant_type=refresh_token&client_id=tv", "grant_type=refresh_token&client_id=tv&refresh_token=RT-x", "grant_type=refresh_token&client_id=tv&refresh_token=zz", "grant_type=&device_code=", "client_id=console&client_secret=x&grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=1",
+		"client_id=kiosk&client_secret=up-secret&grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=1",
+		"client_id=kiosk&grant_type=refresh_token&refresh_token=RT-x", "client_id=bike&grant_type=refresh_token&refresh_token=RT-x",
 	})
 }
 
