@@ -104,6 +104,8 @@ const demoHelp = `
   2. Open verification_uri_complete from the answer in a browser, confirm, and sign in at the demo provider.
   3. The device polls until it gets its tokens:
        curl -s -d client_id=demo -d grant_type=urn:ietf:params:oauth:grant-type:device_code -d device_code=DEVICE_CODE %[1]s/api/token
+  Or let the bundled client play the device (code, QR code, polling) in one step:
+       go run ./cmd/devicegate-login -client-id demo %[1]s
 
 `
 
