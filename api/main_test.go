@@ -135,21 +135,31 @@ func TestServeShutsDownGracefully(t *testing.T) {
 
 // TestDemoWiring runs the real wiring (-demo, memory store) on a free
 // port and walks the device side to authorization_pending.
+// serveApp builds the app from cfg, serves it on a loopback port until the
+// test ends, and returns its base URL.
+func serveApp(t *testing.T, cfg *config.Config) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), loopbackURL(ln.Addr()))
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: a.handler}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close(); a.close() })
+	return "http://" + ln.Addr().String()
+}
+
 func TestDemoWiring(t *testing.T) {
 	cfg, err := config.Load(envMap(map[string]string{"DEVICEGATE_STORE": "memory"}), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	a, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), loopbackURL(ln.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.close()
-	srv := &http.Server{Handler: a.handler}
-	go srv.Serve(ln)
-	defer srv.Close()
-	base := "http://" + ln.Addr().String()
+	base := serveApp(t, cfg)
 	for path, want := range map[string]int{"/api/health": 200, "/device": 200, "/demo/demo.css": 200, "/.well-known/oauth-authorization-server": 200} {
 		res, err := http.Get(base + path)
 		if err != nil {
@@ -199,16 +209,7 @@ func TestProvidersPerClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	a, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), loopbackURL(ln.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.close()
-	srv := &http.Server{Handler: a.handler}
-	go srv.Serve(ln)
-	defer srv.Close()
-	base := "http://" + ln.Addr().String()
+	base := serveApp(t, cfg)
 
 	for client, provider := range map[string]string{"tv": "Spotify", "kiosk": "Spotify", "bike": "Strava", "lab": "Lab ID"} {
 		res, err := http.PostForm(base+"/api/authorize", url.Values{"client_id": {client}})
@@ -241,7 +242,7 @@ func TestProvidersPerClient(t *testing.T) {
 	// An issuer that does not answer stops the start, naming the issuer.
 	op.Close()
 	cfg, _ = config.Load(envMap(env), false)
-	if _, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), loopbackURL(ln.Addr())); err == nil || !strings.Contains(err.Error(), `client "lab"`) || !strings.Contains(err.Error(), op.URL) {
+	if _, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "http://127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), `client "lab"`) || !strings.Contains(err.Error(), op.URL) {
 		t.Errorf("unreachable issuer: %v", err)
 	}
 }

@@ -11,42 +11,17 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-var (
-	loginOnce     sync.Once
-	loginBin      string
-	loginBuildErr error
-)
+func loginBinary(t *testing.T) string { return buildBinary(t, "./cmd/devicegate-login") }
 
-// loginBinary is cmd/devicegate-login, built once for the run.
-func loginBinary(t *testing.T) string {
+// needNode stops a test that needs the npm package pkg from e2e/node when
+// it is not installed: a failure under CI, a skip elsewhere.
+func needNode(t *testing.T, pkg string) {
 	t.Helper()
-	loginOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "devicegate-login-e2e-")
-		if err != nil {
-			loginBuildErr = err
-			return
-		}
-		loginBin = filepath.Join(dir, "devicegate-login")
-		cmd := exec.Command("go", "build", "-o", loginBin, "./cmd/devicegate-login")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			loginBuildErr = fmt.Errorf("building devicegate-login: %v\n%s", err, out)
-		}
-	})
-	if loginBuildErr != nil {
-		t.Fatal(loginBuildErr)
-	}
-	return loginBin
-}
-
-func needNode(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("node/node_modules/jsqr"); err != nil {
+	if _, err := os.Stat("node/node_modules/" + pkg); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal("e2e/node is not installed (scripts/e2e.sh runs npm ci)")
 		}
@@ -124,7 +99,7 @@ func scan(t *testing.T, drawing string, fg, bg byte) string {
 // and later refreshes them through devicegate.
 func TestCLILoginScannableQR(t *testing.T) {
 	t.Parallel()
-	needNode(t)
+	needNode(t, "jsqr")
 	s := newStack(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -25,6 +25,22 @@ func oauth2Config(s *stack) *oauth2.Config {
 	}
 }
 
+// startAndApprove: the device (golang.org/x/oauth2) asks for a code, and
+// the person approves it on a phone-sized browser whose screenshots are
+// named after shots.
+func startAndApprove(ctx context.Context, t *testing.T, cfg *oauth2.Config, shots string) *oauth2.DeviceAuthResponse {
+	t.Helper()
+	da, err := cfg.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, shots, 390, 844)
+	if result := b.approve(da.VerificationURIComplete, ""); !strings.Contains(result, "all set") {
+		t.Errorf("result page: %q", result)
+	}
+	return da
+}
+
 // Scenario 1: the happy path with golang.org/x/oauth2 as the device.
 func TestHappyPathXOAuth2(t *testing.T) {
 	t.Parallel()
@@ -96,12 +112,7 @@ func TestHappyPathCLIOAuth(t *testing.T) {
 // Scenario 1 with openid-client (Node.js).
 func TestHappyPathOpenIDClient(t *testing.T) {
 	t.Parallel()
-	if _, err := os.Stat("node/node_modules/openid-client"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("e2e/node is not installed (scripts/e2e.sh runs npm ci)")
-		}
-		t.Skip("e2e/node not installed; run scripts/e2e.sh")
-	}
+	needNode(t, "openid-client")
 	s := newStack(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -262,14 +273,7 @@ func TestHappyPathCosmos(t *testing.T) {
 	cfg := oauth2Config(s)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	da, err := cfg.DeviceAuth(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := newBrowser(t, "cosmos-phone", 390, 844)
-	if result := b.approve(da.VerificationURIComplete, ""); !strings.Contains(result, "all set") {
-		t.Errorf("result page: %q", result)
-	}
+	da := startAndApprove(ctx, t, cfg, "cosmos-phone")
 	tok, err := cfg.DeviceAccessToken(ctx, da)
 	if err != nil {
 		t.Fatal(err)
@@ -288,14 +292,7 @@ func TestHappyPathOIDCDiscovery(t *testing.T) {
 	cfg := oauth2Config(s)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	da, err := cfg.DeviceAuth(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := newBrowser(t, "oidc-phone", 390, 844)
-	if result := b.approve(da.VerificationURIComplete, ""); !strings.Contains(result, "all set") {
-		t.Errorf("result page: %q", result)
-	}
+	da := startAndApprove(ctx, t, cfg, "oidc-phone")
 	tok, err := cfg.DeviceAccessToken(ctx, da)
 	if err != nil {
 		t.Fatal(err)
@@ -316,14 +313,7 @@ func TestPassthroughRealProvider(t *testing.T) {
 	cfg := oauth2Config(s)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	da, err := cfg.DeviceAuth(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := newBrowser(t, "passthrough-phone", 390, 844)
-	if result := b.approve(da.VerificationURIComplete, ""); !strings.Contains(result, "all set") {
-		t.Errorf("result page: %q", result)
-	}
+	da := startAndApprove(ctx, t, cfg, "passthrough-phone")
 	// Without the secret devicegate cannot finish, and says why.
 	if status, m := s.poll(da.DeviceCode); status != 401 || m["error"] != "invalid_client" {
 		t.Fatalf("poll without the secret: %d %v", status, m)

@@ -25,33 +25,53 @@ import (
 	"github.com/devicegate/devicegate/e2e/op"
 )
 
-// binary is devicegate, built once for the whole run.
+// builds holds the programs built for this run, each built once.
 var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
+	buildMu sync.Mutex
+	builds  = map[string]*built{}
 )
 
-func devicegateBinary(t *testing.T) string {
+type built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildBinary builds the main package pkg of devicegate's module (e.g.
+// "./api") once for the whole run and returns the program's path.
+func buildBinary(t *testing.T, pkg string) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	buildMu.Lock()
+	b := builds[pkg]
+	if b == nil {
+		b = &built{}
+		builds[pkg] = b
+	}
+	buildMu.Unlock()
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "devicegate-e2e-")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binary = filepath.Join(dir, "devicegate")
-		cmd := exec.Command("go", "build", "-o", binary, "./api")
+		name := filepath.Base(pkg)
+		if name == "api" {
+			name = "devicegate"
+		}
+		b.path = filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", b.path, pkg)
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building devicegate: %v\n%s", err, out)
+			b.err = fmt.Errorf("building %s: %v\n%s", pkg, err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binary
+	return b.path
 }
+
+func devicegateBinary(t *testing.T) string { return buildBinary(t, "./api") }
 
 func freePort(t *testing.T) int {
 	t.Helper()
