@@ -378,9 +378,17 @@ func (s *server) refresh(w http.ResponseWriter, r *http.Request, form url.Values
 			switch xe.Kind {
 			case upstream.KindRejected:
 				code := xe.Code
-				if c.Passthrough() && (code == "invalid_client" || (code == "" && xe.Status == http.StatusUnauthorized)) {
-					// The device's secret was refused: its credentials, its error.
-					return s.withChallenge(w, invalidClient(cred.basic, provider+" refused the client credentials the device presented"))
+				if code == "invalid_client" || (code == "" && xe.Status == http.StatusUnauthorized) {
+					if c.Passthrough() {
+						// The device's secret was refused: its credentials, its error.
+						return s.withChallenge(w, invalidClient(cred.basic, provider+" refused the client credentials the device presented"))
+					}
+					// devicegate's own credentials were refused: the operator's
+					// mistake, not the device's. Saying invalid_grant would make
+					// the device throw away a refresh token that is still good.
+					s.Logger.ErrorContext(r.Context(), "the provider refused devicegate's client credentials; check the upstream client id and secret", "provider", provider)
+					w.Header().Set("Retry-After", "60")
+					return oauth.ErrTemporarilyUnavailable.WithDescription("devicegate's credentials at " + provider + " were refused; the refresh token is kept, try again later")
 				}
 				switch code {
 				case "invalid_grant", "invalid_scope", "unauthorized_client", "invalid_request":

@@ -250,3 +250,20 @@ func TestLockoutAfterFailedConfirmations(t *testing.T) {
 		t.Errorf("%d exchanges for a locked code", h.provider.exchanges)
 	}
 }
+
+// TestRefreshWithRefusedProxyCredentials: when the provider refuses
+// devicegate's own secret (rotated at the provider, not in devicegate),
+// the device is told to retry later — not invalid_grant, which would make
+// it throw away a refresh token that is still good.
+func TestRefreshWithRefusedProxyCredentials(t *testing.T) {
+	h := newHarness(t)
+	h.provider.setSecret("rotated")
+	res := h.post("/api/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"tv"}, "refresh_token": {"RT-x"}})
+	m := wantOAuthError(t, res, http.StatusServiceUnavailable, "temporarily_unavailable")
+	if res.Header.Get("Retry-After") == "" || !strings.Contains(m["error_description"].(string), "refresh token is kept") {
+		t.Errorf("answer %v, Retry-After %q", m, res.Header.Get("Retry-After"))
+	}
+	if !strings.Contains(h.logs.String(), "refused devicegate's client credentials") {
+		t.Error("the operator is not told in the log")
+	}
+}

@@ -58,6 +58,13 @@ func (p *fakeProvider) setMode(m string) {
 	p.mode = m
 }
 
+// setSecret changes the client secret the provider accepts (a rotation).
+func (p *fakeProvider) setSecret(secret string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.secret = secret
+}
+
 // issue plays the provider's authorize step: it records the challenge the
 // code is bound to, as a real provider would.
 func (p *fakeProvider) issue(code, challenge string) {
@@ -68,7 +75,7 @@ func (p *fakeProvider) issue(code, challenge string) {
 
 func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
-	mode := p.mode
+	mode, wantSecret := p.mode, p.secret
 	p.exchanges++
 	p.mu.Unlock()
 	switch mode {
@@ -99,8 +106,8 @@ func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
 		return
 	}
-	if id, secret, ok := r.BasicAuth(); !(ok && id == p.clientID && secret == p.secret) &&
-		!(r.PostForm.Get("client_id") == p.clientID && r.PostForm.Get("client_secret") == p.secret) {
+	if id, secret, ok := r.BasicAuth(); !(ok && id == p.clientID && secret == wantSecret) &&
+		!(r.PostForm.Get("client_id") == p.clientID && r.PostForm.Get("client_secret") == wantSecret) {
 		w.WriteHeader(http.StatusUnauthorized)
 		io.WriteString(w, `{"error":"invalid_client"}`)
 		return
