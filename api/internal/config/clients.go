@@ -170,15 +170,15 @@ func clientUpstream(j *UpstreamJSON, passthrough bool, getenv func(string) strin
 		if up.Name == "" {
 			up.Name = "your provider"
 		}
-		if err := checkEndpoint(up.AuthURL); err != nil {
+		if err := checkEndpoint(up.AuthURL, "generic"); err != nil {
 			bad("auth_url: %v", err)
 		}
-		if err := checkEndpoint(up.TokenURL); err != nil {
+		if err := checkEndpoint(up.TokenURL, "generic"); err != nil {
 			bad("token_url: %v", err)
 		}
 	case "oidc":
-		if err := checkEndpoint(up.Issuer); err != nil {
-			bad("issuer: %v", strings.Replace(err.Error(), "the generic upstream", "the oidc upstream", 1))
+		if err := checkEndpoint(up.Issuer, "oidc"); err != nil {
+			bad("issuer: %v", err)
 		}
 	default:
 		if _, ok := upstream.Lookup(up.Preset); !ok {

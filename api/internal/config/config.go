@@ -273,15 +273,15 @@ func LoadFrom(getenv func(string) string, readFile func(string) ([]byte, error),
 		case "oidc":
 			up.Issuer = get("DEVICEGATE_UPSTREAM_ISSUER")
 			up.Name = get("DEVICEGATE_UPSTREAM_NAME")
-			if err := checkEndpoint(up.Issuer); err != nil {
-				bad("DEVICEGATE_UPSTREAM_ISSUER", "%v", strings.Replace(err.Error(), "the generic upstream", "the oidc upstream", 1))
+			if err := checkEndpoint(up.Issuer, "oidc"); err != nil {
+				bad("DEVICEGATE_UPSTREAM_ISSUER", "%v", err)
 			}
 		case "generic":
 			up.Name = or("DEVICEGATE_UPSTREAM_NAME", "your provider")
 			up.AuthURL = get("DEVICEGATE_UPSTREAM_AUTH_URL")
 			up.TokenURL = get("DEVICEGATE_UPSTREAM_TOKEN_URL")
 			for _, name := range []string{"DEVICEGATE_UPSTREAM_AUTH_URL", "DEVICEGATE_UPSTREAM_TOKEN_URL"} {
-				if err := checkEndpoint(get(name)); err != nil {
+				if err := checkEndpoint(get(name), "generic"); err != nil {
 					bad(name, "%v", err)
 				}
 			}
@@ -441,9 +441,11 @@ func checkPublicURL(v string) error {
 	return nil
 }
 
-func checkEndpoint(v string) error {
+// checkEndpoint checks a URL setting of the kind ("generic", "oidc")
+// upstream.
+func checkEndpoint(v, kind string) error {
 	if v == "" {
-		return errors.New("required for the generic upstream")
+		return fmt.Errorf("required for the %s upstream", kind)
 	}
 	u, err := url.Parse(v)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {

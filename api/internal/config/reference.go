@@ -40,20 +40,29 @@ var ClientFields = []Field{
 // VariablesTable renders Vars as the Markdown table README.md and
 // docs/FORKING.md carry.
 func VariablesTable() string {
-	var b strings.Builder
-	b.WriteString("| Variable | Default | What it does |\n|---|---|---|\n")
-	for _, v := range Vars {
-		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.Name, code(v.Default), cell(v.Doc))
+	rows := make([][3]string, len(Vars))
+	for i, v := range Vars {
+		rows[i] = [3]string{v.Name, v.Default, v.Doc}
 	}
-	return b.String()
+	return referenceTable("Variable", rows)
 }
 
 // ClientFieldsTable renders ClientFields as a Markdown table.
 func ClientFieldsTable() string {
+	rows := make([][3]string, len(ClientFields))
+	for i, f := range ClientFields {
+		rows[i] = [3]string{f.Path, f.Default, f.Doc}
+	}
+	return referenceTable("Field", rows)
+}
+
+// referenceTable renders name/default/doc rows as a Markdown table whose
+// first column is headed what.
+func referenceTable(what string, rows [][3]string) string {
 	var b strings.Builder
-	b.WriteString("| Field | Default | What it does |\n|---|---|---|\n")
-	for _, f := range ClientFields {
-		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", f.Path, code(f.Default), cell(f.Doc))
+	fmt.Fprintf(&b, "| %s | Default | What it does |\n|---|---|---|\n", what)
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", r[0], code(r[1]), cell(r[2]))
 	}
 	return b.String()
 }

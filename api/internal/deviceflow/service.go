@@ -368,11 +368,7 @@ func (s *Service) handoff(ctx context.Context, id, sealed string, exchange Excha
 		return nil, OutcomePending, f.Answer
 	}
 	if ctx.Err() != nil {
-		b, err := json.Marshal(t)
-		if err != nil {
-			return nil, 0, err
-		}
-		box, err := s.c.Sealer.Seal(b, []byte(id))
+		box, err := s.sealTokens(t, id)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -563,6 +559,16 @@ type Claim struct {
 	sealed string
 }
 
+// sealTokens seals tokens for the record recordID, as Record.Token keeps
+// them.
+func (s *Service) sealTokens(t *Tokens, recordID string) ([]byte, error) {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return nil, err
+	}
+	return s.c.Sealer.Seal(b, []byte(recordID))
+}
+
 // sealString seals a short secret for a record and encodes it as text.
 func (s *Service) sealString(v, recordID string) (string, error) {
 	b, err := s.c.Sealer.Seal([]byte(v), []byte(recordID))
@@ -624,11 +630,7 @@ func (s *Service) ClaimCallback(ctx context.Context, recordID, state string) (*C
 // Complete stores the upstream's tokens for the device, provided the claim
 // is still the current authorization (the person did not start over).
 func (s *Service) Complete(ctx context.Context, c *Claim, t *Tokens) error {
-	b, err := json.Marshal(t)
-	if err != nil {
-		return err
-	}
-	sealed, err := s.c.Sealer.Seal(b, []byte(c.Record.ID))
+	sealed, err := s.sealTokens(t, c.Record.ID)
 	if err != nil {
 		return err
 	}

@@ -319,7 +319,7 @@ func (s *server) exchanger(up Upstream, secret string) deviceflow.Exchanger {
 		var xe *upstream.ExchangeError
 		errors.As(err, &xe)
 		switch {
-		case xe != nil && xe.Kind == upstream.KindRejected && (xe.Code == "invalid_client" || xe.Code == "unauthorized_client" || (xe.Code == "" && xe.Status == http.StatusUnauthorized)):
+		case xe != nil && (xe.ClientRejected() || (xe.Kind == upstream.KindRejected && xe.Code == "unauthorized_client")):
 			return nil, &deviceflow.ExchangeFailure{Retry: true, Answer: oauth.ErrInvalidClient.WithDescription(
 				provider + " refused the client credentials the device presented; the sign-in is kept, so poll again with the right client secret")}
 		case xe != nil && xe.Kind != upstream.KindUnavailable:
@@ -378,7 +378,7 @@ func (s *server) refresh(w http.ResponseWriter, r *http.Request, form url.Values
 			switch xe.Kind {
 			case upstream.KindRejected:
 				code := xe.Code
-				if code == "invalid_client" || (code == "" && xe.Status == http.StatusUnauthorized) {
+				if xe.ClientRejected() {
 					if c.Passthrough() {
 						// The device's secret was refused: its credentials, its error.
 						return s.withChallenge(w, invalidClient(cred.basic, provider+" refused the client credentials the device presented"))
@@ -403,17 +403,8 @@ func (s *server) refresh(w http.ResponseWriter, r *http.Request, form url.Values
 		w.Header().Set("Retry-After", "5")
 		return oauth.ErrTemporarilyUnavailable.WithDescription(provider + " could not be reached; try again shortly")
 	}
-	resp := deviceflow.TokenResponse{
-		AccessToken:  t.AccessToken,
-		TokenType:    t.TokenType,
-		RefreshToken: t.RefreshToken,
-		Scope:        t.Scope,
-		ExpiresIn:    int64(t.ExpiresIn / time.Second),
-	}
-	if resp.TokenType == "" {
-		resp.TokenType = "Bearer"
-	}
-	oauth.WriteJSON(w, http.StatusOK, resp)
+	now := s.Now()
+	oauth.WriteJSON(w, http.StatusOK, storedTokens(t, now).Response(now))
 	return nil
 }
 

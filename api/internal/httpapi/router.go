@@ -13,9 +13,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -164,16 +165,10 @@ func upstreamOrigins(def Upstream, byClient map[string]Upstream) string {
 	for _, u := range byClient {
 		add(u)
 	}
-	origins := make([]string, 0, len(seen))
-	for o := range seen {
-		origins = append(origins, o)
+	if len(seen) == 0 {
+		return ""
 	}
-	sort.Strings(origins)
-	var b strings.Builder
-	for _, o := range origins {
-		b.WriteString(" " + o)
-	}
-	return b.String()
+	return " " + strings.Join(slices.Sorted(maps.Keys(seen)), " ")
 }
 
 // upstreamFor is the provider clientID signs in with. Configuration

@@ -199,9 +199,7 @@ func (p *Provider) AuthCodeURL(state, verifier string, scopes []string) string {
 	for k, v := range p.preset.AuthParams {
 		opts = append(opts, oauth2.SetAuthURLParam(k, v))
 	}
-	// A fresh Config, not a copy of p.cfg: copying would race with the
-	// auth-style cache that Exchange updates inside p.cfg.
-	cfg := oauth2.Config{ClientID: p.cfg.ClientID, RedirectURL: p.cfg.RedirectURL, Endpoint: p.cfg.Endpoint}
+	cfg := p.oauthConfig("")
 	if sep := p.preset.ScopeSeparator; sep != "" && sep != " " && len(scopes) > 0 {
 		// x/oauth2 always joins with spaces; a provider that wants another
 		// separator gets one pre-joined scope.
@@ -274,6 +272,12 @@ func (e *ExchangeError) Error() string {
 
 func (e *ExchangeError) Unwrap() error { return e.Err }
 
+// ClientRejected reports whether the provider refused the client's
+// credentials (invalid_client, or a bare 401) rather than the grant.
+func (e *ExchangeError) ClientRejected() bool {
+	return e.Kind == KindRejected && (e.Code == "invalid_client" || (e.Code == "" && e.Status == http.StatusUnauthorized))
+}
+
 // Exchange trades an authorization code, with its PKCE verifier, for
 // tokens, within the Provider's timeout.
 func (p *Provider) Exchange(ctx context.Context, code, verifier string) (*Tokens, error) {
@@ -329,21 +333,16 @@ func (p *Provider) RefreshWithSecret(ctx context.Context, secret, refreshToken s
 	return p.withSecret(secret).Refresh(ctx, refreshToken)
 }
 
-// withSecret is a Provider for one request with another client secret. Its
-// oauth2.Config is built afresh rather than copied, as copying would race
-// with the auth-style cache x/oauth2 keeps inside a Config.
+// withSecret is a Provider for one request with another client secret.
 func (p *Provider) withSecret(secret string) *Provider {
-	return &Provider{
-		preset: p.preset,
-		cfg: oauth2.Config{
-			ClientID:     p.cfg.ClientID,
-			ClientSecret: secret,
-			RedirectURL:  p.cfg.RedirectURL,
-			Endpoint:     p.cfg.Endpoint,
-		},
-		client:  p.client,
-		timeout: p.timeout,
-	}
+	return &Provider{preset: p.preset, cfg: p.oauthConfig(secret), client: p.client, timeout: p.timeout}
+}
+
+// oauthConfig is a fresh oauth2.Config for p's client with secret. Fresh,
+// not a copy of p.cfg: copying would race with the auth-style cache that
+// x/oauth2 updates inside p.cfg during Exchange.
+func (p *Provider) oauthConfig(secret string) oauth2.Config {
+	return oauth2.Config{ClientID: p.cfg.ClientID, ClientSecret: secret, RedirectURL: p.cfg.RedirectURL, Endpoint: p.cfg.Endpoint}
 }
 
 // Timeout bounds one exchange or refresh.
