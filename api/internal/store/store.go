@@ -74,6 +74,9 @@ type Record struct {
 	// slow_down raises it for the rest of the record's life (RFC 8628 §3.5).
 	Interval int `json:"interval"`
 	// LastPoll is when the device last polled and was not told slow_down.
+	// LastPoll and Interval only pace the device, so a backend may keep
+	// them less durably than the rest (the local bbolt store keeps them in
+	// memory); losing them costs one early poll going unnoticed.
 	LastPoll time.Time `json:"last_poll,omitzero"`
 
 	// StateHash is the hash of the OAuth state sent upstream; set while

@@ -61,9 +61,10 @@ type Options struct {
 
 // Store is a store.Store on one bbolt file.
 type Store struct {
-	db  *bbolt.DB
-	now store.Clock
-	log *slog.Logger
+	db   *bbolt.DB
+	now  store.Clock
+	log  *slog.Logger
+	pace *pacer // poll pacing kept in memory; see pacing.go
 
 	stop      chan struct{} // closed by Close to end the sweeper; nil if none
 	done      chan struct{} // closed by the sweeper when it has returned
@@ -116,7 +117,7 @@ func Open(path string, opts Options) (*Store, error) {
 	// A short batch window: enough to gather the polls that arrive
 	// together, short enough not to be felt by a lone request.
 	db.MaxBatchDelay = 2 * time.Millisecond
-	s := &Store{db: db, now: opts.Now, log: opts.Logger}
+	s := &Store{db: db, now: opts.Now, log: opts.Logger, pace: newPacer(time.Now())}
 	if opts.SweepEvery > 0 {
 		s.stop, s.done = make(chan struct{}), make(chan struct{})
 		go s.sweepLoop(opts.SweepEvery)
@@ -157,16 +158,23 @@ func (s *Store) Get(ctx context.Context, id string) (*store.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var out *store.Record
+	var (
+		out *store.Record
+		rev uint64
+	)
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		recs, _, err := buckets(tx)
 		if err != nil {
 			return err
 		}
-		out, err = s.live(recs, []byte(id))
+		out, rev, err = s.live(recs, []byte(id))
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	s.pace.apply(out, rev)
+	return out, nil
 }
 
 // GetByUserCode implements store.Store.
@@ -174,7 +182,10 @@ func (s *Store) GetByUserCode(ctx context.Context, userCodeHash string) (*store.
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var out *store.Record
+	var (
+		out *store.Record
+		rev uint64
+	)
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		recs, idx, err := buckets(tx)
 		if err != nil {
@@ -184,7 +195,7 @@ func (s *Store) GetByUserCode(ctx context.Context, userCodeHash string) (*store.
 		if owner == nil {
 			return store.ErrNotFound
 		}
-		r, err := s.live(recs, owner)
+		r, n, err := s.live(recs, owner)
 		if err != nil {
 			return err
 		}
@@ -193,51 +204,86 @@ func (s *Store) GetByUserCode(ctx context.Context, userCodeHash string) (*store.
 		if r.UserCodeHash != userCodeHash {
 			return store.ErrNotFound
 		}
-		out = r
-		return nil
-	})
-	return out, err
-}
-
-// Update implements store.Store. fn runs inside bbolt's single read-write
-// transaction, so no other write can come between the read and the write
-// and fn runs once per call here (callers must not rely on that). For the
-// same reason fn must not call the store: a nested write would deadlock.
-func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) error) (*store.Record, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	var out *store.Record
-	// Batch, not Update: concurrent updates (every pending poll writes)
-	// share one transaction and one fsync instead of queueing for one
-	// each. Batch may run this function more than once, which the
-	// store.Store contract already allows for fn.
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
-		recs, idx, err := buckets(tx)
-		if err != nil {
-			return err
-		}
-		cur, err := s.live(recs, []byte(id))
-		if err != nil {
-			return err
-		}
-		next := cur.Clone()
-		if err := fn(next); err != nil {
-			// Returned as is, so the caller can match it; bbolt rolls
-			// the transaction back.
-			return err
-		}
-		next.ID, next.UserCodeHash = cur.ID, cur.UserCodeHash
-		if next.Version, err = put(recs, idx, next); err != nil {
-			return err
-		}
-		out = next.Clone()
+		out, rev = r, n
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.pace.apply(out, rev)
 	return out, nil
+}
+
+// Update implements store.Store. Updates of one record are serialised in
+// this process (bbolt's file lock keeps other processes out), so the read
+// and the write cannot be separated by another write, and fn must not call
+// the store: a nested update of the same record would deadlock.
+//
+// When fn changes nothing but LastPoll and Interval — a pending or
+// too-early poll — the figures are kept in memory and nothing is written to
+// the file (see pacing.go). Any other change is written, in a batched
+// transaction, together with the pacing figures.
+func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) error) (*store.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	defer s.pace.lock(id)()
+
+	var (
+		cur *store.Record
+		rev uint64
+	)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		recs, _, err := buckets(tx)
+		if err != nil {
+			return err
+		}
+		cur, rev, err = s.live(recs, []byte(id))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.pace.apply(cur, rev)
+	next := cur.Clone()
+	if err := fn(next); err != nil {
+		return nil, err
+	}
+	next.ID, next.UserCodeHash = cur.ID, cur.UserCodeHash
+	if pacingOnly(cur, next) {
+		s.pace.set(next, rev)
+		return next.Clone(), nil
+	}
+
+	// Batch, not Update: concurrent durable updates share one transaction
+	// and one fsync instead of queueing for one each. Batch may run this
+	// function more than once; each run writes the same record.
+	err = s.db.Batch(func(tx *bbolt.Tx) error {
+		recs, idx, err := buckets(tx)
+		if err != nil {
+			return err
+		}
+		// The stripe lock keeps other writers of this record out, but the
+		// sweeper may have removed it since the read.
+		if _, now, err := s.live(recs, []byte(id)); err != nil {
+			return err
+		} else if now != rev {
+			return fmt.Errorf("store/bolt: record changed outside its lock (revision %d, read %d)", now, rev)
+		}
+		v, err := put(recs, idx, next)
+		if err != nil {
+			return err
+		}
+		next.Version = strconv.FormatUint(v, 10)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The figures are in the file now; the overlay of the old revision
+	// would be ignored anyway, so free it.
+	s.pace.drop(id)
+	return next.Clone(), nil
 }
 
 // Delete implements store.Store. It also removes a record it cannot decode,
@@ -246,13 +292,18 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
+	defer s.pace.lock(id)()
+	err := s.db.Update(func(tx *bbolt.Tx) error {
 		recs, idx, err := buckets(tx)
 		if err != nil {
 			return err
 		}
 		return remove(recs, idx, []byte(id))
 	})
+	if err == nil {
+		s.pace.drop(id)
+	}
+	return err
 }
 
 // Ping implements store.Store: it fails once the store is closed or the
@@ -297,7 +348,10 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	cutoff := s.now().Add(-store.Retention)
-	var removed, undecodable int
+	var (
+		removed, undecodable int
+		gone                 []string // removed IDs, whose pacing is dropped
+	)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		recs, idx, err := buckets(tx)
 		if err != nil {
@@ -309,7 +363,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 		err = recs.ForEach(func(k, v []byte) error {
 			// A full decode, not just expires_at, so the sweeper and
 			// the reads agree on which values are damaged.
-			r, err := decode(k, v)
+			r, _, err := decode(k, v)
 			if err != nil {
 				undecodable++
 				return nil
@@ -331,11 +385,16 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 			}
 		}
 		removed = len(old)
+		gone = gone[:0]
+		for _, id := range old {
+			gone = append(gone, string(id))
+		}
 		return sweepCounters(tx, s.now())
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store/bolt: sweep: %w", err)
 	}
+	s.pace.drop(gone...)
 	if removed > 0 {
 		s.log.Info("bolt store swept expired records", "removed", removed)
 	}
@@ -447,41 +506,43 @@ func buckets(tx *bbolt.Tx) (recs, idx *bbolt.Bucket, err error) {
 	return recs, idx, nil
 }
 
-// live decodes the record stored under id and applies the expiry contract.
-func (s *Store) live(recs *bbolt.Bucket, id []byte) (*store.Record, error) {
+// live decodes the record stored under id, applies the expiry contract and
+// returns the record with its stored revision. The record's Version is
+// left for the caller, which knows whether pacing lies over it.
+func (s *Store) live(recs *bbolt.Bucket, id []byte) (*store.Record, uint64, error) {
 	v := recs.Get(id)
 	if v == nil {
-		return nil, store.ErrNotFound
+		return nil, 0, store.ErrNotFound
 	}
-	r, err := decode(id, v)
+	r, rev, err := decode(id, v)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if r.Expired(s.now()) {
-		return nil, store.ErrExpired
+		return nil, 0, store.ErrExpired
 	}
-	return r, nil
+	return r, rev, nil
 }
 
 // put writes r under its ID with a fresh revision, points its user code at
-// it and returns the new Version. It leaves r alone: the transaction may
+// it and returns the new revision. It leaves r alone: the transaction may
 // still roll back.
-func put(recs, idx *bbolt.Bucket, r *store.Record) (string, error) {
+func put(recs, idx *bbolt.Bucket, r *store.Record) (uint64, error) {
 	rev, err := recs.NextSequence()
 	if err != nil {
-		return "", err
+		return 0, err
 	}
 	v, err := json.Marshal(envelope{Rev: rev, Record: r})
 	if err != nil {
-		return "", fmt.Errorf("store/bolt: encode record: %w", err)
+		return 0, fmt.Errorf("store/bolt: encode record: %w", err)
 	}
 	if err := recs.Put([]byte(r.ID), v); err != nil {
-		return "", err
+		return 0, err
 	}
 	if err := idx.Put([]byte(r.UserCodeHash), []byte(r.ID)); err != nil {
-		return "", err
+		return 0, err
 	}
-	return strconv.FormatUint(rev, 10), nil
+	return rev, nil
 }
 
 // remove deletes the record under id and the user-code entry pointing at
@@ -494,7 +555,7 @@ func remove(recs, idx *bbolt.Bucket, id []byte) error {
 		return nil
 	}
 	var stale [][]byte
-	if r, err := decode(id, v); err == nil {
+	if r, _, err := decode(id, v); err == nil {
 		if owner := idx.Get([]byte(r.UserCodeHash)); string(owner) == string(id) {
 			stale = append(stale, []byte(r.UserCodeHash))
 		}
@@ -517,21 +578,22 @@ func remove(recs, idx *bbolt.Bucket, id []byte) error {
 	return recs.Delete(id)
 }
 
-// decode turns a stored value into a record. The error never includes the
-// key or the value: both could end up in a log line.
-func decode(id, v []byte) (*store.Record, error) {
+// decode turns a stored value into a record and its revision, which it
+// also sets as the record's Version. The error never includes the key or
+// the value: both could end up in a log line.
+func decode(id, v []byte) (*store.Record, uint64, error) {
 	var e envelope
 	if err := json.Unmarshal(v, &e); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
+		return nil, 0, fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
 	switch {
 	case e.Record == nil:
-		return nil, fmt.Errorf("%w: no record in stored value", ErrUndecodable)
+		return nil, 0, fmt.Errorf("%w: no record in stored value", ErrUndecodable)
 	case e.Rev == 0:
-		return nil, fmt.Errorf("%w: no revision in stored value", ErrUndecodable)
+		return nil, 0, fmt.Errorf("%w: no revision in stored value", ErrUndecodable)
 	case e.Record.ID != string(id):
-		return nil, fmt.Errorf("%w: stored ID does not match its key", ErrUndecodable)
+		return nil, 0, fmt.Errorf("%w: stored ID does not match its key", ErrUndecodable)
 	}
 	e.Record.Version = strconv.FormatUint(e.Rev, 10)
-	return e.Record, nil
+	return e.Record, e.Rev, nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -411,14 +412,14 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("x"), []byte(`[`))
 	f.Add([]byte(""), []byte(``))
 	f.Fuzz(func(t *testing.T, id, v []byte) {
-		r, err := decode(id, v)
+		r, rev, err := decode(id, v)
 		if err != nil {
 			if !errors.Is(err, ErrUndecodable) {
 				t.Fatalf("error %v does not match ErrUndecodable", err)
 			}
 			return
 		}
-		if r.ID != string(id) || r.Version == "" {
+		if r.ID != string(id) || rev == 0 || r.Version != strconv.FormatUint(rev, 10) {
 			t.Fatalf("decoded %+v for key %q", r, id)
 		}
 	})

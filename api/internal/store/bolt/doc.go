@@ -5,9 +5,14 @@
 // The package owns the file layout — a bucket of records keyed by ID and a
 // bucket mapping user-code hashes to IDs — and the sweeper that removes
 // records once they are store.Retention past expiry. Every write runs in a
-// bbolt read-write transaction; bbolt admits one writer at a time, which is
-// what makes Update a compare-and-swap here and lets Create check both keys
-// atomically.
+// bbolt read-write transaction; bbolt admits one writer at a time, which
+// lets Create check both keys atomically, and Update holds a per-record
+// lock from its read to its write, which makes it a compare-and-swap.
+//
+// One exception to "every write": an Update that changes only a record's
+// poll pacing (LastPoll, Interval) is kept in memory, laid over the stored
+// record, and never fsynced — a pending poll is the hot path and its
+// figures are worth nothing after a restart (pacing.go says why).
 //
 // Things it must never do: write keys (hashes of secret codes) to a log or
 // into an error message, panic on a value it cannot decode, or hang when

@@ -1,0 +1,119 @@
+package bolt
+
+import (
+	"hash/maphash"
+	"reflect"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/devicegate/devicegate/api/internal/store"
+)
+
+// Poll pacing lives in memory.
+//
+// While the person signs in, the device polls every few seconds, and a
+// pending poll changes nothing in its record but LastPoll (or, answered
+// slow_down, Interval). Written to the file, every such poll would cost a
+// write transaction and an fsync: the slowest thing a local devicegate
+// does, and on a Raspberry Pi's SD card wear for nothing. Those two
+// figures only pace the device. Forgetting them in a restart costs one
+// poll taken as the device's first, and a slow_down raise the device keeps
+// anyway (RFC 8628 §3.5). bbolt's file lock means one process owns the
+// file, so that process's memory is the only place they are needed.
+//
+// So an Update whose function changes only LastPoll and Interval is kept
+// here, as an overlay on the stored revision it was computed from. Reads
+// lay the overlay over the record while that revision is current; the next
+// durable write of the record folds it into the file; Delete and Sweep drop
+// it. Everything else a device poll decides (delivering tokens, claiming a
+// passthrough exchange) still goes to the file before it is answered.
+
+// paceLocks is the number of lock stripes serialising updates of a record.
+// Updates of different records rarely share a stripe, so they still batch.
+const paceLocks = 1024
+
+// pace is the in-memory pacing of one record.
+type pace struct {
+	rev      uint64 // the stored revision the figures apply to
+	seq      uint64 // this overlay's write, so Version changes on each
+	lastPoll time.Time
+	interval int
+}
+
+// pacer holds the overlays and the locks that make an overlay write a
+// compare-and-swap: Update and Delete of a record hold its stripe from the
+// read to the write, so no other write of that record comes between.
+type pacer struct {
+	seed  maphash.Seed
+	locks [paceLocks]sync.Mutex
+
+	mu   sync.Mutex
+	m    map[string]pace
+	next uint64 // last seq handed out
+}
+
+// newPacer starts the overlay sequence at the wall clock in nanoseconds, so
+// a Version is not repeated after a restart: the process before it would
+// have needed more than one overlay write per nanosecond to get there.
+func newPacer(now time.Time) *pacer {
+	return &pacer{seed: maphash.MakeSeed(), m: make(map[string]pace), next: uint64(now.UnixNano())}
+}
+
+// lock takes the stripe of id and returns its unlock.
+func (p *pacer) lock(id string) func() {
+	l := &p.locks[maphash.String(p.seed, id)%paceLocks]
+	l.Lock()
+	return l.Unlock
+}
+
+// apply lays id's overlay over r, read at stored revision rev, and sets
+// r.Version to name both. An overlay of an older revision is ignored: a
+// durable write has folded it in since.
+func (p *pacer) apply(r *store.Record, rev uint64) {
+	p.mu.Lock()
+	o, ok := p.m[r.ID]
+	p.mu.Unlock()
+	if !ok || o.rev != rev {
+		r.Version = strconv.FormatUint(rev, 10)
+		return
+	}
+	r.LastPoll, r.Interval = o.lastPoll, o.interval
+	r.Version = strconv.FormatUint(rev, 10) + "." + strconv.FormatUint(o.seq, 10)
+}
+
+// set records r's pacing as the overlay of stored revision rev and sets
+// r.Version to match. The caller holds r's stripe.
+func (p *pacer) set(r *store.Record, rev uint64) {
+	p.mu.Lock()
+	p.next++
+	seq := p.next
+	p.m[r.ID] = pace{rev: rev, seq: seq, lastPoll: r.LastPoll, interval: r.Interval}
+	p.mu.Unlock()
+	r.Version = strconv.FormatUint(rev, 10) + "." + strconv.FormatUint(seq, 10)
+}
+
+// drop forgets the overlays of ids.
+func (p *pacer) drop(ids ...string) {
+	p.mu.Lock()
+	for _, id := range ids {
+		delete(p.m, id)
+	}
+	p.mu.Unlock()
+}
+
+// size is how many overlays are kept; tests use it to see they are dropped.
+func (p *pacer) size() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.m)
+}
+
+// pacingOnly reports whether next differs from cur in nothing but the
+// pacing figures. It compares whole records, so a field added to
+// store.Record later is durable unless it is added here on purpose.
+func pacingOnly(cur, next *store.Record) bool {
+	a, b := *cur, *next
+	b.LastPoll, b.Interval, b.Version = a.LastPoll, a.Interval, a.Version
+	return reflect.DeepEqual(&a, &b)
+}

@@ -1,0 +1,261 @@
+package bolt
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/devicegate/devicegate/api/internal/store"
+	"github.com/devicegate/devicegate/api/internal/store/storetest"
+)
+
+// stored reads the record as it is in the file, without pacing laid over.
+func stored(t *testing.T, s *Store, id string) (*store.Record, uint64) {
+	t.Helper()
+	var (
+		r   *store.Record
+		rev uint64
+	)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(recordsBucket).Get([]byte(id))
+		if v == nil {
+			return store.ErrNotFound
+		}
+		var err error
+		r, rev, err = decode([]byte(id), v)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("reading the file: %v", err)
+	}
+	return r, rev
+}
+
+func poll(c *storetest.Clock) func(*store.Record) error {
+	return func(r *store.Record) error {
+		r.LastPoll = c.Now()
+		return nil
+	}
+}
+
+func TestPacingStaysInMemory(t *testing.T) {
+	ctx := context.Background()
+	c := storetest.NewClock()
+	path := filepath.Join(t.TempDir(), "devicegate.db")
+	s := open(t, path, c.Now)
+	r := record(c, "a", 10*time.Minute)
+	if err := s.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	_, rev0 := stored(t, s, r.ID)
+
+	c.Advance(5 * time.Second)
+	out, err := s.Update(ctx, r.ID, func(rec *store.Record) error {
+		rec.LastPoll = c.Now()
+		rec.Interval = 10
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onDisk, rev := stored(t, s, r.ID)
+	if rev != rev0 || !onDisk.LastPoll.IsZero() || onDisk.Interval != 5 {
+		t.Errorf("a pacing-only update reached the file: revision %d→%d, %+v", rev0, rev, onDisk)
+	}
+	for name, get := range map[string]func() (*store.Record, error){
+		"Get":           func() (*store.Record, error) { return s.Get(ctx, r.ID) },
+		"GetByUserCode": func() (*store.Record, error) { return s.GetByUserCode(ctx, r.UserCodeHash) },
+	} {
+		got, err := get()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !got.LastPoll.Equal(c.Now()) || got.Interval != 10 || got.Version != out.Version {
+			t.Errorf("%s = LastPoll %v, Interval %d, Version %q; want %v, 10, %q", name, got.LastPoll, got.Interval, got.Version, c.Now(), out.Version)
+		}
+	}
+
+	// Anything else is written, and takes the pacing with it.
+	approved, err := s.Update(ctx, r.ID, func(rec *store.Record) error {
+		rec.Status = store.StatusApproved
+		rec.Token = []byte("tok")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onDisk, rev = stored(t, s, r.ID)
+	if rev == rev0 || onDisk.Status != store.StatusApproved || !onDisk.LastPoll.Equal(c.Now()) || onDisk.Interval != 10 {
+		t.Errorf("after a durable update the file holds revision %d (was %d), %+v", rev, rev0, onDisk)
+	}
+	if approved.Version != onDisk.Version {
+		t.Errorf("Update returned Version %q, the file has %q", approved.Version, onDisk.Version)
+	}
+	if n := s.pace.size(); n != 0 {
+		t.Errorf("%d overlays kept after the durable write", n)
+	}
+}
+
+func TestPacingForgottenOnRestart(t *testing.T) {
+	ctx := context.Background()
+	c := storetest.NewClock()
+	path := filepath.Join(t.TempDir(), "devicegate.db")
+	s := open(t, path, c.Now)
+	r := record(c, "a", 10*time.Minute)
+	if err := s.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.Update(ctx, r.ID, poll(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, path, c.Now)
+	got, err := s.Get(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.LastPoll.IsZero() || got.Status != store.StatusPending {
+		t.Errorf("after a restart got %+v; want the record as stored, without its last poll", got)
+	}
+	// The first pacing write after the restart must not reuse the Version
+	// the last one before it had.
+	after, err := s.Update(ctx, r.ID, poll(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Version == before.Version {
+		t.Errorf("Version %q repeated across a restart", after.Version)
+	}
+}
+
+func TestPacingDroppedWithRecord(t *testing.T) {
+	ctx := context.Background()
+	c := storetest.NewClock()
+	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
+	deleted, swept := record(c, "deleted", 10*time.Minute), record(c, "swept", time.Minute)
+	for _, r := range []*store.Record{deleted, swept} {
+		if err := s.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Update(ctx, r.ID, poll(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.pace.size(); n != 2 {
+		t.Fatalf("%d overlays, want 2", n)
+	}
+	if err := s.Delete(ctx, deleted.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.pace.size(); n != 1 {
+		t.Errorf("after Delete %d overlays, want 1", n)
+	}
+	c.Advance(time.Minute + store.Retention + time.Second)
+	if n, err := s.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want 1 record swept", n, err)
+	}
+	if n := s.pace.size(); n != 0 {
+		t.Errorf("after Sweep %d overlays, want 0", n)
+	}
+	// A record created later under a swept ID starts without its pacing.
+	again := record(c, "swept", 10*time.Minute)
+	if err := s.Create(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, again.ID); err != nil || !got.LastPoll.IsZero() {
+		t.Errorf("re-created record = %+v, %v; want no last poll", got, err)
+	}
+}
+
+// TestPacingLosesNoUpdate races pacing-only and durable updates of one
+// record: every increment of either kind must survive.
+func TestPacingLosesNoUpdate(t *testing.T) {
+	ctx := context.Background()
+	c := storetest.NewClock()
+	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
+	r := record(c, "a", 10*time.Minute)
+	if err := s.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	const each = 40
+	var wg sync.WaitGroup
+	for range each {
+		wg.Go(func() {
+			if _, err := s.Update(ctx, r.ID, func(rec *store.Record) error { rec.Interval++; return nil }); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Go(func() {
+			if _, err := s.Update(ctx, r.ID, func(rec *store.Record) error { rec.Failures++; return nil }); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got, err := s.Get(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Interval != r.Interval+each || got.Failures != each {
+		t.Errorf("Interval %d, Failures %d; want %d and %d", got.Interval, got.Failures, r.Interval+each, each)
+	}
+}
+
+func TestPacingUpdateErrors(t *testing.T) {
+	ctx := context.Background()
+	c := storetest.NewClock()
+	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
+	r := record(c, "a", time.Minute)
+	if err := s.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	if _, err := s.Update(ctx, r.ID, func(rec *store.Record) error { rec.LastPoll = c.Now(); return boom }); !errors.Is(err, boom) {
+		t.Errorf("Update with a failing fn = %v, want boom", err)
+	}
+	if n := s.pace.size(); n != 0 {
+		t.Errorf("a failed update kept %d overlays", n)
+	}
+	c.Advance(time.Minute)
+	if _, err := s.Update(ctx, r.ID, poll(c)); !errors.Is(err, store.ErrExpired) {
+		t.Errorf("pacing an expired record = %v, want ErrExpired", err)
+	}
+}
+
+func TestPacingOnly(t *testing.T) {
+	base := store.Record{ID: "a", Status: store.StatusPending, Scopes: []string{"x"}, Interval: 5, Version: "3"}
+	tests := []struct {
+		name   string
+		change func(*store.Record)
+		want   bool
+	}{
+		{"nothing", func(*store.Record) {}, true},
+		{"last poll", func(r *store.Record) { r.LastPoll = time.Unix(100, 0) }, true},
+		{"interval", func(r *store.Record) { r.Interval = 10 }, true},
+		{"both", func(r *store.Record) { r.Interval, r.LastPoll = 10, time.Unix(100, 0) }, true},
+		{"status", func(r *store.Record) { r.Status = store.StatusDenied }, false},
+		{"scopes", func(r *store.Record) { r.Scopes[0] = "y" }, false},
+		{"exchange lease", func(r *store.Record) { r.ExchangeUntil = time.Unix(100, 0) }, false},
+		{"failures", func(r *store.Record) { r.Failures++ }, false},
+		{"token", func(r *store.Record) { r.Token = []byte("t") }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cur := base.Clone()
+			next := cur.Clone()
+			tt.change(next)
+			if got := pacingOnly(cur, next); got != tt.want {
+				t.Errorf("pacingOnly = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
