@@ -126,7 +126,7 @@ func (r *report) markdown() string {
 			"%d workers with one keep-alive connection each, "+
 			"%s warm-up then %s measured (at most %d requests). devicegate targets: the real router (`httpapi.New`), interval 1 s, "+
 			"%d pending records per worker created through `/api/authorize` beforehand, request log formatted and written to /dev/null. "+
-			"bbolt file on %s (bbolt syncs every write transaction to disk).\n\n", r.Machine.Cores, l.Workers, l.Warmup, l.Duration, l.MaxRequests, l.Records, r.BoltFS)
+			"bbolt file on %s (bbolt syncs every write transaction to disk; a pending poll changes only the record's pacing, which the bbolt store keeps in memory, so it reads but does not write).\n\n", r.Machine.Cores, l.Workers, l.Warmup, l.Duration, l.MaxRequests, l.Records, r.BoltFS)
 		bare := r.run("bare")
 		p("| Target | Requests | Req/s | p50 | p90 | p99 | max | Answers | Ratio to bare |\n|---|---:|---:|---:|---:|---:|---:|---|---:|\n")
 		for _, t := range r.Throughput {
