@@ -86,7 +86,8 @@ func TestPassthroughFlow(t *testing.T) {
 	g := h.authorize("kiosk", "") // a passthrough device needs no secret to start
 	wantOAuthError(t, pollWith(h, g.DeviceCode), http.StatusBadRequest, "authorization_pending")
 
-	if res := h.approve(g.UserCode); res.StatusCode != http.StatusOK || !strings.Contains(string(res.body), "all set") {
+	if res := h.approve(g.UserCode); res.StatusCode != http.StatusOK || !strings.Contains(string(res.body), "all set") ||
+		!strings.Contains(string(res.body), "it now finishes signing in with") {
 		t.Fatalf("callback: %d %s", res.StatusCode, res.body)
 	}
 	if h.provider.exchanges != 0 {

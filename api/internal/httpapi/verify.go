@@ -284,7 +284,10 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 		if err := s.Service.CompleteWithCode(context.WithoutCancel(r.Context()), claim, code); err != nil {
 			return s.callbackProblem(err)
 		}
-		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultSuccess})
+		// The person's part is done, but the sign-in is not: the exchange
+		// can still fail at the poll, so the page does not promise it.
+		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultSuccess,
+			Message: "Return to your device: it now finishes signing in with " + provider + " itself. If it reports a problem, start again there. You can close this page."})
 	}
 	tokens, err := up.Exchange(r.Context(), code, claim.Verifier)
 	if err != nil {

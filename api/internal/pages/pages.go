@@ -93,7 +93,6 @@ type ResultData struct {
 type resultView struct {
 	Kind         string // success, denied, expired, error
 	Title, Lead  string
-	Message      string
 	ShowStartNew bool
 }
 
@@ -113,7 +112,11 @@ func (d ResultData) view() resultView {
 	default:
 		v = resultView{Kind: "error", Title: "Something went wrong", Lead: "devicegate could not finish this step. Start again on your device.", ShowStartNew: true}
 	}
-	v.Message = d.Message
+	if d.Message != "" {
+		// A specific explanation says more than the kind's general one;
+		// showing both would tell the person two different stories.
+		v.Lead = d.Message
+	}
 	return v
 }
 

@@ -62,20 +62,27 @@ func TestResults(t *testing.T) {
 	tests := []struct {
 		d    ResultData
 		want []string
+		not  []string // a Message replaces the kind's general explanation
 	}{
-		{ResultData{Kind: ResultSuccess}, []string{"all set", "result-success"}},
-		{ResultData{Kind: ResultDenied}, []string{"Access denied", "result-denied"}},
-		{ResultData{Kind: ResultExpired}, []string{"expired", `href="/device"`}},
-		{ResultData{Kind: ResultUsed}, []string{"already used"}},
-		{ResultData{Kind: ResultError, Message: "Spotify failed " + hostile}, []string{"Something went wrong", "Spotify failed &lt;script&gt;"}},
-		{ResultData{Kind: ResultTooMany, RetryAfter: 4*time.Minute + time.Second}, []string{"Too many attempts", "5 minutes"}},
-		{ResultData{Kind: ResultTooMany, RetryAfter: 30 * time.Second}, []string{"30 seconds"}},
+		{ResultData{Kind: ResultSuccess}, []string{"all set", "result-success"}, nil},
+		{ResultData{Kind: ResultDenied}, []string{"Access denied", "result-denied"}, nil},
+		{ResultData{Kind: ResultExpired}, []string{"expired", `href="/device"`}, nil},
+		{ResultData{Kind: ResultUsed}, []string{"already used"}, nil},
+		{ResultData{Kind: ResultError, Message: "Spotify failed " + hostile}, []string{"Something went wrong", "Spotify failed &lt;script&gt;"}, []string{"could not finish this step"}},
+		{ResultData{Kind: ResultSuccess, Message: "It now finishes on its own."}, []string{"all set", "It now finishes on its own."}, []string{"within a few seconds"}},
+		{ResultData{Kind: ResultTooMany, RetryAfter: 4*time.Minute + time.Second}, []string{"Too many attempts", "5 minutes"}, nil},
+		{ResultData{Kind: ResultTooMany, RetryAfter: 30 * time.Second}, []string{"30 seconds"}, nil},
 	}
 	for _, tc := range tests {
 		body := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error { return r.Result(w, 200, tc.d) })
 		for _, want := range tc.want {
 			if !strings.Contains(body, want) {
 				t.Errorf("result %v lacks %q", tc.d.Kind, want)
+			}
+		}
+		for _, not := range tc.not {
+			if strings.Contains(body, not) {
+				t.Errorf("result %v with a message still says %q", tc.d.Kind, not)
 			}
 		}
 	}
