@@ -36,6 +36,22 @@ func stored(t *testing.T, s *Store, id string) (*store.Record, uint64) {
 	return r, rev
 }
 
+// withRecord opens a store at path (a new file if empty) holding one
+// pending record of the given lifetime.
+func withRecord(t *testing.T, path string, life time.Duration) (*Store, *storetest.Clock, *store.Record) {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "devicegate.db")
+	}
+	c := storetest.NewClock()
+	s := open(t, path, c.Now)
+	r := record(c, "a", life)
+	if err := s.Create(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	return s, c, r
+}
+
 func poll(c *storetest.Clock) func(*store.Record) error {
 	return func(r *store.Record) error {
 		r.LastPoll = c.Now()
@@ -45,13 +61,7 @@ func poll(c *storetest.Clock) func(*store.Record) error {
 
 func TestPacingStaysInMemory(t *testing.T) {
 	ctx := context.Background()
-	c := storetest.NewClock()
-	path := filepath.Join(t.TempDir(), "devicegate.db")
-	s := open(t, path, c.Now)
-	r := record(c, "a", 10*time.Minute)
-	if err := s.Create(ctx, r); err != nil {
-		t.Fatal(err)
-	}
+	s, c, r := withRecord(t, "", 10*time.Minute)
 	_, rev0 := stored(t, s, r.ID)
 
 	c.Advance(5 * time.Second)
@@ -103,13 +113,8 @@ func TestPacingStaysInMemory(t *testing.T) {
 
 func TestPacingForgottenOnRestart(t *testing.T) {
 	ctx := context.Background()
-	c := storetest.NewClock()
 	path := filepath.Join(t.TempDir(), "devicegate.db")
-	s := open(t, path, c.Now)
-	r := record(c, "a", 10*time.Minute)
-	if err := s.Create(ctx, r); err != nil {
-		t.Fatal(err)
-	}
+	s, c, r := withRecord(t, path, 10*time.Minute)
 	before, err := s.Update(ctx, r.ID, poll(c))
 	if err != nil {
 		t.Fatal(err)
@@ -180,12 +185,7 @@ func TestPacingDroppedWithRecord(t *testing.T) {
 // record: every increment of either kind must survive.
 func TestPacingLosesNoUpdate(t *testing.T) {
 	ctx := context.Background()
-	c := storetest.NewClock()
-	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
-	r := record(c, "a", 10*time.Minute)
-	if err := s.Create(ctx, r); err != nil {
-		t.Fatal(err)
-	}
+	s, _, r := withRecord(t, "", 10*time.Minute)
 	const each = 40
 	var wg sync.WaitGroup
 	for range each {
@@ -212,12 +212,7 @@ func TestPacingLosesNoUpdate(t *testing.T) {
 
 func TestPacingUpdateErrors(t *testing.T) {
 	ctx := context.Background()
-	c := storetest.NewClock()
-	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
-	r := record(c, "a", time.Minute)
-	if err := s.Create(ctx, r); err != nil {
-		t.Fatal(err)
-	}
+	s, c, r := withRecord(t, "", time.Minute)
 	boom := errors.New("boom")
 	if _, err := s.Update(ctx, r.ID, func(rec *store.Record) error { rec.LastPoll = c.Now(); return boom }); !errors.Is(err, boom) {
 		t.Errorf("Update with a failing fn = %v, want boom", err)
