@@ -158,23 +158,8 @@ func (s *Store) Get(ctx context.Context, id string) (*store.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var (
-		out *store.Record
-		rev uint64
-	)
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		recs, _, err := buckets(tx)
-		if err != nil {
-			return err
-		}
-		out, rev, err = s.live(recs, []byte(id))
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.pace.apply(out, rev)
-	return out, nil
+	r, _, err := s.read(id, byID)
+	return r, err
 }
 
 // GetByUserCode implements store.Store.
@@ -182,8 +167,23 @@ func (s *Store) GetByUserCode(ctx context.Context, userCodeHash string) (*store.
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	r, _, err := s.read(userCodeHash, byUserCode)
+	return r, err
+}
+
+// lookup says what read's key is.
+type lookup bool
+
+const (
+	byID       lookup = false
+	byUserCode lookup = true
+)
+
+// read returns the live record under key, with its pacing laid over, and
+// its stored revision, in one read transaction.
+func (s *Store) read(key string, by lookup) (*store.Record, uint64, error) {
 	var (
-		out *store.Record
+		r   *store.Record
 		rev uint64
 	)
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -191,27 +191,27 @@ func (s *Store) GetByUserCode(ctx context.Context, userCodeHash string) (*store.
 		if err != nil {
 			return err
 		}
-		owner := idx.Get([]byte(userCodeHash))
-		if owner == nil {
-			return store.ErrNotFound
+		id := []byte(key)
+		if by == byUserCode {
+			if id = idx.Get(id); id == nil {
+				return store.ErrNotFound
+			}
 		}
-		r, n, err := s.live(recs, owner)
-		if err != nil {
+		if r, rev, err = s.live(recs, id); err != nil {
 			return err
 		}
-		// Keys never change, so a mismatch means a stale entry: the
-		// user code has no record.
-		if r.UserCodeHash != userCodeHash {
+		// Keys never change, so a mismatch means a stale index entry:
+		// the user code has no record.
+		if by == byUserCode && r.UserCodeHash != key {
 			return store.ErrNotFound
 		}
-		out, rev = r, n
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	s.pace.apply(out, rev)
-	return out, nil
+	s.pace.apply(r, rev)
+	return r, rev, nil
 }
 
 // Update implements store.Store. Updates of one record are serialised in
@@ -229,22 +229,10 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 	}
 	defer s.pace.lock(id)()
 
-	var (
-		cur *store.Record
-		rev uint64
-	)
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		recs, _, err := buckets(tx)
-		if err != nil {
-			return err
-		}
-		cur, rev, err = s.live(recs, []byte(id))
-		return err
-	})
+	cur, rev, err := s.read(id, byID)
 	if err != nil {
 		return nil, err
 	}
-	s.pace.apply(cur, rev)
 	next := cur.Clone()
 	if err := fn(next); err != nil {
 		return nil, err

@@ -93,6 +93,11 @@ func TestReopenKeepsRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Pacing lives in memory only: the restart forgets it.
+	paced, err := s.Update(ctx, r.ID, poll(c))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -102,20 +107,22 @@ func TestReopenKeepsRecords(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Get after reopen: %v", err)
 	}
-	if got.Status != store.StatusApproved || string(got.Token) != "tok" || got.Version != before.Version {
-		t.Errorf("after reopen got %+v, want approved with token and Version %s", got, before.Version)
+	if got.Status != store.StatusApproved || string(got.Token) != "tok" || got.Version != before.Version || !got.LastPoll.IsZero() {
+		t.Errorf("after reopen got %+v, want approved with token, Version %s and no last poll", got, before.Version)
 	}
 	if _, err := s.GetByUserCode(ctx, r.UserCodeHash); err != nil {
 		t.Errorf("GetByUserCode after reopen: %v", err)
 	}
-	// Versions keep moving after a restart; a repeated one would let a
-	// stale compare-and-swap through.
-	after, err := s.Update(ctx, r.ID, func(*store.Record) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after.Version == before.Version {
-		t.Errorf("Version %s reused after reopen", after.Version)
+	// Versions keep moving after a restart, durable and paced alike; a
+	// repeated one would let a stale compare-and-swap through.
+	for _, fn := range []func(*store.Record) error{poll(c), func(r *store.Record) error { r.Failures++; return nil }} {
+		after, err := s.Update(ctx, r.ID, fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Version == before.Version || after.Version == paced.Version {
+			t.Errorf("Version %s reused after reopen", after.Version)
+		}
 	}
 }
 

@@ -111,37 +111,6 @@ func TestPacingStaysInMemory(t *testing.T) {
 	}
 }
 
-func TestPacingForgottenOnRestart(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "devicegate.db")
-	s, c, r := withRecord(t, path, 10*time.Minute)
-	before, err := s.Update(ctx, r.ID, poll(c))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s = open(t, path, c.Now)
-	got, err := s.Get(ctx, r.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !got.LastPoll.IsZero() || got.Status != store.StatusPending {
-		t.Errorf("after a restart got %+v; want the record as stored, without its last poll", got)
-	}
-	// The first pacing write after the restart must not reuse the Version
-	// the last one before it had.
-	after, err := s.Update(ctx, r.ID, poll(c))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after.Version == before.Version {
-		t.Errorf("Version %q repeated across a restart", after.Version)
-	}
-}
-
 func TestPacingDroppedWithRecord(t *testing.T) {
 	ctx := context.Background()
 	c := storetest.NewClock()
