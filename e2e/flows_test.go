@@ -25,41 +25,39 @@ func oauth2Config(s *stack) *oauth2.Config {
 	}
 }
 
-// startAndApprove: the device (golang.org/x/oauth2) asks for a code, and
-// the person approves it on a phone-sized browser whose screenshots are
-// named after shots.
-func startAndApprove(ctx context.Context, t *testing.T, cfg *oauth2.Config, shots string) *oauth2.DeviceAuthResponse {
+// begin: the device (golang.org/x/oauth2) asks s for a code. The context
+// ends after d, or with the test.
+func begin(t *testing.T, s *stack, d time.Duration) (context.Context, *oauth2.Config, *oauth2.DeviceAuthResponse) {
 	t.Helper()
+	cfg := oauth2Config(s)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
 	da, err := cfg.DeviceAuth(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ctx, cfg, da
+}
+
+// approveOnPhone: the person approves da through its complete link on a
+// phone-sized browser whose screenshots are named after shots.
+func approveOnPhone(t *testing.T, da *oauth2.DeviceAuthResponse, shots string) {
+	t.Helper()
 	b := newBrowser(t, shots, 390, 844)
 	if result := b.approve(da.VerificationURIComplete, ""); !strings.Contains(result, "all set") {
 		t.Errorf("result page: %q", result)
 	}
-	return da
 }
 
 // Scenario 1: the happy path with golang.org/x/oauth2 as the device.
 func TestHappyPathXOAuth2(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, nil)
-	cfg := oauth2Config(s)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	da, err := cfg.DeviceAuth(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, cfg, da := begin(t, s, 90*time.Second)
 	if da.Interval == 0 || da.Expiry.IsZero() || da.VerificationURIComplete == "" {
 		t.Fatalf("device authorization answer lacks fields: interval %d, expiry %v", da.Interval, da.Expiry)
 	}
-	b := newBrowser(t, "x-oauth2-phone", 390, 844)
-	result := b.approve(da.VerificationURIComplete, "")
-	if !strings.Contains(result, "all set") {
-		t.Errorf("result page: %q", result)
-	}
+	approveOnPhone(t, da, "x-oauth2-phone")
 	tok, err := cfg.DeviceAccessToken(ctx, da)
 	if err != nil {
 		t.Fatalf("DeviceAccessToken: %v", err)
@@ -154,13 +152,7 @@ func TestHappyPathOpenIDClient(t *testing.T) {
 func TestDenyOnConfirmation(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, nil)
-	cfg := oauth2Config(s)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	da, err := cfg.DeviceAuth(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, cfg, da := begin(t, s, 60*time.Second)
 	b := newBrowser(t, "deny-phone", 390, 844)
 	b.run("open", chromedp_Navigate(da.VerificationURIComplete)...)
 	b.run("continue", clickAndWait(`button[type=submit]`, `button[value=deny]`)...)
@@ -169,7 +161,7 @@ func TestDenyOnConfirmation(t *testing.T) {
 	if text := b.text(); !strings.Contains(text, "Access denied") {
 		t.Errorf("result page: %q", text)
 	}
-	_, err = cfg.DeviceAccessToken(ctx, da)
+	_, err := cfg.DeviceAccessToken(ctx, da)
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) || re.ErrorCode != "access_denied" {
 		t.Errorf("device got %v, want access_denied", err)
@@ -180,13 +172,7 @@ func TestDenyOnConfirmation(t *testing.T) {
 func TestWrongCodeThenRight(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, nil)
-	cfg := oauth2Config(s)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	da, err := cfg.DeviceAuth(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, cfg, da := begin(t, s, 90*time.Second)
 	b := newBrowser(t, "wrong-code-phone", 390, 844)
 	b.run("open", chromedp_Navigate(s.base+"/device")...)
 	b.run("type wrong", typeCode("bcdf-ghjk")...)
@@ -207,13 +193,7 @@ func TestWrongCodeThenRight(t *testing.T) {
 func TestExpiredCode(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, map[string]string{"DEVICEGATE_CODE_LIFETIME": "60s"})
-	cfg := oauth2Config(s)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	da, err := cfg.DeviceAuth(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, da := begin(t, s, 120*time.Second)
 	time.Sleep(time.Until(da.Expiry) + time.Second)
 	b := newBrowser(t, "expired-phone", 390, 844)
 	b.run("open", chromedp_Navigate(da.VerificationURIComplete)...)
@@ -232,23 +212,14 @@ func TestExpiredCode(t *testing.T) {
 func TestSlowDownThenTokens(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, map[string]string{"DEVICEGATE_POLL_INTERVAL": "3s"})
-	cfg := oauth2Config(s)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	da, err := cfg.DeviceAuth(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, cfg, da := begin(t, s, 90*time.Second)
 	if status, m := s.poll(da.DeviceCode); status != 400 || m["error"] != "authorization_pending" {
 		t.Fatalf("first poll: %d %v", status, m["error"])
 	}
 	if status, m := s.poll(da.DeviceCode); status != 400 || m["error"] != "slow_down" {
 		t.Fatalf("an immediate second poll: %d %v, want slow_down", status, m["error"])
 	}
-	b := newBrowser(t, "slow-down-phone", 390, 844)
-	if result := b.approve(da.VerificationURIComplete, ""); !strings.Contains(result, "all set") {
-		t.Errorf("result page: %q", result)
-	}
+	approveOnPhone(t, da, "slow-down-phone")
 	da.Interval = 8 // the raised interval, as a well-behaved device keeps it
 	if _, err := cfg.DeviceAccessToken(ctx, da); err != nil {
 		t.Fatalf("DeviceAccessToken after slowing down: %v", err)
@@ -270,10 +241,8 @@ func TestHappyPathCosmos(t *testing.T) {
 		"DEVICEGATE_STORE": "cosmos", "DEVICEGATE_COSMOS_CONNECTION_STRING": cs, "DEVICEGATE_COSMOS_CREATE": "true",
 		"DEVICEGATE_COSMOS_CONTAINER": "e2e-" + time.Now().Format("150405.000000"),
 	})
-	cfg := oauth2Config(s)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	da := startAndApprove(ctx, t, cfg, "cosmos-phone")
+	ctx, cfg, da := begin(t, s, 90*time.Second)
+	approveOnPhone(t, da, "cosmos-phone")
 	tok, err := cfg.DeviceAccessToken(ctx, da)
 	if err != nil {
 		t.Fatal(err)
@@ -289,10 +258,8 @@ func TestHappyPathCosmos(t *testing.T) {
 func TestHappyPathOIDCDiscovery(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, map[string]string{"DEVICEGATE_UPSTREAM": "oidc"})
-	cfg := oauth2Config(s)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	da := startAndApprove(ctx, t, cfg, "oidc-phone")
+	ctx, cfg, da := begin(t, s, 90*time.Second)
+	approveOnPhone(t, da, "oidc-phone")
 	tok, err := cfg.DeviceAccessToken(ctx, da)
 	if err != nil {
 		t.Fatal(err)
@@ -310,10 +277,8 @@ func TestPassthroughRealProvider(t *testing.T) {
 		"DEVICEGATE_UPSTREAM_CLIENT_SECRET": "", // devicegate never holds it
 		"DEVICEGATE_CLIENTS":                `[{"client_id":"tv","name":"E2E TV","mode":"passthrough","default_scopes":["openid","profile"]}]`,
 	})
-	cfg := oauth2Config(s)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	da := startAndApprove(ctx, t, cfg, "passthrough-phone")
+	ctx, cfg, da := begin(t, s, 90*time.Second)
+	approveOnPhone(t, da, "passthrough-phone")
 	// Without the secret devicegate cannot finish, and says why.
 	if status, m := s.poll(da.DeviceCode); status != 401 || m["error"] != "invalid_client" {
 		t.Fatalf("poll without the secret: %d %v", status, m)
