@@ -3,10 +3,8 @@ package httpapi_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +13,6 @@ import (
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
 	"github.com/devicegate/devicegate/api/internal/store"
 	"github.com/devicegate/devicegate/api/internal/store/bolt"
-	"github.com/devicegate/devicegate/api/internal/store/cosmos"
 	"github.com/devicegate/devicegate/api/internal/store/faulty"
 	"github.com/devicegate/devicegate/api/internal/store/storetest"
 )
@@ -307,35 +304,7 @@ func TestSlowDownOverHTTP(t *testing.T) {
 }
 
 func TestConcurrentPollsExactlyOnce(t *testing.T) {
-	backends := map[string]func(t *testing.T) harnessOpt{
-		"memory": func(*testing.T) harnessOpt { return func(*harnessConfig) {} },
-		"bolt": func(t *testing.T) harnessOpt {
-			c := storetest.NewClock()
-			b, err := bolt.Open(t.TempDir()+"/dg.db", bolt.Options{Now: c.Now})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { b.Close() })
-			return withBackend(b, c)
-		},
-	}
-	backends["cosmos"] = func(t *testing.T) harnessOpt {
-		cs := os.Getenv("DEVICEGATE_TEST_COSMOS")
-		if cs == "" {
-			if os.Getenv("CI") != "" {
-				t.Fatal("DEVICEGATE_TEST_COSMOS is unset under CI")
-			}
-			t.Skip("DEVICEGATE_TEST_COSMOS unset")
-		}
-		c := storetest.NewClock()
-		cs2, err := cosmos.New(context.Background(), cosmos.Options{ConnectionString: cs, Database: "devicegate-test",
-			Container: fmt.Sprintf("httpapi-%d", time.Now().UnixNano()), CreateIfMissing: true, Now: c.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return withBackend(cs2, c)
-	}
-	for name, open := range backends {
+	for name, open := range storeBackends() {
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t, open(t))
 			g := h.authorize("tv", "")

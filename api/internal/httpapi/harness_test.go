@@ -2,9 +2,11 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -12,6 +14,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +27,8 @@ import (
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
 	"github.com/devicegate/devicegate/api/internal/seal"
 	"github.com/devicegate/devicegate/api/internal/store"
+	"github.com/devicegate/devicegate/api/internal/store/bolt"
+	"github.com/devicegate/devicegate/api/internal/store/cosmos"
 	"github.com/devicegate/devicegate/api/internal/store/faulty"
 	"github.com/devicegate/devicegate/api/internal/store/memory"
 	"github.com/devicegate/devicegate/api/internal/store/storetest"
@@ -438,4 +443,40 @@ func (h *harness) approve(userCode string) *response {
 	}
 	p.issue(code, q.Get("code_challenge"))
 	return h.browse(http.MethodGet, "/api/callback?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), nil)
+}
+
+// storeBackends opens each store backend for a harness: memory, bolt (a
+// file in the test's temporary directory) and cosmos (a fresh container on
+// the server DEVICEGATE_TEST_COSMOS names; skipped without one, except
+// under CI).
+func storeBackends() map[string]func(t *testing.T) harnessOpt {
+	backends := map[string]func(t *testing.T) harnessOpt{
+		"memory": func(*testing.T) harnessOpt { return func(*harnessConfig) {} },
+		"bolt": func(t *testing.T) harnessOpt {
+			c := storetest.NewClock()
+			b, err := bolt.Open(t.TempDir()+"/dg.db", bolt.Options{Now: c.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Close() })
+			return withBackend(b, c)
+		},
+	}
+	backends["cosmos"] = func(t *testing.T) harnessOpt {
+		cs := os.Getenv("DEVICEGATE_TEST_COSMOS")
+		if cs == "" {
+			if os.Getenv("CI") != "" {
+				t.Fatal("DEVICEGATE_TEST_COSMOS is unset under CI")
+			}
+			t.Skip("DEVICEGATE_TEST_COSMOS unset")
+		}
+		c := storetest.NewClock()
+		cs2, err := cosmos.New(context.Background(), cosmos.Options{ConnectionString: cs, Database: "devicegate-test",
+			Container: fmt.Sprintf("httpapi-%d", time.Now().UnixNano()), CreateIfMissing: true, Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return withBackend(cs2, c)
+	}
+	return backends
 }

@@ -12,18 +12,25 @@ import (
 )
 
 // TestLoadConcurrentFlows runs 200 complete flows at once over loopback —
-// each device polling while other people approve — and checks that every
-// flow ends with its own tokens, delivered once, with no 5xx. It prints
-// what it measured; it asserts no timing.
+// each device polling while other people approve — on every store backend,
+// and checks that every flow ends with its own tokens, delivered once, with
+// no 5xx. It prints what it measured; it asserts no timing.
 func TestLoadConcurrentFlows(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test skipped in -short mode")
 	}
-	const flows = 200
-	// A generous upstream timeout: on a loaded 2-core machine under -race
-	// the fake provider can be slow, and a timed-out exchange is correct
-	// behaviour, not what this test measures.
-	h := newHarness(t, withUpstreamTimeout(20*time.Second))
+	for name, open := range storeBackends() {
+		t.Run(name, func(t *testing.T) {
+			// A generous upstream timeout: on a loaded 2-core machine
+			// under -race the fake provider can be slow, and a timed-out
+			// exchange is correct behaviour, not what this test measures.
+			loadFlows(t, newHarness(t, open(t), withUpstreamTimeout(20*time.Second)), 200)
+		})
+	}
+}
+
+// loadFlows runs the given number of complete flows on h at once.
+func loadFlows(t *testing.T, h *harness, flows int) {
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
@@ -46,7 +53,7 @@ func TestLoadConcurrentFlows(t *testing.T) {
 	}
 	begin := time.Now()
 	var wg sync.WaitGroup
-	for i := range flows {
+	for range flows {
 		wg.Go(func() {
 			jar, _ := cookiejar.New(nil)
 			browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -119,7 +126,6 @@ func TestLoadConcurrentFlows(t *testing.T) {
 			if len(got) != 1 || got[0] != "AT-"+code {
 				fail("delivery: " + strings.Join(got, ","))
 			}
-			_ = i
 		})
 	}
 	wg.Wait()
