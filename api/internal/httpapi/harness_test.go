@@ -450,7 +450,7 @@ func (h *harness) approve(userCode string) *response {
 // the server DEVICEGATE_TEST_COSMOS names; skipped without one, except
 // under CI).
 func storeBackends() map[string]func(t *testing.T) harnessOpt {
-	backends := map[string]func(t *testing.T) harnessOpt{
+	return map[string]func(t *testing.T) harnessOpt{
 		"memory": func(*testing.T) harnessOpt { return func(*harnessConfig) {} },
 		"bolt": func(t *testing.T) harnessOpt {
 			c := storetest.NewClock()
@@ -461,22 +461,21 @@ func storeBackends() map[string]func(t *testing.T) harnessOpt {
 			t.Cleanup(func() { b.Close() })
 			return withBackend(b, c)
 		},
-	}
-	backends["cosmos"] = func(t *testing.T) harnessOpt {
-		cs := os.Getenv("DEVICEGATE_TEST_COSMOS")
-		if cs == "" {
-			if os.Getenv("CI") != "" {
-				t.Fatal("DEVICEGATE_TEST_COSMOS is unset under CI")
+		"cosmos": func(t *testing.T) harnessOpt {
+			cs := os.Getenv("DEVICEGATE_TEST_COSMOS")
+			if cs == "" {
+				if os.Getenv("CI") != "" {
+					t.Fatal("DEVICEGATE_TEST_COSMOS is unset under CI")
+				}
+				t.Skip("DEVICEGATE_TEST_COSMOS unset")
 			}
-			t.Skip("DEVICEGATE_TEST_COSMOS unset")
-		}
-		c := storetest.NewClock()
-		cs2, err := cosmos.New(context.Background(), cosmos.Options{ConnectionString: cs, Database: "devicegate-test",
-			Container: fmt.Sprintf("httpapi-%d", time.Now().UnixNano()), CreateIfMissing: true, Now: c.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return withBackend(cs2, c)
+			c := storetest.NewClock()
+			cs2, err := cosmos.New(context.Background(), cosmos.Options{ConnectionString: cs, Database: "devicegate-test",
+				Container: fmt.Sprintf("httpapi-%d", time.Now().UnixNano()), CreateIfMissing: true, Now: c.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return withBackend(cs2, c)
+		},
 	}
-	return backends
 }

@@ -262,7 +262,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 		if err != nil {
 			return err
 		}
-		next.Version = strconv.FormatUint(v, 10)
+		next.Version = version(v, 0)
 		return nil
 	})
 	if err != nil {
@@ -337,8 +337,8 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 	}
 	cutoff := s.now().Add(-store.Retention)
 	var (
-		removed, undecodable int
-		gone                 []string // removed IDs, whose pacing is dropped
+		old         [][]byte // IDs of the records removed
+		undecodable int
 	)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		recs, idx, err := buckets(tx)
@@ -347,7 +347,6 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 		}
 		// Collect first: bbolt does not allow changing a bucket while
 		// ForEach walks it.
-		var old [][]byte
 		err = recs.ForEach(func(k, v []byte) error {
 			// A full decode, not just expires_at, so the sweeper and
 			// the reads agree on which values are damaged.
@@ -372,17 +371,15 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 				return err
 			}
 		}
-		removed = len(old)
-		gone = gone[:0]
-		for _, id := range old {
-			gone = append(gone, string(id))
-		}
 		return sweepCounters(tx, s.now())
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store/bolt: sweep: %w", err)
 	}
-	s.pace.drop(gone...)
+	for _, id := range old {
+		s.pace.drop(string(id))
+	}
+	removed := len(old)
 	if removed > 0 {
 		s.log.Info("bolt store swept expired records", "removed", removed)
 	}
@@ -495,8 +492,8 @@ func buckets(tx *bbolt.Tx) (recs, idx *bbolt.Bucket, err error) {
 }
 
 // live decodes the record stored under id, applies the expiry contract and
-// returns the record with its stored revision. The record's Version is
-// left for the caller, which knows whether pacing lies over it.
+// returns the record with its stored revision. The record's Version names
+// that revision only; read lays the pacing overlay over both.
 func (s *Store) live(recs *bbolt.Bucket, id []byte) (*store.Record, uint64, error) {
 	v := recs.Get(id)
 	if v == nil {
@@ -582,6 +579,16 @@ func decode(id, v []byte) (*store.Record, uint64, error) {
 	case e.Record.ID != string(id):
 		return nil, 0, fmt.Errorf("%w: stored ID does not match its key", ErrUndecodable)
 	}
-	e.Record.Version = strconv.FormatUint(e.Rev, 10)
+	e.Record.Version = version(e.Rev, 0)
 	return e.Record, e.Rev, nil
+}
+
+// version names a record's state for Record.Version: its stored revision
+// and, when a pacing overlay lies over it, that overlay's write (seq > 0).
+func version(rev, seq uint64) string {
+	v := strconv.FormatUint(rev, 10)
+	if seq > 0 {
+		v += "." + strconv.FormatUint(seq, 10)
+	}
+	return v
 }

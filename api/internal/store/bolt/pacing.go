@@ -3,7 +3,6 @@ package bolt
 import (
 	"hash/maphash"
 	"reflect"
-	"strconv"
 	"sync"
 	"time"
 
@@ -75,11 +74,11 @@ func (p *pacer) apply(r *store.Record, rev uint64) {
 	o, ok := p.m[r.ID]
 	p.mu.Unlock()
 	if !ok || o.rev != rev {
-		r.Version = strconv.FormatUint(rev, 10)
+		r.Version = version(rev, 0)
 		return
 	}
 	r.LastPoll, r.Interval = o.lastPoll, o.interval
-	r.Version = strconv.FormatUint(rev, 10) + "." + strconv.FormatUint(o.seq, 10)
+	r.Version = version(rev, o.seq)
 }
 
 // set records r's pacing as the overlay of stored revision rev and sets
@@ -90,7 +89,7 @@ func (p *pacer) set(r *store.Record, rev uint64) {
 	seq := p.next
 	p.m[r.ID] = pace{rev: rev, seq: seq, lastPoll: r.LastPoll, interval: r.Interval}
 	p.mu.Unlock()
-	r.Version = strconv.FormatUint(rev, 10) + "." + strconv.FormatUint(seq, 10)
+	r.Version = version(rev, seq)
 }
 
 // drop forgets the overlays of ids.
