@@ -70,6 +70,9 @@ type Store struct {
 	done      chan struct{} // closed by the sweeper when it has returned
 	closeOnce sync.Once
 	closeErr  error
+
+	sweepMu     sync.Mutex
+	longestHold time.Duration // the longest sweep transaction since Open
 }
 
 var _ store.Store = (*Store)(nil)
@@ -102,17 +105,18 @@ func Open(path string, opts Options) (*Store, error) {
 	case err != nil:
 		return nil, fmt.Errorf("store/bolt: open %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{recordsBucket, userCodesBucket, countersBucket} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return fmt.Errorf("bucket %s: %w", name, err)
-			}
-		}
-		return nil
+	var m *migrated
+	err = db.Update(func(tx *bbolt.Tx) (err error) {
+		m, err = prepare(tx)
+		return err
 	})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store/bolt: prepare %s: %w", path, err)
+	}
+	if m != nil {
+		opts.Logger.Info("bolt store file migrated", "from_format", m.From, "to_format", formatVersion,
+			"records", m.Records, "counters", m.Counters, "undecodable", m.Undecodable)
 	}
 	// A short batch window: enough to gather the polls that arrive
 	// together, short enough not to be felt by a lone request.
@@ -127,6 +131,12 @@ func Open(path string, opts Options) (*Store, error) {
 
 // Create implements store.Store. Both keys are checked and written in one
 // read-write transaction, so two concurrent Creates cannot both take a key.
+//
+// Creates that arrive together share that transaction and its fsync (group
+// commit, bbolt's Batch): each returns only once the transaction holding
+// it is on disk, so an answered authorize survives a crash. Batch may run
+// the function more than once, each time in a fresh transaction, and runs
+// one that failed (ErrConflict) again alone, so its answer is its own.
 func (s *Store) Create(ctx context.Context, r *store.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -134,7 +144,7 @@ func (s *Store) Create(ctx context.Context, r *store.Record) error {
 	if r.ID == "" || r.UserCodeHash == "" {
 		return errors.New("store/bolt: record needs an ID and a user code hash")
 	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error {
 		recs, idx, err := buckets(tx)
 		if err != nil {
 			return err
@@ -148,7 +158,7 @@ func (s *Store) Create(ctx context.Context, r *store.Record) error {
 		if owner := idx.Get([]byte(r.UserCodeHash)); owner != nil && recs.Get(owner) != nil {
 			return store.ErrConflict
 		}
-		_, err = put(recs, idx, r)
+		_, err = put(tx, recs, idx, r, nil)
 		return err
 	})
 }
@@ -258,7 +268,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 		} else if now != rev {
 			return fmt.Errorf("store/bolt: record changed outside its lock (revision %d, read %d)", now, rev)
 		}
-		v, err := put(recs, idx, next)
+		v, err := put(tx, recs, idx, next, cur)
 		if err != nil {
 			return err
 		}
@@ -320,75 +330,6 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// Sweep deletes records whose ExpiresAt is more than store.Retention in
-// the past, with their user-code entries, and returns how many it deleted.
-// Until then reads answer ErrExpired, so a late poll gets expired_token.
-//
-// Records it cannot decode are kept and counted in a warning: they may be
-// live records of a newer devicegate, and deleting them is the operator's
-// call (Delete removes them).
-//
-// The whole sweep is one write transaction, so it is atomic with respect
-// to Create's key checks; a local store is small enough that the pause for
-// other writers is short.
-func (s *Store) Sweep(ctx context.Context) (int, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	cutoff := s.now().Add(-store.Retention)
-	var (
-		old         [][]byte // IDs of the records removed
-		undecodable int
-	)
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		recs, idx, err := buckets(tx)
-		if err != nil {
-			return err
-		}
-		// Collect first: bbolt does not allow changing a bucket while
-		// ForEach walks it.
-		err = recs.ForEach(func(k, v []byte) error {
-			// A full decode, not just expires_at, so the sweeper and
-			// the reads agree on which values are damaged.
-			r, _, err := decode(k, v)
-			if err != nil {
-				undecodable++
-				return nil
-			}
-			if r.ExpiresAt.Before(cutoff) {
-				old = append(old, append([]byte(nil), k...))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, id := range old {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if err := remove(recs, idx, id); err != nil {
-				return err
-			}
-		}
-		return sweepCounters(tx, s.now())
-	})
-	if err != nil {
-		return 0, fmt.Errorf("store/bolt: sweep: %w", err)
-	}
-	for _, id := range old {
-		s.pace.drop(string(id))
-	}
-	removed := len(old)
-	if removed > 0 {
-		s.log.Info("bolt store swept expired records", "removed", removed)
-	}
-	if undecodable > 0 {
-		s.log.Warn("bolt store holds undecodable records; kept", "count", undecodable)
-	}
-	return removed, nil
-}
-
 // counterValue is a rate-limit count in the counters bucket.
 type counterValue struct {
 	N     int       `json:"n"`
@@ -398,7 +339,9 @@ type counterValue struct {
 var _ store.Counter = (*Store)(nil)
 
 // Incr implements store.Counter in one write transaction, which bbolt
-// serialises, so no increment is lost.
+// serialises, so no increment is lost. Increments that arrive together
+// share a transaction (Batch); each run reads the count afresh, so a rerun
+// counts once.
 func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int, time.Time, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, time.Time{}, err
@@ -407,7 +350,7 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 	reset := store.WindowStart(now, window).Add(window)
 	k := []byte(window.String() + "|" + key)
 	var c counterValue
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(countersBucket)
 		if b == nil {
 			return errors.New("store/bolt: database file lacks its counters bucket")
@@ -420,6 +363,10 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 		}
 		if !c.Reset.Equal(reset) {
 			c = counterValue{Reset: reset}
+			// A new window: the sweeper may drop the count when it ends.
+			if err := addDue(tx, reset, kindCounter, k); err != nil {
+				return err
+			}
 		}
 		c.N++
 		v, err := json.Marshal(c)
@@ -432,28 +379,6 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 		return 0, time.Time{}, fmt.Errorf("store/bolt: counting: %w", err)
 	}
 	return c.N, reset, nil
-}
-
-// sweepCounters drops counts of windows that have ended.
-func sweepCounters(tx *bbolt.Tx, now time.Time) error {
-	b := tx.Bucket(countersBucket)
-	if b == nil {
-		return nil
-	}
-	var old [][]byte
-	_ = b.ForEach(func(k, v []byte) error {
-		var c counterValue
-		if json.Unmarshal(v, &c) != nil || !c.Reset.After(now) {
-			old = append(old, append([]byte(nil), k...))
-		}
-		return nil
-	})
-	for _, k := range old {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // sweepLoop runs Sweep every interval until Close.
@@ -510,9 +435,10 @@ func (s *Store) live(recs *bbolt.Bucket, id []byte) (*store.Record, uint64, erro
 }
 
 // put writes r under its ID with a fresh revision, points its user code at
-// it and returns the new revision. It leaves r alone: the transaction may
-// still roll back.
-func put(recs, idx *bbolt.Bucket, r *store.Record) (uint64, error) {
+// it, indexes its expiry unless old (the record it replaces, nil for a new
+// one) had the same, and returns the new revision. It leaves r alone: the
+// transaction may still roll back.
+func put(tx *bbolt.Tx, recs, idx *bbolt.Bucket, r, old *store.Record) (uint64, error) {
 	rev, err := recs.NextSequence()
 	if err != nil {
 		return 0, err
@@ -526,6 +452,11 @@ func put(recs, idx *bbolt.Bucket, r *store.Record) (uint64, error) {
 	}
 	if err := idx.Put([]byte(r.UserCodeHash), []byte(r.ID)); err != nil {
 		return 0, err
+	}
+	if old == nil || !old.ExpiresAt.Equal(r.ExpiresAt) {
+		if err := addDue(tx, recordDue(r), kindRecord, []byte(r.ID)); err != nil {
+			return 0, err
+		}
 	}
 	return rev, nil
 }

@@ -2,9 +2,13 @@
 // bbolt file, so a single devicegate process keeps its pending device
 // authorizations across restarts without any server to run.
 //
-// The package owns the file layout — a bucket of records keyed by ID and a
-// bucket mapping user-code hashes to IDs — and the sweeper that removes
-// records once they are store.Retention past expiry. Every write runs in a
+// The package owns the file layout — a bucket of records keyed by ID, a
+// bucket mapping user-code hashes to IDs, rate-limit counts, and an expiry
+// index ordered by when each item may go (expiry.go) — its migrations
+// (migrate.go), and the sweeper that follows the index in bounded batches
+// to remove records once they are store.Retention past expiry. Creates
+// that arrive together share one transaction and one fsync, and each is
+// answered only after that commit. Every write runs in a
 // bbolt read-write transaction; bbolt admits one writer at a time, which
 // lets Create check both keys atomically, and Update holds a per-record
 // lock from its read to its write, which makes it a compare-and-swap.

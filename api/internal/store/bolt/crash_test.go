@@ -1,0 +1,120 @@
+package bolt
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/devicegate/devicegate/api/internal/store"
+)
+
+// crashChildEnv makes this test binary the child of TestCreateSurvivesCrash.
+const crashChildEnv = "DEVICEGATE_BOLT_CRASH_CHILD"
+
+// Group commit must not weaken "answered means stored": every Create that
+// returned before the process was killed (SIGKILL, no Close, no deferred
+// code) is in the file when it is opened again.
+func TestCreateSurvivesCrash(t *testing.T) {
+	if path := os.Getenv(crashChildEnv); path != "" {
+		crashChild(path)
+		return
+	}
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	path := filepath.Join(t.TempDir(), "devicegate.db")
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestCreateSurvivesCrash$", "-test.count", "1")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	defer func() {
+		if !killed {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+	// Kill it while Creates are in flight, after enough answers that
+	// several group commits have happened.
+	const answers = 3000
+	var ids []string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && len(ids) < answers {
+		ids = append(ids, sc.Text())
+	}
+	if len(ids) < answers {
+		t.Fatalf("the child answered only %d Creates", len(ids))
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	killed = true
+
+	// The lines still in the pipe were answered too.
+	for sc.Scan() {
+		ids = append(ids, sc.Text())
+	}
+	s := open(t, path, nil)
+	missing := 0
+	for _, id := range ids {
+		if _, err := s.Get(context.Background(), id); err != nil {
+			missing++
+			if missing <= 3 {
+				t.Errorf("answered Create %s lost in the crash: %v", id, err)
+			}
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d answered Creates lost", missing, len(ids))
+	}
+	t.Logf("%d answered Creates all present after SIGKILL and reopen", len(ids))
+}
+
+// crashChild creates records from 32 goroutines, printing each ID once its
+// Create has returned, until it is killed (or a minute has passed).
+func crashChild(path string) {
+	s, err := Open(path, Options{SweepEvery: -1, Logger: quiet})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	var mu sync.Mutex
+	deadline := time.Now().Add(time.Minute)
+	var wg sync.WaitGroup
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				r := &store.Record{
+					ID: fmt.Sprintf("dev-%d-%d", g, i), UserCodeHash: fmt.Sprintf("usr-%d-%d", g, i),
+					ClientID: "tv", Status: store.StatusPending,
+					CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), Interval: 5,
+				}
+				if err := s.Create(context.Background(), r); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(2)
+				}
+				mu.Lock()
+				// An unbuffered write: once it returns the parent can read it.
+				fmt.Fprintln(os.Stdout, r.ID)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	os.Exit(0)
+}

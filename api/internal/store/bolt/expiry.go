@@ -1,0 +1,281 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/devicegate/devicegate/api/internal/store"
+)
+
+// The expiry index.
+//
+// Everything the sweeper removes — records, rate-limit counts, and any
+// bucket added later — has an entry in one bucket whose keys sort by the
+// time the item may go:
+//
+//	key   = due (8 bytes, big-endian Unix nanoseconds) | kind (1 byte) | item key
+//	value = empty
+//
+// A sweep walks that bucket from its start up to now, so its cost follows
+// what is due, not what is stored: 100k live flows cost it one Seek. It
+// works in bounded batches, each its own write transaction, so Creates and
+// durable Updates wait at most one batch (sweepBatch entries) for the
+// writer lock rather than the whole sweep.
+//
+// An entry is a hint, never the truth: the sweeper asks the item's kind
+// whether the item is still due (a record whose ExpiresAt moved, a counter
+// that started a new window, an item already deleted), so a stale entry
+// costs one look-up and is dropped. Writers therefore only ever add
+// entries; whoever deletes an item may leave its entry behind.
+//
+// To sweep another bucket, give it a kind below and an entry in
+// sweepKinds, and add an entry (addDue) wherever an item's due time is
+// set.
+
+// expiryBucket holds the index. Its name is part of the file format.
+var expiryBucket = []byte("expiry")
+
+// kind tags an index entry with what it points at. The values are part of
+// the file format.
+type kind byte
+
+const (
+	kindRecord  kind = 'r' // a key of recordsBucket
+	kindCounter kind = 'c' // a key of countersBucket
+)
+
+// sweepOutcome is what a kind's drop did with a due entry.
+type sweepOutcome int
+
+const (
+	// dropped: the item was removed; the entry goes with it.
+	dropped sweepOutcome = iota
+	// stale: the item is gone or due at another time (which has its own
+	// entry); the entry goes.
+	stale
+	// kept: the item stays and so does its entry, to be looked at again
+	// by the next sweep (not yet due to the second, or undecodable).
+	kept
+)
+
+// sweepKind removes an item of one kind if it is still due at now. due is
+// the time its index entry names.
+type sweepKind func(s *Store, tx *bbolt.Tx, key []byte, due, now time.Time) (sweepOutcome, error)
+
+var sweepKinds = map[kind]sweepKind{
+	kindRecord:  sweepRecord,
+	kindCounter: sweepCounter,
+}
+
+// sweepBatch bounds the entries one sweep transaction handles. A record
+// costs the sweep one JSON decode (a few µs) and a few page writes, so a
+// batch holds the writer lock for about a millisecond plus the commit.
+const sweepBatch = 128
+
+// expiryKey is the index key of item key of kind k, due at due.
+func expiryKey(due time.Time, k kind, key []byte) []byte {
+	b := make([]byte, 9, 9+len(key))
+	binary.BigEndian.PutUint64(b, dueNanos(due))
+	b[8] = byte(k)
+	return append(b, key...)
+}
+
+// dueNanos orders due times as unsigned integers; times before 1970 sort
+// first (due at once) rather than wrapping around.
+func dueNanos(t time.Time) uint64 {
+	if n := t.UnixNano(); n > 0 {
+		return uint64(n)
+	}
+	return 0
+}
+
+// addDue indexes item key of kind k as due at due.
+func addDue(tx *bbolt.Tx, due time.Time, k kind, key []byte) error {
+	b := tx.Bucket(expiryBucket)
+	if b == nil {
+		return errors.New("store/bolt: database file lacks its expiry bucket")
+	}
+	return b.Put(expiryKey(due, k, key), nil)
+}
+
+// recordDue is when the sweeper may remove a record: store.Retention after
+// it expired.
+func recordDue(r *store.Record) time.Time { return r.ExpiresAt.Add(store.Retention) }
+
+// sweepStats describes one Sweep.
+type sweepStats struct {
+	Removed     int           // records removed
+	Batches     int           // write transactions
+	LongestHold time.Duration // the longest of them, commit included
+}
+
+// Sweep deletes records whose ExpiresAt is more than store.Retention in
+// the past, with their user-code entries, and rate-limit counts whose
+// window has ended, and returns how many records it deleted. Until then
+// reads answer ErrExpired, so a late poll gets expired_token.
+//
+// It follows the expiry index in batches of at most sweepBatch entries,
+// each its own write transaction, so no writer waits for more than one
+// batch. Every batch re-checks what it removes inside its transaction, so
+// it stays atomic with respect to Create's key checks.
+//
+// Records it cannot decode are kept and counted in a warning: they may be
+// live records of a newer devicegate, and deleting them is the operator's
+// call (Delete removes them).
+func (s *Store) Sweep(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	now := s.now()
+	limit := dueNanos(now)
+	var (
+		st          sweepStats
+		undecodable int
+		from        []byte // the next index key to look at
+	)
+	for {
+		if err := ctx.Err(); err != nil {
+			return st.Removed, fmt.Errorf("store/bolt: sweep: %w", err)
+		}
+		var (
+			removedIDs []string
+			more       bool
+		)
+		start := time.Now() // wall time: this measures the pause, it decides nothing
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			removedIDs, more, undecodable = removedIDs[:0], false, 0
+			exp := tx.Bucket(expiryBucket)
+			if exp == nil {
+				return errors.New("store/bolt: database file lacks its expiry bucket")
+			}
+			// Collect first: deleting under a bbolt cursor can skip keys.
+			var due [][]byte
+			c := exp.Cursor()
+			k, _ := c.Seek(from)
+			for ; k != nil && len(due) < sweepBatch; k, _ = c.Next() {
+				if len(k) < 9 || binary.BigEndian.Uint64(k) > limit {
+					break
+				}
+				due = append(due, bytes.Clone(k))
+			}
+			more = len(due) == sweepBatch
+			for _, k := range due {
+				drop, ok := sweepKinds[kind(k[8])]
+				// An entry of a kind this version does not know belongs
+				// to a newer devicegate: leave it for that one.
+				out := kept
+				if ok {
+					var err error
+					at := time.Unix(0, int64(binary.BigEndian.Uint64(k)))
+					if out, err = drop(s, tx, k[9:], at, now); err != nil {
+						if !errors.Is(err, ErrUndecodable) {
+							return err
+						}
+						undecodable++
+						out = kept
+					}
+				}
+				if out == dropped && kind(k[8]) == kindRecord {
+					removedIDs = append(removedIDs, string(k[9:]))
+				}
+				if out != kept {
+					if err := exp.Delete(k); err != nil {
+						return err
+					}
+				}
+			}
+			if len(due) > 0 {
+				from = append(due[len(due)-1], 0) // just after the last one
+			}
+			return nil
+		})
+		hold := time.Since(start)
+		if err != nil {
+			return st.Removed, fmt.Errorf("store/bolt: sweep: %w", err)
+		}
+		st.Batches++
+		st.LongestHold = max(st.LongestHold, hold)
+		st.Removed += len(removedIDs)
+		s.pace.drop(removedIDs...)
+		if undecodable > 0 {
+			s.log.Warn("bolt store holds undecodable records; kept", "count", undecodable)
+		}
+		if !more {
+			break
+		}
+	}
+	s.noteSweep(st)
+	if st.Removed > 0 {
+		s.log.Info("bolt store swept expired records", "removed", st.Removed, "batches", st.Batches, "longest_batch", st.LongestHold)
+	}
+	return st.Removed, nil
+}
+
+// sweepRecord removes the record under id if it is past retention at now.
+func sweepRecord(s *Store, tx *bbolt.Tx, id []byte, due, now time.Time) (sweepOutcome, error) {
+	recs, idx, err := buckets(tx)
+	if err != nil {
+		return kept, err
+	}
+	v := recs.Get(id)
+	if v == nil {
+		return stale, nil
+	}
+	r, _, err := decode(id, v)
+	if err != nil {
+		return kept, err
+	}
+	switch {
+	case dueNanos(recordDue(r)) != dueNanos(due):
+		return stale, nil // its expiry moved; the entry for the new one stays
+	case !r.ExpiresAt.Before(now.Add(-store.Retention)):
+		return kept, nil
+	}
+	return dropped, remove(recs, idx, id)
+}
+
+// sweepCounter removes the count under key if its window has ended at now.
+// A count that cannot be decoded goes too: it is worth nothing.
+func sweepCounter(_ *Store, tx *bbolt.Tx, key []byte, due, now time.Time) (sweepOutcome, error) {
+	b := tx.Bucket(countersBucket)
+	if b == nil {
+		return kept, errors.New("store/bolt: database file lacks its counters bucket")
+	}
+	v := b.Get(key)
+	if v == nil {
+		return stale, nil
+	}
+	var c counterValue
+	if json.Unmarshal(v, &c) == nil {
+		if dueNanos(c.Reset) != dueNanos(due) {
+			return stale, nil // a later window; it has its own entry
+		}
+		if c.Reset.After(now) {
+			return kept, nil
+		}
+	}
+	return dropped, b.Delete(key)
+}
+
+// noteSweep keeps the longest writer pause of any sweep since Open.
+func (s *Store) noteSweep(st sweepStats) {
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	s.longestHold = max(s.longestHold, st.LongestHold)
+}
+
+// SweepPause reports the longest time one sweep transaction held bbolt's
+// writer lock since Open — how long a Create or a durable Update could have
+// waited for the sweeper. Benchmarks read it.
+func (s *Store) SweepPause() time.Duration {
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	return s.longestHold
+}

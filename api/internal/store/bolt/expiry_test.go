@@ -1,0 +1,237 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/devicegate/devicegate/api/internal/store"
+	"github.com/devicegate/devicegate/api/internal/store/storetest"
+)
+
+// expiryEntries counts the expiry index's entries of kind k.
+func expiryEntries(t *testing.T, s *Store, k kind) int {
+	t.Helper()
+	n := 0
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(expiryBucket).ForEach(func(key, _ []byte) error {
+			if kind(key[8]) == k {
+				n++
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestSweepInBatches(t *testing.T) {
+	ctx := context.Background()
+	c := storetest.NewClock()
+	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
+	const expired, live = 3*sweepBatch + 5, 7
+	for i := range expired {
+		if err := s.Create(ctx, record(c, fmt.Sprintf("old-%d", i), time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range live {
+		if err := s.Create(ctx, record(c, fmt.Sprintf("live-%d", i), 2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Advance(time.Hour)
+	n, err := s.Sweep(ctx)
+	if err != nil || n != expired {
+		t.Fatalf("Sweep = %d, %v; want %d", n, err, expired)
+	}
+	if s.SweepPause() <= 0 {
+		t.Error("SweepPause not recorded")
+	}
+	for i := range live {
+		if _, err := s.Get(ctx, record(c, fmt.Sprintf("live-%d", i), 0).ID); err != nil {
+			t.Errorf("live record %d: %v", i, err)
+		}
+	}
+	if got := expiryEntries(t, s, kindRecord); got != live {
+		t.Errorf("%d record entries left in the expiry index, want %d (the live ones)", got, live)
+	}
+	// A sweep with nothing due touches nothing.
+	if n, err := s.Sweep(ctx); err != nil || n != 0 {
+		t.Errorf("second Sweep = %d, %v", n, err)
+	}
+}
+
+// An entry is a hint: a record whose expiry moved later is not swept at
+// the old time, and the stale entry goes.
+func TestSweepFollowsMovedExpiry(t *testing.T) {
+	ctx := context.Background()
+	c := storetest.NewClock()
+	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
+	r := record(c, "a", time.Minute)
+	if err := s.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, r.ID, func(r *store.Record) error { r.ExpiresAt = r.ExpiresAt.Add(2 * time.Hour); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(time.Hour)
+	if n, err := s.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("Sweep = %d, %v; the record is live", n, err)
+	}
+	if got := expiryEntries(t, s, kindRecord); got != 1 {
+		t.Errorf("%d record entries, want 1 (the moved expiry)", got)
+	}
+	c.Advance(3 * time.Hour)
+	if n, err := s.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want the record swept at its new time", n, err)
+	}
+}
+
+// A deleted record leaves a stale entry, which the sweep drops without
+// counting it.
+func TestSweepDropsStaleEntries(t *testing.T) {
+	ctx := context.Background()
+	c := storetest.NewClock()
+	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
+	r := record(c, "a", time.Minute)
+	if err := s.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(time.Hour)
+	if n, err := s.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("Sweep = %d, %v", n, err)
+	}
+	if got := expiryEntries(t, s, kindRecord); got != 0 {
+		t.Errorf("%d entries left", got)
+	}
+}
+
+// writeFormat1 writes a file as devicegate wrote it before the expiry
+// index: three buckets and no meta.
+func writeFormat1(t *testing.T, path string, recs []*store.Record, counters map[string]counterValue) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bbolt.Tx) error {
+		rb, err := tx.CreateBucket([]byte("records"))
+		if err != nil {
+			return err
+		}
+		ub, err := tx.CreateBucket([]byte("user_codes"))
+		if err != nil {
+			return err
+		}
+		cb, err := tx.CreateBucket([]byte("counters"))
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			rev, _ := rb.NextSequence()
+			v, _ := json.Marshal(map[string]any{"rev": rev, "record": r})
+			if err := rb.Put([]byte(r.ID), v); err != nil {
+				return err
+			}
+			if err := ub.Put([]byte(r.UserCodeHash), []byte(r.ID)); err != nil {
+				return err
+			}
+		}
+		for k, c := range counters {
+			v, _ := json.Marshal(c)
+			if err := cb.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		return rb.Put([]byte("dev-damaged"), []byte("{not json"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMigrateFormat1(t *testing.T) {
+	ctx := context.Background()
+	c := storetest.NewClock()
+	path := filepath.Join(t.TempDir(), "devicegate.db")
+	old, live := record(c, "old", time.Minute), record(c, "live", 2*time.Hour)
+	writeFormat1(t, path, []*store.Record{old, live}, map[string]counterValue{
+		"1m0s|ended": {N: 3, Reset: c.Now().Add(time.Minute)},
+		"1h0m0s|on":  {N: 1, Reset: c.Now().Add(2 * time.Hour)},
+	})
+
+	s := open(t, path, c.Now)
+	var format string
+	s.db.View(func(tx *bbolt.Tx) error { format = string(tx.Bucket(metaBucket).Get([]byte("format"))); return nil })
+	if format != "2" {
+		t.Errorf("format after Open = %q, want 2", format)
+	}
+	if got := expiryEntries(t, s, kindRecord); got != 2 {
+		t.Errorf("%d record entries after migration, want 2 (the damaged record has none)", got)
+	}
+	if got := expiryEntries(t, s, kindCounter); got != 2 {
+		t.Errorf("%d counter entries after migration, want 2", got)
+	}
+	// Reads work as before.
+	if got, err := s.GetByUserCode(ctx, live.UserCodeHash); err != nil || got.ID != live.ID {
+		t.Fatalf("GetByUserCode after migration: %v, %v", got, err)
+	}
+
+	c.Advance(time.Hour)
+	if n, err := s.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("Sweep after migration = %d, %v; want the old record", n, err)
+	}
+	if _, err := s.Get(ctx, old.ID); !errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExpired) {
+		t.Errorf("old record: %v", err)
+	}
+	if _, err := s.Get(ctx, live.ID); err != nil {
+		t.Errorf("live record: %v", err)
+	}
+	var keys []string
+	s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(countersBucket).ForEach(func(k, _ []byte) error { keys = append(keys, string(k)); return nil })
+	})
+	if len(keys) != 1 || keys[0] != "1h0m0s|on" {
+		t.Errorf("counters after the sweep: %v", keys)
+	}
+	if _, err := s.Get(ctx, "dev-damaged"); !errors.Is(err, ErrUndecodable) {
+		t.Errorf("damaged record: %v, want it kept and undecodable", err)
+	}
+
+	// A second Open migrates nothing.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path, c.Now)
+	if got := expiryEntries(t, s, kindRecord); got != 1 {
+		t.Errorf("%d record entries after reopening, want 1", got)
+	}
+}
+
+func TestNewerFormatRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "devicegate.db")
+	open(t, path, nil).Close()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(metaBucket).Put([]byte("format"), []byte("3")) })
+	db.Close()
+	if s, err := Open(path, Options{SweepEvery: -1, Logger: quiet}); err == nil {
+		s.Close()
+		t.Fatal("Open accepted a file of a newer format")
+	}
+}
