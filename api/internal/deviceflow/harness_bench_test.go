@@ -16,6 +16,7 @@ package deviceflow_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -100,19 +101,68 @@ func findBenchClient(id string) (*config.Client, bool) {
 	return nil, false
 }
 
-// benchBareBody is what the bare handler answers: the bytes devicegate
-// answers a pending poll with, so both put the same body on the wire.
-var benchBareBody = []byte(`{"error":"authorization_pending","error_description":"the user has not finished yet"}` + "\n")
-
-// benchBare is the baseline: plain net/http, a drained body and a fixed
-// JSON answer. No routing, no parsing, no store.
-func benchBare() http.Handler {
+// benchBare is the baseline: plain net/http doing the least a token
+// endpoint must do for a pending poll — parse the form, check that a
+// device_code is there — and answering with exactly the status, headers
+// and body devicegate answers a pending poll with (captured from a real
+// devicegate in this process, so the two cannot drift apart). No routing,
+// no hashing, no store.
+func benchBare() (http.Handler, error) {
+	status, header, body, err := benchPendingAnswer()
+	if err != nil {
+		return nil, err
+	}
+	missing := []byte(`{"error":"invalid_request","error_description":"device_code is required"}` + "\n")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		_, _ = w.Write(benchBareBody)
+		h := w.Header()
+		for k, v := range header {
+			h[k] = v
+		}
+		if err := r.ParseForm(); err != nil || r.PostForm.Get("device_code") == "" {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write(missing)
+			return
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	}), nil
+}
+
+// benchPendingAnswer is devicegate's answer to a pending poll: status,
+// headers (without Date and Content-Length, which net/http sets) and body.
+func benchPendingAnswer() (int, http.Header, []byte, error) {
+	st := memory.New(time.Now)
+	defer st.Close()
+	h, err := benchDevicegate(benchWiring{
+		Store: st, Now: time.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		PublicURL: "http://127.0.0.1:1", TokenURL: "http://127.0.0.1:1/token",
+		Lifetime: 30 * time.Minute, Interval: time.Second,
 	})
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:1/api/authorize", strings.NewReader("client_id="+benchClientID))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	h.ServeHTTP(rec, req)
+	var a struct {
+		DeviceCode string `json:"device_code"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil || a.DeviceCode == "" {
+		return 0, nil, nil, fmt.Errorf("authorize in process: %d %s", rec.Code, rec.Body.Bytes())
+	}
+	rec = httptest.NewRecorder()
+	req = httptest.NewRequest(http.MethodPost, "http://127.0.0.1:1/api/token", strings.NewReader(url.Values{
+		"grant_type": {httpapi.GrantTypeDeviceCode}, "client_id": {benchClientID}, "device_code": {a.DeviceCode}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	h.ServeHTTP(rec, req)
+	if benchOAuthError(rec.Body.Bytes()) != "authorization_pending" {
+		return 0, nil, nil, fmt.Errorf("poll in process: %d %s", rec.Code, rec.Body.Bytes())
+	}
+	hdr := rec.Result().Header.Clone()
+	hdr.Del("Date")
+	hdr.Del("Content-Length")
+	return rec.Code, hdr, rec.Body.Bytes(), nil
 }
 
 type benchWiring struct {
@@ -260,7 +310,9 @@ func benchServe(kind, dir string) error {
 	var st store.Store
 	switch kind {
 	case "bare":
-		h = benchBare()
+		if h, err = benchBare(); err != nil {
+			return err
+		}
 	case "memory", "bolt":
 		if kind == "memory" {
 			st = memory.New(time.Now)
@@ -273,6 +325,11 @@ func benchServe(kind, dir string) error {
 			}
 		}
 		defer st.Close()
+		if n, _ := strconv.Atoi(os.Getenv("DEVICEGATE_BENCH_PREFILL")); n > 0 {
+			if err := benchFill(st, n, time.Now().Add(30*time.Minute)); err != nil {
+				return err
+			}
+		}
 		up := newBenchProvider()
 		defer up.srv.Close()
 		// Rate limits are off: bench/ creates its pending records through
@@ -301,6 +358,16 @@ func benchServe(kind, dir string) error {
 	}
 	pmux := http.NewServeMux()
 	pmux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	if sw, ok := st.(benchSweeper); ok {
+		pmux.HandleFunc("/bench/sweep", func(w http.ResponseWriter, r *http.Request) {
+			res, err := benchSweep(st, sw, r.URL.Query().Get("expired"))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			_ = json.NewEncoder(w).Encode(res)
+		})
+	}
 	psrv := &http.Server{Handler: pmux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = psrv.Serve(pln) }()
 	errc := make(chan error, 1)
@@ -329,6 +396,77 @@ func benchServe(kind, dir string) error {
 		err = nil
 	}
 	return err
+}
+
+// benchFill creates n records expiring at expires directly in the store,
+// from 32 goroutines (so a group-committing store can batch them): the
+// flows a server holds besides the one the benchmark polls.
+func benchFill(st store.Store, n int, expires time.Time) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	created := time.Now()
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := make([]byte, 32)
+			for i := g; i < n; i += 32 {
+				_, _ = rand.Read(b)
+				id := base64.RawURLEncoding.EncodeToString(b[:16])
+				r := &store.Record{ID: "fill-" + id, UserCodeHash: "fill-" + base64.RawURLEncoding.EncodeToString(b[16:]),
+					ClientID: benchClientID, Scopes: []string{"streaming"}, Status: store.StatusPending,
+					CreatedAt: created, ExpiresAt: expires, Interval: 5}
+				if err := st.Create(context.Background(), r); err != nil {
+					mu.Lock()
+					first = cmp.Or(first, err)
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// benchSweeper is what the memory and bbolt stores offer the benchmark:
+// a sweep on demand and the longest time a sweep has kept writers out.
+type benchSweeper interface {
+	Sweep(context.Context) (int, error)
+	SweepPause() time.Duration
+}
+
+// benchSweepResult is what /bench/sweep answers.
+type benchSweepResult struct {
+	Expired, Removed int
+	Took             time.Duration // the whole sweep
+	Pause            time.Duration // the longest writer pause of any sweep so far
+}
+
+// benchSweep adds expired records past retention (none if empty), then
+// sweeps once.
+func benchSweep(st store.Store, sw benchSweeper, expired string) (*benchSweepResult, error) {
+	var res benchSweepResult
+	if expired != "" {
+		n, err := strconv.Atoi(expired)
+		if err != nil || n < 0 || n > 1_000_000 {
+			return nil, fmt.Errorf("expired=%q: want 0 to 1000000", expired)
+		}
+		if err := benchFill(st, n, time.Now().Add(-store.Retention-time.Minute)); err != nil {
+			return nil, err
+		}
+		res.Expired = n
+	}
+	start := time.Now()
+	removed, err := sw.Sweep(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	res.Removed, res.Took, res.Pause = removed, time.Since(start), sw.SweepPause()
+	return &res, nil
 }
 
 // benchCounts counts the store calls devicegate makes. bench/ decodes it

@@ -4,6 +4,7 @@
 package memory
 
 import (
+	"container/heap"
 	"context"
 	"strconv"
 	"sync"
@@ -20,9 +21,11 @@ type Store struct {
 	records map[string]*store.Record // by ID
 	byUser  map[string]string        // user-code hash → ID
 	version uint64
-	swept   time.Time
+	due     dueHeap // what the sweep may remove, soonest first
 
 	counters map[string]counter // "window length|key" → count
+
+	longestHold time.Duration // the longest sweep step, for benchmarks
 }
 
 type counter struct {
@@ -43,6 +46,37 @@ func New(now store.Clock) *Store {
 	return &Store{now: now, records: map[string]*store.Record{}, byUser: map[string]string{}, counters: map[string]counter{}}
 }
 
+// sweepStep bounds the entries one sweep step removes while it holds the
+// lock; Create and Incr run one step when something is due, so the sweep's
+// work is spread over the calls instead of pausing one of them.
+const sweepStep = 256
+
+// recordDue is the first instant at which r is strictly more than
+// store.Retention past expiry, as every backend sweeps.
+func recordDue(r *store.Record) time.Time { return r.ExpiresAt.Add(store.Retention + time.Nanosecond) }
+
+// dueItem is an entry of the expiry heap: a record (counter false) or a
+// count, removable from at. An entry is a hint: the sweep checks the item
+// is still due (a deleted record, a count that started a new window).
+type dueItem struct {
+	at      time.Time
+	key     string
+	counter bool
+}
+
+type dueHeap []dueItem
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueItem)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
 // Create implements store.Store.
 func (s *Store) Create(_ context.Context, r *store.Record) error {
 	s.mu.Lock()
@@ -59,6 +93,7 @@ func (s *Store) Create(_ context.Context, r *store.Record) error {
 	c.Version = strconv.FormatUint(s.version, 10)
 	s.records[c.ID] = c
 	s.byUser[c.UserCodeHash] = c.ID
+	heap.Push(&s.due, dueItem{at: recordDue(c), key: c.ID})
 	return nil
 }
 
@@ -94,6 +129,9 @@ func (s *Store) Update(_ context.Context, id string, fn func(*store.Record) erro
 	}
 	old := s.records[id]
 	cur.ID, cur.UserCodeHash = old.ID, old.UserCodeHash
+	if !cur.ExpiresAt.Equal(old.ExpiresAt) {
+		heap.Push(&s.due, dueItem{at: recordDue(cur), key: id})
+	}
 	s.version++
 	cur.Version = strconv.FormatUint(s.version, 10)
 	s.records[id] = cur.Clone()
@@ -122,6 +160,7 @@ func (s *Store) Incr(_ context.Context, key string, window time.Duration) (int, 
 	c := s.counters[k]
 	if !c.reset.Equal(reset) {
 		c = counter{reset: reset}
+		heap.Push(&s.due, dueItem{at: reset, key: k, counter: true})
 	}
 	c.n++
 	s.counters[k] = c
@@ -146,24 +185,58 @@ func (s *Store) liveLocked(id string) (*store.Record, error) {
 	return r.Clone(), nil
 }
 
-// sweepLocked drops records past their retention, so that a long-running
-// process does not grow without bound.
-func (s *Store) sweepLocked() {
+// sweepLocked removes at most sweepStep due items, so that a long-running
+// process does not grow without bound and no caller waits for more than a
+// bounded step. It reports whether more are due.
+func (s *Store) sweepLocked() (removed int, more bool) {
 	now := s.now()
-	if now.Sub(s.swept) < time.Minute {
-		return
-	}
-	s.swept = now
 	cutoff := now.Add(-store.Retention)
-	for id, r := range s.records {
-		if r.ExpiresAt.Before(cutoff) {
+	for n := 0; len(s.due) > 0 && !s.due[0].at.After(now); n++ {
+		if n == sweepStep {
+			return removed, true
+		}
+		it := heap.Pop(&s.due).(dueItem)
+		if it.counter {
+			if c, ok := s.counters[it.key]; ok && !c.reset.After(now) {
+				delete(s.counters, it.key)
+			}
+			continue
+		}
+		// A record whose expiry moved later has another entry.
+		if r, ok := s.records[it.key]; ok && r.ExpiresAt.Before(cutoff) {
 			delete(s.byUser, r.UserCodeHash)
-			delete(s.records, id)
+			delete(s.records, it.key)
+			removed++
 		}
 	}
-	for k, c := range s.counters {
-		if !c.reset.After(now) {
-			delete(s.counters, k)
+	return removed, false
+}
+
+// Sweep removes every record past its retention and every ended count,
+// one bounded step at a time (Create and Incr also sweep a step when
+// something is due), and returns how many records it removed.
+func (s *Store) Sweep(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		s.mu.Lock()
+		start := time.Now() // wall time: this measures the pause, it decides nothing
+		n, more := s.sweepLocked()
+		s.longestHold = max(s.longestHold, time.Since(start))
+		s.mu.Unlock()
+		total += n
+		if !more {
+			return total, nil
 		}
 	}
+}
+
+// SweepPause reports the longest time one sweep step held the store's lock
+// during Sweep — how long any other call could have waited for it.
+func (s *Store) SweepPause() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.longestHold
 }
