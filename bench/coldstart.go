@@ -63,7 +63,8 @@ func coldStart(root string, runs int) (*coldResult, error) {
 	}
 	res := &coldResult{Runs: runs, BinaryBytes: fi.Size(), BuildCmd: buildCmd,
 		RunCmd: "DEVICEGATE_STORE=memory ./devicegate -demo -addr 127.0.0.1:PORT"}
-	client := &http.Client{Transport: newTransport(1), Timeout: time.Second}
+	client := loopbackClient()
+	client.Timeout = time.Second
 	var times []time.Duration
 	var rss []int
 	for attempts := 0; len(times) < runs; attempts++ {
@@ -130,4 +131,10 @@ func coldStart(root string, runs int) (*coldResult, error) {
 	res.Min, res.Max = times[0], times[len(times)-1]
 	res.RSSIdleKB = rss[len(rss)/2]
 	return res, nil
+}
+
+// percentile of sorted, nearest rank.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	i := int(float64(len(sorted))*p+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
 }

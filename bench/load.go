@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,37 +14,46 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"slices"
+	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
-// loadConfig bounds one load run in count and in time.
+// loadConfig is one throughput comparison: bounded in count and in time.
 type loadConfig struct {
-	Workers     int
-	Records     int           // pending records per worker (devicegate targets)
-	Warmup      time.Duration // not measured
-	Duration    time.Duration // measured
-	MaxRequests int           // upper bound on measured requests, all workers together
+	Connections int           // bombardier -c
+	Warmup      time.Duration // unmeasured, once per target before the rounds
+	Duration    time.Duration // measured, per target per round
+	Rounds      int           // the targets are interleaved this many times
+	ServerCPU   string        // taskset -c for servers ("" = not pinned)
+	ClientCPU   string        // taskset -c for the load generator
 }
 
-// server is a `bench serve` subprocess.
-type server struct {
-	kind      string
-	addr      string
-	pprofAddr string
-	cmd       *exec.Cmd
-	stdin     io.WriteCloser
-	done      chan error
+// proc is a server subprocess that prints one "READY <addr> …" line and
+// stops when its stdin closes.
+type proc struct {
+	name  string
+	addr  string
+	extra []string // the READY line's further fields
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	done  chan error
 }
 
-// startServer starts the helper serving kind in its own process and waits
-// for its READY line (at most 30 s).
-func startServer(h *helper, kind, dir string) (*server, error) {
-	cmd := h.command("serve", "DEVICEGATE_BENCH_KIND="+kind, "DEVICEGATE_BENCH_DIR="+dir)
+// pinned wraps cmd in `taskset -c cpu` when cpu is set.
+func pinned(cmd *exec.Cmd, cpu string) *exec.Cmd {
+	if cpu == "" {
+		return cmd
+	}
+	p := exec.Command("taskset", append([]string{"-c", cpu, cmd.Path}, cmd.Args[1:]...)...)
+	p.Env, p.Dir = cmd.Env, cmd.Dir
+	return p
+}
+
+// startProc starts cmd and waits (at most 5 min: prefilling 100k bbolt
+// records takes a while) for its READY line.
+func startProc(name string, cmd *exec.Cmd) (*proc, error) {
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -56,63 +66,70 @@ func startServer(h *helper, kind, dir string) (*server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{kind: kind, cmd: cmd, stdin: stdin, done: make(chan error, 1)}
+	p := &proc{name: name, cmd: cmd, stdin: stdin, done: make(chan error, 1)}
 	ready := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		if sc.Scan() {
 			f := strings.Fields(sc.Text())
-			if len(f) == 3 && f[0] == "READY" {
-				s.addr, s.pprofAddr = f[1], f[2]
+			if len(f) >= 2 && f[0] == "READY" {
+				p.addr, p.extra = f[1], f[2:]
 				ready <- nil
 			} else {
-				ready <- fmt.Errorf("server said %q", sc.Text())
+				ready <- fmt.Errorf("%s said %q", name, sc.Text())
 			}
 		} else {
-			ready <- errors.New("server exited before it was ready")
+			ready <- errors.New(name + " exited before it was ready")
 		}
 		_, _ = io.Copy(io.Discard, stdout)
-		s.done <- cmd.Wait()
+		p.done <- cmd.Wait()
 	}()
 	select {
 	case err := <-ready:
 		if err != nil {
-			s.stop()
+			p.stop()
 			return nil, err
 		}
-	case <-time.After(30 * time.Second):
-		s.stop()
-		return nil, errors.New("server not ready within 30s")
+	case <-time.After(5 * time.Minute):
+		p.stop()
+		return nil, errors.New(name + " not ready within 5 min")
 	}
-	return s, nil
+	return p, nil
 }
 
 // stop ends the subprocess: closing its stdin asks it to shut down; if it
 // has not within 10 s it gets SIGINT, and SIGKILL 10 s after that.
-func (s *server) stop() error {
-	_ = s.stdin.Close()
+func (p *proc) stop() error {
+	_ = p.stdin.Close()
 	select {
-	case err := <-s.done:
+	case err := <-p.done:
 		return err
 	case <-time.After(10 * time.Second):
 	}
-	_ = s.cmd.Process.Signal(os.Interrupt)
+	_ = p.cmd.Process.Signal(os.Interrupt)
 	select {
-	case <-s.done:
-		return errors.New("server did not stop within 10s of its stdin closing; interrupted")
+	case <-p.done:
+		return errors.New(p.name + " did not stop within 10s of its stdin closing; interrupted")
 	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		return errors.New("server did not stop within 20s; killed")
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return errors.New(p.name + " did not stop within 20s; killed")
 	}
 }
 
-func (s *server) pid() int { return s.cmd.Process.Pid }
+func (p *proc) pid() int { return p.cmd.Process.Pid }
 
-// newTransport keeps one keep-alive connection per worker, to loopback only.
-func newTransport(workers int) *http.Transport {
+// startHelper serves kind from the helper binary, pinned to cpu.
+func startHelper(h *helper, kind, dir, cpu string, env ...string) (*proc, error) {
+	cmd := h.command("serve", append([]string{"DEVICEGATE_BENCH_KIND=" + kind, "DEVICEGATE_BENCH_DIR=" + dir}, env...)...)
+	return startProc(kind, pinned(cmd, cpu))
+}
+
+// loopbackClient talks to loopback only: the checks and the setup, never
+// the measured load (bombardier does that).
+func loopbackClient() *http.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Transport{
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		Proxy: nil,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			host, _, err := net.SplitHostPort(addr)
@@ -124,216 +141,205 @@ func newTransport(workers int) *http.Transport {
 			}
 			return d.DialContext(ctx, network, addr)
 		},
-		MaxIdleConns:        workers,
-		MaxIdleConnsPerHost: workers,
-		MaxConnsPerHost:     workers,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
-	}
+		DisableCompression: true,
+	}}
 }
 
-// pollBody is the form a device polls the token endpoint with.
-func pollBody(deviceCode string) []byte {
-	return []byte(url.Values{
-		"grant_type":  {"urn:ietf:params:oauth:grant-type:device_code"},
-		"client_id":   {benchClientID},
-		"device_code": {deviceCode},
-	}.Encode())
+// request is what the load generator sends, over and over.
+type request struct {
+	URL     string
+	Body    string
+	Headers []string // "Key: value"
+	Want    int      // the status class every answer must have (200 or 400)
 }
 
-// createRecords makes workers×perWorker pending records through the real
-// device authorization endpoint and returns each worker's poll bodies.
-func createRecords(client *http.Client, base string, workers, perWorker int) ([][][]byte, error) {
-	out := make([][][]byte, workers)
-	form := []byte(url.Values{"client_id": {benchClientID}}.Encode())
-	for w := range workers {
-		for range perWorker {
-			res, err := client.Post(base+"/api/authorize", "application/x-www-form-urlencoded", bytes.NewReader(form))
-			if err != nil {
-				return nil, err
-			}
-			b, err := io.ReadAll(res.Body)
-			res.Body.Close()
-			if err != nil {
-				return nil, err
-			}
-			if res.StatusCode != http.StatusOK {
-				return nil, fmt.Errorf("authorize: %d %s", res.StatusCode, b)
-			}
-			var a struct {
-				DeviceCode string `json:"device_code"`
-				Interval   int    `json:"interval"`
-			}
-			if err := json.Unmarshal(b, &a); err != nil || a.DeviceCode == "" {
-				return nil, fmt.Errorf("authorize answered %s", b)
-			}
-			out[w] = append(out[w], pollBody(a.DeviceCode))
-		}
+const formType = "Content-Type: application/x-www-form-urlencoded"
+
+// send makes one request with the Go client and returns status and body.
+func send(c *http.Client, r request) (int, []byte, error) {
+	req, err := http.NewRequest(http.MethodPost, r.URL, strings.NewReader(r.Body))
+	if err != nil {
+		return 0, nil, err
 	}
-	return out, nil
+	for _, h := range r.Headers {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Set(k, v)
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return res.StatusCode, b, err
 }
 
-// loadResult is one measured run.
-type loadResult struct {
-	Target    string
-	Requests  int
-	Elapsed   time.Duration
-	RPS       float64
-	P50, P90  time.Duration
-	P99, Max  time.Duration
-	Outcomes  map[string]int // answer kind → count
-	Failures  int            // transport errors, 5xx, unexpected answers
-	FirstFail string
-	RSSIdleKB int // before the load (after setup)
-	RSSMaxKB  int // highest sample during the load
-	RSSHWMKB  int // VmHWM after the load
-}
-
-// classify names an answer: the OAuth error code for a devicegate poll, or
-// "fixed" for the bare handler's body. ok is false for anything a healthy
-// server must not answer under this load.
-func classify(status int, body []byte) (string, bool) {
-	if status >= 500 {
-		return "http_" + strconv.Itoa(status), false
-	}
-	for _, code := range []string{"authorization_pending", "slow_down"} {
-		if bytes.Contains(body, []byte(`"error":"`+code+`"`)) {
-			return code, status == http.StatusBadRequest
-		}
-	}
+// oauthError is the error code of a JSON answer, "" if none.
+func oauthError(b []byte) string {
 	var e struct {
 		Error string `json:"error"`
 	}
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		return e.Error, false
-	}
-	return "http_" + strconv.Itoa(status), false
+	_ = json.Unmarshal(b, &e)
+	return e.Error
 }
 
-// runLoad drives url with cfg.Workers workers, each cycling through its own
-// bodies, first for cfg.Warmup unmeasured, then for cfg.Duration or
-// cfg.MaxRequests requests, whichever comes first. rssPID, when not zero,
-// is sampled every 100 ms.
-func runLoad(client *http.Client, target, u string, bodies [][][]byte, cfg loadConfig, rssPID int) (*loadResult, error) {
-	res := &loadResult{Target: target, Outcomes: map[string]int{}}
-	if rssPID != 0 {
-		res.RSSIdleKB = readStatusKB(rssPID, "VmRSS")
+// checkPending makes one poll and insists on authorization_pending: the
+// load generator only sees status classes, so this is how the benchmark
+// knows what the measured answers were.
+func checkPending(c *http.Client, r request) error {
+	status, b, err := send(c, r)
+	if err != nil {
+		return err
 	}
-	perWorker := max(1, cfg.MaxRequests/cfg.Workers)
-	lat := make([][]time.Duration, cfg.Workers)
-	outcomes := make([]map[string]int, cfg.Workers)
-	failures := make([]int, cfg.Workers)
-	var firstFail atomic.Value
+	if status != http.StatusBadRequest || oauthError(b) != "authorization_pending" {
+		return fmt.Errorf("a poll answered %d %.200s, want 400 authorization_pending", status, b)
+	}
+	return nil
+}
 
-	phase := func(d time.Duration, measure bool) time.Duration {
-		var wg sync.WaitGroup
-		start := time.Now()
-		deadline := start.Add(d)
-		for w := range cfg.Workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if measure {
-					lat[w] = make([]time.Duration, 0, min(perWorker, 1<<20))
-					outcomes[w] = map[string]int{}
-				}
-				buf := bytes.NewBuffer(make([]byte, 0, 512))
-				mine := bodies[w%len(bodies)]
-				for i := 0; i < perWorker; i++ {
-					t0 := time.Now()
-					if !t0.Before(deadline) {
-						return
-					}
-					req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(mine[i%len(mine)]))
-					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-					r, err := client.Do(req)
-					var kind string
-					ok := false
-					if err == nil {
-						buf.Reset()
-						_, err = buf.ReadFrom(r.Body)
-						r.Body.Close()
-					}
-					if err == nil {
-						kind, ok = classify(r.StatusCode, buf.Bytes())
-					} else {
-						kind = "transport_error"
-					}
-					el := time.Since(t0)
-					if !measure {
-						continue
-					}
-					lat[w] = append(lat[w], el)
-					outcomes[w][kind]++
-					if !ok {
-						failures[w]++
-						msg := kind
-						if err != nil {
-							msg += ": " + err.Error()
-						}
-						firstFail.CompareAndSwap(nil, msg)
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		return time.Since(start)
+// devicegatePoll creates one pending record through the real
+// /api/authorize and returns the poll for it.
+func devicegatePoll(c *http.Client, base string) (request, error) {
+	status, b, err := send(c, request{URL: base + "/api/authorize", Body: url.Values{"client_id": {benchClientID}}.Encode(), Headers: []string{formType}})
+	if err != nil {
+		return request{}, err
 	}
+	var a struct {
+		DeviceCode string `json:"device_code"`
+	}
+	if status != http.StatusOK || json.Unmarshal(b, &a) != nil || a.DeviceCode == "" {
+		return request{}, fmt.Errorf("authorize answered %d %.200s", status, b)
+	}
+	return request{URL: base + "/api/token", Headers: []string{formType}, Want: http.StatusBadRequest,
+		Body: url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "client_id": {benchClientID}, "device_code": {a.DeviceCode}}.Encode()}, nil
+}
 
-	if cfg.Warmup > 0 {
-		phase(cfg.Warmup, false)
+// peerPoll starts a device authorization at the peer (zitadel's example
+// OP) and returns the poll for it, authenticated with HTTP Basic as its
+// confidential device client requires.
+func peerPoll(c *http.Client, p *proc) (request, error) {
+	if len(p.extra) < 2 {
+		return request{}, errors.New("the peer named no client")
 	}
-	stopRSS := make(chan struct{})
-	rssDone := make(chan int)
+	auth := "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(p.extra[0]+":"+p.extra[1]))
+	base := "http://" + p.addr
+	status, b, err := send(c, request{URL: base + "/device_authorization", Body: "scope=openid", Headers: []string{formType, auth}})
+	if err != nil {
+		return request{}, err
+	}
+	var a struct {
+		DeviceCode string `json:"device_code"`
+	}
+	if status != http.StatusOK || json.Unmarshal(b, &a) != nil || a.DeviceCode == "" {
+		return request{}, fmt.Errorf("peer device_authorization answered %d %.200s", status, b)
+	}
+	return request{URL: base + "/oauth/token", Headers: []string{formType, auth}, Want: http.StatusBadRequest,
+		Body: url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {a.DeviceCode}}.Encode()}, nil
+}
+
+// bareBody is what the bench polls the bare baseline with: a device code of
+// the length devicegate's have.
+var bareBody = url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "client_id": {benchClientID},
+	"device_code": {"not-a-real-device-code-but-the-same-size-as-one-0000"}}.Encode()
+
+// loadResult is one bombardier run.
+type loadResult struct {
+	Requests  int
+	Seconds   float64
+	RPS       float64
+	P50, P90  time.Duration
+	P99, Max  time.Duration
+	Statuses  map[string]int // "2xx" → count
+	Errors    int            // bombardier's "others": timeouts, resets
+	RSSMaxKB  int            // highest 100 ms sample of the server during the run
+	Unpinned  bool
+	Generator string
+}
+
+// bombardier is the pinned load generator (tools/go.mod).
+type bombardier struct {
+	bin string
+	cpu string
+}
+
+// buildTool builds pkg of the module in dir into out.
+func buildTool(root, dir, pkg, out string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = filepath.Join(root, dir)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s (in %s): %v\n%s", pkg, dir, err, b)
+	}
+	return nil
+}
+
+// run loads r for d with conns connections, sampling the RSS of pid.
+func (g *bombardier) run(r request, conns int, d time.Duration, pid int) (*loadResult, error) {
+	args := []string{"-c", strconv.Itoa(conns), "-d", d.String(), "-m", http.MethodPost, "-b", r.Body, "-l", "-p", "r", "-o", "j"}
+	for _, h := range r.Headers {
+		args = append(args, "-H", h)
+	}
+	args = append(args, r.URL)
+	cmd := pinned(exec.Command(g.bin, args...), g.cpu)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+
+	stop := make(chan struct{})
+	peak := make(chan int)
 	go func() {
-		peak := 0
+		m := 0
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
-			case <-stopRSS:
-				rssDone <- peak
+			case <-stop:
+				peak <- m
 				return
 			case <-t.C:
-				if rssPID != 0 {
-					peak = max(peak, readStatusKB(rssPID, "VmRSS"))
-				}
+				m = max(m, readStatusKB(pid, "VmRSS"))
 			}
 		}
 	}()
-	res.Elapsed = phase(cfg.Duration, true)
-	close(stopRSS)
-	res.RSSMaxKB = <-rssDone
-	if rssPID != 0 {
-		res.RSSHWMKB = readStatusKB(rssPID, "VmHWM")
+	out, err := cmd.Output()
+	close(stop)
+	rss := <-peak
+	if err != nil {
+		return nil, fmt.Errorf("bombardier: %v: %s%.300s", err, stderr.String(), out)
 	}
-
-	var all []time.Duration
-	for w := range cfg.Workers {
-		all = append(all, lat[w]...)
-		for k, v := range outcomes[w] {
-			res.Outcomes[k] += v
+	var j struct {
+		Result struct {
+			TimeTakenSeconds       float64
+			Req1xx, Req2xx, Req3xx int
+			Req4xx, Req5xx, Others int
+			Latency                struct {
+				Max         float64
+				Percentiles map[string]float64
+			}
 		}
-		res.Failures += failures[w]
 	}
-	if v := firstFail.Load(); v != nil {
-		res.FirstFail = v.(string)
+	if err := json.Unmarshal(out, &j); err != nil {
+		return nil, fmt.Errorf("bombardier output: %w", err)
 	}
-	res.Requests = len(all)
-	if res.Requests == 0 {
-		return res, errors.New(target + ": no requests completed")
+	res := j.Result
+	us := func(v float64) time.Duration { return time.Duration(v * float64(time.Microsecond)) }
+	lr := &loadResult{
+		Requests: res.Req1xx + res.Req2xx + res.Req3xx + res.Req4xx + res.Req5xx + res.Others,
+		Seconds:  res.TimeTakenSeconds,
+		P50:      us(res.Latency.Percentiles["50"]), P90: us(res.Latency.Percentiles["90"]), P99: us(res.Latency.Percentiles["99"]),
+		Max:      us(res.Latency.Max),
+		Statuses: map[string]int{"1xx": res.Req1xx, "2xx": res.Req2xx, "3xx": res.Req3xx, "4xx": res.Req4xx, "5xx": res.Req5xx},
+		Errors:   res.Others, RSSMaxKB: rss,
 	}
-	slices.Sort(all)
-	res.RPS = float64(res.Requests) / res.Elapsed.Seconds()
-	res.P50, res.P90, res.P99 = percentile(all, 0.50), percentile(all, 0.90), percentile(all, 0.99)
-	res.Max = all[len(all)-1]
-	return res, nil
-}
-
-// percentile of sorted, nearest rank.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	i := int(float64(len(sorted))*p+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
+	if lr.Seconds > 0 {
+		lr.RPS = float64(lr.Requests) / lr.Seconds
+	}
+	want := strconv.Itoa(r.Want/100) + "xx"
+	if lr.Requests == 0 {
+		return lr, errors.New("no requests completed")
+	}
+	if n := lr.Statuses[want]; n != lr.Requests {
+		return lr, fmt.Errorf("%d of %d answers were not %s (%v, %d transport errors)", lr.Requests-n, lr.Requests, want, lr.Statuses, lr.Errors)
+	}
+	return lr, nil
 }
 
 // readStatusKB reads a "Name: N kB" line of /proc/<pid>/status; 0 if absent.
@@ -351,68 +357,13 @@ func readStatusKB(pid int, name string) int {
 	return 0
 }
 
-// throughputRun is the poll-path comparison of one target.
-type throughputRun struct {
-	Kind    string
-	Result  *loadResult
-	Profile string // pprof -top text, if profiled
-}
-
-// measureTarget starts a server of kind, sets up its pending records,
-// measures the poll path, optionally profiles it, and stops the server.
-func measureTarget(h *helper, kind, dir string, cfg loadConfig, profile time.Duration, logf func(string, ...any)) (*throughputRun, error) {
-	srv, err := startServer(h, kind, dir)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", kind, err)
+// profileUnderLoad takes a CPU profile of a helper server while bombardier
+// runs the same load, and returns `go tool pprof -top` of it (flat, then
+// cumulative).
+func profileUnderLoad(g *bombardier, srv *proc, r request, conns int, d time.Duration) (string, error) {
+	if len(srv.extra) < 1 {
+		return "", errors.New("the server has no pprof address")
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = srv.stop()
-		}
-	}()
-	tr := newTransport(cfg.Workers)
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	base := "http://" + srv.addr
-
-	var bodies [][][]byte
-	u := base + "/api/token"
-	if kind == "bare" {
-		bodies = [][][]byte{{pollBody("not-a-real-device-code-but-the-same-size-as-one-00000")}}
-	} else {
-		logf("  %s: creating %d×%d pending records through /api/authorize", kind, cfg.Workers, cfg.Records)
-		if bodies, err = createRecords(client, base, cfg.Workers, cfg.Records); err != nil {
-			return nil, fmt.Errorf("%s setup: %w", kind, err)
-		}
-	}
-	time.Sleep(200 * time.Millisecond) // let the setup's garbage settle before "idle"
-	logf("  %s: %d workers, %s warm-up, %s measured (at most %d requests)", kind, cfg.Workers, cfg.Warmup, cfg.Duration, cfg.MaxRequests)
-	res, err := runLoad(client, kind, u, bodies, cfg, srv.pid())
-	if err != nil {
-		return nil, err
-	}
-	run := &throughputRun{Kind: kind, Result: res}
-	if res.Failures > 0 {
-		return run, fmt.Errorf("%s: %d of %d answers were failures (first: %s)", kind, res.Failures, res.Requests, res.FirstFail)
-	}
-	if profile > 0 && kind != "bare" {
-		logf("  %s: CPU profile over %s of the same load", kind, profile)
-		run.Profile, err = profileUnderLoad(client, srv, u, bodies, cfg, profile)
-		if err != nil {
-			return run, fmt.Errorf("%s profile: %w", kind, err)
-		}
-	}
-	stopped = true
-	if err := srv.stop(); err != nil {
-		return run, fmt.Errorf("%s: server exit: %w", kind, err)
-	}
-	return run, nil
-}
-
-// profileUnderLoad takes a CPU profile of the server while the same load
-// runs, and returns `go tool pprof -top` of it (flat, then cumulative).
-func profileUnderLoad(client *http.Client, srv *server, u string, bodies [][][]byte, cfg loadConfig, d time.Duration) (string, error) {
 	dir, err := os.MkdirTemp("", "devicegate-bench-pprof-")
 	if err != nil {
 		return "", err
@@ -421,8 +372,9 @@ func profileUnderLoad(client *http.Client, srv *server, u string, bodies [][][]b
 	path := dir + "/cpu.pb.gz"
 	profErr := make(chan error, 1)
 	go func() {
-		pc := &http.Client{Transport: newTransport(1), Timeout: d + 30*time.Second}
-		res, err := pc.Get("http://" + srv.pprofAddr + "/debug/pprof/profile?seconds=" + strconv.Itoa(int(d/time.Second)))
+		c := loopbackClient()
+		c.Timeout = d + 30*time.Second
+		res, err := c.Get("http://" + srv.extra[0] + "/debug/pprof/profile?seconds=" + strconv.Itoa(int(d/time.Second)))
 		if err != nil {
 			profErr <- err
 			return
@@ -439,16 +391,8 @@ func profileUnderLoad(client *http.Client, srv *server, u string, bodies [][][]b
 		}
 		profErr <- err
 	}()
-	pcfg := cfg
-	pcfg.Warmup = 0
-	pcfg.Duration = d + 500*time.Millisecond
-	pcfg.MaxRequests = cfg.MaxRequests * 10
-	lr, err := runLoad(client, "profile", u, bodies, pcfg, 0)
-	if err != nil {
+	if _, err := g.run(r, conns, d+500*time.Millisecond, srv.pid()); err != nil {
 		return "", err
-	}
-	if lr.Failures > 0 {
-		return "", fmt.Errorf("%d failures under profiling (first: %s)", lr.Failures, lr.FirstFail)
 	}
 	if err := <-profErr; err != nil {
 		return "", err

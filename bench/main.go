@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -32,39 +34,46 @@ func main() {
 }
 
 type options struct {
-	short      bool
-	root       string
-	out        string
-	svg        string
-	load       loadConfig
-	targets    string
-	profile    time.Duration
-	flows      int
-	polls      int
-	coldstarts int
-	benchtime  string
-	skip       string
+	short       bool
+	root        string
+	out         string
+	svg         string
+	load        loadConfig
+	scaleRounds int
+	targets     string
+	authorize   string
+	sizes       string
+	profile     time.Duration
+	flows       int
+	polls       int
+	coldstarts  int
+	benchtime   string
+	skip        string
 }
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o options
-	fs.BoolVar(&o.short, "short", false, "a run of seconds, for CI: small counts, no profile, report to stdout unless -out is given")
+	fs.BoolVar(&o.short, "short", false, "a run of a few minutes at most, for CI: small counts, no profile, report to stdout unless -out is given")
 	fs.StringVar(&o.root, "root", ".", "the repository root")
 	fs.StringVar(&o.out, "out", "", "where the report goes (default docs/BENCHMARKS.md; with -short, stdout); \"-\" for stdout")
 	fs.StringVar(&o.svg, "svg", "", "where the throughput chart goes (default docs/bench-throughput.svg; with -short, nowhere)")
-	fs.IntVar(&o.load.Workers, "workers", 32, "concurrent load-generator workers (one keep-alive connection each)")
-	fs.IntVar(&o.load.Records, "records", 64, "pending records per worker")
-	fs.DurationVar(&o.load.Warmup, "warmup", 2*time.Second, "unmeasured warm-up per target")
-	fs.DurationVar(&o.load.Duration, "duration", 10*time.Second, "measured load per target")
-	fs.IntVar(&o.load.MaxRequests, "max-requests", 2_000_000, "upper bound on measured requests per target")
-	fs.StringVar(&o.targets, "targets", "bare,memory,bolt", "throughput targets, in order")
+	fs.IntVar(&o.load.Connections, "connections", 32, "bombardier connections (-c)")
+	fs.DurationVar(&o.load.Warmup, "warmup", time.Second, "unmeasured load per target before the rounds")
+	fs.DurationVar(&o.load.Duration, "duration", 5*time.Second, "measured load per target per round")
+	fs.IntVar(&o.load.Rounds, "rounds", 7, "rounds of the interleaved poll and authorize comparisons (at least 5 for the report's medians)")
+	fs.IntVar(&o.scaleRounds, "scale-rounds", 5, "rounds of the interleaved scaling table")
+	fs.StringVar(&o.load.ServerCPU, "server-cpu", "1", "CPU the servers are pinned to (taskset -c)")
+	fs.StringVar(&o.load.ClientCPU, "client-cpu", "0", "CPU the load generator is pinned to (taskset -c)")
+	fs.StringVar(&o.targets, "targets", "bare,memory,bolt,zitadel", "poll targets (bare, memory, bolt, zitadel)")
+	fs.StringVar(&o.authorize, "authorize", "memory,bolt", "stores for the /api/authorize row")
+	fs.StringVar(&o.sizes, "sizes", "10,1000,10000,100000", "live flows per server in the scaling table")
 	fs.DurationVar(&o.profile, "profile", 5*time.Second, "CPU-profile each devicegate target for this long under the same load (0: off)")
 	fs.IntVar(&o.flows, "flows", 50, "complete flows for the store-cost count")
 	fs.IntVar(&o.polls, "polls", 12, "pending polls per flow (12 = one minute at the 5 s default interval)")
 	fs.IntVar(&o.coldstarts, "coldstarts", 20, "cold starts of the release binary")
 	fs.StringVar(&o.benchtime, "benchtime", "1s", "-benchtime for the microbenchmarks")
-	fs.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: throughput,flows,coldstart,micro")
+	fs.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: throughput,authorize,scaling,flows,coldstart,micro")
 	// Flags set explicitly win over -short's defaults.
 	set := map[string]bool{}
 	if err := fs.Parse(args); err != nil {
@@ -79,16 +88,18 @@ func run(args []string) error {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if o.short {
 		short := map[string]func(){
-			"workers":    func() { o.load.Workers = 8 },
-			"records":    func() { o.load.Records = 8 },
-			"warmup":     func() { o.load.Warmup = 200 * time.Millisecond },
-			"duration":   func() { o.load.Duration = time.Second },
-			"profile":    func() { o.profile = 0 },
-			"flows":      func() { o.flows = 5 },
-			"polls":      func() { o.polls = 3 },
-			"coldstarts": func() { o.coldstarts = 3 },
-			"benchtime":  func() { o.benchtime = "2000x" },
-			"out":        func() { o.out = "-" },
+			"connections":  func() { o.load.Connections = 8 },
+			"warmup":       func() { o.load.Warmup = time.Second },
+			"duration":     func() { o.load.Duration = time.Second },
+			"rounds":       func() { o.load.Rounds = 2 },
+			"scale-rounds": func() { o.scaleRounds = 1 },
+			"sizes":        func() { o.sizes = "10,1000" },
+			"profile":      func() { o.profile = 0 },
+			"flows":        func() { o.flows = 5 },
+			"polls":        func() { o.polls = 3 },
+			"coldstarts":   func() { o.coldstarts = 3 },
+			"benchtime":    func() { o.benchtime = "2000x" },
+			"out":          func() { o.out = "-" },
 		}
 		for name, f := range short {
 			if !set[name] {
@@ -103,15 +114,18 @@ func run(args []string) error {
 			o.svg = filepath.Join(o.root, "docs", "bench-throughput.svg")
 		}
 	}
+	sizes, err := parseSizes(o.sizes)
+	if err != nil {
+		return err
+	}
 	switch {
-	case o.load.Workers < 1 || o.load.Workers > 1024:
-		return errors.New("-workers must be 1 to 1024")
-	case o.load.Records < 1 || o.load.Records > 4096:
-		return errors.New("-records must be 1 to 4096")
-	case o.load.Duration <= 0 || o.load.Duration > 10*time.Minute:
-		return errors.New("-duration must be above 0 and at most 10m")
-	case o.load.MaxRequests < o.load.Workers:
-		return errors.New("-max-requests must be at least -workers")
+	case o.load.Connections < 1 || o.load.Connections > 1024:
+		return errors.New("-connections must be 1 to 1024")
+	case o.load.Duration < time.Second || o.load.Duration > 10*time.Minute || o.load.Duration%time.Second != 0,
+		o.load.Warmup != 0 && (o.load.Warmup < time.Second || o.load.Warmup%time.Second != 0):
+		return errors.New("-duration must be whole seconds, 1s to 10m, and -warmup 0 or whole seconds (bombardier's unit)")
+	case o.load.Rounds < 1 || o.load.Rounds > 100, o.scaleRounds < 1 || o.scaleRounds > 100:
+		return errors.New("-rounds and -scale-rounds must be 1 to 100")
 	case o.flows < 1 || o.flows > 10_000, o.polls < 0 || o.polls > 1000:
 		return errors.New("-flows must be 1 to 10000 and -polls 0 to 1000")
 	case o.coldstarts < 1 || o.coldstarts > 1000:
@@ -143,35 +157,56 @@ func run(args []string) error {
 	}
 	defer os.RemoveAll(tmp)
 	var h *helper
-	if !skip["throughput"] || !skip["flows"] {
+	if !skip["throughput"] || !skip["authorize"] || !skip["scaling"] || !skip["flows"] {
 		logf("building the in-process helper (go test -c %s)", helperPkg)
 		if h, err = buildHelper(o.root, tmp); err != nil {
 			return err
 		}
 	}
-
-	if !skip["throughput"] {
-		logf("1. poll-path throughput")
+	kinds := splitList(o.targets)
+	if !skip["throughput"] || !skip["authorize"] || !skip["scaling"] {
+		peer := !skip["throughput"] && slices.Contains(kinds, "zitadel")
+		logf("building bombardier (tools/go.mod)%s", map[bool]string{true: " and the zitadel peer (e2e/cmd/benchpeer)"}[peer])
+		bomb, peerBin, err := buildTools(o.root, tmp, peer)
+		if err != nil {
+			return err
+		}
+		var clientCPU string
+		o.load.ServerCPU, clientCPU, rep.Pinning = pinning(o.load.ServerCPU, o.load.ClientCPU)
+		o.load.ClientCPU = clientCPU
+		rep.Opts = o
+		g := &bombardier{bin: bomb, cpu: clientCPU}
 		dir := filepath.Join(tmp, "bolt")
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			return err
 		}
 		rep.BoltFS = fsType(dir)
-		for t := range strings.SplitSeq(o.targets, ",") {
-			run, err := measureTarget(h, strings.TrimSpace(t), dir, o.load, o.profile, logf)
-			if run != nil {
-				rep.Throughput = append(rep.Throughput, run)
-				logf("  %s: %.0f req/s, p50 %s, p99 %s", run.Kind, run.Result.RPS, run.Result.P50, run.Result.P99)
-			}
+		if !skip["throughput"] {
+			logf("1. pending poll, %d interleaved rounds of %s: %s", o.load.Rounds, o.load.Duration, o.targets)
+			rep.Polls, err = comparePolls(h, g, peerBin, dir, kinds, o.load, o.profile, logf)
 			if err != nil {
 				fail(err)
 			}
+			rt, rc, err := h.allocs()
+			if err != nil {
+				fail(err)
+			} else {
+				rep.RoutedAllocs, rep.ConstructAllocs = &rt, &rc
+			}
 		}
-		rt, rc, err := h.allocs()
-		if err != nil {
-			fail(err)
-		} else {
-			rep.RoutedAllocs, rep.ConstructAllocs = &rt, &rc
+		if !skip["authorize"] {
+			logf("1a. /api/authorize, %d interleaved rounds: %s", o.load.Rounds, o.authorize)
+			if rep.Authorize, err = compareAuthorize(h, g, dir, splitList(o.authorize), o.load, logf); err != nil {
+				fail(err)
+			}
+		}
+		if !skip["scaling"] {
+			sc := o.load
+			sc.Rounds = o.scaleRounds
+			logf("1b. scaling with live flows %v, %d interleaved rounds", sizes, sc.Rounds)
+			if rep.Scale, err = scaling(h, g, dir, []string{"memory", "bolt"}, sizes, sc, logf); err != nil {
+				fail(err)
+			}
 		}
 	}
 	if !skip["flows"] {
@@ -207,7 +242,7 @@ func run(args []string) error {
 	} else if err := writeGenerated(o.out, md); err != nil {
 		return err
 	}
-	if o.svg != "" && len(rep.Throughput) > 0 {
+	if o.svg != "" && rep.Polls != nil && len(rep.Polls.Series) > 0 {
 		if err := os.WriteFile(o.svg, []byte(rep.chart()), 0o644); err != nil {
 			return err
 		}
@@ -217,6 +252,28 @@ func run(args []string) error {
 	}
 	logf("done in %s", time.Since(rep.Started).Round(time.Second))
 	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range splitList(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 || n > 1_000_000 {
+			return nil, fmt.Errorf("-sizes: %q is not 0 to 1000000", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func commandLine(args []string) string {

@@ -62,7 +62,10 @@ type report struct {
 	Opts              options
 	BoltFS            string
 
-	Throughput      []*throughputRun
+	Pinning         string
+	Polls           *pollComparison
+	Authorize       []*series
+	Scale           []*scalePoint
 	RoutedAllocs    *allocResult
 	ConstructAllocs *allocResult
 	Flows           *flowResult
@@ -70,6 +73,13 @@ type report struct {
 	Micro           []microLine
 	MicroCmd        string
 	Failures        []error
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
@@ -81,13 +91,109 @@ func mb(kb int) string {
 	return fmt.Sprintf("%.1f MB", float64(kb)/1024)
 }
 
-func (r *report) run(kind string) *loadResult {
-	for _, t := range r.Throughput {
-		if t.Kind == kind {
-			return t.Result
+// poll returns the poll series of kind, nil if it did not run.
+func (r *report) poll(kind string) *series {
+	if r.Polls == nil {
+		return nil
+	}
+	for _, s := range r.Polls.Series {
+		if s.Kind == kind && len(s.Runs) > 0 {
+			return s
 		}
 	}
 	return nil
+}
+
+func fmtSpread(s spread, format string) string {
+	if s.N == 0 {
+		return "–"
+	}
+	return fmt.Sprintf(format+" ("+format+"–"+format+")", s.Median, s.Min, s.Max)
+}
+
+func fmtDurSpread(v []float64) string {
+	s := spreadOf(v)
+	if s.N == 0 {
+		return "–"
+	}
+	return ms(time.Duration(s.Median))
+}
+
+// goal is one row of the goals table.
+type goal struct {
+	Figure, Want string
+	Got          string
+	Met          bool
+	Ran          bool
+}
+
+func (r *report) goals() []goal {
+	var gs []goal
+	ratio := func(a, b string, want float64) {
+		g := goal{Figure: fmt.Sprintf("%s / %s, pending poll", targetShort(a), targetShort(b)), Want: fmt.Sprintf("≥ %.2f", want)}
+		if sa, sb := r.poll(a), r.poll(b); sa != nil && sb != nil {
+			sp := spreadOf(ratios(sa, sb))
+			g.Got, g.Met, g.Ran = fmtSpread(sp, "%.2f"), sp.Median >= want, true
+		}
+		gs = append(gs, g)
+	}
+	ratio("memory", "bare", 0.65)
+	ratio("bolt", "bare", 0.55)
+	ratio("memory", "zitadel", 1.5)
+	ratio("bolt", "zitadel", 1.3)
+
+	g := goal{Figure: "longest writer pause from a sweep, 100k flows (bbolt)", Want: "≤ 10 ms"}
+	for _, sp := range r.Scale {
+		if sp.Kind == "bolt" && sp.Flows == 100_000 {
+			p := max(sp.LiveSweep.Pause, sp.ExpiredSweep.Pause)
+			g.Got, g.Met, g.Ran = ms(p)+" (100k live, then 100k past retention swept)", p <= 10*time.Millisecond, true
+		}
+	}
+	gs = append(gs, g)
+
+	g = goal{Figure: "poll throughput change from 10 to 100k flows (memory)", Want: "≥ −15%"}
+	var lo, hi *series
+	for _, sp := range r.Scale {
+		if sp.Kind == "memory" && sp.Flows == 10 {
+			lo = sp.Poll
+		}
+		if sp.Kind == "memory" && sp.Flows == 100_000 {
+			hi = sp.Poll
+		}
+	}
+	if lo != nil && hi != nil {
+		var d []float64
+		for _, v := range ratios(hi, lo) {
+			d = append(d, 100*(v-1))
+		}
+		sp := spreadOf(d)
+		g.Got, g.Met, g.Ran = fmtSpread(sp, "%+.0f%%"), sp.Median >= -15, true
+	}
+	gs = append(gs, g)
+
+	g = goal{Figure: "`/api/authorize` on bbolt (answered = committed)", Want: "≥ 5000/s"}
+	for _, s := range r.Authorize {
+		if s.Kind == "bolt" && len(s.Runs) > 0 {
+			sp := spreadOf(s.rps())
+			g.Got, g.Met, g.Ran = fmtSpread(sp, "%.0f")+"/s", sp.Median >= 5000, true
+		}
+	}
+	gs = append(gs, g)
+	return gs
+}
+
+func targetShort(kind string) string {
+	switch kind {
+	case "bare":
+		return "bare"
+	case "memory":
+		return "devicegate memory"
+	case "bolt":
+		return "devicegate bbolt"
+	case "zitadel":
+		return "ZITADEL OP"
+	}
+	return kind
 }
 
 func verdict(ok bool) string {
@@ -108,7 +214,7 @@ func (r *report) markdown() string {
 	p("%s\n\n", beginMarker)
 	p("## Latest run: %s\n\n", r.Started.UTC().Format("2006-01-02 15:04 UTC"))
 	p("| | |\n|---|---|\n")
-	p("| CPU | %s |\n| Cores | %d (server and load generator share them) |\n| Go | %s |\n| OS | %s |\n", r.Machine.CPU, r.Machine.Cores, r.Machine.GoVersion, r.Machine.Kernel)
+	p("| CPU | %s |\n| Cores | %d |\n| Pinning | %s |\n| Go | %s |\n| OS | %s |\n", r.Machine.CPU, r.Machine.Cores, cmpOr(r.Pinning, "–"), r.Machine.GoVersion, r.Machine.Kernel)
 	p("| Command | `%s` |\n| Took | %s |\n\n", r.Command, r.Finished.Sub(r.Started).Round(time.Second))
 	if len(r.Failures) > 0 {
 		p("**This run had failures:**\n\n")
@@ -118,39 +224,69 @@ func (r *report) markdown() string {
 		p("\n")
 	}
 
-	if len(r.Throughput) > 0 {
+	if r.Polls != nil || len(r.Authorize) > 0 || len(r.Scale) > 0 {
 		l := r.Opts.load
-		p("### 1. Poll path throughput\n\n")
-		p("Server and load generator in separate processes (the server is `TestBenchHelper` of the test binary built from "+
-			"`api/internal/deviceflow`, serving on loopback; the load generator is the `bench` process), both with GOMAXPROCS = %d on the same cores; "+
-			"%d workers with one keep-alive connection each, "+
-			"%s warm-up then %s measured (at most %d requests). devicegate targets: the real router (`httpapi.New`), interval 1 s, "+
-			"%d pending records per worker created through `/api/authorize` beforehand, request log formatted and written to /dev/null. "+
-			"bbolt file on %s (bbolt syncs every write transaction to disk; a pending poll changes only the record's pacing, which the bbolt store keeps in memory, so it reads but does not write).\n\n", r.Machine.Cores, l.Workers, l.Warmup, l.Duration, l.MaxRequests, l.Records, r.BoltFS)
-		bare := r.run("bare")
-		p("| Target | Requests | Req/s | p50 | p90 | p99 | max | Answers | Ratio to bare |\n|---|---:|---:|---:|---:|---:|---:|---|---:|\n")
-		for _, t := range r.Throughput {
-			res := t.Result
-			ratio := "–"
-			if bare != nil && t.Kind != "bare" {
-				ratio = fmt.Sprintf("%.2f", res.RPS/bare.RPS)
+		p("### Goals (issue 15)\n\n")
+		p("Medians over the interleaved rounds, with min–max. Machine load (1/5/15-min load average) at the start and the end of the poll comparison: %s → %s.\n\n",
+			first(r.pollLoads(), 0), first(r.pollLoads(), 1))
+		p("| Figure | Goal | Measured median (min–max) | |\n|---|---:|---:|---|\n")
+		for _, g := range r.goals() {
+			if !g.Ran {
+				p("| %s | %s | not measured in this run | |\n", g.Figure, g.Want)
+				continue
 			}
-			p("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s |\n", targetName(t.Kind), res.Requests, res.RPS, ms(res.P50), ms(res.P90), ms(res.P99), ms(res.Max), outcomes(res), ratio)
+			p("| %s | %s | %s | %s |\n", g.Figure, g.Want, g.Got, verdict(g.Met))
 		}
 		p("\n")
-		if bare != nil {
-			for _, g := range []struct {
-				kind string
-				goal float64
-			}{{"memory", 0.5}, {"bolt", 0.3}} {
-				if res := r.run(g.kind); res != nil {
-					ratio := res.RPS / bare.RPS
-					p("- Goal devicegate/%s ÷ bare ≥ %.1f: %.2f — %s\n", g.kind, g.goal, ratio, verdict(ratio >= g.goal))
+		p("### 1. Pending poll throughput\n\n")
+		p("Load generator: bombardier v1.2.6 (pinned in `tools/go.mod`), %d keep-alive connections, POSTing one pending poll over and over; %s. "+
+			"Each target gets %s of unmeasured load, then the targets take turns, %d rounds of %s each, the order rotated every round; "+
+			"ratios are taken round by round and their median reported with min–max. "+
+			"Servers run with GOMAXPROCS = the cores they are pinned to. bbolt file on %s. "+
+			"Every target's answer is checked to be `400 authorization_pending` before and after the load; bombardier sees only status classes, and every one of its answers had to be 4xx with no transport error.\n\n",
+			l.Connections, r.Pinning, l.Warmup, l.Rounds, l.Duration, r.BoltFS)
+		if r.Polls != nil && len(r.Polls.Series) > 0 {
+			bare, peer := r.poll("bare"), r.poll("zitadel")
+			p("| Target | Req/s median (min–max) | p50 | p99 | ÷ bare | ÷ ZITADEL OP | RSS max |\n|---|---:|---:|---:|---:|---:|---:|\n")
+			for _, s := range r.Polls.Series {
+				if len(s.Runs) == 0 {
+					continue
 				}
+				var p50 []float64
+				for _, run := range s.Runs {
+					p50 = append(p50, float64(run.P50))
+				}
+				rb, rz := "–", "–"
+				if bare != nil && s != bare {
+					rb = fmtSpread(spreadOf(ratios(s, bare)), "%.2f")
+				}
+				if peer != nil && s != peer {
+					rz = fmtSpread(spreadOf(ratios(s, peer)), "%.2f")
+				}
+				p("| %s | %s | %s | %s | %s | %s | %s |\n", targetName(s.Kind), fmtSpread(spreadOf(s.rps()), "%.0f"), fmtDurSpread(p50), fmtDurSpread(s.p99()), rb, rz, mb(s.rssMaxKB()))
+			}
+			p("\nEvery round, req/s:\n\n| Round |")
+			for _, s := range r.Polls.Series {
+				p(" %s |", targetShort(s.Kind))
+			}
+			p("\n|---:|")
+			for range r.Polls.Series {
+				p("---:|")
 			}
 			p("\n")
+			for i := range len(r.Polls.Series[0].Runs) {
+				p("| %d |", i+1)
+				for _, s := range r.Polls.Series {
+					if i < len(s.Runs) {
+						p(" %.0f |", s.Runs[i].RPS)
+					} else {
+						p(" – |")
+					}
+				}
+				p("\n")
+			}
+			p("\n![Pending poll throughput, medians](bench-throughput.svg)\n\n")
 		}
-		p("![Poll path throughput: devicegate vs bare net/http](bench-throughput.svg)\n\n")
 		if r.RoutedAllocs != nil {
 			ra, ca := r.RoutedAllocs, r.ConstructAllocs
 			p("In process (no network server), one pending poll through the whole router with the memory store: "+
@@ -158,18 +294,61 @@ func (r *report) markdown() string {
 				"→ **≈ %d allocs/op on the poll path** (`httpapi` handler + `deviceflow.Poll` + memory store).\n\n",
 				ra.AllocsOp, ra.BytesOp, time.Duration(ra.NsOp), ca.AllocsOp, ca.BytesOp, ra.AllocsOp-ca.AllocsOp)
 		}
-		for _, t := range r.Throughput {
-			if t.Profile == "" {
-				continue
-			}
-			if rows := profileRows(t.Profile); len(rows) > 0 {
-				p("Where the server's CPU went under the poll load, %s store (cumulative share of all samples, from the profile below):\n\n| Part | Function | Cum. share |\n|---|---|---:|\n", t.Kind)
-				for _, r := range rows {
-					p("| %s | `%s` | %s |\n", r[0], r[1], r[2])
+		if r.Polls != nil {
+			for _, kind := range []string{"memory", "bolt"} {
+				prof := r.Polls.Profiles[kind]
+				if prof == "" {
+					continue
 				}
-				p("\n")
+				if rows := profileRows(prof); len(rows) > 0 {
+					p("Where the server's CPU went under the poll load, %s store (cumulative share of all samples, from the profile below):\n\n| Part | Function | Cum. share |\n|---|---|---:|\n", kind)
+					for _, r := range rows {
+						p("| %s | `%s` | %s |\n", r[0], r[1], r[2])
+					}
+					p("\n")
+				}
+				p("<details><summary>CPU profile of the server under the poll load, %s store (<code>go tool pprof -top</code>, flat then cumulative)</summary>\n\n```\n%s```\n\n</details>\n\n", kind, trimProfile(prof))
 			}
-			p("<details><summary>CPU profile of the server under the poll load, %s store (<code>go tool pprof -top</code>, flat then cumulative)</summary>\n\n```\n%s```\n\n</details>\n\n", t.Kind, trimProfile(t.Profile))
+		}
+		if len(r.Authorize) > 0 {
+			p("### 1a. `/api/authorize`\n\n")
+			p("Same generator and pinning; `POST /api/authorize` with `client_id`, %d interleaved rounds of %s, fresh servers (rate limits off, as in the poll servers). "+
+				"Every answer had to be 200: each one is a new record, and on bbolt it is answered only after the transaction holding it has committed (group commit, `store/bolt` `Create`).\n\n", l.Rounds, l.Duration)
+			p("| Store | Req/s median (min–max) | p50 | p99 | RSS max |\n|---|---:|---:|---:|---:|\n")
+			for _, s := range r.Authorize {
+				var p50 []float64
+				for _, run := range s.Runs {
+					p50 = append(p50, float64(run.P50))
+				}
+				p("| %s | %s | %s | %s | %s |\n", targetName(s.Kind), fmtSpread(spreadOf(s.rps()), "%.0f"), fmtDurSpread(p50), fmtDurSpread(s.p99()), mb(s.rssMaxKB()))
+			}
+			p("\n")
+		}
+		if len(r.Scale) > 0 {
+			p("### 1b. Scaling with live flows\n\n")
+			p("One server per store and size, holding that many live (pending, unexpired) flows besides the polled one, created through the store from 32 goroutines before it answers. "+
+				"The sizes of one store take turns, %d rounds of %s. Then the benchmark asks each server (`/bench/sweep` on its pprof port) to sweep with only the live flows present, "+
+				"then adds as many flows already past retention and sweeps again. *Sweep pause* is the longest time one sweep step held the store's writer lock "+
+				"(bbolt: one write transaction, commit and fsync included; memory: the store's mutex) — how long any Create or durable Update could have waited.\n\n", r.Opts.scaleRounds, l.Duration)
+			p("| Store | Live flows | Poll req/s median (min–max) | vs 10 flows | p99 | RSS max | Sweep pause, live only | Sweep pause, + same number expired | Whole expired sweep |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			base := map[string]*series{}
+			for _, sp := range r.Scale {
+				if _, ok := base[sp.Kind]; !ok {
+					base[sp.Kind] = sp.Poll
+				}
+				vs := "–"
+				if b := base[sp.Kind]; b != sp.Poll {
+					var d []float64
+					for _, v := range ratios(sp.Poll, b) {
+						d = append(d, 100*(v-1))
+					}
+					vs = fmtSpread(spreadOf(d), "%+.0f%%")
+				}
+				p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sp.Kind, humanNumber(float64(sp.Flows)), fmtSpread(spreadOf(sp.Poll.rps()), "%.0f"), vs,
+					fmtDurSpread(sp.Poll.p99()), mb(sp.Poll.rssMaxKB()), ms(sp.LiveSweep.Pause), ms(sp.ExpiredSweep.Pause),
+					fmt.Sprintf("%s, %d removed", ms(sp.ExpiredSweep.Took), sp.ExpiredSweep.Removed))
+			}
+			p("\n")
 		}
 	}
 
@@ -228,14 +407,14 @@ func (r *report) markdown() string {
 		p("- Goal cold start < 50 ms (median): %s\n\n", verdict(c.Median < 50*time.Millisecond))
 	}
 
-	if len(r.Throughput) > 0 {
+	if r.Polls != nil {
 		p("### 4. Memory (VmRSS of the server process)\n\n")
-		p("| Target | Idle, records created | Under the poll load (max of 100 ms samples) | VmHWM after the load |\n|---|---:|---:|---:|\n")
-		for _, t := range r.Throughput {
-			p("| %s | %s | %s | %s |\n", targetName(t.Kind), mb(t.Result.RSSIdleKB), mb(t.Result.RSSMaxKB), mb(t.Result.RSSHWMKB))
+		p("Highest 100 ms sample during the measured poll rounds (one pending record polled; see 1b for RSS with live flows).\n\n| Target | RSS max |\n|---|---:|\n")
+		for _, s := range r.Polls.Series {
+			p("| %s | %s |\n", targetName(s.Kind), mb(s.rssMaxKB()))
 		}
 		if r.Cold != nil {
-			p("| release binary `-demo`, memory store, just started | %s | | |\n", mb(r.Cold.RSSIdleKB))
+			p("| release binary `-demo`, memory store, just started | %s |\n", mb(r.Cold.RSSIdleKB))
 		}
 		p("\n")
 	}
@@ -255,7 +434,9 @@ func (r *report) markdown() string {
 func targetName(kind string) string {
 	switch kind {
 	case "bare":
-		return "bare net/http, fixed JSON"
+		return "bare net/http: parses the form, checks device_code, same answer"
+	case "zitadel":
+		return "ZITADEL OP (zitadel/oidc v3 example), client auth"
 	case "memory":
 		return "devicegate, memory store"
 	case "bolt":
@@ -264,24 +445,18 @@ func targetName(kind string) string {
 	return kind
 }
 
-func outcomes(r *loadResult) string {
-	keys := make([]string, 0, len(r.Outcomes))
-	for k := range r.Outcomes {
-		keys = append(keys, k)
+func (r *report) pollLoads() []string {
+	if r.Polls == nil {
+		return nil
 	}
-	slices.Sort(keys)
-	var parts []string
-	for _, k := range keys {
-		name := k
-		if k == "authorization_pending" || k == "slow_down" {
-			name = "`" + k + "`"
-		}
-		if k == "authorization_pending" && r.Target == "bare" {
-			name = "fixed body"
-		}
-		parts = append(parts, fmt.Sprintf("%s %d", name, r.Outcomes[k]))
+	return r.Polls.Loads
+}
+
+func first(v []string, i int) string {
+	if i < len(v) {
+		return v[i]
 	}
-	return strings.Join(parts, ", ")
+	return "unknown"
 }
 
 func num(n int, div float64) string {
@@ -326,13 +501,15 @@ func trimProfile(s string) string {
 }
 
 func (r *report) chart() string {
-	colors := map[string]string{"bare": "#8a8f98", "memory": "#2f6fbf", "bolt": "#c2571a"}
+	colors := map[string]string{"bare": "#8a8f98", "memory": "#2f6fbf", "bolt": "#c2571a", "zitadel": "#6b8e23"}
 	var bars []bar
-	for _, t := range r.Throughput {
-		bars = append(bars, bar{Label: targetName(t.Kind), Value: t.Result.RPS, Color: colors[t.Kind],
-			Note: "p99 " + ms(t.Result.P99)})
+	for _, s := range r.Polls.Series {
+		sp := spreadOf(s.rps())
+		bars = append(bars, bar{Label: targetShort(s.Kind), Value: sp.Median, Color: colors[s.Kind],
+			Note: fmt.Sprintf("%s–%s, p99 %s", humanNumber(sp.Min), humanNumber(sp.Max), fmtDurSpread(s.p99()))})
 	}
-	title := fmt.Sprintf("Poll path, requests/s (%d workers, loopback, %d cores %s)", r.Opts.load.Workers, r.Machine.Cores, r.Started.UTC().Format("2006-01-02"))
+	l := r.Opts.load
+	title := fmt.Sprintf("Pending poll, req/s, median of %d rounds (bombardier -c %d, pinned, %s)", l.Rounds, l.Connections, r.Started.UTC().Format("2006-01-02"))
 	return barChartSVG(title, "requests per second", bars)
 }
 

@@ -190,6 +190,11 @@ func (s *Store) liveLocked(id string) (*store.Record, error) {
 // bounded step. It reports whether more are due.
 func (s *Store) sweepLocked() (removed int, more bool) {
 	now := s.now()
+	if len(s.due) == 0 || s.due[0].at.After(now) {
+		return 0, false
+	}
+	start := time.Now() // wall time: this measures the pause, it decides nothing
+	defer func() { s.longestHold = max(s.longestHold, time.Since(start)) }()
 	cutoff := now.Add(-store.Retention)
 	for n := 0; len(s.due) > 0 && !s.due[0].at.After(now); n++ {
 		if n == sweepStep {
@@ -222,9 +227,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 			return total, err
 		}
 		s.mu.Lock()
-		start := time.Now() // wall time: this measures the pause, it decides nothing
 		n, more := s.sweepLocked()
-		s.longestHold = max(s.longestHold, time.Since(start))
 		s.mu.Unlock()
 		total += n
 		if !more {
@@ -234,7 +237,8 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 }
 
 // SweepPause reports the longest time one sweep step held the store's lock
-// during Sweep — how long any other call could have waited for it.
+// (in Sweep, Create or Incr) — how long any other call could have waited
+// for it.
 func (s *Store) SweepPause() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
