@@ -157,6 +157,28 @@ type harness struct {
 	srv      *httptest.Server
 	browser  *http.Client // keeps cookies, does not follow redirects
 	logs     *bytes.Buffer
+	svc      *deviceflow.Service
+}
+
+// record reads the record of a live user code, behind the API's back.
+func (h *harness) record(userCode string) (*store.Record, error) {
+	p, err := h.svc.Lookup(context.Background(), userCode)
+	if err != nil {
+		return nil, err
+	}
+	return p.Record, nil
+}
+
+// exchangeCount is how many requests reached the provider's token endpoint.
+func (p *fakeProvider) exchangeCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exchanges
+}
+
+func newJar() http.CookieJar {
+	jar, _ := cookiejar.New(nil)
+	return jar
 }
 
 type harnessOpt func(*harnessConfig)
@@ -281,6 +303,7 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 		t.Fatal(err)
 	}
 	h.srv.Config.Handler = handler
+	h.svc = svc
 	jar, _ := cookiejar.New(nil)
 	h.browser = &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return h
