@@ -68,4 +68,3 @@ func (s *Store) MoveBinding(ctx context.Context, oldID string, b *store.Binding)
 func (s *Store) DeleteBinding(ctx context.Context, id string) error {
 	return s.deleteItem(ctx, bindingKey(id))
 }
-
