@@ -178,7 +178,7 @@ func benchDevicegate(o benchWiring) (http.Handler, error) {
 		Service: svc, Upstream: provider, Pages: renderer,
 		Clients: findBenchClient, PublicURL: o.PublicURL,
 		Logger: o.Logger, Now: o.Now, Rand: rand.Reader,
-		Limiter: limiter, RateAuthorize: o.RateAuthorize, RateVerify: o.RateVerify, TrustedProxy: o.TrustedProxy,
+		Limiter: limiter, RateAuthorize: o.RateAuthorize, RateVerify: o.RateVerify, ProxyHops: proxyHops(o.TrustedProxy),
 	})
 }
 
@@ -900,4 +900,13 @@ func benchAllocs() error {
 		"routed":    {routed.NsPerOp(), routed.AllocsPerOp(), routed.AllocedBytesPerOp()},
 		"construct": {construct.NsPerOp(), construct.AllocsPerOp(), construct.AllocedBytesPerOp()},
 	})
+}
+
+// proxyHops is the X-Forwarded-For depth for a harness behind a trusted
+// proxy: one hop, as in Azure Static Web Apps.
+func proxyHops(trusted bool) int {
+	if trusted {
+		return 1
+	}
+	return 0
 }

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
+	"github.com/devicegate/devicegate/api/internal/oauth"
 	"github.com/devicegate/devicegate/api/internal/pages"
 	"github.com/devicegate/devicegate/api/internal/upstream"
 )
@@ -284,6 +286,17 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 		return errClientGone
 	}
 	provider := up.DisplayName()
+	// Mix-up defence (RFC 9700 §4.4): the answer must arrive at this
+	// provider's own callback and, where the provider names itself
+	// (RFC 9207 iss), name this provider.
+	if !sameCallback(r.URL.Path, up.RedirectURL()) || !up.CheckIssuer(q.Get("iss")) {
+		s.Logger.WarnContext(r.Context(), "authorization response from another provider than the record's; refused", "path", r.URL.Path)
+		if err := s.Service.Fail(r.Context(), claim, "the sign-in came back from another provider than "+provider); err != nil {
+			return s.callbackProblem(err)
+		}
+		return pageError{status: http.StatusBadRequest, kind: pages.ResultError,
+			msg: "This sign-in came back from a different provider than the one it was sent to, so nothing was shared. Start again on your device."}
+	}
 	if e := q.Get("error"); e != "" {
 		reason := provider + " refused the authorization (" + oauthCode(e) + ")"
 		kind, msg := pages.ResultError, provider+" did not grant access, so nothing was shared. Start again on your device."
@@ -323,6 +336,19 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 		return pageError{status: http.StatusBadGateway, kind: pages.ResultError,
 			msg: "devicegate could not finish signing you in with " + provider + ". Your device has been told; start again there."}
 	}
+	if err := s.bindTokens(r.Context(), c, up, tokens, claim.Record.Scopes); err != nil {
+		var oe oauth.Error
+		reason, msg := "devicegate could not record the sign-in; start again", "devicegate could not finish signing you in just now. Your device has been told; start again there."
+		if errors.As(err, &oe) {
+			reason, msg = oe.Description, provider+" granted more access than this device may have, so nothing was shared. Start again on your device."
+		} else {
+			s.Logger.ErrorContext(r.Context(), "binding the refresh token failed", "err", err)
+		}
+		if ferr := s.Service.Fail(context.WithoutCancel(r.Context()), claim, reason); ferr != nil {
+			return s.callbackProblem(ferr)
+		}
+		return pageError{status: http.StatusBadGateway, kind: pages.ResultError, msg: msg}
+	}
 	err = s.Service.Complete(context.WithoutCancel(r.Context()), claim, storedTokens(tokens, s.Now()))
 	if err != nil {
 		return s.callbackProblem(err)
@@ -361,6 +387,17 @@ func oauthCode(e string) string {
 		}
 	}
 	return e
+}
+
+// sameCallback reports whether a request to path arrived at the callback
+// redirectURL names.
+func sameCallback(path, redirectURL string) bool {
+	u, err := url.Parse(redirectURL)
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndex(u.Path, "/api/callback")
+	return i >= 0 && u.Path[i:] == path
 }
 
 func (s *server) callbackProblem(err error) error {
