@@ -19,7 +19,7 @@ import (
 // keeps the provider's authorization code instead of tokens.
 func (f *fixture) approveCode(t *testing.T, a *deviceflow.Authorization, code string) (verifier, id string) {
 	t.Helper()
-	b, err := f.svc.BeginAuthorization(ctx, a.UserCode)
+	b, err := f.begin(a.UserCode)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,7 +144,9 @@ func TestVerifyInputs(t *testing.T) {
 		if res := h.do(req, h.browser); res.StatusCode != http.StatusOK {
 			t.Errorf("deny with Origin: null and a good token: %d", res.StatusCode)
 		}
-		req, _ = http.NewRequest("POST", h.srv.URL+"/api/verify", strings.NewReader(url.Values{"user_code": {g2.UserCode}, "csrf": {csrf}, "action": {"deny"}}.Encode()))
+		g3 := h.authorize("tv", "")
+		csrf = h.confirm(g3.UserCode)
+		req, _ = http.NewRequest("POST", h.srv.URL+"/api/verify", strings.NewReader(url.Values{"user_code": {g3.UserCode}, "csrf": {csrf}, "action": {"deny"}}.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Sec-Fetch-Site", "cross-site")
 		if res := h.do(req, h.browser); res.StatusCode != http.StatusForbidden {

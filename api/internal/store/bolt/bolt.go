@@ -45,6 +45,7 @@ var (
 	recordsBucket   = []byte("records")    // ID → envelope JSON
 	userCodesBucket = []byte("user_codes") // user-code hash → ID
 	countersBucket  = []byte("counters")   // window length|key → counter JSON
+	bindingsBucket  = []byte("bindings")   // refresh-token hash → binding JSON (binding.go)
 )
 
 // Options configures Open. The zero value is usable.
@@ -120,7 +121,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if m != nil {
 		opts.Logger.Info("bolt store file migrated", "from_format", m.From, "to_format", formatVersion,
-			"records", m.Records, "counters", m.Counters, "undecodable", m.Undecodable)
+			"records", m.Records, "counters", m.Counters, "bindings", m.Bindings, "undecodable", m.Undecodable)
 	}
 	// A short batch window: enough to gather the polls that arrive
 	// together, short enough not to be felt by a lone request.

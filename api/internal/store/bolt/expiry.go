@@ -49,6 +49,7 @@ type kind byte
 const (
 	kindRecord  kind = 'r' // a key of recordsBucket
 	kindCounter kind = 'c' // a key of countersBucket
+	kindBinding kind = 'b' // a key of bindingsBucket (binding.go)
 )
 
 // sweepOutcome is what a kind's drop did with a due entry.
@@ -72,6 +73,7 @@ type sweepKind func(s *Store, tx *bbolt.Tx, key []byte, due, now time.Time) (swe
 var sweepKinds = map[kind]sweepKind{
 	kindRecord:  sweepRecord,
 	kindCounter: sweepCounter,
+	kindBinding: sweepBinding,
 }
 
 // sweepBatch bounds the entries one sweep transaction handles. A record
@@ -117,8 +119,9 @@ type sweepStats struct {
 }
 
 // Sweep deletes records whose ExpiresAt is more than store.Retention in
-// the past, with their user-code entries, and rate-limit counts whose
-// window has ended, and returns how many records it deleted. Until then
+// the past, with their user-code entries, rate-limit counts whose window
+// has ended and expired refresh-token bindings, and returns how many
+// records it deleted. Until then
 // reads answer ErrExpired, so a late poll gets expired_token.
 //
 // It follows the expiry index in batches of at most sweepBatch entries,

@@ -156,6 +156,14 @@ func writeFormat1(t *testing.T, path string, recs []*store.Record, counters map[
 				return err
 			}
 		}
+		bb, err := tx.CreateBucket([]byte("bindings"))
+		if err != nil {
+			return err
+		}
+		v, _ := json.Marshal(store.Binding{ID: "rt-old", ClientID: "tv", ExpiresAt: recs[0].ExpiresAt})
+		if err := bb.Put([]byte("rt-old"), v); err != nil {
+			return err
+		}
 		return rb.Put([]byte("dev-damaged"), []byte("{not json"))
 	})
 	if err != nil {
@@ -185,6 +193,9 @@ func TestMigrateFormat1(t *testing.T) {
 	if got := expiryEntries(t, s, kindCounter); got != 2 {
 		t.Errorf("%d counter entries after migration, want 2", got)
 	}
+	if got := expiryEntries(t, s, kindBinding); got != 1 {
+		t.Errorf("%d binding entries after migration, want 1", got)
+	}
 	// Reads work as before.
 	if got, err := s.GetByUserCode(ctx, live.UserCodeHash); err != nil || got.ID != live.ID {
 		t.Fatalf("GetByUserCode after migration: %v, %v", got, err)
@@ -206,6 +217,17 @@ func TestMigrateFormat1(t *testing.T) {
 	})
 	if len(keys) != 1 || keys[0] != "1h0m0s|on" {
 		t.Errorf("counters after the sweep: %v", keys)
+	}
+	if _, err := s.GetBinding(ctx, "rt-old"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("expired binding after the sweep: %v", err)
+	}
+	if err := s.db.View(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bindingsBucket).Get([]byte("rt-old")) != nil {
+			return errors.New("the expired binding was not swept")
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 	if _, err := s.Get(ctx, "dev-damaged"); !errors.Is(err, ErrUndecodable) {
 		t.Errorf("damaged record: %v, want it kept and undecodable", err)

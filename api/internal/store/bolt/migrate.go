@@ -5,11 +5,14 @@ import (
 	"fmt"
 
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/devicegate/devicegate/api/internal/store"
 )
 
 // The file format and its migrations.
 //
-// Format 1 (until the expiry index): records, user_codes and counters.
+// Format 1 (until the expiry index): records, user_codes, counters and,
+// lately, bindings.
 // Format 2 adds the expiry bucket (expiry.go) and a meta bucket naming the
 // format. Open brings a format-1 file to format 2 in one transaction before
 // it serves anything: it indexes every record and count it finds. A file
@@ -25,7 +28,7 @@ const formatVersion = 2
 type migrated struct {
 	From                 int
 	Records, Undecodable int
-	Counters             int
+	Counters, Bindings   int
 }
 
 // prepare creates the buckets of a new file, or migrates an older one to
@@ -42,7 +45,7 @@ func prepare(tx *bbolt.Tx) (*migrated, error) {
 	if from > formatVersion {
 		return nil, fmt.Errorf("the file is format %d; this devicegate reads up to %d", from, formatVersion)
 	}
-	for _, name := range [][]byte{recordsBucket, userCodesBucket, countersBucket, expiryBucket, metaBucket} {
+	for _, name := range [][]byte{recordsBucket, userCodesBucket, countersBucket, bindingsBucket, expiryBucket, metaBucket} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return nil, fmt.Errorf("bucket %s: %w", name, err)
 		}
@@ -62,7 +65,8 @@ func prepare(tx *bbolt.Tx) (*migrated, error) {
 	return m, nil
 }
 
-// indexAll adds an expiry entry for every record and count (format 1 → 2).
+// indexAll adds an expiry entry for every record, count and binding
+// (format 1 → 2).
 // Records it cannot decode get none: the sweeper kept those anyway, and
 // Delete still removes them.
 func indexAll(tx *bbolt.Tx, m *migrated) error {
@@ -94,6 +98,20 @@ func indexAll(tx *bbolt.Tx, m *migrated) error {
 	})
 	if err != nil {
 		return err
+	}
+	if b := tx.Bucket(bindingsBucket); b != nil {
+		err = b.ForEach(func(k, v []byte) error {
+			// An undecodable binding is due at once: the sweep drops it.
+			var bd store.Binding
+			_ = json.Unmarshal(v, &bd)
+			key := append([]byte(nil), k...)
+			add = append(add, func() error { return addDue(tx, bd.ExpiresAt, kindBinding, key) })
+			m.Bindings++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	// Written after the walks: bbolt does not allow changing buckets
 	// while ForEach walks them (the expiry bucket is another bucket, but

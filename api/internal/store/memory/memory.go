@@ -24,6 +24,7 @@ type Store struct {
 	due     dueHeap // what the sweep may remove, soonest first
 
 	counters map[string]counter // "window length|key" → count
+	bindings map[string]*store.Binding
 
 	longestHold time.Duration // the longest sweep step, for benchmarks
 }
@@ -43,7 +44,7 @@ func New(now store.Clock) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{now: now, records: map[string]*store.Record{}, byUser: map[string]string{}, counters: map[string]counter{}}
+	return &Store{now: now, records: map[string]*store.Record{}, byUser: map[string]string{}, counters: map[string]counter{}, bindings: map[string]*store.Binding{}}
 }
 
 // sweepStep bounds the entries one sweep step removes while it holds the
@@ -55,13 +56,22 @@ const sweepStep = 256
 // store.Retention past expiry, as every backend sweeps.
 func recordDue(r *store.Record) time.Time { return r.ExpiresAt.Add(store.Retention + time.Nanosecond) }
 
-// dueItem is an entry of the expiry heap: a record (counter false) or a
-// count, removable from at. An entry is a hint: the sweep checks the item
-// is still due (a deleted record, a count that started a new window).
+// dueKind says what a dueItem points at.
+type dueKind uint8
+
+const (
+	dueRecord dueKind = iota
+	dueCounter
+	dueBinding
+)
+
+// dueItem is an entry of the expiry heap: an item of kind, removable from
+// at. An entry is a hint: the sweep checks the item is still due (a
+// deleted record, a count that started a new window, a renewed binding).
 type dueItem struct {
-	at      time.Time
-	key     string
-	counter bool
+	at   time.Time
+	key  string
+	kind dueKind
 }
 
 type dueHeap []dueItem
@@ -160,7 +170,7 @@ func (s *Store) Incr(_ context.Context, key string, window time.Duration) (int, 
 	c := s.counters[k]
 	if !c.reset.Equal(reset) {
 		c = counter{reset: reset}
-		heap.Push(&s.due, dueItem{at: reset, key: k, counter: true})
+		heap.Push(&s.due, dueItem{at: reset, key: k, kind: dueCounter})
 	}
 	c.n++
 	s.counters[k] = c
@@ -201,9 +211,15 @@ func (s *Store) sweepLocked() (removed int, more bool) {
 			return removed, true
 		}
 		it := heap.Pop(&s.due).(dueItem)
-		if it.counter {
+		switch it.kind {
+		case dueCounter:
 			if c, ok := s.counters[it.key]; ok && !c.reset.After(now) {
 				delete(s.counters, it.key)
+			}
+			continue
+		case dueBinding:
+			if b, ok := s.bindings[it.key]; ok && b.Expired(now) {
+				delete(s.bindings, it.key)
 			}
 			continue
 		}

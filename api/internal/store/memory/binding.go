@@ -1,0 +1,51 @@
+package memory
+
+import (
+	"container/heap"
+	"context"
+
+	"github.com/devicegate/devicegate/api/internal/store"
+)
+
+// PutBinding implements store.Bindings.
+func (s *Store) PutBinding(_ context.Context, b *store.Binding) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweepLocked()
+	s.putBindingLocked(b)
+	return nil
+}
+
+// putBindingLocked stores a copy of b and schedules its sweep.
+func (s *Store) putBindingLocked(b *store.Binding) {
+	s.bindings[b.ID] = b.Clone()
+	heap.Push(&s.due, dueItem{at: b.ExpiresAt, key: b.ID, kind: dueBinding})
+}
+
+// GetBinding implements store.Bindings.
+func (s *Store) GetBinding(_ context.Context, id string) (*store.Binding, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.bindings[id]
+	if !ok || b.Expired(s.now()) {
+		return nil, store.ErrNotFound
+	}
+	return b.Clone(), nil
+}
+
+// MoveBinding implements store.Bindings; under the one lock it is atomic.
+func (s *Store) MoveBinding(_ context.Context, oldID string, b *store.Binding) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.bindings, oldID)
+	s.putBindingLocked(b)
+	return nil
+}
+
+// DeleteBinding implements store.Bindings.
+func (s *Store) DeleteBinding(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.bindings, id)
+	return nil
+}
