@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
+	"sync"
 )
 
 // UserCodeAlphabet is the user-code alphabet RFC 8628 §6.1 suggests: upper
@@ -102,7 +104,8 @@ func FormatUserCode(code string) string {
 // key. A plain hash would not do for user codes: 20^8 candidates can be
 // hashed offline in minutes, so a leaked store would reveal live codes.
 type Hasher struct {
-	key []byte
+	key  []byte
+	macs sync.Pool // *macState: HMAC-SHA256 keyed with key
 }
 
 // NewHasher returns a Hasher keyed with key, which must be at least 32 bytes.
@@ -130,9 +133,29 @@ const (
 
 // Hash returns the hex HMAC of code, domain-separated by kind.
 func (h *Hasher) Hash(kind, code string) string {
-	m := hmac.New(sha256.New, h.key)
-	m.Write([]byte(kind))
-	m.Write([]byte{0})
-	m.Write([]byte(code))
-	return hex.EncodeToString(m.Sum(nil))
+	// Every poll hashes its device code: a keyed HMAC is reused (Reset
+	// restores the keyed state) instead of built, and the sum and its hex
+	// form go through stack buffers, so the result string is the one
+	// allocation.
+	st, _ := h.macs.Get().(*macState)
+	if st == nil {
+		st = &macState{m: hmac.New(sha256.New, h.key)}
+	}
+	st.m.Reset()
+	st.in = append(append(append(st.in[:0], kind...), 0), code...)
+	st.m.Write(st.in)
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], st.m.Sum(st.sum[:0]))
+	if cap(st.in) <= 1024 { // a huge code is not kept around
+		h.macs.Put(st)
+	}
+	return string(out[:])
+}
+
+// macState is a keyed HMAC with its input and output buffers, reused
+// across Hash calls.
+type macState struct {
+	m   hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
 }

@@ -84,7 +84,8 @@ const DefaultMaxFailures = 5
 
 // Service runs the device flow over a store.
 type Service struct {
-	c Config
+	c   Config
+	all []*Hasher // c.Hasher, then c.Previous
 }
 
 // New checks c and returns a Service.
@@ -106,13 +107,15 @@ func New(c Config) (*Service, error) {
 	if c.RefreshLifetime <= 0 {
 		c.RefreshLifetime = DefaultRefreshLifetime
 	}
-	return &Service{c: c}, nil
+	return &Service{c: c, all: append([]*Hasher{c.Hasher}, c.Previous...)}, nil
 }
 
-// hashers lists the current hasher first, then the previous ones.
-func (s *Service) hashers() []*Hasher {
-	return append([]*Hasher{s.c.Hasher}, s.c.Previous...)
-}
+// errPending is the answer to most polls, boxed once rather than per poll.
+var errPending error = oauth.ErrAuthorizationPending.WithDescription("the user has not finished yet")
+
+// hashers lists the current hasher first, then the previous ones. Callers
+// only read it; it is built once, as every poll asks for it.
+func (s *Service) hashers() []*Hasher { return s.all }
 
 // Authorization is what the device authorization endpoint hands a device
 // (RFC 8628 §3.2), before URLs are added.
@@ -253,6 +256,14 @@ func (s *Service) PollExchange(ctx context.Context, clientID, deviceCode string,
 		id      string
 		rec     *store.Record
 		err     error
+		// What the update function decided, in one variable so that the
+		// closure moves one value to the heap rather than five.
+		p struct {
+			outcome      Outcome
+			token        []byte
+			code, reason string
+			now          time.Time
+		}
 	)
 	for _, h := range s.hashers() {
 		id = h.Hash(kindDevice, deviceCode)
@@ -260,26 +271,26 @@ func (s *Service) PollExchange(ctx context.Context, clientID, deviceCode string,
 			if r.ClientID != clientID {
 				return errWrongClient
 			}
-			now = s.c.Now()
-			outcome, token, code, reason = Decide(r, now), nil, "", r.Reason
-			switch outcome {
+			p.now = s.c.Now()
+			p.outcome, p.token, p.code, p.reason = Decide(r, p.now), nil, "", r.Reason
+			switch p.outcome {
 			case OutcomePending:
-				r.LastPoll = now
+				r.LastPoll = p.now
 			case OutcomeSlowDown:
-				r.Interval = slowerInterval(r, now)
+				r.Interval = slowerInterval(r, p.now)
 			case OutcomeTokens:
-				token = r.Token
+				p.token = r.Token
 				r.Status = store.StatusDelivered
 				r.Token = nil
 			case OutcomeExchange:
 				if exchange == nil {
 					// The client left passthrough mode during the flow.
-					outcome, reason = OutcomeDenied, "the client's configuration changed during sign-in; start again"
+					p.outcome, p.reason = OutcomeDenied, "the client's configuration changed during sign-in; start again"
 					return errNoWrite
 				}
-				code = r.AuthCode
-				r.ExchangeUntil = now.Add(s.c.ExchangeLease)
-				r.LastPoll = now
+				p.code = r.AuthCode
+				r.ExchangeUntil = p.now.Add(s.c.ExchangeLease)
+				r.LastPoll = p.now
 			default:
 				return errNoWrite
 			}
@@ -289,6 +300,7 @@ func (s *Service) PollExchange(ctx context.Context, clientID, deviceCode string,
 			break
 		}
 	}
+	outcome, token, code, reason, now = p.outcome, p.token, p.code, p.reason, p.now
 	switch {
 	case errors.Is(err, errNoWrite):
 	case errors.Is(err, store.ErrExpired):
@@ -303,7 +315,7 @@ func (s *Service) PollExchange(ctx context.Context, clientID, deviceCode string,
 
 	switch outcome {
 	case OutcomePending:
-		return nil, outcome, oauth.ErrAuthorizationPending.WithDescription("the user has not finished yet")
+		return nil, outcome, errPending
 	case OutcomeSlowDown:
 		return nil, outcome, oauth.ErrSlowDown.WithDescription("polling too fast; wait " + strconv.Itoa(rec.Interval) + " seconds between polls")
 	case OutcomeDenied:

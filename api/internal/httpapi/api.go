@@ -34,9 +34,14 @@ func invalidRequest(desc string) error {
 // §3.1: parameters must not be included more than once). Only the body
 // counts: parameters in the query string are not read.
 func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, invalidRequest("the request body must be application/x-www-form-urlencoded")
+	const formType = "application/x-www-form-urlencoded"
+	// The plain type, as devices send it, needs no parsing (and ParseMediaType
+	// allocates); anything else is parsed as before.
+	if ct := r.Header.Get("Content-Type"); ct != formType {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != formType {
+			return nil, invalidRequest("the request body must be application/x-www-form-urlencoded")
+		}
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {

@@ -225,21 +225,36 @@ func methodNotAllowed(methods []string) http.Handler {
 // headers sets the security headers every answer carries. Static Web Apps'
 // globalHeaders do not reach API answers, so the handler sets its own.
 func (s *server) headers(next http.Handler) http.Handler {
-	const apiCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+	// The values are built once and shared by every answer rather than
+	// allocated per request (the keys are in canonical form). Each slice
+	// has len == cap, so a later Add appends to a copy; nothing writes
+	// into a header value.
+	one := func(v string) []string { return []string{v} }
+	var (
+		apiCSP   = one("default-src 'none'; frame-ancestors 'none'; base-uri 'none'")
+		pageCSP  = one(s.pageCSP)
+		nosniff  = one("nosniff")
+		noRef    = one("no-referrer")
+		deny     = one("DENY")
+		coop     = one("same-origin")
+		perms    = one("camera=(), microphone=(), geolocation=(), interest-cohort=()")
+		hsts     = one("max-age=63072000; includeSubDomains")
+		isSecure = s.secure
+	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		csp := s.pageCSP
+		csp := pageCSP
 		if strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/api/verify" && !isCallback(r.URL.Path) {
 			csp = apiCSP
 		}
-		h.Set("Content-Security-Policy", csp)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()")
-		if s.secure {
-			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		h["Content-Security-Policy"] = csp
+		h["X-Content-Type-Options"] = nosniff
+		h["Referrer-Policy"] = noRef
+		h["X-Frame-Options"] = deny
+		h["Cross-Origin-Opener-Policy"] = coop
+		h["Permissions-Policy"] = perms
+		if isSecure {
+			h["Strict-Transport-Security"] = hsts
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -7,8 +7,10 @@
 package oauth
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
+	"sync"
 )
 
 // Error is an OAuth 2.0 error answer.
@@ -69,9 +71,18 @@ type body struct {
 // NoStore sets the headers RFC 6749 §5.1 requires on every answer that may
 // carry credentials; devicegate sends them on every API answer.
 func NoStore(h http.Header) {
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	h["Cache-Control"] = noStore
+	h["Pragma"] = noCache
 }
+
+// Header values shared by every answer, so the hot path does not build a
+// []string per header. Each has len == cap, so an Add by anyone appends to
+// a copy, never to the shared array; nothing writes into a value.
+var (
+	noStore  = []string{"no-store"}
+	noCache  = []string{"no-cache"}
+	jsonType = []string{"application/json"}
+)
 
 // WriteError writes e as an RFC 6749 §5.2 JSON error answer.
 func WriteError(w http.ResponseWriter, e Error) {
@@ -81,18 +92,31 @@ func WriteError(w http.ResponseWriter, e Error) {
 	WriteJSON(w, e.Status, body{Error: e.Code, Description: e.Description})
 }
 
+// bufs recycles WriteJSON's encoding buffers.
+var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // WriteJSON writes v as a JSON answer with no-store caching.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	buf := bufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 { // a rare large answer is not kept
+			buf.Reset()
+			bufs.Put(buf)
+		}
+	}()
+	buf.Reset()
+	// Encode writes what json.Marshal would, HTML escaping included, and
+	// the newline.
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		// Every value passed here is a plain struct of strings and numbers;
 		// failing to encode one is a programming error, answered safely.
 		status = http.StatusInternalServerError
-		b = []byte(`{"error":"server_error"}`)
+		buf.Reset()
+		buf.WriteString(`{"error":"server_error"}` + "\n")
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = jsonType
 	NoStore(h)
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(buf.Bytes())
 }
