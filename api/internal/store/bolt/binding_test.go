@@ -20,7 +20,7 @@ func TestSweepDropsExpiredBindings(t *testing.T) {
 	ctx := context.Background()
 	c := storetest.NewClock()
 	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
-	const n = 2*sweepBatch + 7 // three batches
+	const n = 2*sweepBatch + 7 // more than one batch
 	for i := range n {
 		life := time.Hour
 		if i%3 == 0 {

@@ -76,10 +76,19 @@ var sweepKinds = map[kind]sweepKind{
 	kindBinding: sweepBinding,
 }
 
-// sweepBatch bounds the entries one sweep transaction handles. A record
-// costs the sweep one JSON decode (a few µs) and a few page writes, so a
-// batch holds the writer lock for about a millisecond plus the commit.
-const sweepBatch = 128
+// sweepBatch bounds the entries one sweep transaction handles at first. A
+// record costs the sweep one JSON decode (a few µs), but each also dirties
+// a leaf page or two that the commit must write and sync, so what a batch
+// costs depends on the disk: the sweep halves its batch after one that held
+// the writer lock longer than sweepHoldHigh and doubles it (up to
+// maxSweepBatch) after one shorter than sweepHoldLow.
+const (
+	sweepBatch    = 64
+	minSweepBatch = 8
+	maxSweepBatch = 512
+	sweepHoldLow  = time.Millisecond
+	sweepHoldHigh = 4 * time.Millisecond
+)
 
 // expiryKey is the index key of item key of kind k, due at due.
 func expiryKey(due time.Time, k kind, key []byte) []byte {
@@ -124,9 +133,8 @@ type sweepStats struct {
 // records it deleted. Until then
 // reads answer ErrExpired, so a late poll gets expired_token.
 //
-// It follows the expiry index in batches of at most sweepBatch entries,
-// each its own write transaction, so no writer waits for more than one
-// batch. Every batch re-checks what it removes inside its transaction, so
+// It follows the expiry index in batches (see sweepBatch), each its own
+// write transaction, so no writer waits for more than one batch. Every batch re-checks what it removes inside its transaction, so
 // it stays atomic with respect to Create's key checks.
 //
 // Records it cannot decode are kept and counted in a warning: they may be
@@ -142,6 +150,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 		st          sweepStats
 		undecodable int
 		from        []byte // the next index key to look at
+		batch       = sweepBatch
 	)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -162,13 +171,13 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 			var due [][]byte
 			c := exp.Cursor()
 			k, _ := c.Seek(from)
-			for ; k != nil && len(due) < sweepBatch; k, _ = c.Next() {
+			for ; k != nil && len(due) < batch; k, _ = c.Next() {
 				if len(k) < 9 || binary.BigEndian.Uint64(k) > limit {
 					break
 				}
 				due = append(due, bytes.Clone(k))
 			}
-			more = len(due) == sweepBatch
+			more = len(due) == batch
 			for _, k := range due {
 				drop, ok := sweepKinds[kind(k[8])]
 				// An entry of a kind this version does not know belongs
@@ -205,6 +214,12 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 		}
 		st.Batches++
 		st.LongestHold = max(st.LongestHold, hold)
+		switch {
+		case hold > sweepHoldHigh:
+			batch = max(minSweepBatch, batch/2)
+		case hold < sweepHoldLow:
+			batch = min(maxSweepBatch, batch*2)
+		}
 		st.Removed += len(removedIDs)
 		s.pace.drop(removedIDs...)
 		if undecodable > 0 {
