@@ -1,11 +1,13 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -429,9 +431,24 @@ func (s *Store) live(recs *bbolt.Bucket, id []byte) (*store.Record, uint64, erro
 	if v == nil {
 		return nil, 0, store.ErrNotFound
 	}
-	r, rev, err := decode(id, v)
-	if err != nil {
-		return nil, 0, err
+	// The revision leads the stored value; when that revision was decoded
+	// before, a copy of it is the record (revisions are never reused).
+	peeked, ok := peekRev(v)
+	var r *store.Record
+	if ok {
+		r = s.pace.cached(string(id), peeked)
+	}
+	rev := peeked
+	if r == nil {
+		var err error
+		if r, rev, err = decode(id, v); err != nil {
+			return nil, 0, err
+		}
+		// Kept only when the peek names the decoded revision, as it does
+		// for every value put writes.
+		if ok && peeked == rev {
+			s.pace.keep(r.Clone(), rev)
+		}
 	}
 	if r.Expired(s.now()) {
 		return nil, 0, store.ErrExpired
@@ -517,6 +534,28 @@ func decode(id, v []byte) (*store.Record, uint64, error) {
 	}
 	e.Record.Version = version(e.Rev, 0)
 	return e.Record, e.Rev, nil
+}
+
+// peekRev reads the revision from the front of a stored value as put
+// writes it ({"rev":N,...}) without decoding the rest; ok is false for
+// anything else, which then goes through decode.
+func peekRev(v []byte) (uint64, bool) {
+	const prefix = `{"rev":`
+	if !bytes.HasPrefix(v, []byte(prefix)) {
+		return 0, false
+	}
+	var rev uint64
+	i := len(prefix)
+	for ; i < len(v) && v[i] >= '0' && v[i] <= '9'; i++ {
+		if rev > (math.MaxUint64-9)/10 {
+			return 0, false
+		}
+		rev = rev*10 + uint64(v[i]-'0')
+	}
+	if i == len(prefix) || i >= len(v) || v[i] != ',' || rev == 0 {
+		return 0, false
+	}
+	return rev, true
 }
 
 // version names a record's state for Record.Version: its stored revision

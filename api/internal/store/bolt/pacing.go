@@ -50,13 +50,30 @@ type pacer struct {
 	mu   sync.Mutex
 	m    map[string]pace
 	next uint64 // last seq handed out
+
+	// decoded keeps the last decoded revision of records recently read, so
+	// a pending poll — which reads its record and, its pacing aside,
+	// changes nothing — does not decode the same JSON again (decode.go).
+	decoded map[string]decodedRec
 }
+
+// decodedRec is a record as decoded from stored revision rev. It is never
+// handed out: readers get a clone.
+type decodedRec struct {
+	rev uint64
+	r   *store.Record
+}
+
+// maxDecoded bounds the decoded records kept (a few hundred bytes each);
+// past it an arbitrary one makes room, so a store with more live flows
+// than this decodes some polls again but never grows without bound.
+const maxDecoded = 16384
 
 // newPacer starts the overlay sequence at the wall clock in nanoseconds, so
 // a Version is not repeated after a restart: the process before it would
 // have needed more than one overlay write per nanosecond to get there.
 func newPacer(now time.Time) *pacer {
-	return &pacer{seed: maphash.MakeSeed(), m: make(map[string]pace), next: uint64(now.UnixNano())}
+	return &pacer{seed: maphash.MakeSeed(), m: make(map[string]pace), next: uint64(now.UnixNano()), decoded: make(map[string]decodedRec)}
 }
 
 // lock takes the stripe of id and returns its unlock.
@@ -92,13 +109,40 @@ func (p *pacer) set(r *store.Record, rev uint64) {
 	r.Version = version(rev, seq)
 }
 
-// drop forgets the overlays of ids.
+// drop forgets the overlays and decoded copies of ids.
 func (p *pacer) drop(ids ...string) {
 	p.mu.Lock()
 	for _, id := range ids {
 		delete(p.m, id)
+		delete(p.decoded, id)
 	}
 	p.mu.Unlock()
+}
+
+// cached returns a copy of id's record as decoded from revision rev, or
+// nil if that revision is not kept.
+func (p *pacer) cached(id string, rev uint64) *store.Record {
+	p.mu.Lock()
+	d, ok := p.decoded[id]
+	p.mu.Unlock()
+	if !ok || d.rev != rev {
+		return nil
+	}
+	return d.r.Clone()
+}
+
+// keep remembers r as decoded from revision rev; r must not be changed
+// afterwards (the caller keeps a clone).
+func (p *pacer) keep(r *store.Record, rev uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.decoded[r.ID]; !ok && len(p.decoded) >= maxDecoded {
+		for k := range p.decoded {
+			delete(p.decoded, k)
+			break
+		}
+	}
+	p.decoded[r.ID] = decodedRec{rev: rev, r: r}
 }
 
 // size is how many overlays are kept; tests use it to see they are dropped.

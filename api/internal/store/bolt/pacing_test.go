@@ -223,3 +223,32 @@ func TestPacingOnly(t *testing.T) {
 		})
 	}
 }
+
+// Reads of an unchanged record are served from its decoded copy; what a
+// caller does with the record it got must never reach that copy.
+func TestDecodedCopyNotAliased(t *testing.T) {
+	ctx := context.Background()
+	s, _, r := withRecord(t, filepath.Join(t.TempDir(), "devicegate.db"), 10*time.Minute)
+	for range 2 {
+		got, err := s.Get(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != store.StatusPending || got.Scopes[0] != "streaming" {
+			t.Fatalf("read %+v: an earlier caller's change leaked into the store", got)
+		}
+		got.Status, got.Scopes[0] = store.StatusDenied, "changed"
+	}
+	if _, err := s.Update(ctx, r.ID, func(rec *store.Record) error {
+		if rec.Status != store.StatusPending || rec.Scopes[0] != "streaming" {
+			t.Errorf("Update saw %+v", rec)
+		}
+		rec.Scopes[0] = "changed-in-fn"
+		return errors.New("declined")
+	}); err == nil {
+		t.Fatal("Update did not return fn's error")
+	}
+	if got, _ := s.Get(ctx, r.ID); got.Scopes[0] != "streaming" {
+		t.Errorf("a declined update's change leaked: %v", got.Scopes)
+	}
+}
