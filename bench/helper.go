@@ -100,6 +100,7 @@ type opCounts struct {
 	Update, UpdateNoWrite       int
 	UpdateRetries, Delete, Incr int
 	Ping                        int
+	BindingReads, BindingWrites int
 	WrittenBytes                []int
 }
 

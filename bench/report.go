@@ -359,13 +359,14 @@ func (r *report) markdown() string {
 			"each: authorize, %d pending polls spaced by the %s interval, the verify page, Allow, the callback with the upstream code exchange, "+
 			"the poll that delivers the token. Rate limits at the %s. Every flow got its token; a further poll got `invalid_grant`. "+
 			"Counts are per flow (averages; all flows identical: %v).\n\n", f.Flows, f.Backend, f.Polls, f.Interval, f.Rules, f.Uniform)
-		p("| Step | Create | Get | GetByUserCode | Update (wrote) | Update (no write) | Delete | Incr (rate limit) | Cosmos point reads | Cosmos writes | Cosmos deletes | Cosmos queries | Est. RU |\n")
-		p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		p("| Step | Create | Get | GetByUserCode | Update (wrote) | Update (no write) | Delete | Incr (rate limit) | Binding reads/writes | Cosmos point reads | Cosmos writes | Cosmos deletes | Cosmos queries | Est. RU |\n")
+		p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		perFlow := func(name string, c opCounts, div int) {
 			co := toCosmos(c)
 			d := float64(div)
-			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.1f |\n", name,
+			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s/%s | %s | %s | %s | %d | %.1f |\n", name,
 				num(c.Create, d), num(c.Get, d), num(c.GetByUserCode, d), num(c.Update, d), num(c.UpdateNoWrite, d), num(c.Delete, d), num(c.Incr, d),
+				num(c.BindingReads, d), num(c.BindingWrites, d),
 				num(co.Reads, d), num(co.Writes, d), num(co.Deletes, d), co.Queries, co.RU/d)
 		}
 		for _, name := range flowSteps {
@@ -549,12 +550,14 @@ func intervalSeconds(s string) float64 {
 var profileParts = []struct{ part, match string }{
 	{"net/http serving a connection (everything)", "net/http.(*conn).serve"},
 	{"system calls (read, write, fsync), flat", "internal/runtime/syscall/linux.Syscall6"},
-	{"devicegate's handler chain, whole", "httpapi.New.(*server).headers"},
+	{"devicegate's handler chain, whole", "httpapi.(*server).headers.func"},
 	{"gorilla/mux routing and below", "mux.(*Router).ServeHTTP"},
 	{"token endpoint, whole", "httpapi.(*server).token"},
 	{"form parsing", "httpapi.parseForm"},
 	{"poll core (hash, store Update, decide)", "deviceflow.(*Service).Poll"},
 	{"HMAC of the device code", "deviceflow.(*Hasher).Hash"},
+	{"bbolt read transaction", "bbolt.(*DB).View"},
+	{"bbolt record decode (JSON)", "bolt.decode"},
 	{"bbolt write transaction commit", "bbolt.(*Tx).Commit"},
 	{"fdatasync", "syscall.Fdatasync"},
 	{"JSON error answer", "oauth.WriteError"},

@@ -91,6 +91,9 @@ func toCosmos(c opCounts) cosmosOps {
 	keyRead(c.Incr)
 	keyWrite(c.Incr)
 	keyRead(c.Ping)
+	// Refresh-token bindings are small items of their own, like key items.
+	keyRead(c.BindingReads)
+	keyWrite(c.BindingWrites)
 	// A CAS retry also pays for the replace that lost with 412.
 	o.Writes += c.UpdateRetries
 	o.RU += float64(c.UpdateRetries) * writeRU(typicalRecordBytes(c))

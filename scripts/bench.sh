@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Benchmarks of devicegate (docs/BENCHMARKS.md).
 #
-#   bash scripts/bench.sh           full run (a few minutes); rewrites the
-#                                   generated part of docs/BENCHMARKS.md and
+#   bash scripts/bench.sh           full run (about a quarter of an hour);
+#                                   rewrites the generated part of
+#                                   docs/BENCHMARKS.md and
 #                                   docs/bench-throughput.svg
-#   bash scripts/bench.sh --short   seconds; prints the report, writes nothing.
-#                                   .ci/run calls this so the benchmark cannot
-#                                   rot. It asserts on no time: it fails only
-#                                   when the benchmark itself goes wrong (5xx,
-#                                   unexpected answers, lost or repeated tokens,
-#                                   a server that does not start or stop).
+#   bash scripts/bench.sh --short   a few minutes at most; prints the report,
+#                                   writes nothing. .ci/run calls this so the
+#                                   benchmark cannot rot. It asserts on no
+#                                   time: it fails only when the benchmark
+#                                   itself goes wrong (5xx, unexpected
+#                                   answers, lost or repeated tokens, a server
+#                                   that does not start or stop).
+#
+# The load generator (bombardier) is pinned in tools/go.mod and the peer
+# (ZITADEL's example OP) lives in e2e/cmd/benchpeer; both are built by the
+# benchmark. It starts the Cosmos DB-compatible test server, as
+# scripts/test.sh does, so the store-cost count also runs on the cosmos
+# backend; set DEVICEGATE_TEST_COSMOS yourself to use another server.
 #
 # Any other arguments go to `go run ./bench` (see -h). Everything runs on
 # loopback; every process it starts is stopped before it exits.
@@ -23,5 +31,31 @@ for a in "$@"; do
     *) args+=("$a") ;;
   esac
 done
+
+started=""
+if [ -z "${DEVICEGATE_TEST_COSMOS:-}" ] && command -v node >/dev/null && command -v npm >/dev/null; then
+  eval "$(bash scripts/cosmos-server.sh start)"
+  export DEVICEGATE_TEST_COSMOS
+  started=1
+fi
+bench_pid=""
+cleanup() {
+  # The benchmark stops its own servers; this covers an interrupted run.
+  if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null; then
+    kill -INT "$bench_pid" 2>/dev/null || true
+    wait "$bench_pid" 2>/dev/null || true
+  fi
+  if [ -n "$started" ]; then bash scripts/cosmos-server.sh stop; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
 echo "+ go run ./bench ${args[*]}" >&2
-exec go run ./bench "${args[@]}"
+go build -o "${TMPDIR:-/tmp}/devicegate-bench.$$" ./bench
+"${TMPDIR:-/tmp}/devicegate-bench.$$" "${args[@]}" &
+bench_pid=$!
+status=0
+wait "$bench_pid" || status=$?
+bench_pid=""
+rm -f "${TMPDIR:-/tmp}/devicegate-bench.$$"
+exit "$status"
