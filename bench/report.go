@@ -146,7 +146,7 @@ func (r *report) goals() []goal {
 	for _, sp := range r.Scale {
 		if sp.Kind == "bolt" && sp.Flows == 100_000 {
 			p := max(sp.LiveSweep.Pause, sp.ExpiredSweep.Pause)
-			g.Got, g.Met, g.Ran = ms(p)+" (100k live, then 100k past retention swept)", p <= 10*time.Millisecond, true
+			g.Got, g.Met, g.Ran = fmt.Sprintf("%s, of which %s before the commit (100k live, then 100k past retention swept)", ms(p), ms(max(sp.LiveSweep.Work, sp.ExpiredSweep.Work))), p <= 10*time.Millisecond, true
 		}
 	}
 	gs = append(gs, g)
@@ -330,7 +330,7 @@ func (r *report) markdown() string {
 				"The sizes of one store take turns, %d rounds of %s. Then the benchmark asks each server (`/bench/sweep` on its pprof port) to sweep with only the live flows present, "+
 				"then adds as many flows already past retention and sweeps again. *Sweep pause* is the longest time one sweep step held the store's writer lock "+
 				"(bbolt: one write transaction, commit and fsync included; memory: the store's mutex) — how long any Create or durable Update could have waited.\n\n", r.Opts.scaleRounds, l.Duration)
-			p("| Store | Live flows | Poll req/s median (min–max) | vs 10 flows | p99 | RSS max | Sweep pause, live only | Sweep pause, + same number expired | Whole expired sweep |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			p("| Store | Live flows | Poll req/s median (min–max) | vs 10 flows | p99 | RSS max | Sweep pause, live only | Sweep pause, + same number expired (of it before the commit) | Whole expired sweep |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 			base := map[string]*series{}
 			for _, sp := range r.Scale {
 				if _, ok := base[sp.Kind]; !ok {
@@ -345,7 +345,7 @@ func (r *report) markdown() string {
 					vs = fmtSpread(spreadOf(d), "%+.0f%%")
 				}
 				p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sp.Kind, humanNumber(float64(sp.Flows)), fmtSpread(spreadOf(sp.Poll.rps()), "%.0f"), vs,
-					fmtDurSpread(sp.Poll.p99()), mb(sp.Poll.rssMaxKB()), ms(sp.LiveSweep.Pause), ms(sp.ExpiredSweep.Pause),
+					fmtDurSpread(sp.Poll.p99()), mb(sp.Poll.rssMaxKB()), ms(sp.LiveSweep.Pause), fmt.Sprintf("%s (%s)", ms(sp.ExpiredSweep.Pause), ms(sp.ExpiredSweep.Work)),
 					fmt.Sprintf("%s, %d removed", ms(sp.ExpiredSweep.Took), sp.ExpiredSweep.Removed))
 			}
 			p("\n")

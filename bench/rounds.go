@@ -281,8 +281,8 @@ type scalePoint struct {
 
 // sweepResult mirrors the helper's benchSweepResult.
 type sweepResult struct {
-	Expired, Removed int
-	Took, Pause      time.Duration
+	Expired, Removed  int
+	Took, Pause, Work time.Duration
 }
 
 // scaling is part 1b: for each store, one server per size with that many

@@ -444,6 +444,7 @@ type benchSweepResult struct {
 	Expired, Removed int
 	Took             time.Duration // the whole sweep
 	Pause            time.Duration // the longest writer pause of any sweep so far
+	Work             time.Duration // the same without bbolt's commit (Pause for memory)
 }
 
 // benchSweep adds expired records past retention (none if empty), then
@@ -466,6 +467,10 @@ func benchSweep(st store.Store, sw benchSweeper, expired string) (*benchSweepRes
 		return nil, err
 	}
 	res.Removed, res.Took, res.Pause = removed, time.Since(start), sw.SweepPause()
+	res.Work = res.Pause
+	if w, ok := sw.(interface{ SweepWork() time.Duration }); ok {
+		res.Work = w.SweepWork()
+	}
 	return &res, nil
 }
 

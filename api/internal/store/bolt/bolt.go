@@ -76,6 +76,7 @@ type Store struct {
 
 	sweepMu     sync.Mutex
 	longestHold time.Duration // the longest sweep transaction since Open
+	longestWork time.Duration // the same before its commit
 }
 
 var _ store.Store = (*Store)(nil)

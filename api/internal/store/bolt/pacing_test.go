@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -250,5 +251,41 @@ func TestDecodedCopyNotAliased(t *testing.T) {
 	}
 	if got, _ := s.Get(ctx, r.ID); got.Scopes[0] != "streaming" {
 		t.Errorf("a declined update's change leaked: %v", got.Scopes)
+	}
+}
+
+// Every field of store.Record but the pacing figures and Version makes a
+// change durable: setting any one of them must make pacingOnly false. A
+// field added to store.Record later fails here until pacingOnly compares it
+// (or this test names it as pacing, on purpose).
+func TestPacingOnlyKnowsEveryField(t *testing.T) {
+	pacing := map[string]bool{"LastPoll": true, "Interval": true, "Version": true}
+	rt := reflect.TypeOf(store.Record{})
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		t.Run(f.Name, func(t *testing.T) {
+			cur := &store.Record{}
+			next := &store.Record{}
+			v := reflect.ValueOf(next).Elem().Field(i)
+			switch {
+			case f.Type == reflect.TypeOf(time.Time{}):
+				v.Set(reflect.ValueOf(time.Unix(1, 0)))
+			case v.Kind() == reflect.String:
+				v.SetString("x")
+			case v.Kind() == reflect.Int:
+				v.SetInt(7)
+			case v.Kind() == reflect.Bool:
+				v.SetBool(true)
+			case f.Type == reflect.TypeOf([]string(nil)):
+				v.Set(reflect.ValueOf([]string{"x"}))
+			case f.Type == reflect.TypeOf([]byte(nil)):
+				v.Set(reflect.ValueOf([]byte("x")))
+			default:
+				t.Fatalf("no test value for a field of type %s: extend this test and pacingOnly", f.Type)
+			}
+			if got, want := pacingOnly(cur, next), pacing[f.Name]; got != want {
+				t.Errorf("pacingOnly with only %s set = %v, want %v", f.Name, got, want)
+			}
+		})
 	}
 }
