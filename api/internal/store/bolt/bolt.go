@@ -74,6 +74,8 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	group *committer // group commit of durable writes; see group.go
+
 	sweepMu     sync.Mutex
 	longestHold time.Duration // the longest sweep transaction since Open
 	longestWork time.Duration // the same before its commit
@@ -126,10 +128,8 @@ func Open(path string, opts Options) (*Store, error) {
 		opts.Logger.Info("bolt store file migrated", "from_format", m.From, "to_format", formatVersion,
 			"records", m.Records, "counters", m.Counters, "bindings", m.Bindings, "undecodable", m.Undecodable)
 	}
-	// A short batch window: enough to gather the polls that arrive
-	// together, short enough not to be felt by a lone request.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{db: db, now: opts.Now, log: opts.Logger, pace: newPacer(time.Now())}
+	s.startCommitter()
 	if opts.SweepEvery > 0 {
 		s.stop, s.done = make(chan struct{}), make(chan struct{})
 		go s.sweepLoop(opts.SweepEvery)
@@ -141,10 +141,9 @@ func Open(path string, opts Options) (*Store, error) {
 // read-write transaction, so two concurrent Creates cannot both take a key.
 //
 // Creates that arrive together share that transaction and its fsync (group
-// commit, bbolt's Batch): each returns only once the transaction holding
-// it is on disk, so an answered authorize survives a crash. Batch may run
-// the function more than once, each time in a fresh transaction, and runs
-// one that failed (ErrConflict) again alone, so its answer is its own.
+// commit, group.go): each returns only once the transaction holding it is
+// on disk, so an answered authorize survives a crash. A Create refused
+// with ErrConflict writes nothing and leaves the rest of its group alone.
 func (s *Store) Create(ctx context.Context, r *store.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -152,7 +151,7 @@ func (s *Store) Create(ctx context.Context, r *store.Record) error {
 	if r.ID == "" || r.UserCodeHash == "" {
 		return errors.New("store/bolt: record needs an ID and a user code hash")
 	}
-	return s.db.Batch(func(tx *bbolt.Tx) error {
+	return s.write(func(tx *bbolt.Tx) error {
 		recs, idx, err := buckets(tx)
 		if err != nil {
 			return err
@@ -261,10 +260,10 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 		return next.Clone(), nil
 	}
 
-	// Batch, not Update: concurrent durable updates share one transaction
-	// and one fsync instead of queueing for one each. Batch may run this
-	// function more than once; each run writes the same record.
-	err = s.db.Batch(func(tx *bbolt.Tx) error {
+	// Group-committed (group.go): concurrent durable updates share one
+	// transaction and one fsync instead of queueing for one each. The
+	// function may run more than once; each run writes the same record.
+	err = s.write(func(tx *bbolt.Tx) error {
 		recs, idx, err := buckets(tx)
 		if err != nil {
 			return err
@@ -329,6 +328,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // returns the first result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopCommitter()
 		if s.stop != nil {
 			close(s.stop)
 			<-s.done
@@ -348,8 +348,8 @@ var _ store.Counter = (*Store)(nil)
 
 // Incr implements store.Counter in one write transaction, which bbolt
 // serialises, so no increment is lost. Increments that arrive together
-// share a transaction (Batch); each run reads the count afresh, so a rerun
-// counts once.
+// share a transaction (group.go); each run reads the count afresh, so a
+// rerun counts once.
 func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int, time.Time, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, time.Time{}, err
@@ -358,7 +358,7 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 	reset := store.WindowStart(now, window).Add(window)
 	k := []byte(window.String() + "|" + key)
 	var c counterValue
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err := s.write(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(countersBucket)
 		if b == nil {
 			return errors.New("store/bolt: database file lacks its counters bucket")

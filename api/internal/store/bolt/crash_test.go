@@ -3,6 +3,7 @@ package bolt
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -117,4 +118,68 @@ func crashChild(path string) {
 	}
 	wg.Wait()
 	os.Exit(0)
+}
+
+// Creates racing for the same keys inside one group: exactly one wins each
+// key, the others get ErrConflict, and the winners' group-mates are stored.
+func TestGroupedCreateConflicts(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), nil)
+	ctx := context.Background()
+	const racers = 16
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		wins = map[string]int{}
+	)
+	for g := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				// Every racer tries the same 20 IDs, and one of its own.
+				for _, r := range []*store.Record{
+					{ID: fmt.Sprintf("dev-%d", i), UserCodeHash: fmt.Sprintf("usr-%d", i), Status: store.StatusPending, ExpiresAt: time.Now().Add(time.Hour)},
+					{ID: fmt.Sprintf("own-%d-%d", g, i), UserCodeHash: fmt.Sprintf("own-usr-%d-%d", g, i), Status: store.StatusPending, ExpiresAt: time.Now().Add(time.Hour)},
+				} {
+					err := s.Create(ctx, r)
+					switch {
+					case err == nil:
+						mu.Lock()
+						wins[r.ID]++
+						mu.Unlock()
+					case !errors.Is(err, store.ErrConflict):
+						t.Errorf("Create %s: %v", r.ID, err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range 20 {
+		if n := wins[fmt.Sprintf("dev-%d", i)]; n != 1 {
+			t.Errorf("dev-%d created %d times", i, n)
+		}
+	}
+	for g := range racers {
+		for i := range 20 {
+			id := fmt.Sprintf("own-%d-%d", g, i)
+			if wins[id] != 1 {
+				t.Errorf("%s: created %d times", id, wins[id])
+			}
+			if _, err := s.Get(ctx, id); err != nil {
+				t.Errorf("%s: %v", id, err)
+			}
+		}
+	}
+}
+
+func TestWriteAfterClose(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), nil)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := &store.Record{ID: "d", UserCodeHash: "u", ExpiresAt: time.Now().Add(time.Hour)}
+	if err := s.Create(context.Background(), r); !errors.Is(err, ErrClosed) {
+		t.Errorf("Create after Close: %v, want ErrClosed", err)
+	}
 }

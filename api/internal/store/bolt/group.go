@@ -1,0 +1,120 @@
+package bolt
+
+import (
+	"errors"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/devicegate/devicegate/api/internal/store"
+)
+
+// Group commit.
+//
+// Every durable write — Create, Incr, an Update that writes — goes through
+// one committer goroutine. It takes the first write waiting, then every
+// other one already waiting (up to maxGroup), runs them all in one write
+// transaction, commits (one fsync for all) and only then answers each. While
+// it commits, new writes queue up, and the next transaction takes them all:
+// under load the group grows by itself, and a lone write is committed at
+// once, with no timer to wait for (bbolt's own Batch waits for one).
+//
+// So an answered write is on disk — TestCreateSurvivesCrash kills a process
+// with Creates in flight and finds every answered one after reopening.
+
+// maxGroup bounds the writes one transaction holds.
+const maxGroup = 1024
+
+// ErrClosed is what a write gets once Close has begun.
+var ErrClosed = errors.New("store/bolt: store closed")
+
+// groupCall is one write waiting for the committer.
+type groupCall struct {
+	fn   func(*bbolt.Tx) error
+	done chan error // buffered: the committer never waits for the caller
+}
+
+// committer runs the group commits.
+type committer struct {
+	calls chan groupCall // unbuffered: a waiting write is a blocked send
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func (s *Store) startCommitter() {
+	s.group = &committer{calls: make(chan groupCall), stop: make(chan struct{}), done: make(chan struct{})}
+	go s.commitLoop()
+}
+
+// write runs fn in a group-committed write transaction and returns when
+// that transaction is on disk. fn may run more than once, each time in a
+// fresh transaction, and must leave nothing behind when it returns
+// store.ErrConflict (a refusal that is the caller's answer, not a fault):
+// the others in its group are committed regardless. Any other error rolls
+// the group back, and each of its writes is then run alone, so an error is
+// only ever its own write's.
+func (s *Store) write(fn func(*bbolt.Tx) error) error {
+	c := groupCall{fn: fn, done: make(chan error, 1)}
+	select {
+	case s.group.calls <- c:
+	case <-s.group.stop:
+		return ErrClosed
+	}
+	return <-c.done
+}
+
+func (s *Store) commitLoop() {
+	defer close(s.group.done)
+	var group []groupCall
+	for {
+		var first groupCall
+		select {
+		case first = <-s.group.calls:
+		case <-s.group.stop:
+			return
+		}
+		group = append(group[:0], first)
+	gather:
+		for len(group) < maxGroup {
+			select {
+			case c := <-s.group.calls:
+				group = append(group, c)
+			default:
+				break gather
+			}
+		}
+		s.commitGroup(group)
+	}
+}
+
+// commitGroup runs group in one transaction and answers each call.
+func (s *Store) commitGroup(group []groupCall) {
+	errs := make([]error, len(group))
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		for i, c := range group {
+			errs[i] = c.fn(tx)
+			if errs[i] != nil && !errors.Is(errs[i], store.ErrConflict) {
+				return errs[i]
+			}
+		}
+		return nil
+	})
+	if err != nil && len(group) > 1 {
+		// Rolled back: nothing of the group is stored. Each write alone,
+		// so that one failure answers only its own caller.
+		for i, c := range group {
+			errs[i] = s.db.Update(c.fn)
+		}
+	} else if err != nil {
+		errs[0] = err
+	}
+	for i, c := range group {
+		c.done <- errs[i]
+	}
+}
+
+// stopCommitter ends the committer after the group it is committing; a
+// write arriving later gets ErrClosed.
+func (s *Store) stopCommitter() {
+	close(s.group.stop)
+	<-s.group.done
+}
