@@ -18,9 +18,22 @@ import (
 )
 
 type fixture struct {
-	svc   *deviceflow.Service
-	clock *storetest.Clock
-	store store.Store
+	svc    *deviceflow.Service
+	clock  *storetest.Clock
+	store  store.Store
+	sealer *seal.Sealer
+	cfg    deviceflow.Config
+}
+
+// rebuild puts the service on st (typically a wrapper of f.store).
+func (f *fixture) rebuild(t *testing.T, st store.Store) {
+	t.Helper()
+	f.cfg.Store = st
+	svc, err := deviceflow.New(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc, f.store = svc, st
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -35,14 +48,15 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := deviceflow.New(deviceflow.Config{
+	cfg := deviceflow.Config{
 		Store: st, Hasher: h, Sealer: sl, Now: clock.Now, Rand: rand.Reader,
 		Lifetime: 10 * time.Minute, Interval: 5 * time.Second,
-	})
+	}
+	svc, err := deviceflow.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{svc: svc, clock: clock, store: st}
+	return &fixture{svc: svc, clock: clock, store: st, sealer: sl, cfg: cfg}
 }
 
 var ctx = context.Background()
