@@ -56,13 +56,13 @@ func TestFunctionsMatchRoutes(t *testing.T) {
 			switch {
 			case b.Type == "httpTrigger" && b.Direction == "in":
 				in++
-				want := strings.TrimPrefix(r.Path, "/api/")
+				wantRoute := strings.TrimPrefix(r.Path, "/api/")
 				if r.Tail != "" {
 					// An optional segment (Azure Functions route syntax).
-					want += "/{" + r.Tail + "?}"
+					wantRoute += "/{" + r.Tail + "?}"
 				}
-				if b.Route != want {
-					t.Errorf("%s: function route %q, want %q for router path %q", r.Name, b.Route, want, r.Path)
+				if b.Route != wantRoute {
+					t.Errorf("%s: function route %q, want %q for router path %q", r.Name, b.Route, wantRoute, r.Path)
 				}
 				var got, want []string
 				for _, m := range b.Methods {
