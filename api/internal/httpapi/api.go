@@ -15,6 +15,7 @@ import (
 	"github.com/devicegate/devicegate/api/internal/config"
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
 	"github.com/devicegate/devicegate/api/internal/oauth"
+	"github.com/devicegate/devicegate/api/internal/ratelimit"
 	"github.com/devicegate/devicegate/api/internal/upstream"
 )
 
@@ -538,6 +539,10 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) error {
 		oauth.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "store": "unreachable"})
 		return nil
 	}
-	oauth.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "store": "ok"})
+	// client is the address rate limits count this caller under, so a
+	// deployment check can see from outside whether X-Forwarded-For is
+	// read right: a spoofed prefix must not change it (SECURITY.md).
+	oauth.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "store": "ok",
+		"client": ratelimit.Key(ratelimit.ClientIP(r, s.ProxyHops))})
 	return nil
 }

@@ -236,3 +236,27 @@ func TestSpoofedForwardedForPrefixes(t *testing.T) {
 		t.Errorf("%d of 10 requests limited with rotating spoofed prefixes, want 7", limited)
 	}
 }
+
+// TestHealthShowsTheCountedAddress: /api/health says which address the
+// limits count the caller under, so the deployment check can prove from
+// outside that a spoofed X-Forwarded-For prefix changes nothing.
+func TestHealthShowsTheCountedAddress(t *testing.T) {
+	for _, trusted := range []bool{false, true} {
+		h := newHarness(t, withLimits(ratelimit.Rule{}, ratelimit.Rule{}, trusted))
+		get := func(xff string) string {
+			req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/api/health", nil)
+			if xff != "" {
+				req.Header.Set("X-Forwarded-For", xff)
+			}
+			return h.do(req, nil).json(t)["client"].(string)
+		}
+		plain, spoofed := get("198.51.100.7:4000"), get("192.0.2.99, 198.51.100.7:4000")
+		want := "127.0.0.1"
+		if trusted {
+			want = "198.51.100.7"
+		}
+		if plain != want || spoofed != want {
+			t.Errorf("trusted=%v: client %q and %q with a spoofed prefix, want %q", trusted, plain, spoofed, want)
+		}
+	}
+}
