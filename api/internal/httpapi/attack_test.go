@@ -183,6 +183,11 @@ func TestCallbackStateOfAnotherRecord(t *testing.T) {
 		t.Fatalf("A's cookie with B's state: %d %s", res.StatusCode, res.body)
 	}
 	_ = qa
+	// Refused on the cookie alone, before the store: A's record is not
+	// charged a failure for a state that is not even its browser's.
+	if rec, err := h.record(a.UserCode); err != nil || rec.Failures != 0 {
+		t.Errorf("record A after a foreign state: %v, failures %d", err, rec.Failures)
+	}
 	for _, g := range []grant{a, b} {
 		wantOAuthError(t, h.poll("tv", g.DeviceCode), http.StatusBadRequest, "authorization_pending")
 	}
