@@ -106,14 +106,14 @@ func TestKeyFileGuarded(t *testing.T) {
 		t.Skip("no symbolic links here:", err)
 	}
 	cfg2 := &config.Config{Store: "bolt", BoltPath: filepath.Join(dir2, "devicegate.db")}
-	if _, err := secretKey(cfg2, log); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+	if _, err := secretKey(cfg2, log); err == nil || !strings.Contains(err.Error(), "only from a regular file") {
 		t.Errorf("dangling link: %v", err)
 	}
 	if _, err := os.Stat(target); !errors.Is(err, fs.ErrNotExist) {
 		t.Error("a key was written through the link")
 	}
 	os.WriteFile(target, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32))), 0o600)
-	if _, err := secretKey(cfg2, log); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+	if _, err := secretKey(cfg2, log); err == nil || !strings.Contains(err.Error(), "only from a regular file") {
 		t.Errorf("link to a key: %v", err)
 	}
 }
