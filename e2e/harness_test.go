@@ -360,12 +360,15 @@ func redactURL(u string) string {
 // provider and back: it returns the text of the result page.
 func (b *browser) approve(start string, typed string) string {
 	b.t.Helper()
-	b.run("open", chromedp.Navigate(start), chromedp.WaitVisible(`#user_code`, chromedp.ByID))
-	if typed != "" {
+	if typed == "" {
+		// verification_uri_complete leads straight to the confirmation.
+		b.run("open", chromedp.Navigate(start), chromedp.WaitVisible(`button[value=allow]`, chromedp.ByQuery))
+	} else {
+		b.run("open", chromedp.Navigate(start), chromedp.WaitVisible(`#user_code`, chromedp.ByID))
 		b.run("type code", chromedp.SendKeys(`#user_code`, typed, chromedp.ByID))
+		b.shot("entry")
+		b.run("continue", chromedp.Click(`button[type=submit]`, chromedp.ByQuery), chromedp.WaitVisible(`button[value=allow]`, chromedp.ByQuery))
 	}
-	b.shot("entry")
-	b.run("continue", chromedp.Click(`button[type=submit]`, chromedp.ByQuery), chromedp.WaitVisible(`button[value=allow]`, chromedp.ByQuery))
 	b.shot("confirm")
 	confirm := b.text()
 	for _, want := range []string{"E2E TV", "openid", "profile", "Zitadel example", "Only continue if you started this"} {

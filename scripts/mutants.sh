@@ -82,7 +82,7 @@ MUTANTS = [
      "./api/internal/deviceflow", "TestSealedValuesOpenOnlyWithTheSealer"),
     ("delivered marked in the swap", "api/internal/deviceflow/service.go",
      "\t\t\t\tr.Status = store.StatusDelivered\n", "\t\t\t\t_ = store.StatusDelivered\n",
-     "./api/internal/deviceflow", "TestDeliveredOnceEvenWhenDeleteFails"),
+     "./api/internal/deviceflow", "TestDeliveredOnceAndRemembered"),
     ("memory store holds its lock across Update", "api/internal/store/memory/memory.go",
      "\tif err := fn(cur); err != nil {\n\t\treturn nil, err\n\t}\n\told := s.records[id]",
      "\ts.mu.Unlock()\n\tferr := fn(cur)\n\ts.mu.Lock()\n\tif ferr != nil {\n\t\treturn nil, ferr\n\t}\n\told := s.records[id]",

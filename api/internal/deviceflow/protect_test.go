@@ -62,11 +62,13 @@ func TestSealedValuesOpenOnlyWithTheSealer(t *testing.T) {
 	}
 }
 
-// TestDeliveredOnceEvenWhenDeleteFails: the record is marked delivered in
-// the same compare-and-swap that hands the tokens out, so when the
-// housekeeping Delete after it fails, the next poll is refused with
-// invalid_grant instead of finding the record again.
-func TestDeliveredOnceEvenWhenDeleteFails(t *testing.T) {
+// TestDeliveredOnceAndRemembered: the record is marked delivered in the
+// same compare-and-swap that hands the tokens out, and stays as a
+// tombstone holding nothing secret: the next polls are refused with
+// invalid_grant, the user code answers "already used" until the code
+// expires, and a failing Delete (which the flow no longer needs) cannot
+// change that.
+func TestDeliveredOnceAndRemembered(t *testing.T) {
 	f := newFixture(t)
 	fs := faulty.Wrap(f.store)
 	f.rebuild(t, fs)
@@ -82,6 +84,17 @@ func TestDeliveredOnceEvenWhenDeleteFails(t *testing.T) {
 		if _, out, err := f.svc.Poll(ctx, "tv", a.DeviceCode); !errors.Is(err, oauth.ErrInvalidGrant) || out != deviceflow.OutcomeUsed {
 			t.Fatalf("poll %d after delivery: %v (%v), want invalid_grant", i+2, err, out)
 		}
+	}
+	if _, err := f.svc.Lookup(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeUsed) {
+		t.Errorf("the user code after delivery: %v, want ErrCodeUsed", err)
+	}
+	// "device" is the hash kind of device codes (codes.go).
+	if rec, err := f.store.Get(ctx, f.cfg.Hasher.Hash("device", a.DeviceCode)); err != nil || len(rec.Token) != 0 || rec.CodeVerifier != "" || rec.StateHash != "" || rec.AuthCode != "" {
+		t.Errorf("the tombstone: %+v, %v", rec, err)
+	}
+	f.clock.Advance(10 * time.Minute)
+	if _, err := f.svc.Lookup(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeExpired) {
+		t.Errorf("the user code after expiry: %v", err)
 	}
 }
 

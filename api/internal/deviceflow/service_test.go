@@ -155,7 +155,8 @@ func TestFullFlowDeliversOnce(t *testing.T) {
 	if _, _, err := f.svc.Poll(ctx, "tv", a.DeviceCode); !errors.Is(err, oauth.ErrInvalidGrant) {
 		t.Errorf("second poll after delivery: %v, want invalid_grant", err)
 	}
-	if _, err := f.svc.Lookup(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrUnknownCode) {
+	// The code stays "used" for its lifetime, not "unknown".
+	if _, err := f.svc.Lookup(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeUsed) {
 		t.Errorf("user code after delivery: %v", err)
 	}
 }

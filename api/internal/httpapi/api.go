@@ -203,7 +203,10 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) error {
 		DeviceCode:              a.DeviceCode,
 		UserCode:                uc,
 		VerificationURI:         s.PublicURL + "/device",
-		VerificationURIComplete: s.PublicURL + "/device?user_code=" + url.QueryEscape(uc),
+		// The complete link leads straight to the server-rendered
+		// confirmation, which shows the code to compare (RFC 8628 §3.3.1)
+		// with or without JavaScript, locally and behind Static Web Apps.
+		VerificationURIComplete: s.PublicURL + "/api/verify?user_code=" + url.QueryEscape(uc),
 		ExpiresIn:               int64(a.ExpiresIn / time.Second),
 		Interval:                int64(a.Interval / time.Second),
 	})
