@@ -200,9 +200,9 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) error {
 	}
 	uc := deviceflow.FormatUserCode(a.UserCode)
 	oauth.WriteJSON(w, http.StatusOK, authorizeResponse{
-		DeviceCode:              a.DeviceCode,
-		UserCode:                uc,
-		VerificationURI:         s.PublicURL + "/device",
+		DeviceCode:      a.DeviceCode,
+		UserCode:        uc,
+		VerificationURI: s.PublicURL + "/device",
 		// The complete link leads straight to the server-rendered
 		// confirmation, which shows the code to compare (RFC 8628 §3.3.1)
 		// with or without JavaScript, locally and behind Static Web Apps.

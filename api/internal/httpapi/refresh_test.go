@@ -1,18 +1,14 @@
 package httpapi_test
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
-	"github.com/devicegate/devicegate/api/internal/store/cosmos"
 	"github.com/devicegate/devicegate/api/internal/store/faulty"
 	"github.com/devicegate/devicegate/api/internal/store/storetest"
 )
@@ -201,19 +197,8 @@ func TestBindingFailureEndsTheFlow(t *testing.T) {
 // counts (address, client) and one binding read; with rotation, the moved
 // binding adds an upsert and a delete.
 func TestCosmosCostPerRefresh(t *testing.T) {
-	cs := os.Getenv("DEVICEGATE_TEST_COSMOS")
-	if cs == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("DEVICEGATE_TEST_COSMOS is unset under CI")
-		}
-		t.Skip("DEVICEGATE_TEST_COSMOS unset")
-	}
 	c := storetest.NewClock()
-	st, err := cosmos.New(context.Background(), cosmos.Options{ConnectionString: cs, Database: "devicegate-test",
-		Container: fmt.Sprintf("refresh-cost-%d", time.Now().UnixNano()), CreateIfMissing: true, Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openCosmos(t, c)
 	h := newHarness(t, withBackend(st, c), withRefreshLimits(ratelimit.Rule{Limit: 30, Window: 10 * time.Minute}, ratelimit.Rule{Limit: 600, Window: 10 * time.Minute}))
 	rt := h.signIn("tv")["refresh_token"].(string)
 	h.refresh("tv", rt) // the first refresh of a window creates the two counters
