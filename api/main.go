@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -408,6 +409,11 @@ func openStore(cfg *config.Config, logger *slog.Logger) (store.Store, error) {
 // devicegate.key next to the bolt file (created 0600 on first start), so
 // codes survive a restart. The memory store gets a fresh key per process:
 // its records do not survive a restart either.
+//
+// The key unseals every token in the database file, so the file is held
+// to what an SSH private key is: it must be a regular file (no link is
+// followed, so nobody can point it elsewhere) that only its owner can
+// read; otherwise devicegate refuses to start and says how to fix it.
 func secretKey(cfg *config.Config, logger *slog.Logger) ([]byte, error) {
 	if cfg.SecretKey != nil {
 		return cfg.SecretKey, nil
@@ -416,23 +422,66 @@ func secretKey(cfg *config.Config, logger *slog.Logger) ([]byte, error) {
 		return randomKey()
 	}
 	path := filepath.Join(filepath.Dir(cfg.BoltPath), "devicegate.key")
-	if b, err := os.ReadFile(path); err == nil {
-		key, err := base64.StdEncoding.DecodeString(string(trimNL(b)))
-		if err != nil || len(key) != 32 {
-			return nil, fmt.Errorf("%s does not hold a base64 32-byte key; delete it to make a new one", path)
-		}
-		return key, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	key, err := readKeyFile(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return key, err
+	}
+	if key, err = randomKey(); err != nil {
 		return nil, err
 	}
-	key, err := randomKey()
+	// O_EXCL: if another process created the file meanwhile, this fails
+	// rather than overwrite its key; O_NOFOLLOW: a link planted at the path
+	// is not followed.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return readKeyFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("writing a new secret key: %w", err)
+	}
+	_, err = f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("writing a new secret key: %w", err)
+	}
+	logger.Info("generated a secret key for local use; keep it out of backups of the database file", "file", path)
+	return key, nil
+}
+
+// readKeyFile reads the local key file, refusing a link, anything but a
+// regular file, and a file group or others can read.
+func readKeyFile(path string) ([]byte, error) {
+	if fi, err := os.Lstat(path); err != nil {
+		return nil, err
+	} else if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%s is a symbolic link; devicegate reads its key only from a regular file (replace the link with the file)", path)
+	}
+	// O_NOFOLLOW too, for a link swapped in after the check.
+	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("writing a new secret key: %w", err)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
 	}
-	logger.Info("generated a secret key for local use", "file", path)
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("%s can be read by other users (mode %04o): it unseals every token in the database; run: chmod 600 %s", path, perm, path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1024))
+	if err != nil {
+		return nil, err
+	}
+	key, err := base64.StdEncoding.DecodeString(string(trimNL(b)))
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("%s does not hold a base64 32-byte key; delete it to make a new one", path)
+	}
 	return key, nil
 }
 

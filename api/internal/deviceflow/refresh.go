@@ -118,15 +118,18 @@ func (s *Service) Unbind(ctx context.Context, g *RefreshGrant) error {
 // the page of one code is worthless for any other code, and without the
 // browser's cookie it is worthless altogether.
 func (s *Service) DecisionToken(browserToken, recordID string) string {
-	return s.c.Hasher.Hash(kindDecision, browserToken+"."+recordID)
+	return s.c.Hasher.Hash(kindDecision, decisionInput(browserToken, recordID))
 }
+
+// decisionInput is what a decision token is the HMAC of.
+func decisionInput(browserToken, recordID string) string { return browserToken + "." + recordID }
 
 // CheckDecisionToken reports whether presented is the DecisionToken of
 // browserToken and recordID, under the current key or a previous one.
 func (s *Service) CheckDecisionToken(browserToken, recordID, presented string) bool {
 	ok := 0
 	for _, h := range s.hashers() {
-		ok |= subtle.ConstantTimeCompare([]byte(presented), []byte(h.Hash(kindDecision, browserToken+"."+recordID)))
+		ok |= subtle.ConstantTimeCompare([]byte(presented), []byte(h.Hash(kindDecision, decisionInput(browserToken, recordID))))
 	}
 	return ok == 1
 }

@@ -282,6 +282,7 @@ func (s *Service) PollExchange(ctx context.Context, clientID, deviceCode string,
 				p.token = r.Token
 				r.Status = store.StatusDelivered
 				r.Token = nil
+				r.LastPoll = time.Time{}
 			case OutcomeExchange:
 				if exchange == nil {
 					// The client left passthrough mode during the flow.
@@ -328,10 +329,10 @@ func (s *Service) PollExchange(ctx context.Context, clientID, deviceCode string,
 		return s.handoff(ctx, id, code, exchange)
 	}
 
-	// OutcomeTokens: this poll won the swap. The record is spent; deleting
-	// it is housekeeping, and a failure there cannot hand the tokens out
-	// again because the record now says delivered.
-	_ = s.c.Store.Delete(context.WithoutCancel(ctx), id)
+	// OutcomeTokens: this poll won the swap. The record is spent and holds
+	// no secret any more; it stays as a tombstone until it expires, so the
+	// device code keeps answering invalid_grant and the user code "already
+	// used" for the code's whole life (the store's expiry removes it).
 	var t Tokens
 	plain, err := s.c.Sealer.Open(token, []byte(id))
 	if err != nil {
@@ -405,14 +406,14 @@ func (s *Service) handoff(ctx context.Context, id, sealed string, exchange Excha
 		}
 		return nil, 0, ctx.Err()
 	}
-	// Mark the record spent, then delete it. If the store fails here the
-	// device still gets its tokens: the code is used up at the provider, so
-	// a later poll can only be refused, never served twice.
+	// Mark the record spent; it stays as a tombstone until it expires, like
+	// a record delivered by Poll. If the store fails here the device still
+	// gets its tokens: the code is used up at the provider, so a later poll
+	// can only be refused, never served twice.
 	_, _ = s.c.Store.Update(bg, id, func(r *store.Record) error {
 		r.Status, r.AuthCode, r.ExchangeUntil = store.StatusDelivered, "", time.Time{}
 		return nil
 	})
-	_ = s.c.Store.Delete(bg, id)
 	resp := t.Response(s.c.Now())
 	return &resp, OutcomeTokens, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/devicegate/devicegate/api/internal/config"
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
 	"github.com/devicegate/devicegate/api/internal/oauth"
+	"github.com/devicegate/devicegate/api/internal/ratelimit"
 	"github.com/devicegate/devicegate/api/internal/upstream"
 )
 
@@ -204,10 +205,13 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) error {
 	}
 	uc := deviceflow.FormatUserCode(a.UserCode)
 	oauth.WriteJSON(w, http.StatusOK, authorizeResponse{
-		DeviceCode:              a.DeviceCode,
-		UserCode:                uc,
-		VerificationURI:         s.PublicURL + "/device",
-		VerificationURIComplete: s.PublicURL + "/device?user_code=" + url.QueryEscape(uc),
+		DeviceCode:      a.DeviceCode,
+		UserCode:        uc,
+		VerificationURI: s.PublicURL + "/device",
+		// The complete link leads straight to the server-rendered
+		// confirmation, which shows the code to compare (RFC 8628 §3.3.1)
+		// with or without JavaScript, locally and behind Static Web Apps.
+		VerificationURIComplete: s.PublicURL + "/api/verify?user_code=" + url.QueryEscape(uc),
 		ExpiresIn:               int64(a.ExpiresIn / time.Second),
 		Interval:                int64(a.Interval / time.Second),
 	})
@@ -500,9 +504,10 @@ func grantedScopes(c *config.Client, answer string, fallback []string) ([]string
 		return slices.Clone(fallback), nil
 	}
 	for _, sc := range scopes {
-		if !c.AllowsScope(sc) {
-			return nil, errors.New("the provider granted scope " + safeName(sc) + ", which this client may not hold")
+		if c.AllowsScope(sc) {
+			continue
 		}
+		return nil, errors.New("the provider granted scope " + safeName(sc) + ", which this client may not hold")
 	}
 	return scopes, nil
 }
@@ -543,6 +548,10 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) error {
 		oauth.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "store": "unreachable"})
 		return nil
 	}
-	oauth.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "store": "ok"})
+	// client is the address rate limits count this caller under, so a
+	// deployment check can see from outside whether X-Forwarded-For is
+	// read right: a spoofed prefix must not change it (SECURITY.md).
+	oauth.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "store": "ok",
+		"client": ratelimit.Key(ratelimit.ClientIP(r, s.ProxyHops))})
 	return nil
 }

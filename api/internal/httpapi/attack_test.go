@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -182,10 +183,85 @@ func TestCallbackStateOfAnotherRecord(t *testing.T) {
 		t.Fatalf("A's cookie with B's state: %d %s", res.StatusCode, res.body)
 	}
 	_ = qa
+	// Refused on the cookie alone, before the store: A's record is not
+	// charged a failure for a state that is not even its browser's.
+	if rec, err := h.record(a.UserCode); err != nil || rec.Failures != 0 {
+		t.Errorf("record A after a foreign state: %v, failures %d", err, rec.Failures)
+	}
 	for _, g := range []grant{a, b} {
 		wantOAuthError(t, h.poll("tv", g.DeviceCode), http.StatusBadRequest, "authorization_pending")
 	}
 	if n := h.provider.exchangeCount(); n != 0 {
 		t.Errorf("%d exchanges at the provider", n)
+	}
+}
+
+// TestCallbackAtAnotherProvidersPath: the answer for a record whose client
+// signs in at Strava must arrive at Strava's own callback; arriving at the
+// default provider's ends the flow without an exchange (mix-up defence).
+func TestCallbackAtAnotherProvidersPath(t *testing.T) {
+	h := newHarness(t)
+	g := h.authorize("bike", "")
+	q := h.allow(g.UserCode)
+	h.bike.issue("code-bike", q.Get("code_challenge"))
+	res := h.browse(http.MethodGet, "/api/callback?"+url.Values{"code": {"code-bike"}, "state": {q.Get("state")}}.Encode(), nil)
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(res.body), "different provider") {
+		t.Fatalf("bike's answer at the default callback: %d %s", res.StatusCode, res.body)
+	}
+	if h.bike.exchangeCount()+h.provider.exchangeCount() != 0 {
+		t.Error("the code was exchanged")
+	}
+	m := wantOAuthError(t, h.poll("bike", g.DeviceCode), http.StatusBadRequest, "access_denied")
+	if !strings.Contains(m["error_description"].(string), "another provider") {
+		t.Errorf("device told %q", m["error_description"])
+	}
+	// At its own path the same flow works.
+	g = h.authorize("bike", "")
+	if res := h.approve(g.UserCode); res.StatusCode != http.StatusOK {
+		t.Errorf("bike at /api/callback/strava: %d %s", res.StatusCode, res.body)
+	}
+}
+
+// TestSpoofedForwardedForPrefixes: behind a trusted proxy that appends the
+// client's address, a client that prepends a fresh fake address to
+// X-Forwarded-For with every request is still one address to the limit.
+func TestSpoofedForwardedForPrefixes(t *testing.T) {
+	h := newHarness(t, withLimits(ratelimit.Rule{}, ratelimit.Rule{Limit: 3, Window: 10 * time.Minute}, true))
+	limited := 0
+	for i := range 10 {
+		req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/api/verify", strings.NewReader(url.Values{"user_code": {guessCode(i + 1)}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		// What the client sent, then what the proxy appended.
+		req.Header.Set("X-Forwarded-For", "192.0.2."+strconv.Itoa(i+1)+", 198.51.100.77:51234")
+		if res := h.do(req, nil); res.StatusCode == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited != 7 {
+		t.Errorf("%d of 10 requests limited with rotating spoofed prefixes, want 7", limited)
+	}
+}
+
+// TestHealthShowsTheCountedAddress: /api/health says which address the
+// limits count the caller under, so the deployment check can prove from
+// outside that a spoofed X-Forwarded-For prefix changes nothing.
+func TestHealthShowsTheCountedAddress(t *testing.T) {
+	for _, trusted := range []bool{false, true} {
+		h := newHarness(t, withLimits(ratelimit.Rule{}, ratelimit.Rule{}, trusted))
+		get := func(xff string) string {
+			req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/api/health", nil)
+			if xff != "" {
+				req.Header.Set("X-Forwarded-For", xff)
+			}
+			return h.do(req, nil).json(t)["client"].(string)
+		}
+		plain, spoofed := get("198.51.100.7:4000"), get("192.0.2.99, 198.51.100.7:4000")
+		want := "127.0.0.1"
+		if trusted {
+			want = "198.51.100.7"
+		}
+		if plain != want || spoofed != want {
+			t.Errorf("trusted=%v: client %q and %q with a spoofed prefix, want %q", trusted, plain, spoofed, want)
+		}
 	}
 }

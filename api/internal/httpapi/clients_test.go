@@ -142,6 +142,9 @@ func TestPassthroughFlow(t *testing.T) {
 	}
 	wantOAuthError(t, ref(""), http.StatusUnauthorized, "invalid_client")
 	wantOAuthError(t, ref("wrong"), http.StatusUnauthorized, "invalid_client")
+	// The provider's secret the device presented, its codes and tokens
+	// never reach the log, whatever the outcome.
+	h.assertLogsClean("up-secret", "wrong", g.DeviceCode, g.UserCode, tok["access_token"].(string), tok["refresh_token"].(string))
 }
 
 // TestPassthroughProviderTrouble: a provider out of reach keeps the device

@@ -538,20 +538,27 @@ func storeBackends() map[string]func(t *testing.T) harnessOpt {
 			return withBackend(b, c)
 		},
 		"cosmos": func(t *testing.T) harnessOpt {
-			cs := os.Getenv("DEVICEGATE_TEST_COSMOS")
-			if cs == "" {
-				if os.Getenv("CI") != "" {
-					t.Fatal("DEVICEGATE_TEST_COSMOS is unset under CI")
-				}
-				t.Skip("DEVICEGATE_TEST_COSMOS unset")
-			}
 			c := storetest.NewClock()
-			cs2, err := cosmos.New(context.Background(), cosmos.Options{ConnectionString: cs, Database: "devicegate-test",
-				Container: fmt.Sprintf("httpapi-%d", time.Now().UnixNano()), CreateIfMissing: true, Now: c.Now})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return withBackend(cs2, c)
+			return withBackend(openCosmos(t, c), c)
 		},
 	}
+}
+
+// openCosmos opens a fresh container on the server DEVICEGATE_TEST_COSMOS
+// names; the test is skipped without one, except under CI.
+func openCosmos(t *testing.T, c *storetest.Clock) *cosmos.Store {
+	t.Helper()
+	cs := os.Getenv("DEVICEGATE_TEST_COSMOS")
+	if cs == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("DEVICEGATE_TEST_COSMOS is unset under CI")
+		}
+		t.Skip("DEVICEGATE_TEST_COSMOS unset")
+	}
+	st, err := cosmos.New(context.Background(), cosmos.Options{ConnectionString: cs, Database: "devicegate-test",
+		Container: fmt.Sprintf("httpapi-%d", time.Now().UnixNano()), CreateIfMissing: true, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

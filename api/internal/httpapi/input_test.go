@@ -183,6 +183,14 @@ func TestSecurityHeaders(t *testing.T) {
 			t.Errorf("%s: headers %v", path, hd)
 		}
 	}
+	// Pages made for one person — a confirmation, a result — are never
+	// stored by a cache, old HTTP/1.0 ones included.
+	for _, path := range []string{"/api/verify?user_code=" + g.UserCode, "/api/verify?user_code=BBBB-BBBB", "/api/callback?state=x"} {
+		hd := h.browse(http.MethodGet, path, nil).Header
+		if hd.Get("Cache-Control") != "no-store" || hd.Get("Pragma") != "no-cache" {
+			t.Errorf("%s: Cache-Control %q, Pragma %q", path, hd.Get("Cache-Control"), hd.Get("Pragma"))
+		}
+	}
 	res := h.browse(http.MethodGet, "/api/verify?user_code="+g.UserCode, nil)
 	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' https://accounts.acme.test") {
 		t.Errorf("page CSP does not allow the redirect to the provider: %q", csp)

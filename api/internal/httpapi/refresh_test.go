@@ -10,6 +10,7 @@ import (
 
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
 	"github.com/devicegate/devicegate/api/internal/store/faulty"
+	"github.com/devicegate/devicegate/api/internal/store/storetest"
 )
 
 func (h *harness) refresh(clientID, rt string, mod ...func(url.Values)) *response {
@@ -188,5 +189,35 @@ func TestBindingFailureEndsTheFlow(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "binding store down") {
 		t.Error("the fault is not in the log")
+	}
+}
+
+// TestCosmosCostPerRefresh measures what one refresh costs on Cosmos DB:
+// point operations only, never a query. Without rotation: the two rate
+// counts (address, client) and one binding read; with rotation, the moved
+// binding adds an upsert and a delete.
+func TestCosmosCostPerRefresh(t *testing.T) {
+	c := storetest.NewClock()
+	st := openCosmos(t, c)
+	h := newHarness(t, withBackend(st, c), withRefreshLimits(ratelimit.Rule{Limit: 30, Window: 10 * time.Minute}, ratelimit.Rule{Limit: 600, Window: 10 * time.Minute}))
+	rt := h.signIn("tv")["refresh_token"].(string)
+	h.refresh("tv", rt) // the first refresh of a window creates the two counters
+	for _, mode := range []string{"ok", "rotate"} {
+		h.provider.setMode(mode)
+		st.ResetStats()
+		res := h.refresh("tv", rt)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("%s refresh: %d %s", mode, res.StatusCode, res.body)
+		}
+		s := st.Stats()
+		t.Logf("Cosmos cost of one refresh (%s): %d point reads, %d creates, %d replaces/patches/upserts, %d deletes, %d queries, %.1f RU (test server's charge)",
+			mode, s.PointReads, s.Creates, s.Replaces, s.Deletes, s.Queries, s.RU)
+		wantReplaces, wantDeletes := int64(2), int64(0)
+		if mode == "rotate" {
+			wantReplaces, wantDeletes = 3, 1
+		}
+		if s.Queries != 0 || s.PointReads != 1 || s.Creates != 0 || s.Replaces != wantReplaces || s.Deletes != wantDeletes {
+			t.Errorf("%s refresh cost %+v", mode, s)
+		}
 	}
 }

@@ -256,8 +256,11 @@ var errLocked = pageError{status: http.StatusForbidden, kind: pages.ResultDenied
 // stored on the record; then the code is exchanged, with the PKCE verifier.
 func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
+	// The state cookie is left in place (it expires with the code): when
+	// the person goes Back to the provider and through it again, the
+	// callback can tell them their sign-in already finished, instead of
+	// failing to match it to this browser.
 	cookie := s.cookie(r, stateCookie)
-	s.clearCookie(w, stateCookie)
 	recordID, cookieState, ok := strings.Cut(cookie, ".")
 	if !ok || recordID == "" || cookieState == "" {
 		return pageError{status: http.StatusBadRequest, kind: pages.ResultError,
@@ -269,6 +272,11 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 			msg: "This sign-in does not belong to the code entered in this browser. Enter the code again to start over."}
 	}
 	claim, err := s.Service.ClaimCallback(r.Context(), recordID, state)
+	if errors.Is(err, deviceflow.ErrCodeUsed) {
+		// This browser's own sign-in, already finished: say so.
+		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultSuccess,
+			Message: "You already finished signing in with this code, so there is nothing more to do here. Your device gets its access (or already has); you can close this page."})
+	}
 	if errors.Is(err, deviceflow.ErrStateMismatch) {
 		if locked, _ := s.Service.RecordCallbackFailure(r.Context(), recordID); locked {
 			return errLocked
