@@ -342,6 +342,34 @@ func (g *bombardier) run(r request, conns int, d time.Duration, pid int) (*loadR
 	return lr, nil
 }
 
+// count sends exactly n requests over conns connections and insists that
+// every answer had the expected status class.
+func (g *bombardier) count(r request, conns, n int) error {
+	args := []string{"-c", strconv.Itoa(conns), "-n", strconv.Itoa(n), "-t", "60s", "-m", http.MethodPost, "-b", r.Body, "-p", "r", "-o", "j"}
+	for _, h := range r.Headers {
+		args = append(args, "-H", h)
+	}
+	args = append(args, r.URL)
+	out, err := pinned(exec.Command(g.bin, args...), g.cpu).Output()
+	if err != nil {
+		return fmt.Errorf("bombardier: %v", err)
+	}
+	var j struct {
+		Result struct {
+			Req1xx, Req2xx, Req3xx, Req4xx, Req5xx, Others int
+		}
+	}
+	if err := json.Unmarshal(out, &j); err != nil {
+		return fmt.Errorf("bombardier output: %w", err)
+	}
+	res := j.Result
+	got := map[int]int{100: res.Req1xx, 200: res.Req2xx, 300: res.Req3xx, 400: res.Req4xx, 500: res.Req5xx}[r.Want/100*100]
+	if got != n {
+		return fmt.Errorf("%d of %d answers had the expected status (%d transport errors)", got, n, res.Others)
+	}
+	return nil
+}
+
 // readStatusKB reads a "Name: N kB" line of /proc/<pid>/status; 0 if absent.
 func readStatusKB(pid int, name string) int {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")

@@ -34,21 +34,22 @@ func main() {
 }
 
 type options struct {
-	short       bool
-	root        string
-	out         string
-	svg         string
-	load        loadConfig
-	scaleRounds int
-	targets     string
-	authorize   string
-	sizes       string
-	profile     time.Duration
-	flows       int
-	polls       int
-	coldstarts  int
-	benchtime   string
-	skip        string
+	short         bool
+	root          string
+	out           string
+	svg           string
+	load          loadConfig
+	scaleRounds   int
+	targets       string
+	authorize     string
+	sizes         string
+	profile       time.Duration
+	flows         int
+	polls         int
+	coldstarts    int
+	benchtime     string
+	skip          string
+	instrRequests int
 }
 
 func run(args []string) error {
@@ -73,7 +74,8 @@ func run(args []string) error {
 	fs.IntVar(&o.polls, "polls", 12, "pending polls per flow (12 = one minute at the 5 s default interval)")
 	fs.IntVar(&o.coldstarts, "coldstarts", 20, "cold starts of the release binary")
 	fs.StringVar(&o.benchtime, "benchtime", "1s", "-benchtime for the microbenchmarks")
-	fs.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: throughput,authorize,scaling,flows,coldstart,micro")
+	fs.IntVar(&o.instrRequests, "instr-requests", 2000, "requests per target counted under callgrind (part 1c)")
+	fs.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: throughput,callgrind,authorize,scaling,flows,coldstart,micro (-short skips callgrind)")
 	// Flags set explicitly win over -short's defaults.
 	set := map[string]bool{}
 	if err := fs.Parse(args); err != nil {
@@ -100,6 +102,7 @@ func run(args []string) error {
 			"coldstarts":   func() { o.coldstarts = 3 },
 			"benchtime":    func() { o.benchtime = "2000x" },
 			"out":          func() { o.out = "-" },
+			"skip":         func() { o.skip = "callgrind" },
 		}
 		for name, f := range short {
 			if !set[name] {
@@ -157,15 +160,15 @@ func run(args []string) error {
 	}
 	defer os.RemoveAll(tmp)
 	var h *helper
-	if !skip["throughput"] || !skip["authorize"] || !skip["scaling"] || !skip["flows"] {
+	if !skip["throughput"] || !skip["callgrind"] || !skip["authorize"] || !skip["scaling"] || !skip["flows"] {
 		logf("building the in-process helper (go test -c %s)", helperPkg)
 		if h, err = buildHelper(o.root, tmp); err != nil {
 			return err
 		}
 	}
 	kinds := splitList(o.targets)
-	if !skip["throughput"] || !skip["authorize"] || !skip["scaling"] {
-		peer := !skip["throughput"] && slices.Contains(kinds, "zitadel")
+	if !skip["throughput"] || !skip["callgrind"] || !skip["authorize"] || !skip["scaling"] {
+		peer := (!skip["throughput"] || !skip["callgrind"]) && slices.Contains(kinds, "zitadel")
 		logf("building bombardier (tools/go.mod)%s", map[bool]string{true: " and the zitadel peer (e2e/cmd/benchpeer)"}[peer])
 		bomb, peerBin, err := buildTools(o.root, tmp, peer)
 		if err != nil {
@@ -192,6 +195,12 @@ func run(args []string) error {
 				fail(err)
 			} else {
 				rep.RoutedAllocs, rep.ConstructAllocs = &rt, &rc
+			}
+		}
+		if !skip["callgrind"] {
+			logf("1c. instructions per request under callgrind, %d requests each", o.instrRequests)
+			if rep.Instr, err = countInstructions(h, g, peerBin, dir, kinds, o.instrRequests, logf); err != nil {
+				fail(fmt.Errorf("callgrind: %w", err))
 			}
 		}
 		if !skip["authorize"] {

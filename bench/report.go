@@ -65,6 +65,7 @@ type report struct {
 	Pinning         string
 	Polls           *pollComparison
 	Authorize       []*series
+	Instr           []instrResult
 	Scale           []*scalePoint
 	RoutedAllocs    *allocResult
 	ConstructAllocs *allocResult
@@ -182,6 +183,27 @@ func (r *report) goals() []goal {
 	return gs
 }
 
+func (r *report) instr(kind string) *instrResult {
+	for i := range r.Instr {
+		if r.Instr[i].Kind == kind {
+			return &r.Instr[i]
+		}
+	}
+	return nil
+}
+
+// instrRatios is the goals' ratios by instruction count, "" without them.
+func (r *report) instrRatios() string {
+	var parts []string
+	for _, pr := range [][2]string{{"memory", "bare"}, {"bolt", "bare"}, {"memory", "zitadel"}, {"bolt", "zitadel"}} {
+		a, b := r.instr(pr[0]), r.instr(pr[1])
+		if a != nil && b != nil {
+			parts = append(parts, fmt.Sprintf("%s / %s %.2f", targetShort(pr[0]), targetShort(pr[1]), b.perRequest()/a.perRequest()))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 func targetShort(kind string) string {
 	switch kind {
 	case "bare":
@@ -224,7 +246,7 @@ func (r *report) markdown() string {
 		p("\n")
 	}
 
-	if r.Polls != nil || len(r.Authorize) > 0 || len(r.Scale) > 0 {
+	if r.Polls != nil || len(r.Authorize) > 0 || len(r.Scale) > 0 || len(r.Instr) > 0 {
 		l := r.Opts.load
 		p("### Goals (issue 15)\n\n")
 		p("Medians over the interleaved rounds, with min–max. Machine load (1/5/15-min load average) at the start and the end of the poll comparison: %s → %s.\n\n",
@@ -238,6 +260,9 @@ func (r *report) markdown() string {
 			p("| %s | %s | %s | %s |\n", g.Figure, g.Want, g.Got, verdict(g.Met))
 		}
 		p("\n")
+		if ir := r.instrRatios(); ir != "" {
+			p("The same comparisons by instructions per request under callgrind (section 1c; the machine's load does not move these): %s.\n\n", ir)
+		}
 		p("### 1. Pending poll throughput\n\n")
 		p("Load generator: bombardier v1.2.6 (pinned in `tools/go.mod`), %d keep-alive connections, POSTing one pending poll over and over; %s. "+
 			"Each target gets %s of unmeasured load, then the targets take turns, %d rounds of %s each, the order rotated every round; "+
@@ -309,6 +334,25 @@ func (r *report) markdown() string {
 				}
 				p("<details><summary>CPU profile of the server under the poll load, %s store (<code>go tool pprof -top</code>, flat then cumulative)</summary>\n\n```\n%s```\n\n</details>\n\n", kind, trimProfile(prof))
 			}
+		}
+		if len(r.Instr) > 0 {
+			p("### 1c. Instructions per pending poll (callgrind)\n\n")
+			p("Each target alone under `valgrind --tool=callgrind` (with `GODEBUG=asyncpreemptoff=1`, which callgrind needs), 300 requests of warm-up, counters zeroed, then exactly %d polls from bombardier (4 connections), and the dump's total. "+
+				"User-space instructions of the server process only: the kernel's socket work, the same for every target, is not counted, so these ratios lean further from 1 than the timed ones. "+
+				"A ratio here is the inverse ratio of instructions: how many of the target's requests cost what one of the other's does.\n\n", r.Instr[0].Requests)
+			p("| Target | Instructions per request | bare ÷ target | ZITADEL ÷ target |\n|---|---:|---:|---:|\n")
+			bare, peer := r.instr("bare"), r.instr("zitadel")
+			for _, in := range r.Instr {
+				rb, rz := "–", "–"
+				if bare != nil && in.Kind != "bare" {
+					rb = fmt.Sprintf("%.2f", bare.perRequest()/in.perRequest())
+				}
+				if peer != nil && in.Kind != "zitadel" {
+					rz = fmt.Sprintf("%.2f", peer.perRequest()/in.perRequest())
+				}
+				p("| %s | %s | %s | %s |\n", targetName(in.Kind), humanNumber(in.perRequest()), rb, rz)
+			}
+			p("\n")
 		}
 		if len(r.Authorize) > 0 {
 			p("### 1a. `/api/authorize`\n\n")
