@@ -128,16 +128,20 @@ func benchBare() (http.Handler, error) {
 	}), nil
 }
 
-// benchPendingAnswer is devicegate's answer to a pending poll: status,
-// headers (without Date and Content-Length, which net/http sets) and body.
-func benchPendingAnswer() (int, http.Header, []byte, error) {
-	st := memory.New(time.Now)
-	defer st.Close()
-	h, err := benchDevicegate(benchWiring{
-		Store: st, Now: time.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+// benchInProcess is devicegate over a memory store, to be called in
+// process (no server, no upstream: nothing it is used for reaches one).
+func benchInProcess() (http.Handler, error) {
+	return benchDevicegate(benchWiring{
+		Store: memory.New(time.Now), Now: time.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		PublicURL: "http://127.0.0.1:1", TokenURL: "http://127.0.0.1:1/token",
 		Lifetime: 30 * time.Minute, Interval: time.Second,
 	})
+}
+
+// benchPendingAnswer is devicegate's answer to a pending poll: status,
+// headers (without Date and Content-Length, which net/http sets) and body.
+func benchPendingAnswer() (int, http.Header, []byte, error) {
+	h, err := benchInProcess()
 	if err != nil {
 		return 0, nil, nil, err
 	}
@@ -990,13 +994,7 @@ func (w *benchNopWriter) Write(b []byte) (int, error) {
 // store's Update, the JSON error) with no network server around it; the
 // cost of building the request is measured alone so it can be subtracted.
 func benchAllocs() error {
-	st := memory.New(time.Now)
-	defer st.Close()
-	h, err := benchDevicegate(benchWiring{
-		Store: st, Now: time.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		PublicURL: "http://127.0.0.1:1", TokenURL: "http://127.0.0.1:1/token",
-		Lifetime: 30 * time.Minute, Interval: time.Second,
-	})
+	h, err := benchInProcess()
 	if err != nil {
 		return err
 	}

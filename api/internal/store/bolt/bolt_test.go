@@ -335,15 +335,21 @@ func indexed(t *testing.T, s *Store, hash string) bool {
 // corrupt overwrites the stored value of id behind the store's back.
 func corrupt(t *testing.T, path, id, value string) {
 	t.Helper()
+	behindTheBack(t, path, func(tx *bbolt.Tx) error {
+		return tx.Bucket(recordsBucket).Put([]byte(id), []byte(value))
+	})
+}
+
+// behindTheBack runs fn in a write transaction on the file at path, opened
+// without the store (which must be closed).
+func behindTheBack(t *testing.T, path string, fn func(*bbolt.Tx) error) {
+	t.Helper()
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	err = db.Update(func(tx *bbolt.Tx) error {
-		return tx.Bucket(recordsBucket).Put([]byte(id), []byte(value))
-	})
-	if err != nil {
+	if err := db.Update(fn); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -81,12 +81,7 @@ func TestSweepInBatches(t *testing.T) {
 // the old time, and the stale entry goes.
 func TestSweepFollowsMovedExpiry(t *testing.T) {
 	ctx := context.Background()
-	c := storetest.NewClock()
-	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
-	r := record(c, "a", time.Minute)
-	if err := s.Create(ctx, r); err != nil {
-		t.Fatal(err)
-	}
+	s, c, r := withRecord(t, filepath.Join(t.TempDir(), "devicegate.db"), time.Minute)
 	if _, err := s.Update(ctx, r.ID, func(r *store.Record) error { r.ExpiresAt = r.ExpiresAt.Add(2 * time.Hour); return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -107,12 +102,7 @@ func TestSweepFollowsMovedExpiry(t *testing.T) {
 // counting it.
 func TestSweepDropsStaleEntries(t *testing.T) {
 	ctx := context.Background()
-	c := storetest.NewClock()
-	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
-	r := record(c, "a", time.Minute)
-	if err := s.Create(ctx, r); err != nil {
-		t.Fatal(err)
-	}
+	s, c, r := withRecord(t, filepath.Join(t.TempDir(), "devicegate.db"), time.Minute)
 	if err := s.Delete(ctx, r.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -129,12 +119,7 @@ func TestSweepDropsStaleEntries(t *testing.T) {
 // index: three buckets and no meta.
 func writeFormat1(t *testing.T, path string, recs []*store.Record, counters map[string]counterValue) {
 	t.Helper()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(tx *bbolt.Tx) error {
+	behindTheBack(t, path, func(tx *bbolt.Tx) error {
 		rb, err := tx.CreateBucket([]byte("records"))
 		if err != nil {
 			return err
@@ -173,9 +158,6 @@ func writeFormat1(t *testing.T, path string, recs []*store.Record, counters map[
 		}
 		return rb.Put([]byte("dev-damaged"), []byte("{not json"))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestMigrateFormat1(t *testing.T) {
