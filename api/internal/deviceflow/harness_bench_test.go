@@ -324,7 +324,9 @@ func benchServe(kind, dir string) error {
 			if dir == "" {
 				return errors.New("DEVICEGATE_BENCH_DIR is required for bolt")
 			}
-			if st, err = bolt.Open(filepath.Join(dir, "bench.db"), bolt.Options{Now: time.Now, Logger: logger}); err != nil {
+			// No background sweeper: bench/ sweeps on demand (/bench/sweep)
+			// and counts what that one sweep removed.
+			if st, err = bolt.Open(filepath.Join(dir, "bench.db"), bolt.Options{Now: time.Now, Logger: logger, SweepEvery: -1}); err != nil {
 				return err
 			}
 		}
