@@ -134,7 +134,9 @@ func (r *report) goals() []goal {
 		g := goal{Figure: fmt.Sprintf("%s / %s, pending poll", targetShort(a), targetShort(b)), Want: fmt.Sprintf("≥ %.2f", want)}
 		if sa, sb := r.poll(a), r.poll(b); sa != nil && sb != nil {
 			sp := spreadOf(ratios(sa, sb))
-			g.Got, g.Met, g.Ran = fmtSpread(sp, "%.2f"), sp.Median >= want, true
+			// Three decimals: at two, a median just under the goal
+			// would print as the goal and read "not met".
+			g.Got, g.Met, g.Ran = fmtSpread(sp, "%.3f"), sp.Median >= want, true
 		}
 		gs = append(gs, g)
 	}
