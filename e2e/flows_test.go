@@ -157,8 +157,8 @@ func TestDenyOnConfirmation(t *testing.T) {
 	s := newStack(t, nil)
 	ctx, cfg, da := begin(t, s, 60*time.Second)
 	b := newBrowser(t, "deny-phone", 390, 844)
-	b.run("open", chromedp_Navigate(da.VerificationURIComplete)...)
-	b.run("continue", clickAndWait(`button[type=submit]`, `button[value=deny]`)...)
+	// The complete link opens the confirmation itself.
+	b.run("open", chromedp.Navigate(da.VerificationURIComplete), chromedp.WaitVisible(`button[value=deny]`, chromedp.ByQuery))
 	b.run("deny", clickAndWait(`button[value=deny]`, `.result`)...)
 	b.shot("denied")
 	if text := b.text(); !strings.Contains(text, "Access denied") {
@@ -199,8 +199,7 @@ func TestExpiredCode(t *testing.T) {
 	_, _, da := begin(t, s, 120*time.Second)
 	time.Sleep(time.Until(da.Expiry) + time.Second)
 	b := newBrowser(t, "expired-phone", 390, 844)
-	b.run("open", chromedp_Navigate(da.VerificationURIComplete)...)
-	b.run("continue", clickAndWait(`button[type=submit]`, `.result`)...)
+	b.run("open", chromedp.Navigate(da.VerificationURIComplete), chromedp.WaitVisible(`.result`, chromedp.ByQuery))
 	b.shot("expired")
 	if text := b.text(); !strings.Contains(text, "expired") {
 		t.Errorf("expired page: %q", text)
