@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cli/oauth/device"
+	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
 
 	"github.com/devicegate/devicegate/e2e/op"
