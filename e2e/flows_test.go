@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cli/oauth/device"
 	"github.com/chromedp/chromedp"
+	"github.com/cli/oauth/device"
 	"golang.org/x/oauth2"
 
 	"github.com/devicegate/devicegate/e2e/op"
