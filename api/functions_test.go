@@ -87,7 +87,10 @@ func TestFunctionsMatchRoutes(t *testing.T) {
 	}
 }
 
-// TestHostJSON checks the custom-handler settings Azure needs.
+// TestHostJSON checks the custom-handler settings Azure needs: the host runs
+// /bin/sh with launch.sh (which needs no exec bit, see api/launch.sh) and
+// forwards the original HTTP request; the handler's console output and the
+// worker's start-up errors are logged.
 func TestHostJSON(t *testing.T) {
 	b, err := os.ReadFile("../host.json")
 	if err != nil {
@@ -97,7 +100,8 @@ func TestHostJSON(t *testing.T) {
 		Version       string `json:"version"`
 		CustomHandler struct {
 			Description struct {
-				DefaultExecutablePath string `json:"defaultExecutablePath"`
+				DefaultExecutablePath string   `json:"defaultExecutablePath"`
+				Arguments             []string `json:"arguments"`
 			} `json:"description"`
 			EnableForwardingHTTPRequest bool `json:"enableForwardingHttpRequest"`
 		} `json:"customHandler"`
@@ -106,13 +110,28 @@ func TestHostJSON(t *testing.T) {
 				RoutePrefix string `json:"routePrefix"`
 			} `json:"http"`
 		} `json:"extensions"`
+		Logging struct {
+			LogLevel map[string]string `json:"logLevel"`
+		} `json:"logging"`
 	}
 	if err := json.Unmarshal(b, &h); err != nil {
 		t.Fatal(err)
 	}
-	if h.Version != "2.0" || h.CustomHandler.Description.DefaultExecutablePath != "handler" ||
+	d := h.CustomHandler.Description
+	if h.Version != "2.0" || d.DefaultExecutablePath != "/bin/sh" || !slices.Equal(d.Arguments, []string{"launch.sh"}) ||
 		!h.CustomHandler.EnableForwardingHTTPRequest || h.Extensions.HTTP.RoutePrefix != "api" {
 		t.Errorf("host.json: %+v", h)
+	}
+	if _, err := os.Stat(d.Arguments[0]); err != nil {
+		t.Errorf("host.json runs %s, which scripts/assemble.sh copies from api/: %v", d.Arguments[0], err)
+	}
+	// The host logs the handler's stderr as errors under
+	// Host.Function.Console and the worker's exit under Worker.*; neither may
+	// be filtered out, or a handler that does not start leaves no trace.
+	for _, category := range []string{"Host.Function.Console", "Worker"} {
+		if lvl := h.Logging.LogLevel[category]; lvl != "Information" {
+			t.Errorf("host.json logLevel %s = %q; want Information", category, lvl)
+		}
 	}
 }
 

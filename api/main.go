@@ -77,7 +77,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg, stderr)
+	// Under the Functions host, routine lines go to stdout (see levelSplit).
+	info := stderr
+	if getenv("FUNCTIONS_CUSTOMHANDLER_PORT") != "" {
+		info = os.Stdout
+	}
+	logger := newLogger(cfg, info, stderr)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -361,14 +366,21 @@ func trimNL(b []byte) []byte {
 	return b
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+// newLogger writes records below Warn to info and the others to errs.
+func newLogger(cfg *config.Config, info, errs io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+	handler := func(w io.Writer) slog.Handler {
+		if cfg.LogFormat == "json" {
+			return slog.NewJSONHandler(w, opts)
+		}
+		return slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	if info == errs {
+		return slog.New(handler(errs))
+	}
+	return slog.New(levelSplit{low: handler(info), high: handler(errs)})
 }
 
 // serve runs the HTTP server until ctx ends or SIGINT/SIGTERM arrives, then

@@ -246,3 +246,20 @@ func TestProvidersPerClient(t *testing.T) {
 		t.Errorf("unreachable issuer: %v", err)
 	}
 }
+
+// TestLoggerSplitsByLevel: routine records go to info, warnings and errors
+// to errs, with attributes and groups carried to both.
+func TestLoggerSplitsByLevel(t *testing.T) {
+	var info, errs bytes.Buffer
+	l := newLogger(&config.Config{LogLevel: "info", LogFormat: "json"}, &info, &errs).With("instance", "a").WithGroup("g")
+	l.Debug("hidden")
+	l.Info("routine", "k", 1)
+	l.Warn("odd")
+	l.Error("broken")
+	if got := info.String(); !strings.Contains(got, `"msg":"routine","instance":"a","g":{"k":1}`) || strings.Contains(got, "odd") || strings.Contains(got, "hidden") {
+		t.Errorf("info got %q", got)
+	}
+	if got := errs.String(); !strings.Contains(got, `"msg":"odd"`) || !strings.Contains(got, `"msg":"broken"`) || strings.Contains(got, "routine") {
+		t.Errorf("errs got %q", got)
+	}
+}
