@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/devicegate/devicegate/api/internal/config"
 	"github.com/devicegate/devicegate/api/internal/httpapi"
+	"github.com/devicegate/devicegate/api/internal/upstream"
 )
 
 // functionJSON is the part of an Azure Functions function.json we check.
@@ -154,6 +156,34 @@ func TestBicepSettingsAreDocumented(t *testing.T) {
 	for _, m := range found {
 		if !known[m[1]] {
 			t.Errorf("main.bicep sets %s, which devicegate does not read", m[1])
+		}
+	}
+}
+
+// TestStaticCSPNamesNoProvider: the static pages' policy must not name a
+// provider. The pages only post to /api/verify; the confirmation page (an
+// API answer) gets devicegate's own policy listing the configured
+// providers. A provider hard-coded here would be wrong for every fork set
+// up for another one.
+func TestStaticCSPNamesNoProvider(t *testing.T) {
+	b, err := os.ReadFile("../staticwebapp.config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		GlobalHeaders map[string]string `json:"globalHeaders"`
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	csp := cfg.GlobalHeaders["Content-Security-Policy"]
+	if !strings.Contains(csp, "form-action 'self';") {
+		t.Errorf("static CSP form-action should be 'self' only: %q", csp)
+	}
+	for _, name := range upstream.Names() {
+		p, _ := upstream.Lookup(name)
+		if u, err := url.Parse(p.AuthURL); err == nil && u.Host != "" && strings.Contains(string(b), u.Host) {
+			t.Errorf("staticwebapp.config.json names provider %s (%s)", name, u.Host)
 		}
 	}
 }
