@@ -64,16 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		return err
 	}
-	env := getenv
-	if *addr != "" {
-		env = func(k string) string {
-			if k == "DEVICEGATE_ADDR" {
-				return *addr
-			}
-			return getenv(k)
-		}
-	}
-	cfg, err := config.Load(env, *demoMode)
+	cfg, err := config.Load(listenEnv(getenv, *addr), *demoMode)
 	if err != nil {
 		return err
 	}
@@ -100,6 +91,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			fmt.Fprintf(stderr, demoHelp, cfg.PublicURL)
 		}
 	})
+}
+
+// listenEnv returns getenv with DEVICEGATE_ADDR decided: the -addr flag
+// first; else, in a container (PORT set, as Knative-style platforms and
+// devicegate's Container Apps template do, and not under the Functions host,
+// whose FUNCTIONS_CUSTOMHANDLER_PORT config reads itself), every interface
+// on PORT, since the platform's ingress reaches the container from outside.
+func listenEnv(getenv func(string) string, addrFlag string) func(string) string {
+	addr := addrFlag
+	if addr == "" && getenv("DEVICEGATE_ADDR") == "" && getenv("FUNCTIONS_CUSTOMHANDLER_PORT") == "" {
+		if port := getenv("PORT"); port != "" {
+			addr = ":" + port
+		}
+	}
+	if addr == "" {
+		return getenv
+	}
+	return func(k string) string {
+		if k == "DEVICEGATE_ADDR" {
+			return addr
+		}
+		return getenv(k)
+	}
 }
 
 const demoHelp = `

@@ -263,3 +263,25 @@ func TestLoggerSplitsByLevel(t *testing.T) {
 		t.Errorf("errs got %q", got)
 	}
 }
+
+// TestListenEnv: -addr wins, then DEVICEGATE_ADDR; PORT (a container
+// platform's variable) means every interface, but not under the Functions
+// host, whose port variable config reads itself.
+func TestListenEnv(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		flag string
+		want string
+	}{
+		{map[string]string{"PORT": "8080"}, "", ":8080"},
+		{map[string]string{"PORT": "8080", "DEVICEGATE_ADDR": "127.0.0.1:9"}, "", "127.0.0.1:9"},
+		{map[string]string{"PORT": "8080"}, "127.0.0.1:7", "127.0.0.1:7"},
+		{map[string]string{"PORT": "8080", "FUNCTIONS_CUSTOMHANDLER_PORT": "7071"}, "", ""},
+		{map[string]string{}, "", ""},
+	}
+	for _, tt := range tests {
+		if got := listenEnv(envMap(tt.env), tt.flag)("DEVICEGATE_ADDR"); got != tt.want {
+			t.Errorf("%v, -addr %q: DEVICEGATE_ADDR %q, want %q", tt.env, tt.flag, got, tt.want)
+		}
+	}
+}
