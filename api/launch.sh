@@ -42,7 +42,7 @@ fi
 # handler is long running or gone; Linux keeps a running program's file
 # alive after unlink) are removed first, so restarts do not fill the disk.
 for base in "${TMPDIR:-/tmp}" /tmp /dev/shm "${HOME:-/nonexistent}"; do
-  [ -d "$base" ] && [ -w "$base" ] || continue
+  if [ ! -d "$base" ] || [ ! -w "$base" ]; then continue; fi
   find "$base" -maxdepth 1 -name 'devicegate-handler.*' -type d -mmin +1 -exec rm -rf {} + 2>/dev/null
   dir=$(mktemp -d "$base/devicegate-handler.XXXXXX" 2>/dev/null) || continue
   if cp "$handler" "$dir/handler" && chmod 0700 "$dir/handler" && [ -x "$dir/handler" ]; then

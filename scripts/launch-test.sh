@@ -15,7 +15,6 @@
 # stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 work=$(mktemp -d)
 pgids=()
 cleanup() {
@@ -37,12 +36,12 @@ GOOS=$(go env GOHOSTOS) GOARCH=$(go env GOHOSTARCH) bash scripts/assemble.sh >/d
 # private mount namespace (as root, or as an unprivileged user through a user
 # namespace). Both are tried; without either, the test cannot make its point
 # and fails rather than pass on a writable folder.
-ns=""
+ns=()
 probe="$work/probe"; mkdir -p "$probe"
 if unshare -m sh -c "mount --bind '$probe' '$probe' && mount -o remount,bind,ro,noexec '$probe'" 2>/dev/null; then
-  ns="unshare -m"
+  ns=(unshare -m)
 elif unshare -rm sh -c "mount --bind '$probe' '$probe' && mount -o remount,bind,ro,noexec '$probe'" 2>/dev/null; then
-  ns="unshare -rm"
+  ns=(unshare -rm)
 else
   fail "cannot make a read-only mount here (needs a mount namespace: root, or unprivileged user namespaces)"
 fi
@@ -77,7 +76,7 @@ launch() {
   local t0; t0=$(now_ms)
   if [ "$mode" = readonly ]; then
     setsid env "${env_common[@]}" DEVICEGATE_PUBLIC_URL="http://127.0.0.1:$port" TMPDIR="$tmp" \
-      $ns sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro,noexec "$1" && exec "$2" -root "$1" -addr "$3"' \
+      "${ns[@]}" sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro,noexec "$1" && exec "$2" -root "$1" -addr "$3"' \
       sh "$app" "$work/funchost" "127.0.0.1:$port" >"$log" 2>&1 &
   else
     setsid env "${env_common[@]}" DEVICEGATE_PUBLIC_URL="http://127.0.0.1:$port" TMPDIR="$tmp" \
@@ -99,7 +98,7 @@ launch() {
 }
 stop() { kill -TERM -- "-$pgid" 2>/dev/null || true; wait "$pgid" 2>/dev/null || true; }
 
-echo "== launch with every file 0644 on a read-only, noexec mount ($ns)"
+echo "== launch with every file 0644 on a read-only, noexec mount (${ns[*]})"
 launch readonly
 curl -s "http://127.0.0.1:$port/api/health" | grep -q '"status":"ok"' || fail "health body"
 grep -q 'not executable in place' "$work/readonly.log" || fail "the launcher did not report running a copy"
@@ -116,7 +115,7 @@ echo "== launch a second time on the same instance: the old copy is not reused, 
 old=$(ls -d "$tmp"/devicegate-handler.*)
 touch -d '2 minutes ago' "$old"
 reuse_tmp=$tmp launch readonly
-[ -d "$old" ] && fail "a stale copy was not swept" || true
+if [ -d "$old" ]; then fail "a stale copy was not swept"; fi
 stop
 
 echo "== control: the same folder with host.json running the handler directly does not start"
