@@ -5,7 +5,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // imageBinary is the key in newStack's extra settings that runs the binary
@@ -35,21 +34,13 @@ func TestHappyPathContainerImage(t *testing.T) {
 		}
 		t.Skip("scripts/e2e.sh builds the image and starts the Cosmos test server")
 	}
-	s := newStack(t, map[string]string{
-		imageBinary:        bin,
-		"DEVICEGATE_STORE": "cosmos", "DEVICEGATE_COSMOS_CONNECTION_STRING": cs, "DEVICEGATE_COSMOS_CREATE": "true",
-		"DEVICEGATE_COSMOS_CONTAINER": "image-" + time.Now().Format("150405.000000"),
-		"DEVICEGATE_LOG_FORMAT":       "json",
-	})
+	settings := cosmosSettings(cs, "image-")
+	settings[imageBinary] = bin
+	settings["DEVICEGATE_LOG_FORMAT"] = "json"
+	s := newStack(t, settings)
 	// The pages come from the binary itself (there is no Static Web App):
 	// the phone opens /device from it.
-	ctx, cfg, da := begin(t, s, 90*time.Second)
-	approveOnPhone(t, da, "image-phone")
-	tok, err := cfg.DeviceAccessToken(ctx, da)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.userinfo(tok.AccessToken)
+	signIn(t, s, "image-phone")
 	logs := s.logs.String()
 	if !strings.Contains(logs, `"store":"cosmos"`) || !strings.Contains(logs, `"listen":"[::]:`) {
 		t.Errorf("the image's binary did not run on cosmos, listening on every interface from PORT:\n%s", logs)

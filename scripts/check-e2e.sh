@@ -16,21 +16,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-work=$(mktemp -d)
-pgids=()
-cleanup() {
-  for g in "${pgids[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
-  sleep 0.3
-  for g in "${pgids[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "check-e2e: FAIL: $*" >&2; for f in "$work"/*.log "$work"/*.out; do [ -f "$f" ] && { echo "--- $f" >&2; tail -25 "$f" >&2; }; done; exit 1; }
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+NAME=check-e2e
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 up() { for _ in $(seq 1 300); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" = "${2:-200}" ] && return 0; sleep 0.1; done; fail "$1 did not answer ${2:-200}"; }
-# bg LOG CMD...: starts CMD in a new process group; sets pgid.
-bg() { local log=$1; shift; setsid "$@" >"$log" 2>&1 & pgid=$!; pgids+=("$pgid"); }
-stop() { kill -TERM -- "-$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 echo "== build: devicegate, the check, the Functions host stand-in; install the SWA CLI (pinned)"
 go build -o "$work/devicegate" ./api

@@ -15,17 +15,9 @@
 # stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-work=$(mktemp -d)
-pgids=()
-cleanup() {
-  for g in "${pgids[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
-  sleep 0.2
-  for g in "${pgids[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "launch-test: FAIL: $*" >&2; for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }; done; exit 1; }
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+NAME=launch-test
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 now_ms() { date +%s%3N; }
 
 echo "== assemble dist/ and build the Functions host stand-in"
@@ -75,14 +67,13 @@ launch() {
   fi
   local t0; t0=$(now_ms)
   if [ "$mode" = readonly ]; then
-    setsid env "${env_common[@]}" DEVICEGATE_PUBLIC_URL="http://127.0.0.1:$port" TMPDIR="$tmp" \
+    bg "$log" env "${env_common[@]}" DEVICEGATE_PUBLIC_URL="http://127.0.0.1:$port" TMPDIR="$tmp" \
       "${ns[@]}" sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro,noexec "$1" && exec "$2" -root "$1" -addr "$3"' \
-      sh "$app" "$work/funchost" "127.0.0.1:$port" >"$log" 2>&1 &
+      sh "$app" "$work/funchost" "127.0.0.1:$port"
   else
-    setsid env "${env_common[@]}" DEVICEGATE_PUBLIC_URL="http://127.0.0.1:$port" TMPDIR="$tmp" \
-      "$work/funchost" -root "$app" -addr "127.0.0.1:$port" >"$log" 2>&1 &
+    bg "$log" env "${env_common[@]}" DEVICEGATE_PUBLIC_URL="http://127.0.0.1:$port" TMPDIR="$tmp" \
+      "$work/funchost" -root "$app" -addr "127.0.0.1:$port"
   fi
-  pgid=$!; pgids+=("$pgid")
   local ok=""
   for _ in $(seq 1 600); do
     code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/health" || true)
@@ -96,7 +87,7 @@ launch() {
   fi
   ms=$(( $(now_ms) - t0 ))
 }
-stop() { kill -TERM -- "-$pgid" 2>/dev/null || true; wait "$pgid" 2>/dev/null || true; }
+
 
 echo "== launch with every file 0644 on a read-only, noexec mount (${ns[*]})"
 launch readonly
@@ -109,14 +100,14 @@ grep -q '\[worker Error\].*"level":"INFO"' "$work/readonly.log" && fail "an INFO
 ls -d "$tmp"/devicegate-handler.* >/dev/null 2>&1 || fail "no private copy in TMPDIR"
 echo "   /api/health 200 after ${ms} ms (launcher copied the handler to TMPDIR)"
 cold_copy=$ms
-stop
+stop "$pgid"
 
 echo "== launch a second time on the same instance: the old copy is not reused, a stale one is swept"
 old=$(ls -d "$tmp"/devicegate-handler.*)
 touch -d '2 minutes ago' "$old"
 reuse_tmp=$tmp launch readonly
 if [ -d "$old" ]; then fail "a stale copy was not swept"; fi
-stop
+stop "$pgid"
 
 echo "== control: the same folder with host.json running the handler directly does not start"
 host_json=$(cat dist/api/host.json)
@@ -132,13 +123,13 @@ printf '%s\n' "$host_json" >dist/api/host.json
 [ "$launch_status" != 0 ] || fail "the control started: the read-only mount did not bite"
 [ "$(curl -s "http://127.0.0.1:$port/api/health")" = "Function host is not running." ] || fail "control: no 503 from the host"
 grep -q 'error while assigning execute permission' "$work/readonly.log" || fail "control: the host's chmod should have failed on the read-only mount"
-stop
+stop "$pgid"
 
 echo "== cold-start cost: five launches each, copy (0644, read-only) against direct exec (0755)"
 copies=() directs=()
 for _ in 1 2 3 4 5; do
-  launch readonly; copies+=("$ms"); stop
-  launch direct; directs+=("$ms"); stop
+  launch readonly; copies+=("$ms"); stop "$pgid"
+  launch direct; directs+=("$ms"); stop "$pgid"
 done
 median() { printf '%s\n' "$@" | sort -n | sed -n 3p; }
 size=$(stat -c %s dist/api/handler)
