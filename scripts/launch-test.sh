@@ -34,6 +34,9 @@ if unshare -m sh -c "mount --bind '$probe' '$probe' && mount -o remount,bind,ro,
   ns=(unshare -m)
 elif unshare -rm sh -c "mount --bind '$probe' '$probe' && mount -o remount,bind,ro,noexec '$probe'" 2>/dev/null; then
   ns=(unshare -rm)
+elif sudo -n unshare -m sh -c "mount --bind '$probe' '$probe' && mount -o remount,bind,ro,noexec '$probe'" 2>/dev/null; then
+  # GitHub's Ubuntu runners forbid unprivileged user namespaces but allow sudo.
+  ns=(sudo -n unshare -m)
 else
   fail "cannot make a read-only mount here (needs a mount namespace: root, or unprivileged user namespaces)"
 fi
@@ -67,8 +70,9 @@ launch() {
   fi
   local t0; t0=$(now_ms)
   if [ "$mode" = readonly ]; then
-    bg "$log" env "${env_common[@]}" DEVICEGATE_PUBLIC_URL="http://127.0.0.1:$port" TMPDIR="$tmp" \
-      "${ns[@]}" sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro,noexec "$1" && exec "$2" -root "$1" -addr "$3"' \
+    # env comes after the namespace command: sudo would drop the variables.
+    bg "$log" "${ns[@]}" env "${env_common[@]}" DEVICEGATE_PUBLIC_URL="http://127.0.0.1:$port" TMPDIR="$tmp" \
+      sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro,noexec "$1" && exec "$2" -root "$1" -addr "$3"' \
       sh "$app" "$work/funchost" "127.0.0.1:$port"
   else
     bg "$log" env "${env_common[@]}" DEVICEGATE_PUBLIC_URL="http://127.0.0.1:$port" TMPDIR="$tmp" \
