@@ -36,6 +36,7 @@ func begin(t *testing.T, s *stack, d time.Duration) (context.Context, *oauth2.Co
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.remember(da.DeviceCode, da.UserCode)
 	return ctx, cfg, da
 }
 
@@ -87,6 +88,7 @@ func TestHappyPathXOAuth2(t *testing.T) {
 	if tok.RefreshToken == "" {
 		t.Error("no refresh token though offline_access was granted")
 	}
+	s.remember(tok.AccessToken, tok.RefreshToken)
 	if info := s.userinfo(tok.AccessToken); info["sub"] == "" || info["sub"] == nil {
 		t.Errorf("userinfo: %v", info)
 	}
@@ -99,6 +101,7 @@ func TestHappyPathXOAuth2(t *testing.T) {
 	if err != nil || fresh.AccessToken == "" || fresh.AccessToken == tok.AccessToken {
 		t.Errorf("refresh through devicegate: %v", err)
 	} else {
+		s.remember(fresh.AccessToken, fresh.RefreshToken)
 		s.userinfo(fresh.AccessToken)
 	}
 }
@@ -301,6 +304,7 @@ func TestPassthroughRealProvider(t *testing.T) {
 	if err != nil {
 		t.Fatalf("DeviceAccessToken: %v", err)
 	}
+	s.remember(tok.AccessToken, tok.RefreshToken)
 	s.userinfo(tok.AccessToken)
 	if tok.RefreshToken == "" {
 		t.Fatal("no refresh token though offline_access was granted")

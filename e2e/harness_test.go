@@ -110,6 +110,21 @@ type stack struct {
 	provider *op.Server
 	discover providerMetadata
 	logs     *syncBuffer
+
+	mu      sync.Mutex
+	secrets []string // codes and tokens this test saw, never to be logged
+}
+
+// remember notes codes and tokens the test received; when the test ends,
+// devicegate's log must contain none of them.
+func (s *stack) remember(values ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range values {
+		if v != "" {
+			s.secrets = append(s.secrets, v, strings.ReplaceAll(v, "-", ""))
+		}
+	}
 }
 
 type providerMetadata struct {
@@ -197,9 +212,12 @@ func newStack(t *testing.T, extra map[string]string) *stack {
 		case <-time.After(10 * time.Second):
 			cmd.Process.Kill()
 		}
-		for _, secret := range []string{op.ClientSecret, env["DEVICEGATE_SECRET_KEY"]} {
+		s.mu.Lock()
+		secrets := append([]string{op.ClientSecret, env["DEVICEGATE_SECRET_KEY"]}, s.secrets...)
+		s.mu.Unlock()
+		for _, secret := range secrets {
 			if strings.Contains(s.logs.String(), secret) {
-				t.Error("a secret appears in devicegate's log")
+				t.Errorf("a secret (%d characters) appears in devicegate's log", len(secret))
 			}
 		}
 	})
@@ -357,12 +375,15 @@ func redactURL(u string) string {
 // provider and back: it returns the text of the result page.
 func (b *browser) approve(start string, typed string) string {
 	b.t.Helper()
-	b.run("open", chromedp.Navigate(start), chromedp.WaitVisible(`#user_code`, chromedp.ByID))
-	if typed != "" {
+	if typed == "" {
+		// verification_uri_complete leads straight to the confirmation.
+		b.run("open", chromedp.Navigate(start), chromedp.WaitVisible(`button[value=allow]`, chromedp.ByQuery))
+	} else {
+		b.run("open", chromedp.Navigate(start), chromedp.WaitVisible(`#user_code`, chromedp.ByID))
 		b.run("type code", chromedp.SendKeys(`#user_code`, typed, chromedp.ByID))
+		b.shot("entry")
+		b.run("continue", chromedp.Click(`button[type=submit]`, chromedp.ByQuery), chromedp.WaitVisible(`button[value=allow]`, chromedp.ByQuery))
 	}
-	b.shot("entry")
-	b.run("continue", chromedp.Click(`button[type=submit]`, chromedp.ByQuery), chromedp.WaitVisible(`button[value=allow]`, chromedp.ByQuery))
 	b.shot("confirm")
 	confirm := b.text()
 	for _, want := range []string{"E2E TV", "openid", "profile", "Zitadel example", "Only continue if you started this"} {
