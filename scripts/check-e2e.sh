@@ -8,8 +8,10 @@
 #      (a generic provider at https://auth.fork.example): Allow must not be
 #      blocked by any Content-Security-Policy;
 #   3. the same with the handler binary missing, with a handler that cannot
-#      run (built for another platform), and with a wrong public URL: the
-#      check must fail with the matching diagnosis.
+#      run (built for another platform), with a wrong public URL, with
+#      X-Forwarded-For trusted though the front does not append to it, and
+#      with an unknown check client: the check must fail with the matching
+#      diagnosis.
 # It also records whether the SWA CLI adds staticwebapp.config.json's
 # globalHeaders to /api answers.
 # Loopback only; every process runs in its own process group, stopped on exit.
@@ -68,9 +70,11 @@ fork_env=(
   DEVICEGATE_UPSTREAM_CLIENT_ID=fork-client
   DEVICEGATE_UPSTREAM_CLIENT_SECRET="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
   DEVICEGATE_CLIENTS='[{"client_id":"devicegate-check","name":"Deployment check","scopes":["read"]}]'
-  DEVICEGATE_TRUSTED_PROXY=true
   DEVICEGATE_LOG_FORMAT=json
 )
+# The SWA CLI passes X-Forwarded-For through without appending (SECURITY.md),
+# so here, unlike in Azure, DEVICEGATE_TRUSTED_PROXY stays false; case 3
+# shows the check catching it set to true.
 # api VARIANT [env...]: (re)starts the Functions host stand-in on a fresh
 # copy of dist/api, changed as VARIANT says, on the same port behind SWA.
 api() {
@@ -113,6 +117,9 @@ expect_fail wrong-platform handler-did-not-start "$site"
 echo "-- DEVICEGATE_PUBLIC_URL is not the site's address (e.g. a custom domain was added)"
 api good DEVICEGATE_PUBLIC_URL=https://devicegate.example.org
 expect_fail wrong-url wrong-public-url "$site"
+echo "-- DEVICEGATE_TRUSTED_PROXY=true behind a front that does not append to X-Forwarded-For"
+api good DEVICEGATE_PUBLIC_URL="$site" DEVICEGATE_TRUSTED_PROXY=true
+expect_fail spoofable forwarded-for-spoofable "$site"
 echo "-- the check client is not configured"
 api good DEVICEGATE_PUBLIC_URL="$site"
 expect_fail no-client check-client "$site" -client-id not-configured

@@ -114,6 +114,7 @@ type checker struct {
 	providerURL  *url.URL
 	callbackURL  *url.URL
 	apiReachable bool
+	clientAddr   string // the address /api/health says rate limits count us under
 }
 
 func newChecker(base *url.URL, clientID string, timeout time.Duration, out io.Writer) *checker {
@@ -138,6 +139,7 @@ func (c *checker) run(ctx context.Context) bool {
 		fn    func(context.Context) (string, error)
 	}{
 		{"api health", nil, c.health},
+		{"client address not spoofable", func() bool { return c.clientAddr != "" }, c.forwardedFor},
 		{"metadata", func() bool { return c.apiReachable }, c.checkMetadata},
 		{"/.well-known rewrite", func() bool { return c.apiReachable }, c.wellKnown},
 		{"/device page", nil, c.devicePage},
@@ -233,7 +235,7 @@ func (c *checker) health(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var h struct{ Status, Store string }
+	var h struct{ Status, Store, Client string }
 	isJSON := json.Unmarshal(body, &h) == nil && h.Status != ""
 	if !isJSON || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 		return "", c.notDevicegate("/api/health", resp, body)
@@ -243,7 +245,36 @@ func (c *checker) health(ctx context.Context) (string, error) {
 		return "", fail("store-unreachable", "the handler runs but cannot reach its store: check the DEVICEGATE_COSMOS_* settings, the account's firewall and that the database and container exist",
 			"/api/health: %d, status %q, store %q", resp.StatusCode, h.Status, h.Store)
 	}
-	return "the handler runs, store " + h.Store, nil
+	c.clientAddr = h.Client
+	if h.Client == "" {
+		return "the handler runs, store " + h.Store, nil
+	}
+	return fmt.Sprintf("the handler runs, store %s, counts this caller as %s", h.Store, h.Client), nil
+}
+
+// spoofedAddress is from TEST-NET-2 (RFC 5737): never a real caller.
+const spoofedAddress = "198.51.100.23"
+
+// forwardedFor sends X-Forwarded-For with an address of its choosing, as an
+// attacker dodging the rate limits would, and compares the address the
+// handler counts it under with the one it reported without the header. A
+// front that appends the real address leaves a right-to-left reader
+// unmoved; one that passes the header through, or a hop count set too low,
+// lets the caller pick its address.
+func (c *checker) forwardedFor(ctx context.Context) (string, error) {
+	resp, body, err := c.do(ctx, http.MethodGet, c.site+"/api/health", nil, http.Header{"X-Forwarded-For": {spoofedAddress}})
+	if err != nil {
+		return "", err
+	}
+	var h struct{ Client string }
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &h) != nil {
+		return "", c.notDevicegate("/api/health", resp, body)
+	}
+	if h.Client != c.clientAddr {
+		return "", fail("forwarded-for-spoofable", "a caller can choose the address rate limits count it under: DEVICEGATE_TRUSTED_PROXY is true but the front in this deployment does not append the real address to X-Forwarded-For (or DEVICEGATE_TRUSTED_PROXY_HOPS is too low)",
+			"with X-Forwarded-For: %s the caller is counted as %s instead of %s", spoofedAddress, h.Client, c.clientAddr)
+	}
+	return "a forged X-Forwarded-For changes nothing", nil
 }
 
 func (c *checker) wrongURL(format string, a ...any) error {

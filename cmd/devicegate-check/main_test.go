@@ -28,6 +28,7 @@ type site struct {
 	extraCSP       string // a second policy added on /api answers by a proxy
 	provider       string // where Allow redirects
 	acceptsForeign bool   // a callback that ignores state
+	trustsClientIP bool   // takes X-Forwarded-For as sent by the caller
 }
 
 func (s *site) start(t *testing.T) *httptest.Server {
@@ -68,7 +69,11 @@ func (s *site) start(t *testing.T) *httptest.Server {
 				fmt.Fprint(w, `{"status":"unavailable","store":"unreachable"}`)
 				return
 			}
-			fmt.Fprint(w, `{"status":"ok","store":"ok"}`)
+			client := "192.0.2.1"
+			if xff := r.Header.Get("X-Forwarded-For"); s.trustsClientIP && xff != "" {
+				client = xff
+			}
+			fmt.Fprintf(w, `{"status":"ok","store":"ok","client":%q}`, client)
 		case "/.well-known/oauth-authorization-server":
 			if s.noRewrite {
 				http.NotFound(w, r)
@@ -145,6 +150,7 @@ func TestDiagnoses(t *testing.T) {
 		{"a second CSP names another provider", site{provider: "https://id.fork.example", extraCSP: "form-action 'self' https://accounts.spotify.com"}, "csp-blocks-provider"},
 		{"a second CSP without form-action does not block", site{extraCSP: "default-src 'none'"}, ""},
 		{"callback accepts a foreign state", site{acceptsForeign: true}, "callback-accepts-foreign-state"},
+		{"client address taken from the caller's X-Forwarded-For", site{trustsClientIP: true}, "forwarded-for-spoofable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -263,8 +263,21 @@ func handler(routes []route, target *atomic.Pointer[url.URL]) http.Handler {
 			io.WriteString(w, "Function host is not running.")
 			return
 		}
-		p := httputil.NewSingleHostReverseProxy(u)
-		p.ErrorLog = log.Default()
+		// The request goes on as it came, X-Forwarded-* included: this
+		// stand-in adds no forwarding headers of its own, so what the
+		// handler sees of the client is what the front in front of it sent.
+		p := &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(u)
+				pr.Out.Host = pr.In.Host
+				for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"} {
+					if v, ok := pr.In.Header[h]; ok {
+						pr.Out.Header[h] = v
+					}
+				}
+			},
+			ErrorLog: log.Default(),
+		}
 		p.ServeHTTP(w, r)
 	})
 }
