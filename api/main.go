@@ -68,20 +68,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		return err
 	}
-	env := getenv
-	if *addr != "" {
-		env = func(k string) string {
-			if k == "DEVICEGATE_ADDR" {
-				return *addr
-			}
-			return getenv(k)
-		}
-	}
-	cfg, err := config.Load(env, *demoMode)
+	cfg, err := config.Load(listenEnv(getenv, *addr), *demoMode)
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg, stderr)
+	// Under the Functions host, routine lines go to stdout (see levelSplit).
+	info := stderr
+	if getenv("FUNCTIONS_CUSTOMHANDLER_PORT") != "" {
+		info = os.Stdout
+	}
+	logger := newLogger(cfg, info, stderr)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -99,6 +95,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			fmt.Fprintf(stderr, demoHelp, cfg.PublicURL)
 		}
 	})
+}
+
+// listenEnv returns getenv with DEVICEGATE_ADDR decided: the -addr flag
+// first; else, in a container (PORT set, as Knative-style platforms and
+// devicegate's Container Apps template do, and not under the Functions host,
+// whose FUNCTIONS_CUSTOMHANDLER_PORT config reads itself), every interface
+// on PORT, since the platform's ingress reaches the container from outside.
+func listenEnv(getenv func(string) string, addrFlag string) func(string) string {
+	addr := addrFlag
+	if addr == "" && getenv("DEVICEGATE_ADDR") == "" && getenv("FUNCTIONS_CUSTOMHANDLER_PORT") == "" {
+		if port := getenv("PORT"); port != "" {
+			addr = ":" + port
+		}
+	}
+	if addr == "" {
+		return getenv
+	}
+	return func(k string) string {
+		if k == "DEVICEGATE_ADDR" {
+			return addr
+		}
+		return getenv(k)
+	}
 }
 
 const demoHelp = `
@@ -498,14 +517,21 @@ func trimNL(b []byte) []byte {
 	return b
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+// newLogger writes records below Warn to info and the others to errs.
+func newLogger(cfg *config.Config, info, errs io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+	handler := func(w io.Writer) slog.Handler {
+		if cfg.LogFormat == "json" {
+			return slog.NewJSONHandler(w, opts)
+		}
+		return slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	if info == errs {
+		return slog.New(handler(errs))
+	}
+	return slog.New(levelSplit{low: handler(info), high: handler(errs)})
 }
 
 // serve runs the HTTP server until ctx ends or SIGINT/SIGTERM arrives, then

@@ -328,3 +328,42 @@ func TestProvidersPerClient(t *testing.T) {
 		t.Errorf("unreachable issuer: %v", err)
 	}
 }
+
+// TestLoggerSplitsByLevel: routine records go to info, warnings and errors
+// to errs, with attributes and groups carried to both.
+func TestLoggerSplitsByLevel(t *testing.T) {
+	var info, errs bytes.Buffer
+	l := newLogger(&config.Config{LogLevel: "info", LogFormat: "json"}, &info, &errs).With("instance", "a").WithGroup("g")
+	l.Debug("hidden")
+	l.Info("routine", "k", 1)
+	l.Warn("odd")
+	l.Error("broken")
+	if got := info.String(); !strings.Contains(got, `"msg":"routine","instance":"a","g":{"k":1}`) || strings.Contains(got, "odd") || strings.Contains(got, "hidden") {
+		t.Errorf("info got %q", got)
+	}
+	if got := errs.String(); !strings.Contains(got, `"msg":"odd"`) || !strings.Contains(got, `"msg":"broken"`) || strings.Contains(got, "routine") {
+		t.Errorf("errs got %q", got)
+	}
+}
+
+// TestListenEnv: -addr wins, then DEVICEGATE_ADDR; PORT (a container
+// platform's variable) means every interface, but not under the Functions
+// host, whose port variable config reads itself.
+func TestListenEnv(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		flag string
+		want string
+	}{
+		{map[string]string{"PORT": "8080"}, "", ":8080"},
+		{map[string]string{"PORT": "8080", "DEVICEGATE_ADDR": "127.0.0.1:9"}, "", "127.0.0.1:9"},
+		{map[string]string{"PORT": "8080"}, "127.0.0.1:7", "127.0.0.1:7"},
+		{map[string]string{"PORT": "8080", "FUNCTIONS_CUSTOMHANDLER_PORT": "7071"}, "", ""},
+		{map[string]string{}, "", ""},
+	}
+	for _, tt := range tests {
+		if got := listenEnv(envMap(tt.env), tt.flag)("DEVICEGATE_ADDR"); got != tt.want {
+			t.Errorf("%v, -addr %q: DEVICEGATE_ADDR %q, want %q", tt.env, tt.flag, got, tt.want)
+		}
+	}
+}

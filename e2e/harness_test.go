@@ -14,9 +14,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -179,7 +181,20 @@ func newStack(t *testing.T, extra map[string]string) *stack {
 		delete(env, "DEVICEGATE_UPSTREAM_AUTH_URL")
 		delete(env, "DEVICEGATE_UPSTREAM_TOKEN_URL")
 	}
-	cmd := exec.Command(devicegateBinary(t))
+	var binary string
+	var asUser *syscall.Credential
+	if img, ok := env[imageBinary]; !ok {
+		binary = devicegateBinary(t)
+	} else {
+		// Container mode: the image's binary, the port from the platform's
+		// PORT variable instead of DEVICEGATE_ADDR.
+		binary, asUser = img, containerUser()
+		delete(env, imageBinary)
+		delete(env, "DEVICEGATE_ADDR")
+		env["PORT"] = strconv.Itoa(port)
+	}
+	cmd := exec.Command(binary)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: asUser}
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)

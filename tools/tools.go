@@ -4,4 +4,7 @@
 // module of their own so the product's go.mod stays lean.
 package tools
 
-import _ "github.com/rhysd/actionlint/cmd/actionlint"
+import (
+	_ "github.com/google/go-containerregistry/cmd/crane"
+	_ "github.com/rhysd/actionlint/cmd/actionlint"
+)
