@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,13 +44,22 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Args[1:], os.Environ(), os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "devicegate:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+// run is devicegate with its arguments and environment (os.Environ form,
+// NAME=value); it returns when ctx ends or a signal stops it.
+func run(ctx context.Context, args []string, environ []string, stderr io.Writer) error {
+	vars := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	getenv := func(k string) string { return vars[k] }
 	flags := flag.NewFlagSet("devicegate", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	demoMode := flags.Bool("demo", false, "also run a built-in demo OAuth provider and a device client \"demo\", to try the whole flow locally")
@@ -78,8 +88,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	logger := newLogger(cfg, stderr)
+	for _, w := range append(cfg.Warnings, cfg.UnknownVariables(environ)...) {
+		logger.Warn(w)
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listening on %s: the address is already in use (another devicegate?); choose another with -addr 127.0.0.1:8081 or DEVICEGATE_ADDR", cfg.Addr)
+	}
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
 	}

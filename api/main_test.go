@@ -25,7 +25,7 @@ func envMap(m map[string]string) func(string) string { return func(k string) str
 
 func TestRunReportsEveryConfigProblem(t *testing.T) {
 	var out bytes.Buffer
-	err := run(context.Background(), nil, envMap(map[string]string{"DEVICEGATE_STORE": "floppy"}), &out)
+	err := run(context.Background(), nil, []string{"DEVICEGATE_STORE=floppy"}, &out)
 	if err == nil {
 		t.Fatal("run accepted a bad configuration")
 	}
@@ -38,7 +38,7 @@ func TestRunReportsEveryConfigProblem(t *testing.T) {
 
 func TestRunHelp(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"-help"}, envMap(nil), &out); err != nil {
+	if err := run(context.Background(), []string{"-help"}, nil, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "-demo") || !strings.Contains(out.String(), "DEVICEGATE_") {
@@ -244,5 +244,41 @@ func TestProvidersPerClient(t *testing.T) {
 	cfg, _ = config.Load(envMap(env), false)
 	if _, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "http://127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), `client "lab"`) || !strings.Contains(err.Error(), op.URL) {
 		t.Errorf("unreachable issuer: %v", err)
+	}
+}
+
+// TestRunStartMessages: the start names misspelled variables with the
+// real name, and a port in use suggests how to pick another.
+func TestRunStartMessages(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	var out syncBuffer
+	err = run(context.Background(), []string{"-demo"}, []string{
+		"DEVICEGATE_STORE=memory", "DEVICEGATE_ADDR=" + busy.Addr().String(), "DEVICEGATE_UPSTREAM_CLIENTID=abc",
+	}, &out)
+	if err == nil || !strings.Contains(err.Error(), "the address is already in use") || !strings.Contains(err.Error(), "-addr 127.0.0.1:8081 or DEVICEGATE_ADDR") {
+		t.Errorf("port in use: %v", err)
+	}
+	if !strings.Contains(out.String(), `level=WARN msg="DEVICEGATE_UPSTREAM_CLIENTID: no such setting; ignored (did you mean DEVICEGATE_UPSTREAM_CLIENT_ID?)"`) {
+		t.Errorf("no warning for the misspelled name:\n%s", out.String())
+	}
+
+	// The same start on a free port serves, and stops with its context.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out2 syncBuffer
+	go func() {
+		done <- run(ctx, []string{"-demo", "-addr", "127.0.0.1:0"}, []string{"DEVICEGATE_STORE=memory"}, &out2)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out2.String(), "devicegate is ready") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil || strings.Contains(out2.String(), "level=WARN") || !strings.Contains(out2.String(), "devicegate is ready") {
+		t.Errorf("free port: %v\n%s", err, out2.String())
 	}
 }

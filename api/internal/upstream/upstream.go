@@ -35,6 +35,10 @@ type Preset struct {
 	// RedirectRules tells a person registering the app what redirect URIs
 	// the provider accepts.
 	RedirectRules string
+	// RefusesLocalhost says the provider rejects redirect URIs on
+	// "localhost" (but takes loopback IP literals); config warns about a
+	// localhost public URL.
+	RefusesLocalhost bool
 	// AuthParams are extra parameters the provider needs on the authorize
 	// request, e.g. Dropbox's token_access_type=offline for refresh tokens.
 	AuthParams map[string]string
@@ -42,13 +46,14 @@ type Preset struct {
 
 var presets = map[string]Preset{
 	"spotify": {
-		Name:          "spotify",
-		DisplayName:   "Spotify",
-		AuthURL:       "https://accounts.spotify.com/authorize",
-		TokenURL:      "https://accounts.spotify.com/api/token",
-		PKCE:          true,
-		AuthStyle:     oauth2.AuthStyleInHeader,
-		RedirectRules: "HTTPS, or a loopback IP literal such as http://127.0.0.1:8080/api/callback; \"localhost\" is refused.",
+		Name:             "spotify",
+		DisplayName:      "Spotify",
+		AuthURL:          "https://accounts.spotify.com/authorize",
+		TokenURL:         "https://accounts.spotify.com/api/token",
+		PKCE:             true,
+		AuthStyle:        oauth2.AuthStyleInHeader,
+		RedirectRules:    "HTTPS, or a loopback IP literal such as http://127.0.0.1:8080/api/callback; \"localhost\" is refused.",
+		RefusesLocalhost: true,
 	},
 	"strava": {
 		Name:           "strava",
