@@ -18,6 +18,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -212,23 +213,25 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 	var def httpapi.Upstream
 	byClient := map[string]httpapi.Upstream{}
 	slowest := cfg.Upstream.Timeout
-	for _, c := range cfg.Clients {
+	for i := range cfg.Clients {
+		c := &cfg.Clients[i]
+		var p *upstream.Provider
 		if c.Upstream == nil {
-			if def == nil {
-				p, err := provider(cfg.Upstream)
-				if err != nil {
-					return nil, err
-				}
-				def = p
+			if p, err = provider(cfg.Upstream); err != nil {
+				return nil, err
 			}
-			continue
+			def = p
+		} else {
+			if p, err = provider(*c.Upstream); err != nil {
+				return nil, fmt.Errorf("client %q: %w", c.ID, err)
+			}
+			byClient[c.ID] = p
+			slowest = max(slowest, p.Timeout())
 		}
-		p, err := provider(*c.Upstream)
-		if err != nil {
-			return nil, fmt.Errorf("client %q: %w", c.ID, err)
-		}
-		byClient[c.ID] = p
-		slowest = max(slowest, p.Timeout())
+		// The client's own scope descriptions win over its provider's.
+		descriptions := p.ScopeDescriptions()
+		maps.Copy(descriptions, c.ScopeDescriptions)
+		c.ScopeDescriptions = descriptions
 	}
 
 	svc, err := deviceflow.New(deviceflow.Config{

@@ -195,10 +195,11 @@ func TestProvidersPerClient(t *testing.T) {
 	}))
 	defer op.Close()
 	clients := `[
-	  {"client_id":"tv","name":"TV"},
+	  {"client_id":"tv","name":"TV","default_scopes":["user-read-currently-playing","user-top-read","x-custom"],
+	   "scope_descriptions":{"user-top-read":"Show your favourites on the TV"}},
 	  {"client_id":"kiosk","name":"Kiosk","mode":"passthrough"},
-	  {"client_id":"bike","name":"Bike","upstream":{"preset":"strava","client_id":"s-1","client_secret_env":"STRAVA_SECRET"}},
-	  {"client_id":"lab","name":"Lab","upstream":{"preset":"oidc","issuer":"` + op.URL + `","name":"Lab ID","client_id":"lab-1","client_secret_env":"LAB_SECRET"}}
+	  {"client_id":"bike","name":"Bike","default_scopes":["activity:read"],"upstream":{"preset":"strava","client_id":"s-1","client_secret_env":"STRAVA_SECRET"}},
+	  {"client_id":"lab","name":"Lab","default_scopes":["openid"],"upstream":{"preset":"oidc","issuer":"` + op.URL + `","name":"Lab ID","client_id":"lab-1","client_secret_env":"LAB_SECRET"}}
 	]`
 	env := map[string]string{
 		"DEVICEGATE_STORE": "memory", "DEVICEGATE_CLIENTS": clients,
@@ -211,7 +212,22 @@ func TestProvidersPerClient(t *testing.T) {
 	}
 	base := serveApp(t, cfg)
 
-	for client, provider := range map[string]string{"tv": "Spotify", "kiosk": "Spotify", "bike": "Strava", "lab": "Lab ID"} {
+	// Each confirmation names the client's provider and describes its
+	// scopes: the client's own words first, then the preset's, else the
+	// identifier alone.
+	for _, tc := range []struct {
+		client, provider string
+		want, not        []string
+	}{
+		{"tv", "Spotify", []string{
+			`<li class="described">See the track playing right now <code>user-read-currently-playing</code></li>`,
+			`<li class="described">Show your favourites on the TV <code>user-top-read</code></li>`,
+			`<li><code>x-custom</code></li>`}, []string{"See your top artists and tracks"}},
+		{"kiosk", "Spotify", nil, nil},
+		{"bike", "Strava", []string{`See your activities shown to everyone and to followers <code>activity:read</code>`}, nil},
+		{"lab", "Lab ID", []string{`Confirm who you are <code>openid</code>`}, nil},
+	} {
+		client, provider := tc.client, tc.provider
 		res, err := http.PostForm(base+"/api/authorize", url.Values{"client_id": {client}})
 		if err != nil {
 			t.Fatal(err)
@@ -230,6 +246,16 @@ func TestProvidersPerClient(t *testing.T) {
 		res.Body.Close()
 		if res.StatusCode != 200 || !strings.Contains(string(page), provider) {
 			t.Errorf("%s: confirmation %d does not name %s", client, res.StatusCode, provider)
+		}
+		for _, want := range tc.want {
+			if !strings.Contains(string(page), want) {
+				t.Errorf("%s: confirmation lacks %s", client, want)
+			}
+		}
+		for _, not := range tc.not {
+			if strings.Contains(string(page), not) {
+				t.Errorf("%s: confirmation still says %q", client, not)
+			}
 		}
 		csp := res.Header.Get("Content-Security-Policy")
 		for _, origin := range []string{"https://accounts.spotify.com", "https://www.strava.com", op.URL} {

@@ -26,6 +26,8 @@ type ClientJSON struct {
 	SecretEnv     string        `json:"secret_env"`
 	Mode          string        `json:"mode"`
 	Upstream      *UpstreamJSON `json:"upstream"`
+	// ScopeDescriptions maps a scope to what a person reads for it.
+	ScopeDescriptions map[string]string `json:"scope_descriptions"`
 }
 
 // UpstreamJSON is a client's own upstream, as written.
@@ -109,7 +111,7 @@ func parseClients(data []byte, file string, getenv func(string) string, timeout 
 		}
 		cl := Client{
 			ID: cj.ClientID, Name: cj.Name, Scopes: cj.Scopes, DefaultScopes: cj.DefaultScopes,
-			SecretEnv: cj.SecretEnv, Mode: Mode(cj.Mode),
+			SecretEnv: cj.SecretEnv, Mode: Mode(cj.Mode), ScopeDescriptions: cj.ScopeDescriptions,
 		}
 		switch {
 		case cl.ID == "":
@@ -131,6 +133,16 @@ func parseClients(data []byte, file string, getenv func(string) string, timeout 
 		for _, s := range cl.DefaultScopes {
 			if !cl.AllowsScope(s) {
 				bad("default scope %q is not in scopes", safeText(s))
+			}
+		}
+		for _, s := range slices.Sorted(maps.Keys(cl.ScopeDescriptions)) {
+			switch d := cl.ScopeDescriptions[s]; {
+			case !ValidScope(s):
+				bad("scope_descriptions: %q is not a valid scope", safeText(s))
+			case !cl.AllowsScope(s):
+				bad("scope_descriptions: %q is not in scopes", safeText(s))
+			case strings.TrimSpace(d) == "" || len(d) > 200:
+				bad("scope_descriptions: the description of %q must be 1 to 200 characters", safeText(s))
 			}
 		}
 		switch cl.Mode {
@@ -305,7 +317,7 @@ func typeName(kind string) string {
 		return "a string"
 	case "bool":
 		return "true or false"
-	case "ptr", "struct":
+	case "ptr", "struct", "map":
 		return "an object"
 	}
 	return kind

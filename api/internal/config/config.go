@@ -33,6 +33,10 @@ type Client struct {
 	Scopes []string
 	// DefaultScopes are used when the device asks for none.
 	DefaultScopes []string
+	// ScopeDescriptions are plain-language descriptions of scopes for the
+	// confirmation screen. Load fills in the entry's own; main adds the
+	// provider preset's for the scopes the entry does not describe.
+	ScopeDescriptions map[string]string
 	// SecretEnv names the variable holding the client's secret; empty makes
 	// it a public client, identified by client_id alone (RFC 6749 §2.1).
 	SecretEnv string

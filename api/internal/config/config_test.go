@@ -428,11 +428,16 @@ func TestClientsFileMistakes(t *testing.T) {
 	}
 
 	for name, tc := range map[string]struct{ file, want string }{
-		"syntax":   {"[\n  {\"client_id\": \"tv\",}\n]", "clients.json:2:22: not valid JSON: invalid character '}'"},
-		"object":   {`{"client_id": "tv"}`, "clients.json:1:1: not a JSON array of clients"},
-		"cut":      {"[\n {\"client_id\": \"tv\"", "clients.json:2:19: not valid JSON: the text ends in the middle"},
-		"trailing": {"[{\"client_id\": \"tv\"}]\n]", "clients.json:2:1: unexpected text after the list"},
-		"empty":    {"[ ]", "clients.json:1:1: the list is empty"},
+		"described scope not allowed": {`[{"client_id":"tv","scopes":["a"],"scope_descriptions":{"b":"Bee"}}]`, `clients.json:1:2: entry 1 ("tv"): scope_descriptions: "b" is not in scopes`},
+		"empty description":           {`[{"client_id":"tv","scope_descriptions":{"a":" "}}]`, `clients.json:1:2: entry 1 ("tv"): scope_descriptions: the description of "a" must be 1 to 200 characters`},
+		"long description":            {`[{"client_id":"tv","scope_descriptions":{"a":"` + strings.Repeat("x", 201) + `"}}]`, `clients.json:1:2: entry 1 ("tv"): scope_descriptions: the description of "a" must be 1 to 200 characters`},
+		"bad described scope":         {`[{"client_id":"tv","scope_descriptions":{"a b":"Bee"}}]`, `clients.json:1:2: entry 1 ("tv"): scope_descriptions: "a b" is not a valid scope`},
+		"descriptions not an object":  {`[{"client_id":"tv","scope_descriptions":["a"]}]`, `clients.json:1:2: entry 1: scope_descriptions must be an object, not a JSON array`},
+		"syntax":                      {"[\n  {\"client_id\": \"tv\",}\n]", "clients.json:2:22: not valid JSON: invalid character '}'"},
+		"object":                      {`{"client_id": "tv"}`, "clients.json:1:1: not a JSON array of clients"},
+		"cut":                         {"[\n {\"client_id\": \"tv\"", "clients.json:2:19: not valid JSON: the text ends in the middle"},
+		"trailing":                    {"[{\"client_id\": \"tv\"}]\n]", "clients.json:2:1: unexpected text after the list"},
+		"empty":                       {"[ ]", "clients.json:1:1: the list is empty"},
 	} {
 		_, err := LoadFrom(env(m), files(map[string]string{"clients.json": tc.file}), false)
 		if err == nil || !strings.Contains(err.Error(), "DEVICEGATE_CLIENTS_FILE: "+tc.want) {

@@ -103,6 +103,7 @@ func (s *Server) Preset() upstream.Preset {
 		PKCE:          true,
 		AuthStyle:     oauth2.AuthStyleInHeader,
 		RedirectRules: "the demo accepts exactly devicegate's own callback",
+		Scopes:        upstream.OpenIDScopes(),
 	}
 }
 

@@ -153,6 +153,7 @@ func (s *server) confirm(w http.ResponseWriter, r *http.Request, code string) er
 		ClientID:     c.ID,
 		ProviderName: up.DisplayName(),
 		Scopes:       p.Record.Scopes,
+		ScopeText:    c.ScopeDescriptions,
 		UserCode:     deviceflow.FormatUserCode(p.UserCode),
 		CSRFToken:    token,
 		ExpiresIn:    p.Record.ExpiresAt.Sub(s.Now()),
@@ -269,7 +270,7 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 		if err := s.Service.Fail(r.Context(), claim, reason); err != nil {
 			return s.callbackProblem(err)
 		}
-		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: kind, Message: msg})
+		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: kind, Message: msg, Device: c.Name, Provider: provider})
 	}
 	code := q.Get("code")
 	if code == "" || len(code) > 4096 {
@@ -302,7 +303,7 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.callbackProblem(err)
 	}
-	return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultSuccess})
+	return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultSuccess, Device: c.Name, Provider: provider})
 }
 
 // exchangeReason is the access_denied description the device gets when the

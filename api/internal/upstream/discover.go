@@ -64,6 +64,7 @@ func Discover(ctx context.Context, issuer string, hc *http.Client) (Preset, erro
 		PKCE:          slices.Contains(d.CodeChallengeMethodsSupported, "S256"),
 		AuthStyle:     style,
 		RedirectRules: "Register <public URL>/api/callback as a redirect URI of a confidential web client.",
+		Scopes:        openIDScopes,
 	}, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -39,6 +40,9 @@ type Preset struct {
 	// "localhost" (but takes loopback IP literals); config warns about a
 	// localhost public URL.
 	RefusesLocalhost bool
+	// Scopes describes the provider's scopes in plain language, for the
+	// confirmation screen (scopes.go); a scope without one is shown as is.
+	Scopes map[string]string
 	// AuthParams are extra parameters the provider needs on the authorize
 	// request, e.g. Dropbox's token_access_type=offline for refresh tokens.
 	AuthParams map[string]string
@@ -54,6 +58,7 @@ var presets = map[string]Preset{
 		AuthStyle:        oauth2.AuthStyleInHeader,
 		RedirectRules:    "HTTPS, or a loopback IP literal such as http://127.0.0.1:8080/api/callback; \"localhost\" is refused.",
 		RefusesLocalhost: true,
+		Scopes:           spotifyScopes,
 	},
 	"strava": {
 		Name:           "strava",
@@ -67,6 +72,7 @@ var presets = map[string]Preset{
 		// Strava's token answer also carries an "athlete" object; devicegate
 		// passes on the standard fields only.
 		AuthParams: map[string]string{"approval_prompt": "auto"},
+		Scopes:     stravaScopes,
 	},
 	"discord": {
 		Name:          "discord",
@@ -76,6 +82,7 @@ var presets = map[string]Preset{
 		PKCE:          false, // not documented by Discord
 		AuthStyle:     oauth2.AuthStyleInHeader,
 		RedirectRules: "Add <public URL>/api/callback under OAuth2 → Redirects; it must match exactly. http is accepted for localhost only.",
+		Scopes:        discordScopes,
 	},
 	"dropbox": {
 		Name:          "dropbox",
@@ -87,6 +94,7 @@ var presets = map[string]Preset{
 		RedirectRules: "Add <public URL>/api/callback under Redirect URIs; HTTPS is required except for localhost.",
 		// Without it Dropbox issues short-lived tokens and no refresh token.
 		AuthParams: map[string]string{"token_access_type": "offline"},
+		Scopes:     dropboxScopes,
 	},
 	"twitch": {
 		Name:          "twitch",
@@ -98,6 +106,7 @@ var presets = map[string]Preset{
 		RedirectRules: "Add <public URL>/api/callback as an OAuth Redirect URL; HTTPS is required except for http://localhost.",
 		// Twitch answers with "scope" as a JSON array; devicegate turns it
 		// into the usual space-separated string.
+		Scopes: twitchScopes,
 	},
 	"generic": {
 		Name:          "generic",
@@ -105,6 +114,7 @@ var presets = map[string]Preset{
 		PKCE:          true,
 		AuthStyle:     oauth2.AuthStyleAutoDetect,
 		RedirectRules: "Whatever the provider accepts; register <public URL>/api/callback exactly.",
+		Scopes:        openIDScopes,
 	},
 }
 
@@ -192,6 +202,9 @@ func (p *Provider) Name() string { return p.preset.Name }
 
 // DisplayName is the provider's name for people.
 func (p *Provider) DisplayName() string { return p.preset.DisplayName }
+
+// ScopeDescriptions returns a copy of the preset's scope descriptions.
+func (p *Provider) ScopeDescriptions() map[string]string { return maps.Clone(p.preset.Scopes) }
 
 // AuthCodeURL is the provider's authorize URL for one authorization:
 // response_type=code, our client and callback, the scopes, state and, when
