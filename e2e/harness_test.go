@@ -164,6 +164,16 @@ func newStack(t *testing.T, extra map[string]string) *stack {
 		delete(env, "DEVICEGATE_UPSTREAM_AUTH_URL")
 		delete(env, "DEVICEGATE_UPSTREAM_TOKEN_URL")
 	}
+	s.startDevicegate(env, op.ClientSecret)
+	return s
+}
+
+// startDevicegate runs devicegate's binary with env (and nothing else from
+// this process's environment) until the test ends, and waits until it
+// answers. At the end its log must not hold secrets nor the secret key.
+func (s *stack) startDevicegate(env map[string]string, secrets ...string) {
+	t := s.t
+	t.Helper()
 	cmd := exec.Command(devicegateBinary(t))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
@@ -182,7 +192,7 @@ func newStack(t *testing.T, extra map[string]string) *stack {
 		case <-time.After(10 * time.Second):
 			cmd.Process.Kill()
 		}
-		for _, secret := range []string{op.ClientSecret, env["DEVICEGATE_SECRET_KEY"]} {
+		for _, secret := range append(secrets, env["DEVICEGATE_SECRET_KEY"]) {
 			if strings.Contains(s.logs.String(), secret) {
 				t.Error("a secret appears in devicegate's log")
 			}
@@ -202,7 +212,6 @@ func newStack(t *testing.T, extra map[string]string) *stack {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return s
 }
 
 // poll sends one raw token request, as a device would.

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -216,6 +217,12 @@ func (p *Provider) AuthCodeURL(state, verifier string, scopes []string) string {
 	}
 	for k, v := range p.preset.AuthParams {
 		opts = append(opts, oauth2.SetAuthURLParam(k, v))
+	}
+	// OpenID Connect Core §11: a request for offline_access (a refresh
+	// token) must carry prompt=consent; strict providers (oidc-provider)
+	// otherwise drop the scope and issue no refresh token.
+	if _, set := p.preset.AuthParams["prompt"]; !set && slices.Contains(scopes, "offline_access") {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "consent"))
 	}
 	cfg := p.oauthConfig("")
 	if sep := p.preset.ScopeSeparator; sep != "" && sep != " " && len(scopes) > 0 {
