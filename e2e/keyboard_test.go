@@ -2,12 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -103,26 +100,12 @@ func TestKeyboardOnly(t *testing.T) {
 // startDemo runs devicegate -demo (memory store) on a free port.
 func startDemo(t *testing.T) string {
 	t.Helper()
-	base := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(devicegateBinary(t), "-demo", "-addr", strings.TrimPrefix(base, "http://"))
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "DEVICEGATE_STORE=memory"}
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if res, err := http.Get(base + "/api/health"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("devicegate -demo did not start:\n%s", logs.String())
-		}
-	}
+	s := newStackAt(t)
+	s.args = []string{"-demo"}
+	env := s.baseEnv()
+	delete(env, "DEVICEGATE_CLIENTS") // -demo's own client "demo"
+	s.startDevicegate(env)
+	return s.base
 }
 
 // TestDemoProviderPages: the demo provider's own pages (its consent page

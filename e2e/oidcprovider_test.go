@@ -3,11 +3,9 @@ package e2e
 import (
 	"bufio"
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"maps"
 	"os"
 	"os/exec"
 	"strings"
@@ -32,20 +30,7 @@ func startOIDCProvider(t *testing.T, clientID, clientSecret, redirectURI string)
 	}
 	logs := &syncBuffer{}
 	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	start(t, cmd, 5*time.Second)
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -69,32 +54,17 @@ func startOIDCProvider(t *testing.T, clientID, clientSecret, redirectURI string)
 // (explicit URLs), PKCE on either way.
 func newOIDCProviderStack(t *testing.T, kind string) *stack {
 	t.Helper()
-	port := freePort(t)
-	s := &stack{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &syncBuffer{}}
+	s := newStackAt(t)
 	secret := rand.Text()
 	issuer := startOIDCProvider(t, "devicegate", secret, s.base+"/api/callback")
-	res, err := http.Get(issuer + "/.well-known/openid-configuration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	json.NewDecoder(res.Body).Decode(&s.discover)
-	res.Body.Close()
-
-	key := make([]byte, 32)
-	rand.Read(key)
-	env := map[string]string{
-		"DEVICEGATE_ADDR":                   fmt.Sprintf("127.0.0.1:%d", port),
-		"DEVICEGATE_PUBLIC_URL":             s.base,
+	s.readDiscovery(issuer + "/.well-known/openid-configuration")
+	env := s.baseEnv()
+	maps.Copy(env, map[string]string{
 		"DEVICEGATE_UPSTREAM":               kind,
 		"DEVICEGATE_UPSTREAM_NAME":          "oidc-provider",
 		"DEVICEGATE_UPSTREAM_CLIENT_ID":     "devicegate",
 		"DEVICEGATE_UPSTREAM_CLIENT_SECRET": secret,
-		"DEVICEGATE_CLIENTS":                `[{"client_id":"tv","name":"E2E TV","scopes":["openid","profile","offline_access"],"default_scopes":["openid","profile"]}]`,
-		"DEVICEGATE_STORE":                  "memory",
-		"DEVICEGATE_POLL_INTERVAL":          "1s",
-		"DEVICEGATE_SECRET_KEY":             base64.StdEncoding.EncodeToString(key),
-		"DEVICEGATE_LOG_LEVEL":              "debug",
-	}
+	})
 	switch kind {
 	case "oidc":
 		env["DEVICEGATE_UPSTREAM_ISSUER"] = issuer
