@@ -21,9 +21,12 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -180,12 +183,11 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	callback := cfg.PublicURL + "/api/callback"
 	var demoServer *demo.Server
 	if cfg.Upstream.Preset == "demo" {
 		clientID, clientSecret := "devicegate-demo", rand.Text()
 		demoServer, err = demo.New(demo.Options{
-			BaseURL: cfg.PublicURL + "/demo", ClientID: clientID, ClientSecret: clientSecret, RedirectURI: callback,
+			BaseURL: cfg.PublicURL + "/demo", ClientID: clientID, ClientSecret: clientSecret, RedirectURI: cfg.PublicURL + "/api/callback",
 		})
 		if err != nil {
 			return nil, err
@@ -197,17 +199,19 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 	}
 	// One provider per distinct upstream: clients that share an app at a
 	// provider share its connection pool (and an oidc issuer is discovered
-	// once).
+	// once). Each has its own callback (see callbacks).
+	callbacks := callbackURLs(cfg)
 	built := map[config.Upstream]*upstream.Provider{}
 	provider := func(u config.Upstream) (*upstream.Provider, error) {
 		if p, ok := built[u]; ok {
 			return p, nil
 		}
-		p, err := newProvider(u, callback, self, demoServer)
+		p, err := newProvider(u, callbacks[u], self, demoServer)
 		if err != nil {
 			return nil, err
 		}
 		built[u] = p
+		logger.Info("provider ready; register this redirect URI there", "provider", p.DisplayName(), "redirect_uri", callbacks[u])
 		return p, nil
 	}
 	var def httpapi.Upstream
@@ -240,7 +244,8 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 		// A passthrough poll holds the code while it exchanges; the hold
 		// must outlast the slowest exchange, or a second poll would spend
 		// the code again.
-		ExchangeLease: slowest + 5*time.Second,
+		ExchangeLease:   slowest + 5*time.Second,
+		RefreshLifetime: cfg.RefreshLifetime,
 	})
 	if err != nil {
 		return nil, err
@@ -265,7 +270,8 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 		Service: svc, Upstream: def, Upstreams: byClient, Pages: renderer,
 		Clients: cfg.Client, PublicURL: cfg.PublicURL, Frontend: site,
 		Logger: logger, Now: time.Now, Rand: rand.Reader,
-		Limiter: limiter, RateAuthorize: cfg.RateAuthorize, RateVerify: cfg.RateVerify, TrustedProxy: cfg.TrustedProxy,
+		Limiter: limiter, RateAuthorize: cfg.RateAuthorize, RateVerify: cfg.RateVerify,
+		RateRefresh: cfg.RateRefresh, RateRefreshClient: cfg.RateRefreshClient, ProxyHops: proxyHops(cfg, logger),
 	})
 	if err != nil {
 		return nil, err
@@ -279,6 +285,88 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 	}
 	ok = true
 	return &app{handler: handler, store: st}, nil
+}
+
+// callbackURLs gives each distinct upstream of cfg its own redirect URI,
+// so that the callback knows which provider an answer came from (mix-up
+// defence, RFC 9700 §4.4.2). The default upstream — and any upstream of a
+// deployment that has only one — keeps <public URL>/api/callback, so apps
+// registered before keep working; every other one gets
+// /api/callback/<name>, its preset name (or, for generic and oidc, its
+// host), with its client id added where two would share a name.
+func callbackURLs(cfg *config.Config) map[config.Upstream]string {
+	var others []config.Upstream
+	hasDefault := len(cfg.Clients) == 0
+	for _, c := range cfg.Clients {
+		switch {
+		case c.Upstream == nil:
+			hasDefault = true
+		case !slices.Contains(others, *c.Upstream) && *c.Upstream != cfg.Upstream:
+			others = append(others, *c.Upstream)
+		}
+	}
+	base := cfg.PublicURL + "/api/callback"
+	out := map[config.Upstream]string{cfg.Upstream: base}
+	if !hasDefault && len(others) == 1 {
+		out[others[0]] = base
+		return out
+	}
+	names := map[string]int{}
+	for _, u := range others {
+		names[callbackName(u)]++
+	}
+	for _, u := range others {
+		name := callbackName(u)
+		if names[name] > 1 {
+			name += "-" + slug(u.ClientID)
+		}
+		out[u] = base + "/" + name
+	}
+	return out
+}
+
+// callbackName is an upstream's part of its callback path.
+func callbackName(u config.Upstream) string {
+	switch u.Preset {
+	case "generic":
+		return slug(hostOf(u.AuthURL))
+	case "oidc":
+		return slug(hostOf(u.Issuer))
+	}
+	return slug(u.Preset)
+}
+
+func hostOf(raw string) string {
+	if p, err := url.Parse(raw); err == nil && p.Hostname() != "" {
+		return p.Hostname()
+	}
+	return raw
+}
+
+// slug keeps letters, digits, dots and hyphens, so a name is one clean
+// path segment.
+func slug(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
+}
+
+// proxyHops is how many X-Forwarded-For entries are trusted, said once in
+// the log so a wrong setting is visible (the deployment check verifies it
+// from outside).
+func proxyHops(cfg *config.Config, logger *slog.Logger) int {
+	if !cfg.TrustedProxy {
+		logger.Info("client addresses come from the connection; X-Forwarded-For is ignored (DEVICEGATE_TRUSTED_PROXY=false)")
+		return 0
+	}
+	logger.Info("client addresses come from X-Forwarded-For, counted from the right", "trusted_hops", cfg.ProxyHops)
+	return cfg.ProxyHops
 }
 
 // newProvider builds the provider of one configured upstream. An oidc
@@ -339,6 +427,11 @@ func openStore(cfg *config.Config, logger *slog.Logger) (store.Store, error) {
 // devicegate.key next to the bolt file (created 0600 on first start), so
 // codes survive a restart. The memory store gets a fresh key per process:
 // its records do not survive a restart either.
+//
+// The key unseals every token in the database file, so the file is held
+// to what an SSH private key is: it must be a regular file (no link is
+// followed, so nobody can point it elsewhere) that only its owner can
+// read; otherwise devicegate refuses to start and says how to fix it.
 func secretKey(cfg *config.Config, logger *slog.Logger) ([]byte, error) {
 	if cfg.SecretKey != nil {
 		return cfg.SecretKey, nil
@@ -347,23 +440,66 @@ func secretKey(cfg *config.Config, logger *slog.Logger) ([]byte, error) {
 		return randomKey()
 	}
 	path := filepath.Join(filepath.Dir(cfg.BoltPath), "devicegate.key")
-	if b, err := os.ReadFile(path); err == nil {
-		key, err := base64.StdEncoding.DecodeString(string(trimNL(b)))
-		if err != nil || len(key) != 32 {
-			return nil, fmt.Errorf("%s does not hold a base64 32-byte key; delete it to make a new one", path)
-		}
-		return key, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	key, err := readKeyFile(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return key, err
+	}
+	if key, err = randomKey(); err != nil {
 		return nil, err
 	}
-	key, err := randomKey()
+	// O_EXCL: if another process created the file meanwhile, this fails
+	// rather than overwrite its key; O_NOFOLLOW: a link planted at the path
+	// is not followed.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return readKeyFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("writing a new secret key: %w", err)
+	}
+	_, err = f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("writing a new secret key: %w", err)
+	}
+	logger.Info("generated a secret key for local use; keep it out of backups of the database file", "file", path)
+	return key, nil
+}
+
+// readKeyFile reads the local key file, refusing a link, anything but a
+// regular file, and a file group or others can read.
+func readKeyFile(path string) ([]byte, error) {
+	if fi, err := os.Lstat(path); err != nil {
+		return nil, err
+	} else if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%s is a symbolic link; devicegate reads its key only from a regular file (replace the link with the file)", path)
+	}
+	// O_NOFOLLOW too, for a link swapped in after the check.
+	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("writing a new secret key: %w", err)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
 	}
-	logger.Info("generated a secret key for local use", "file", path)
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("%s can be read by other users (mode %04o): it unseals every token in the database; run: chmod 600 %s", path, perm, path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1024))
+	if err != nil {
+		return nil, err
+	}
+	key, err := base64.StdEncoding.DecodeString(string(trimNL(b)))
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("%s does not hold a base64 32-byte key; delete it to make a new one", path)
+	}
 	return key, nil
 }
 

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -69,6 +72,85 @@ func TestSecretKeyIsGeneratedOnceWithMode0600(t *testing.T) {
 	cfg.SecretKey = bytes.Repeat([]byte{1}, 32)
 	if k, _ := secretKey(cfg, log); !bytes.Equal(k, cfg.SecretKey) {
 		t.Error("the configured key was not used")
+	}
+}
+
+// TestKeyFileGuarded: a key file others can read, or a link in its place,
+// stops the start with the fix; a new key file is created 0600, never
+// through a link.
+func TestKeyFileGuarded(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := t.TempDir()
+	cfg := &config.Config{Store: "bolt", BoltPath: filepath.Join(dir, "devicegate.db")}
+	path := filepath.Join(dir, "devicegate.key")
+	if _, err := secretKey(cfg, log); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604} {
+		os.Chmod(path, mode)
+		_, err := secretKey(cfg, log)
+		if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+			t.Errorf("mode %04o: %v", mode, err)
+		}
+	}
+	os.Chmod(path, 0o600)
+	if _, err := secretKey(cfg, log); err != nil {
+		t.Errorf("mode 0600: %v", err)
+	}
+
+	// A link planted where the key would be created is neither followed
+	// to create the key nor read.
+	dir2 := t.TempDir()
+	target := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.Symlink(target, filepath.Join(dir2, "devicegate.key")); err != nil {
+		t.Skip("no symbolic links here:", err)
+	}
+	cfg2 := &config.Config{Store: "bolt", BoltPath: filepath.Join(dir2, "devicegate.db")}
+	if _, err := secretKey(cfg2, log); err == nil || !strings.Contains(err.Error(), "only from a regular file") {
+		t.Errorf("dangling link: %v", err)
+	}
+	if _, err := os.Stat(target); !errors.Is(err, fs.ErrNotExist) {
+		t.Error("a key was written through the link")
+	}
+	os.WriteFile(target, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32))), 0o600)
+	if _, err := secretKey(cfg2, log); err == nil || !strings.Contains(err.Error(), "only from a regular file") {
+		t.Errorf("link to a key: %v", err)
+	}
+}
+
+// TestCallbackURLs: one provider keeps /api/callback; with several, the
+// default keeps it and each other gets its own path, named after it.
+func TestCallbackURLs(t *testing.T) {
+	spotify := config.Upstream{Preset: "spotify", ClientID: "sp"}
+	strava1 := config.Upstream{Preset: "strava", ClientID: "s-1"}
+	strava2 := config.Upstream{Preset: "strava", ClientID: "s 2"}
+	lab := config.Upstream{Preset: "oidc", Issuer: "https://id.lab.example:8443/realm", ClientID: "lab"}
+	gen := config.Upstream{Preset: "generic", AuthURL: "https://auth.example.org/authorize", ClientID: "g"}
+	const base = "https://gate.example/api/callback"
+	tests := []struct {
+		name    string
+		clients []config.Client
+		want    map[config.Upstream]string
+	}{
+		{"no clients", nil, map[config.Upstream]string{spotify: base}},
+		{"default only", []config.Client{{ID: "tv"}}, map[config.Upstream]string{spotify: base}},
+		{"one own upstream, no default client", []config.Client{{ID: "bike", Upstream: &strava1}}, map[config.Upstream]string{strava1: base}},
+		{"default and others", []config.Client{{ID: "tv"}, {ID: "bike", Upstream: &strava1}, {ID: "lab", Upstream: &lab}, {ID: "g", Upstream: &gen}},
+			map[config.Upstream]string{spotify: base, strava1: base + "/strava", lab: base + "/id.lab.example", gen: base + "/auth.example.org"}},
+		{"two apps of one preset", []config.Client{{ID: "a", Upstream: &strava1}, {ID: "b", Upstream: &strava2}},
+			map[config.Upstream]string{spotify: base, strava1: base + "/strava-s-1", strava2: base + "/strava-s-2"}},
+		{"a client naming the default upstream", []config.Client{{ID: "tv"}, {ID: "radio", Upstream: &spotify}}, map[config.Upstream]string{spotify: base}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &config.Config{PublicURL: "https://gate.example", Upstream: spotify, Clients: tc.clients}
+			got := callbackURLs(cfg)
+			for u, want := range tc.want {
+				if got[u] != want {
+					t.Errorf("%s/%s: %q, want %q", u.Preset, u.ClientID, got[u], want)
+				}
+			}
+		})
 	}
 }
 

@@ -162,8 +162,7 @@ func TestEveryPageAccessible(t *testing.T) {
 	check("entry-error", "could not find that code")
 
 	ctx, cfg, da := begin(t, s, 120*time.Second)
-	b.run("open link", navigate(da.VerificationURIComplete)...)
-	b.run("continue", clickAndWait(`button[type=submit]`, `button[value=allow]`)...)
+	b.run("open link", openLink(da.VerificationURIComplete, `button[value=allow]`)...)
 	check("confirm", "E2E TV")
 	b.run("allow", chromedp.Click(`button[value=allow]`, chromedp.ByQuery), chromedp.WaitVisible(`#username`, chromedp.ByID))
 	b.run("log in", chromedp.SendKeys(`#username`, op.Username, chromedp.ByID), chromedp.SendKeys(`#password`, op.Password, chromedp.ByID),
@@ -177,8 +176,7 @@ func TestEveryPageAccessible(t *testing.T) {
 	}
 
 	_, _, da = begin(t, s, 60*time.Second)
-	b.run("open link", navigate(da.VerificationURIComplete)...)
-	b.run("continue", clickAndWait(`button[type=submit]`, `button[value=deny]`)...)
+	b.run("open link", openLink(da.VerificationURIComplete, `button[value=deny]`)...)
 	b.run("deny", clickAndWait(`button[value=deny]`, `.result`)...)
 	check("denied", "Access denied")
 

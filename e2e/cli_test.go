@@ -129,7 +129,7 @@ func TestCLILoginScannableQR(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	want := s.base + "/device?user_code=" + url.QueryEscape(userCode)
+	want := s.base + "/api/verify?user_code=" + url.QueryEscape(userCode)
 	link := scan(t, drawing, 0xdd, 0x1e) // light blocks on a dark terminal
 	if link != want {
 		t.Fatalf("the QR code reads %q, want %q", link, want)

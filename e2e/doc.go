@@ -18,9 +18,11 @@
 //     "[ Cancel ]", which returns access_denied: the provider-side deny),
 //     and a browser signed in there skips the login next time; the
 //     scenarios drive each page and use a fresh browser per person.
-//   - Its issuer has no trailing slash (zitadel's has one) and its answer
-//     carries iss (RFC 9207); neither needed a change: devicegate compares
-//     issuers without the trailing slash and ignores iss.
+//   - Its issuer has no trailing slash (zitadel's has one) and its
+//     authorization response carries iss (RFC 9207), which its discovery
+//     document promises; neither needed a change: devicegate compares
+//     issuers without the trailing slash, and as oidc it checks iss
+//     against the discovered issuer (as generic it knows no issuer).
 //   - PKCE is required of confidential clients only because the test
 //     configures it so (pkce.required); devicegate sends S256 either way,
 //     configured as oidc (from discovery) or generic (pkce true).

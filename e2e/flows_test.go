@@ -36,6 +36,7 @@ func begin(t *testing.T, s *stack, d time.Duration) (context.Context, *oauth2.Co
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.remember(da.DeviceCode, da.UserCode)
 	return ctx, cfg, da
 }
 
@@ -65,6 +66,7 @@ func TestHappyPathXOAuth2(t *testing.T) {
 	if tok.RefreshToken == "" {
 		t.Error("no refresh token though offline_access was granted")
 	}
+	s.remember(tok.AccessToken, tok.RefreshToken)
 	if info := s.userinfo(tok.AccessToken); info["sub"] == "" || info["sub"] == nil {
 		t.Errorf("userinfo: %v", info)
 	}
@@ -77,6 +79,7 @@ func TestHappyPathXOAuth2(t *testing.T) {
 	if err != nil || fresh.AccessToken == "" || fresh.AccessToken == tok.AccessToken {
 		t.Errorf("refresh through devicegate: %v", err)
 	} else {
+		s.remember(fresh.AccessToken, fresh.RefreshToken)
 		s.userinfo(fresh.AccessToken)
 	}
 }
@@ -154,8 +157,7 @@ func TestDenyOnConfirmation(t *testing.T) {
 	s := newStack(t, nil)
 	ctx, cfg, da := begin(t, s, 60*time.Second)
 	b := newBrowser(t, "deny-phone", 390, 844)
-	b.run("open", chromedp_Navigate(da.VerificationURIComplete)...)
-	b.run("continue", clickAndWait(`button[type=submit]`, `button[value=deny]`)...)
+	b.run("open", openLink(da.VerificationURIComplete, `button[value=deny]`)...)
 	b.run("deny", clickAndWait(`button[value=deny]`, `.result`)...)
 	b.shot("denied")
 	if text := b.text(); !strings.Contains(text, "Access denied") {
@@ -197,8 +199,7 @@ func TestExpiredCode(t *testing.T) {
 	_, _, da := begin(t, s, 120*time.Second)
 	time.Sleep(time.Until(da.Expiry) + time.Second)
 	b := newBrowser(t, "expired-phone", 390, 844)
-	b.run("open", chromedp_Navigate(da.VerificationURIComplete)...)
-	b.run("continue", clickAndWait(`button[type=submit]`, `.result`)...)
+	b.run("open", openLink(da.VerificationURIComplete, `.result`)...)
 	if text := b.text(); !strings.Contains(text, "expired") {
 		t.Errorf("expired page: %q", text)
 	}
@@ -289,6 +290,7 @@ func TestPassthroughRealProvider(t *testing.T) {
 	if err != nil {
 		t.Fatalf("DeviceAccessToken: %v", err)
 	}
+	s.remember(tok.AccessToken, tok.RefreshToken)
 	s.userinfo(tok.AccessToken)
 	if tok.RefreshToken == "" {
 		t.Fatal("no refresh token though offline_access was granted")

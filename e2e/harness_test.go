@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,6 +111,21 @@ type stack struct {
 	discover providerMetadata
 	logs     *syncBuffer
 	args     []string // devicegate's command-line arguments
+
+	mu      sync.Mutex
+	secrets []string // codes and tokens this test saw, never to be logged
+}
+
+// remember notes codes and tokens the test received; when the test ends,
+// devicegate's log must contain none of them.
+func (s *stack) remember(values ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range values {
+		if v != "" {
+			s.secrets = append(s.secrets, v, strings.ReplaceAll(v, "-", ""))
+		}
+	}
 }
 
 // start starts cmd and, when the test ends, interrupts it and waits up to
@@ -224,9 +240,12 @@ func (s *stack) startDevicegate(env map[string]string, secrets ...string) {
 	}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	t.Cleanup(func() { // registered first, so it runs once the process has stopped
-		for _, secret := range append(secrets, env["DEVICEGATE_SECRET_KEY"]) {
+		s.mu.Lock()
+		all := slices.Concat(secrets, []string{env["DEVICEGATE_SECRET_KEY"]}, s.secrets)
+		s.mu.Unlock()
+		for _, secret := range all {
 			if secret != "" && strings.Contains(s.logs.String(), secret) {
-				t.Error("a secret appears in devicegate's log")
+				t.Errorf("a secret (%d characters) appears in devicegate's log", len(secret))
 			}
 		}
 	})
@@ -384,12 +403,15 @@ func redactURL(u string) string {
 // provider and back: it returns the text of the result page.
 func (b *browser) approve(start string, typed string) string {
 	b.t.Helper()
-	b.run("open", chromedp.Navigate(start), chromedp.WaitVisible(`#user_code`, chromedp.ByID))
-	if typed != "" {
+	if typed == "" {
+		// verification_uri_complete leads straight to the confirmation.
+		b.run("open", chromedp.Navigate(start), chromedp.WaitVisible(`button[value=allow]`, chromedp.ByQuery))
+	} else {
+		b.run("open", chromedp.Navigate(start), chromedp.WaitVisible(`#user_code`, chromedp.ByID))
 		b.run("type code", chromedp.SendKeys(`#user_code`, typed, chromedp.ByID))
+		b.shot("entry")
+		b.run("continue", chromedp.Click(`button[type=submit]`, chromedp.ByQuery), chromedp.WaitVisible(`button[value=allow]`, chromedp.ByQuery))
 	}
-	b.shot("entry")
-	b.run("continue", chromedp.Click(`button[type=submit]`, chromedp.ByQuery), chromedp.WaitVisible(`button[value=allow]`, chromedp.ByQuery))
 	b.shot("confirm")
 	confirm := b.text()
 	for _, want := range []string{"E2E TV", "openid", "profile", "Zitadel example", "Only continue if you started this"} {

@@ -127,8 +127,7 @@ func TestDemoProviderPages(t *testing.T) {
 	res.Body.Close()
 
 	b := newBrowser(t, "demo-phone", 390, 844)
-	b.run("open", navigate(da.Complete)...)
-	b.run("continue", clickAndWait(`button[type=submit]`, `button[value=allow]`)...)
+	b.run("open", openLink(da.Complete, `button[value=allow]`)...)
 	if text := b.text(); !strings.Contains(text, "See your name, picture and other basic profile details\nprofile") {
 		t.Errorf("the confirmation does not describe the profile scope: %q", text)
 	}

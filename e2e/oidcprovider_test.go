@@ -110,8 +110,7 @@ func TestOIDCProvider(t *testing.T) {
 
 			ctx, cfg, da := begin(t, s, 90*time.Second)
 			b := newBrowser(t, "oidc-provider-"+kind, 390, 844)
-			b.run("open", chromedp_Navigate(da.VerificationURIComplete)...)
-			b.run("continue", clickAndWait(`button[type=submit]`, `button[value=allow]`)...)
+			b.run("open", openLink(da.VerificationURIComplete, `button[value=allow]`)...)
 			if text := b.text(); !strings.Contains(text, "Continue to oidc-provider") || !strings.Contains(text, "Stay connected while you are away") {
 				t.Errorf("confirmation: %q", text)
 			}
@@ -123,6 +122,7 @@ func TestOIDCProvider(t *testing.T) {
 			if err != nil {
 				t.Fatalf("DeviceAccessToken: %v", err)
 			}
+			s.remember(tok.AccessToken, tok.RefreshToken)
 			if info := s.userinfo(tok.AccessToken); info["sub"] != "alice" {
 				t.Errorf("userinfo: %v", info)
 			}
@@ -133,13 +133,13 @@ func TestOIDCProvider(t *testing.T) {
 			if err != nil || fresh.AccessToken == tok.AccessToken {
 				t.Fatalf("refresh through devicegate: %v", err)
 			}
+			s.remember(fresh.AccessToken, fresh.RefreshToken)
 			s.userinfo(fresh.AccessToken)
 
 			// Another person, with no session at the provider yet, cancels there.
 			ctx, cfg, da = begin(t, s, 60*time.Second)
 			b = newBrowser(t, "oidc-provider-"+kind+"-deny", 390, 844)
-			b.run("open", chromedp_Navigate(da.VerificationURIComplete)...)
-			b.run("continue", clickAndWait(`button[type=submit]`, `button[value=allow]`)...)
+			b.run("open", openLink(da.VerificationURIComplete, `button[value=allow]`)...)
 			b.run("allow", chromedp.Click(`button[value=allow]`, chromedp.ByQuery))
 			if text := b.signInAtOIDCProvider("alice", false); !strings.Contains(text, "Access denied") || !strings.Contains(text, "Nothing was shared with E2E TV") {
 				t.Errorf("cancelled at the provider: %q", text)

@@ -181,7 +181,7 @@ func TestLoginHappyPathAndRefresh(t *testing.T) {
 	}
 
 	// The QR code drawn on stderr is verification_uri_complete.
-	link := s.base + "/device?user_code=" + url.QueryEscape(code)
+	link := s.base + "/api/verify?user_code=" + url.QueryEscape(code)
 	want, _ := qr.Encode(link, qr.M)
 	drawn := stderr.String()
 	start := strings.Index(drawn, "Or scan this with your phone:\n\n") + len("Or scan this with your phone:\n\n")

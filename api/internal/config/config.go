@@ -123,11 +123,21 @@ type Config struct {
 	// TrustedProxy says a trusted front (Azure Static Web Apps) sets
 	// X-Forwarded-For; only then is that header believed.
 	TrustedProxy bool
+	// ProxyHops is how many trusted proxies append to X-Forwarded-For; the
+	// client's address is that many entries from the right.
+	ProxyHops int
 
 	// RateAuthorize limits device authorizations per client IP.
 	RateAuthorize ratelimit.Rule
 	// RateVerify limits code lookups (typing a code) per client IP.
 	RateVerify ratelimit.Rule
+	// RateRefresh and RateRefreshClient limit refresh_token grants per
+	// client IP and per device client.
+	RateRefresh       ratelimit.Rule
+	RateRefreshClient ratelimit.Rule
+	// RefreshLifetime is how long a refresh token stays usable through
+	// devicegate without being refreshed.
+	RefreshLifetime time.Duration
 	// SecretKey keys code hashing; nil means "generate one next to the
 	// bolt file" (local use) — main decides, config has no side effects.
 	SecretKey []byte
@@ -186,9 +196,13 @@ var Vars = []Var{
 	{"DEVICEGATE_COSMOS_CONTAINER", "records", "cosmos: container name (partition key /id, TTL on)."},
 	{"DEVICEGATE_COSMOS_CREATE", "false", "cosmos: create the database and container when missing (local/emulator use)."},
 	{"DEVICEGATE_TRUSTED_PROXY", "false", "true behind a front that sets X-Forwarded-For (Azure Static Web Apps); the client IP is then read from it."},
+	{"DEVICEGATE_TRUSTED_PROXY_HOPS", "1", "With DEVICEGATE_TRUSTED_PROXY: how many trusted proxies append to X-Forwarded-For; the client IP is that many entries from the right, so a client cannot choose it (SECURITY.md)."},
 	{"DEVICEGATE_SECRET_KEY", "generated", "Base64 of 32 random bytes keying the code hashes (openssl rand -base64 32). Unset locally: generated into devicegate.key next to the bolt file."},
 	{"DEVICEGATE_RATE_AUTHORIZE", "30/10m", "Device authorizations allowed per client IP (COUNT/WINDOW, or off)."},
-	{"DEVICEGATE_RATE_VERIFY", "20/10m", "Code entries allowed per client IP (COUNT/WINDOW, or off); what keeps guessing user codes hopeless (SECURITY.md)."},
+	{"DEVICEGATE_RATE_VERIFY", "20/10m", "Requests naming a user code allowed per client IP: showing a code's confirmation, Allow and Deny each count (COUNT/WINDOW, or off); what keeps guessing user codes hopeless (SECURITY.md)."},
+	{"DEVICEGATE_RATE_REFRESH", "30/10m", "Refresh-token grants allowed per client IP (COUNT/WINDOW, or off)."},
+	{"DEVICEGATE_RATE_REFRESH_CLIENT", "600/10m", "Refresh-token grants allowed per device client, across all addresses (COUNT/WINDOW, or off); keeps junk from reaching the provider in your app's name."},
+	{"DEVICEGATE_REFRESH_LIFETIME", "2160h", "How long a refresh token stays usable through devicegate without a refresh (90 days); each refresh renews it, 1h to 8760h."},
 	{"DEVICEGATE_SECRET_KEY_PREVIOUS", "", "The key before a rotation, base64; flows started under it still finish. Remove it after the code lifetime."},
 	{"DEVICEGATE_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"DEVICEGATE_LOG_FORMAT", "text", "text or json."},
@@ -211,6 +225,7 @@ func LoadFrom(getenv func(string) string, readFile func(string) ([]byte, error),
 	l.clients(c)
 	l.flow(c)
 	l.store(c)
+	l.front(c)
 	l.keys(c)
 	l.logging(c)
 	l.warnings(c)
@@ -448,9 +463,25 @@ func (l *loader) store(c *Config) {
 	default:
 		l.bad("DEVICEGATE_STORE", "unknown store %q (choose bolt, cosmos or memory)", c.Store)
 	}
+}
+
+// front reads what concerns the requests themselves: the trusted proxy in
+// front, the rate limits, and how long refresh tokens stay usable.
+func (l *loader) front(c *Config) {
 	c.TrustedProxy = l.boolean("DEVICEGATE_TRUSTED_PROXY", false)
+	c.ProxyHops = 1
+	if v := l.get("DEVICEGATE_TRUSTED_PROXY_HOPS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 5 {
+			l.bad("DEVICEGATE_TRUSTED_PROXY_HOPS", "%q is not a number from 1 to 5", v)
+		}
+		c.ProxyHops = n
+	}
 	c.RateAuthorize = l.rule("DEVICEGATE_RATE_AUTHORIZE", "30/10m")
 	c.RateVerify = l.rule("DEVICEGATE_RATE_VERIFY", "20/10m")
+	c.RateRefresh = l.rule("DEVICEGATE_RATE_REFRESH", "30/10m")
+	c.RateRefreshClient = l.rule("DEVICEGATE_RATE_REFRESH_CLIENT", "600/10m")
+	c.RefreshLifetime = l.duration("DEVICEGATE_REFRESH_LIFETIME", 90*24*time.Hour, time.Hour, 365*24*time.Hour)
 }
 
 // keys reads the secret key and the one before a rotation.

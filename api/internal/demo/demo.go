@@ -155,6 +155,7 @@ func (s *Server) render(w http.ResponseWriter, status int, d pageData) {
 	d.Action = s.o.BaseURL + "/authorize"
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
 	w.WriteHeader(status)
 	_ = s.tmpl.Execute(w, d)
 }

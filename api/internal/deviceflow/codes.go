@@ -122,6 +122,10 @@ const (
 	kindDevice = "device"
 	kindUser   = "user"
 	kindState  = "state"
+	// kindRefresh keys refresh-token bindings.
+	kindRefresh = "refresh"
+	// kindDecision binds a confirmation page's form token to one record.
+	kindDecision = "decision"
 )
 
 // Hash returns the hex HMAC of code, domain-separated by kind.

@@ -178,7 +178,7 @@ func benchDevicegate(o benchWiring) (http.Handler, error) {
 		Service: svc, Upstream: provider, Pages: renderer,
 		Clients: findBenchClient, PublicURL: o.PublicURL,
 		Logger: o.Logger, Now: o.Now, Rand: rand.Reader,
-		Limiter: limiter, RateAuthorize: o.RateAuthorize, RateVerify: o.RateVerify, TrustedProxy: o.TrustedProxy,
+		Limiter: limiter, RateAuthorize: o.RateAuthorize, RateVerify: o.RateVerify, ProxyHops: proxyHops(o.TrustedProxy),
 	})
 }
 
@@ -343,6 +343,7 @@ type benchCounts struct {
 	Delete        int
 	Incr          int // rate-limit counter increments (store.Counter)
 	Ping          int
+	Binding       int // refresh-token binding reads and writes
 	// WrittenBytes is the JSON size of every record written (Create and
 	// writing Updates), for the RU estimate.
 	WrittenBytes []int
@@ -361,7 +362,7 @@ func (c benchCounts) add(o benchCounts) benchCounts {
 	return benchCounts{
 		Create: c.Create + o.Create, Get: c.Get + o.Get, GetByUserCode: c.GetByUserCode + o.GetByUserCode,
 		Update: c.Update + o.Update, UpdateNoWrite: c.UpdateNoWrite + o.UpdateNoWrite, UpdateRetries: c.UpdateRetries + o.UpdateRetries,
-		Delete: c.Delete + o.Delete, Incr: c.Incr + o.Incr, Ping: c.Ping + o.Ping,
+		Delete: c.Delete + o.Delete, Incr: c.Incr + o.Incr, Ping: c.Ping + o.Ping, Binding: c.Binding + o.Binding,
 		WrittenBytes: append(append([]int(nil), c.WrittenBytes...), o.WrittenBytes...),
 	}
 }
@@ -448,6 +449,26 @@ func (s *countingStore) Ping(ctx context.Context) error {
 }
 
 func (s *countingStore) Close() error { return s.inner.Close() }
+
+func (s *countingStore) PutBinding(ctx context.Context, b *store.Binding) error {
+	s.count(func(c *benchCounts) { c.Binding++ })
+	return s.inner.PutBinding(ctx, b)
+}
+
+func (s *countingStore) GetBinding(ctx context.Context, id string) (*store.Binding, error) {
+	s.count(func(c *benchCounts) { c.Binding++ })
+	return s.inner.GetBinding(ctx, id)
+}
+
+func (s *countingStore) MoveBinding(ctx context.Context, oldID string, b *store.Binding) error {
+	s.count(func(c *benchCounts) { c.Binding++ })
+	return s.inner.MoveBinding(ctx, oldID, b)
+}
+
+func (s *countingStore) DeleteBinding(ctx context.Context, id string) error {
+	s.count(func(c *benchCounts) { c.Binding++ })
+	return s.inner.DeleteBinding(ctx, id)
+}
 
 func (s *countingStore) Incr(ctx context.Context, key string, window time.Duration) (int, time.Time, error) {
 	s.count(func(c *benchCounts) { c.Incr++ })
@@ -879,4 +900,13 @@ func benchAllocs() error {
 		"routed":    {routed.NsPerOp(), routed.AllocsPerOp(), routed.AllocedBytesPerOp()},
 		"construct": {construct.NsPerOp(), construct.AllocsPerOp(), construct.AllocedBytesPerOp()},
 	})
+}
+
+// proxyHops is the X-Forwarded-For depth for a harness behind a trusted
+// proxy: one hop, as in Azure Static Web Apps.
+func proxyHops(trusted bool) int {
+	if trusted {
+		return 1
+	}
+	return 0
 }

@@ -18,13 +18,13 @@ func TestLockout(t *testing.T) {
 	other, _ := f.svc.Authorize(ctx, "tv", nil)
 
 	for i := 1; i < deviceflow.DefaultMaxFailures; i++ {
-		locked, err := f.svc.RecordFailure(ctx, a.UserCode)
+		locked, err := f.fail(a.UserCode)
 		if err != nil || locked {
 			t.Fatalf("failure %d: locked %v, %v", i, locked, err)
 		}
 	}
 	// Below the limit the person can still go on.
-	b, err := f.svc.BeginAuthorization(ctx, a.UserCode)
+	b, err := f.begin(a.UserCode)
 	if err != nil {
 		t.Fatalf("below the limit: %v", err)
 	}
@@ -40,7 +40,7 @@ func TestLockout(t *testing.T) {
 	if _, err := f.svc.ClaimCallback(ctx, b.RecordID, b.State); !errors.Is(err, deviceflow.ErrCodeLocked) {
 		t.Errorf("callback after the lock: %v", err)
 	}
-	if _, err := f.svc.RecordFailure(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeLocked) {
+	if _, err := f.fail(a.UserCode); !errors.Is(err, deviceflow.ErrCodeLocked) {
 		t.Errorf("failure on a locked code: %v", err)
 	}
 	_, _, err = f.svc.Poll(ctx, "tv", a.DeviceCode)
@@ -52,10 +52,10 @@ func TestLockout(t *testing.T) {
 	if _, err := f.svc.Lookup(ctx, other.UserCode); err != nil {
 		t.Errorf("another code: %v", err)
 	}
-	if _, err := f.svc.RecordFailure(ctx, "BBBB-BBBB"); !errors.Is(err, deviceflow.ErrUnknownCode) {
+	if _, err := f.fail("BBBB-BBBB"); !errors.Is(err, deviceflow.ErrUnknownCode) {
 		t.Errorf("unknown code: %v", err)
 	}
-	if _, err := f.svc.RecordFailure(ctx, "nope"); !errors.Is(err, deviceflow.ErrInvalidUserCode) {
+	if _, err := f.fail("nope"); !errors.Is(err, deviceflow.ErrInvalidUserCode) {
 		t.Errorf("malformed code: %v", err)
 	}
 }

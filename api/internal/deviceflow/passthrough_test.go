@@ -19,7 +19,7 @@ import (
 // keeps the provider's authorization code instead of tokens.
 func (f *fixture) approveCode(t *testing.T, a *deviceflow.Authorization, code string) (verifier, id string) {
 	t.Helper()
-	b, err := f.svc.BeginAuthorization(ctx, a.UserCode)
+	b, err := f.begin(a.UserCode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,8 +170,8 @@ func TestPassthroughClaimLapses(t *testing.T) {
 	if tok, o, err := f.svc.PollExchange(ctx, "kiosk", a.DeviceCode, ok); o != deviceflow.OutcomeTokens || tok.AccessToken != "at" {
 		t.Fatalf("after the lease: %v %v", o, err)
 	}
-	if _, err := f.store.Get(ctx, id); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("record after delivery: %v", err)
+	if rec, err := f.store.Get(ctx, id); err != nil || rec.Status != store.StatusDelivered || rec.AuthCode != "" || len(rec.Token) != 0 {
+		t.Errorf("record after delivery: %+v, %v; want a tombstone holding nothing", rec, err)
 	}
 }
 

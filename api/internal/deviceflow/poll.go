@@ -92,3 +92,13 @@ func Decide(r *store.Record, now time.Time) Outcome {
 	}
 	return OutcomePending
 }
+
+// slowerInterval is the interval a slow_down answer sets: SlowDownStep
+// more (RFC 8628 §3.5), but never more than the code has left to live. A
+// device that bursts early polls would otherwise be told to wait longer
+// than its code lives (one sent 240,000 early polls was told to wait two
+// weeks); capped, it is told to wait out the code, which is the truth.
+func slowerInterval(r *store.Record, now time.Time) int {
+	left := int((r.ExpiresAt.Sub(now) + time.Second - 1) / time.Second)
+	return max(1, min(r.Interval+int(SlowDownStep/time.Second), left))
+}

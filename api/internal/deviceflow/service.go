@@ -70,6 +70,9 @@ type Config struct {
 	// MaxFailures is how many failed confirmation attempts a code takes
 	// before it is locked (RecordFailure). Zero means DefaultMaxFailures.
 	MaxFailures int
+	// RefreshLifetime is how long a refresh-token binding lives without a
+	// refresh. Zero means DefaultRefreshLifetime.
+	RefreshLifetime time.Duration
 }
 
 // DefaultExchangeLease is the ExchangeLease when none is configured.
@@ -99,6 +102,9 @@ func New(c Config) (*Service, error) {
 	}
 	if c.MaxFailures <= 0 {
 		c.MaxFailures = DefaultMaxFailures
+	}
+	if c.RefreshLifetime <= 0 {
+		c.RefreshLifetime = DefaultRefreshLifetime
 	}
 	return &Service{c: c}, nil
 }
@@ -260,11 +266,12 @@ func (s *Service) PollExchange(ctx context.Context, clientID, deviceCode string,
 			case OutcomePending:
 				r.LastPoll = now
 			case OutcomeSlowDown:
-				r.Interval += int(SlowDownStep / time.Second)
+				r.Interval = slowerInterval(r, now)
 			case OutcomeTokens:
 				token = r.Token
 				r.Status = store.StatusDelivered
 				r.Token = nil
+				r.LastPoll = time.Time{}
 			case OutcomeExchange:
 				if exchange == nil {
 					// The client left passthrough mode during the flow.
@@ -310,17 +317,20 @@ func (s *Service) PollExchange(ctx context.Context, clientID, deviceCode string,
 		return s.handoff(ctx, id, code, exchange)
 	}
 
-	// OutcomeTokens: this poll won the swap. The record is spent; deleting
-	// it is housekeeping, and a failure there cannot hand the tokens out
-	// again because the record now says delivered.
-	_ = s.c.Store.Delete(context.WithoutCancel(ctx), id)
+	// OutcomeTokens: this poll won the swap. The record is spent and holds
+	// no secret any more; it stays as a tombstone until it expires, so the
+	// device code keeps answering invalid_grant and the user code "already
+	// used" for the code's whole life (the store's expiry removes it).
 	var t Tokens
 	plain, err := s.c.Sealer.Open(token, []byte(id))
 	if err != nil {
 		return nil, 0, fmt.Errorf("deviceflow: opening stored tokens: %w", err)
 	}
-	if err := json.Unmarshal(plain, &t); err != nil || t.AccessToken == "" {
-		return nil, 0, fmt.Errorf("deviceflow: stored tokens are unreadable")
+	if err := json.Unmarshal(plain, &t); err != nil {
+		return nil, 0, fmt.Errorf("deviceflow: stored tokens are unreadable: %w", err)
+	}
+	if t.AccessToken == "" {
+		return nil, 0, errors.New("deviceflow: stored tokens hold no access token")
 	}
 	resp := t.Response(now)
 	return &resp, OutcomeTokens, nil
@@ -337,8 +347,11 @@ func (s *Service) handoff(ctx context.Context, id, sealed string, exchange Excha
 	if err == nil {
 		err = json.Unmarshal([]byte(plain), &hc)
 	}
-	if err != nil || hc.Code == "" {
-		return nil, 0, fmt.Errorf("deviceflow: the stored authorization code is unreadable")
+	if err != nil {
+		return nil, 0, fmt.Errorf("deviceflow: the stored authorization code is unreadable: %w", err)
+	}
+	if hc.Code == "" {
+		return nil, 0, errors.New("deviceflow: the stored authorization code is empty")
 	}
 	t, err := exchange(bg, hc.Code, hc.Verifier)
 	if err != nil {
@@ -381,14 +394,14 @@ func (s *Service) handoff(ctx context.Context, id, sealed string, exchange Excha
 		}
 		return nil, 0, ctx.Err()
 	}
-	// Mark the record spent, then delete it. If the store fails here the
-	// device still gets its tokens: the code is used up at the provider, so
-	// a later poll can only be refused, never served twice.
+	// Mark the record spent; it stays as a tombstone until it expires, like
+	// a record delivered by Poll. If the store fails here the device still
+	// gets its tokens: the code is used up at the provider, so a later poll
+	// can only be refused, never served twice.
 	_, _ = s.c.Store.Update(bg, id, func(r *store.Record) error {
 		r.Status, r.AuthCode, r.ExchangeUntil = store.StatusDelivered, "", time.Time{}
 		return nil
 	})
-	_ = s.c.Store.Delete(bg, id)
 	resp := t.Response(s.c.Now())
 	return &resp, OutcomeTokens, nil
 }
@@ -449,16 +462,14 @@ func awaiting(r *store.Record) error {
 	}
 }
 
-// RecordFailure counts a failed confirmation attempt against the live code
-// userCode — an Allow or Deny that did not come from the page devicegate
-// showed this browser — and locks the code at MaxFailures: the request is
-// denied, and the device told why. It reports whether the code is now
-// locked. The count lives on the record, so it holds across instances.
-func (s *Service) RecordFailure(ctx context.Context, userCode string) (bool, error) {
-	p, err := s.Lookup(ctx, userCode)
-	if err != nil {
-		return false, err
-	}
+// RecordFailure counts a failed confirmation attempt against the code p was
+// looked up by — an Allow or Deny that did not come from the page
+// devicegate showed this browser for this code — and locks the code at
+// MaxFailures: the request is denied, and the device told why. It reports
+// whether the code is now locked. The count lives on the record, so it
+// holds across instances. Callers apply their rate limit before the
+// lookup, so failures cannot be sent faster than codes can be tried.
+func (s *Service) RecordFailure(ctx context.Context, p *Pending) (bool, error) {
 	return s.recordFailure(ctx, p.Record.ID)
 }
 
@@ -487,13 +498,10 @@ func (s *Service) recordFailure(ctx context.Context, id string) (bool, error) {
 	return rec.Locked, nil
 }
 
-// Deny records the person's refusal on our confirmation screen.
-func (s *Service) Deny(ctx context.Context, userCode string) error {
-	p, err := s.Lookup(ctx, userCode)
-	if err != nil {
-		return err
-	}
-	_, err = s.c.Store.Update(ctx, p.Record.ID, func(r *store.Record) error {
+// Deny records the person's refusal on our confirmation screen for the
+// code p was looked up by.
+func (s *Service) Deny(ctx context.Context, p *Pending) error {
+	_, err := s.c.Store.Update(ctx, p.Record.ID, func(r *store.Record) error {
 		if err := awaiting(r); err != nil {
 			return err
 		}
@@ -513,14 +521,10 @@ type Begin struct {
 	Record   *store.Record
 }
 
-// BeginAuthorization moves a record to StatusAuthorizing with a fresh state
-// and PKCE verifier. Pressing Allow again replaces both, so only the newest
-// redirect can complete.
-func (s *Service) BeginAuthorization(ctx context.Context, userCode string) (*Begin, error) {
-	p, err := s.Lookup(ctx, userCode)
-	if err != nil {
-		return nil, err
-	}
+// BeginAuthorization moves the record p was looked up by to
+// StatusAuthorizing with a fresh state and PKCE verifier. Pressing Allow
+// again replaces both, so only the newest redirect can complete.
+func (s *Service) BeginAuthorization(ctx context.Context, p *Pending) (*Begin, error) {
 	state, err := randomToken(s.c.Rand, 32)
 	if err != nil {
 		return nil, err
@@ -564,9 +568,13 @@ type Claim struct {
 func (s *Service) sealTokens(t *Tokens, recordID string) ([]byte, error) {
 	b, err := json.Marshal(t)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("deviceflow: encoding tokens: %w", err)
 	}
-	return s.c.Sealer.Seal(b, []byte(recordID))
+	box, err := s.c.Sealer.Seal(b, []byte(recordID))
+	if err != nil {
+		return nil, fmt.Errorf("deviceflow: sealing tokens: %w", err)
+	}
+	return box, nil
 }
 
 // sealString seals a short secret for a record and encodes it as text.
@@ -581,11 +589,11 @@ func (s *Service) sealString(v, recordID string) (string, error) {
 func (s *Service) openString(v, recordID string) (string, error) {
 	b, err := base64.RawStdEncoding.DecodeString(v)
 	if err != nil {
-		return "", fmt.Errorf("deviceflow: sealed value is not base64")
+		return "", fmt.Errorf("deviceflow: sealed value is not base64: %w", err)
 	}
 	plain, err := s.c.Sealer.Open(b, []byte(recordID))
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("deviceflow: opening a sealed value: %w", err)
 	}
 	return string(plain), nil
 }

@@ -18,9 +18,22 @@ import (
 )
 
 type fixture struct {
-	svc   *deviceflow.Service
-	clock *storetest.Clock
-	store store.Store
+	svc    *deviceflow.Service
+	clock  *storetest.Clock
+	store  store.Store
+	sealer *seal.Sealer
+	cfg    deviceflow.Config
+}
+
+// rebuild puts the service on st (typically a wrapper of f.store).
+func (f *fixture) rebuild(t *testing.T, st store.Store) {
+	t.Helper()
+	f.cfg.Store = st
+	svc, err := deviceflow.New(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc, f.store = svc, st
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -35,21 +48,48 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := deviceflow.New(deviceflow.Config{
+	cfg := deviceflow.Config{
 		Store: st, Hasher: h, Sealer: sl, Now: clock.Now, Rand: rand.Reader,
 		Lifetime: 10 * time.Minute, Interval: 5 * time.Second,
-	})
+	}
+	svc, err := deviceflow.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{svc: svc, clock: clock, store: st}
+	return &fixture{svc: svc, clock: clock, store: st, sealer: sl, cfg: cfg}
 }
 
 var ctx = context.Background()
 
+// begin, deny and fail look a typed code up, as the confirmation page
+// does, then act on the record found.
+func (f *fixture) begin(userCode string) (*deviceflow.Begin, error) {
+	p, err := f.svc.Lookup(ctx, userCode)
+	if err != nil {
+		return nil, err
+	}
+	return f.svc.BeginAuthorization(ctx, p)
+}
+
+func (f *fixture) deny(userCode string) error {
+	p, err := f.svc.Lookup(ctx, userCode)
+	if err != nil {
+		return err
+	}
+	return f.svc.Deny(ctx, p)
+}
+
+func (f *fixture) fail(userCode string) (bool, error) {
+	p, err := f.svc.Lookup(ctx, userCode)
+	if err != nil {
+		return false, err
+	}
+	return f.svc.RecordFailure(ctx, p)
+}
+
 func (f *fixture) approve(t *testing.T, a *deviceflow.Authorization) {
 	t.Helper()
-	b, err := f.svc.BeginAuthorization(ctx, a.UserCode)
+	b, err := f.begin(a.UserCode)
 	if err != nil {
 		t.Fatalf("BeginAuthorization: %v", err)
 	}
@@ -115,7 +155,8 @@ func TestFullFlowDeliversOnce(t *testing.T) {
 	if _, _, err := f.svc.Poll(ctx, "tv", a.DeviceCode); !errors.Is(err, oauth.ErrInvalidGrant) {
 		t.Errorf("second poll after delivery: %v, want invalid_grant", err)
 	}
-	if _, err := f.svc.Lookup(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrUnknownCode) {
+	// The code stays "used" for its lifetime, not "unknown".
+	if _, err := f.svc.Lookup(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeUsed) {
 		t.Errorf("user code after delivery: %v", err)
 	}
 }
@@ -182,7 +223,7 @@ func TestPollErrors(t *testing.T) {
 	if _, err := f.svc.Lookup(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeExpired) {
 		t.Errorf("lookup expired: %v", err)
 	}
-	if _, err := f.svc.BeginAuthorization(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeExpired) {
+	if _, err := f.begin(a.UserCode); !errors.Is(err, deviceflow.ErrCodeExpired) {
 		t.Errorf("begin expired: %v", err)
 	}
 }
@@ -190,7 +231,7 @@ func TestPollErrors(t *testing.T) {
 func TestDeny(t *testing.T) {
 	f := newFixture(t)
 	a, _ := f.svc.Authorize(ctx, "tv", nil)
-	if err := f.svc.Deny(ctx, a.UserCode); err != nil {
+	if err := f.deny(a.UserCode); err != nil {
 		t.Fatal(err)
 	}
 	_, o, err := f.svc.Poll(ctx, "tv", a.DeviceCode)
@@ -201,10 +242,10 @@ func TestDeny(t *testing.T) {
 	if _, err := f.svc.Lookup(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeDenied) {
 		t.Errorf("lookup after deny: %v", err)
 	}
-	if err := f.svc.Deny(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeDenied) {
+	if err := f.deny(a.UserCode); !errors.Is(err, deviceflow.ErrCodeDenied) {
 		t.Errorf("deny twice: %v", err)
 	}
-	if _, err := f.svc.BeginAuthorization(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeDenied) {
+	if _, err := f.begin(a.UserCode); !errors.Is(err, deviceflow.ErrCodeDenied) {
 		t.Errorf("allow after deny: %v", err)
 	}
 }
@@ -212,7 +253,7 @@ func TestDeny(t *testing.T) {
 func TestCallbackStateChecks(t *testing.T) {
 	f := newFixture(t)
 	a, _ := f.svc.Authorize(ctx, "tv", nil)
-	b, _ := f.svc.BeginAuthorization(ctx, a.UserCode)
+	b, _ := f.begin(a.UserCode)
 	if _, err := f.svc.ClaimCallback(ctx, b.RecordID, "forged"); !errors.Is(err, deviceflow.ErrStateMismatch) {
 		t.Errorf("forged state: %v", err)
 	}
@@ -243,13 +284,13 @@ func TestCallbackStateChecks(t *testing.T) {
 func TestAllowAgainSupersedesAnExchangeInFlight(t *testing.T) {
 	f := newFixture(t)
 	a, _ := f.svc.Authorize(ctx, "tv", nil)
-	b1, _ := f.svc.BeginAuthorization(ctx, a.UserCode)
+	b1, _ := f.begin(a.UserCode)
 	c1, err := f.svc.ClaimCallback(ctx, b1.RecordID, b1.State)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The person starts over before the first exchange finished.
-	b2, err := f.svc.BeginAuthorization(ctx, a.UserCode)
+	b2, err := f.begin(a.UserCode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,13 +352,13 @@ func TestAuthorizeGivesUpOnEndlessCollisions(t *testing.T) {
 func TestSecretsAreSealedAtRest(t *testing.T) {
 	f := newFixture(t)
 	a, _ := f.svc.Authorize(ctx, "tv", nil)
-	b, err := f.svc.BeginAuthorization(ctx, a.UserCode)
+	b, err := f.begin(a.UserCode)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec, _ := f.store.Get(ctx, b.RecordID)
-	if rec.CodeVerifier == "" || rec.CodeVerifier == b.Verifier || bytes.Contains([]byte(rec.CodeVerifier), []byte(b.Verifier)) {
-		t.Errorf("verifier stored in clear: %q", rec.CodeVerifier)
+	if got := f.opened(t, rec.CodeVerifier, rec.ID, b.Verifier); got != b.Verifier {
+		t.Errorf("the sealed verifier opens to %d other bytes", len(got))
 	}
 	c, _ := f.svc.ClaimCallback(ctx, b.RecordID, b.State)
 	if c.Verifier != b.Verifier {
@@ -334,7 +375,7 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 	}
 	// A sealed token moved to another record does not open.
 	a2, _ := f.svc.Authorize(ctx, "tv", nil)
-	b2, _ := f.svc.BeginAuthorization(ctx, a2.UserCode)
+	b2, _ := f.begin(a2.UserCode)
 	c2, _ := f.svc.ClaimCallback(ctx, b2.RecordID, b2.State)
 	f.svc.Complete(ctx, c2, &deviceflow.Tokens{AccessToken: "other"})
 	f.store.Update(ctx, b2.RecordID, func(r *store.Record) error { r.Token = rec.Token; return nil })
@@ -348,7 +389,7 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 func TestKeyRotationKeepsFlowsInProgress(t *testing.T) {
 	f := newFixture(t) // runs on key 7 (hash) / 8 (seal)
 	a, _ := f.svc.Authorize(ctx, "tv", nil)
-	b, err := f.svc.BeginAuthorization(ctx, a.UserCode)
+	b, err := f.begin(a.UserCode)
 	if err != nil {
 		t.Fatal(err)
 	}

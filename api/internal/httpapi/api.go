@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/devicegate/devicegate/api/internal/config"
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
 	"github.com/devicegate/devicegate/api/internal/oauth"
+	"github.com/devicegate/devicegate/api/internal/ratelimit"
 	"github.com/devicegate/devicegate/api/internal/upstream"
 )
 
@@ -198,10 +200,13 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) error {
 	}
 	uc := deviceflow.FormatUserCode(a.UserCode)
 	oauth.WriteJSON(w, http.StatusOK, authorizeResponse{
-		DeviceCode:              a.DeviceCode,
-		UserCode:                uc,
-		VerificationURI:         s.PublicURL + "/device",
-		VerificationURIComplete: s.PublicURL + "/device?user_code=" + url.QueryEscape(uc),
+		DeviceCode:      a.DeviceCode,
+		UserCode:        uc,
+		VerificationURI: s.PublicURL + "/device",
+		// The complete link leads straight to the server-rendered
+		// confirmation, which shows the code to compare (RFC 8628 §3.3.1)
+		// with or without JavaScript, locally and behind Static Web Apps.
+		VerificationURIComplete: s.PublicURL + "/api/verify?user_code=" + url.QueryEscape(uc),
 		ExpiresIn:               int64(a.ExpiresIn / time.Second),
 		Interval:                int64(a.Interval / time.Second),
 	})
@@ -289,7 +294,7 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 	}
 	var tok *deviceflow.TokenResponse
 	if c.Passthrough() {
-		tok, _, err = s.Service.PollExchange(r.Context(), c.ID, dc, s.exchanger(up, cred.upstreamSecret))
+		tok, _, err = s.Service.PollExchange(r.Context(), c.ID, dc, s.exchanger(c, up, cred.upstreamSecret))
 	} else {
 		tok, _, err = s.Service.Poll(r.Context(), c.ID, dc)
 	}
@@ -308,10 +313,19 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 // provider refuses is the device's to fix (invalid_client, code kept); a
 // provider out of reach is retried on the next poll (authorization_pending);
 // a code the provider refuses, or an unusable answer, ends the flow.
-func (s *server) exchanger(up Upstream, secret string) deviceflow.Exchanger {
+func (s *server) exchanger(c *config.Client, up Upstream, secret string) deviceflow.Exchanger {
 	return func(ctx context.Context, code, verifier string) (*deviceflow.Tokens, error) {
 		t, err := up.ExchangeWithSecret(ctx, secret, code, verifier)
 		if err == nil {
+			if err := s.bindTokens(ctx, c, up, t, nil); err != nil {
+				var oe oauth.Error
+				if errors.As(err, &oe) {
+					return nil, &deviceflow.ExchangeFailure{Answer: oe}
+				}
+				// The code is spent at the provider: hand the tokens over
+				// even so; only refreshing through devicegate will fail.
+				s.Logger.ErrorContext(ctx, "could not bind the refresh token (passthrough); delivering the tokens anyway", "err", err)
+			}
 			return storedTokens(t, s.Now()), nil
 		}
 		s.Logger.WarnContext(ctx, "upstream token exchange failed (passthrough)", "err", err)
@@ -328,6 +342,20 @@ func (s *server) exchanger(up Upstream, secret string) deviceflow.Exchanger {
 		return nil, &deviceflow.ExchangeFailure{Retry: true, Answer: oauth.ErrAuthorizationPending.WithDescription(
 			provider + " could not be reached to complete the sign-in; it is tried again on the next poll")}
 	}
+}
+
+// bindTokens checks the scopes the provider granted against the client's
+// allowed list (an oauth.Error access_denied when they exceed it) and
+// records the refresh token's binding to this client and provider.
+// requested are the scopes the record asked for, the answer when the
+// provider names none.
+func (s *server) bindTokens(ctx context.Context, c *config.Client, up Upstream, t *upstream.Tokens, requested []string) error {
+	scopes, err := grantedScopes(c, t.Scope, requested)
+	if err != nil {
+		s.Logger.WarnContext(ctx, "provider granted scopes beyond the client's allowed list; tokens refused", "client_id", c.ID)
+		return oauth.ErrAccessDenied.WithDescription(up.DisplayName() + " granted more than this device may hold (" + err.Error() + "); nothing was delivered")
+	}
+	return s.Service.BindRefresh(context.WithoutCancel(ctx), t.RefreshToken, c.ID, up.Identity(), scopes)
 }
 
 // storedTokens converts the provider's tokens for the device flow, with
@@ -350,62 +378,133 @@ func storedTokens(t *upstream.Tokens, now time.Time) *deviceflow.Tokens {
 // proxy mode, so a device only ever talks to devicegate and never holds the
 // provider's client secret; the device's in passthrough mode. The
 // provider's refusal comes back as its RFC error.
+//
+// devicegate adds its own secret only for a refresh token it handed to
+// this very client (RFC 9700 §4.14): the token's binding, recorded before
+// delivery, must name the requesting client and its provider. Anything
+// else is invalid_grant and never reaches the provider. The rate limits
+// come first, per address and per client, before the binding is read.
 func (s *server) refresh(w http.ResponseWriter, r *http.Request, form url.Values, c *config.Client, cred credentials, up Upstream) error {
 	rt := form.Get("refresh_token")
 	if rt == "" {
 		return invalidRequest("refresh_token is required")
-	}
-	if len(rt) > 4096 {
-		return oauth.ErrInvalidGrant.WithDescription("the refresh_token is not valid")
 	}
 	if form.Get("scope") != "" {
 		// Narrowing on refresh is optional in RFC 6749 §6 and providers
 		// differ; devicegate passes none rather than half-support it.
 		return oauth.ErrInvalidScope.WithDescription("devicegate does not change scopes on refresh; omit scope")
 	}
+	if ok, retry := s.allow(r, "refresh", s.RateRefresh); !ok {
+		return s.tooManyRefreshes(w, retry, "this address")
+	}
+	if ok, retry := s.Limiter.Allow(r.Context(), "refresh-client", s.RateRefreshClient, c.ID); !ok {
+		return s.tooManyRefreshes(w, retry, "this client")
+	}
+	if len(rt) > 4096 {
+		return oauth.ErrInvalidGrant.WithDescription("the refresh_token is not valid")
+	}
+	grant, err := s.Service.CheckRefresh(r.Context(), rt, c.ID, up.Identity())
+	switch {
+	case errors.Is(err, deviceflow.ErrRefreshUnbound), errors.Is(err, deviceflow.ErrRefreshWrongClient):
+		// One answer for both, so a prober learns nothing about tokens
+		// issued to other clients.
+		return oauth.ErrInvalidGrant.WithDescription("this refresh_token was not issued to this client through devicegate, or has lapsed; sign in again with the device flow")
+	case err != nil:
+		return err
+	}
 	var t *upstream.Tokens
-	var err error
 	if c.Passthrough() {
 		t, err = up.RefreshWithSecret(r.Context(), cred.upstreamSecret, rt)
 	} else {
 		t, err = up.Refresh(r.Context(), rt)
 	}
 	if err != nil {
-		s.Logger.WarnContext(r.Context(), "upstream refresh failed", "err", err)
-		provider := up.DisplayName()
-		var xe *upstream.ExchangeError
-		if errors.As(err, &xe) {
-			switch xe.Kind {
-			case upstream.KindRejected:
-				code := xe.Code
-				if xe.ClientRejected() {
-					if c.Passthrough() {
-						// The device's secret was refused: its credentials, its error.
-						return s.withChallenge(w, invalidClient(cred.basic, provider+" refused the client credentials the device presented"))
-					}
-					// devicegate's own credentials were refused: the operator's
-					// mistake, not the device's. Saying invalid_grant would make
-					// the device throw away a refresh token that is still good.
-					s.Logger.ErrorContext(r.Context(), "the provider refused devicegate's client credentials; check the upstream client id and secret", "provider", provider)
-					w.Header().Set("Retry-After", "60")
-					return oauth.ErrTemporarilyUnavailable.WithDescription("devicegate's credentials at " + provider + " were refused; the refresh token is kept, try again later")
-				}
-				switch code {
-				case "invalid_grant", "invalid_scope", "unauthorized_client", "invalid_request":
-				default:
-					code = "invalid_grant"
-				}
-				return oauth.Error{Code: code, Status: http.StatusBadRequest, Description: provider + " refused the refresh"}
-			case upstream.KindMalformed:
-				return oauth.Error{Code: "temporarily_unavailable", Status: http.StatusBadGateway, Description: provider + " answered the refresh with an unusable response"}
-			}
-		}
-		w.Header().Set("Retry-After", "5")
-		return oauth.ErrTemporarilyUnavailable.WithDescription(provider + " could not be reached; try again shortly")
+		return s.refreshFailed(w, r, c, cred, up, grant, err)
+	}
+	scopes, err := grantedScopes(c, t.Scope, grant.Scopes)
+	if err != nil {
+		// The provider widened the grant beyond what this client may hold:
+		// the tokens are not handed over, and the binding is gone.
+		s.Logger.WarnContext(r.Context(), "provider granted scopes beyond the client's allowed list on refresh; refused", "client_id", c.ID)
+		_ = s.Service.Unbind(context.WithoutCancel(r.Context()), grant)
+		return oauth.ErrInvalidGrant.WithDescription(err.Error() + "; sign in again")
+	}
+	if err := s.Service.Refreshed(context.WithoutCancel(r.Context()), grant, t.RefreshToken, scopes); err != nil {
+		// The tokens are good and the provider may already have rotated
+		// the old refresh token out: hand them over. The device's next
+		// refresh is refused and it signs in again.
+		s.Logger.ErrorContext(r.Context(), "could not record the refreshed token's binding", "err", err)
 	}
 	now := s.Now()
 	oauth.WriteJSON(w, http.StatusOK, storedTokens(t, now).Response(now))
 	return nil
+}
+
+// tooManyRefreshes is the answer past a refresh rate limit: 429 with
+// Retry-After and slow_down, the code RFC 8628 gives for polling too fast
+// (RFC 6749 has none for the token endpoint; README says so).
+func (s *server) tooManyRefreshes(w http.ResponseWriter, retry time.Duration, who string) error {
+	retryAfter(w, retry)
+	return oauth.Error{Code: "slow_down", Status: http.StatusTooManyRequests,
+		Description: "too many refresh requests from " + who + "; retry after " + strconv.Itoa(int(retry.Seconds()+0.5)) + " seconds"}
+}
+
+// refreshFailed turns the provider's refusal of a refresh into the
+// device's answer.
+func (s *server) refreshFailed(w http.ResponseWriter, r *http.Request, c *config.Client, cred credentials, up Upstream, grant *deviceflow.RefreshGrant, err error) error {
+	s.Logger.WarnContext(r.Context(), "upstream refresh failed", "err", err)
+	provider := up.DisplayName()
+	var xe *upstream.ExchangeError
+	if errors.As(err, &xe) {
+		switch xe.Kind {
+		case upstream.KindRejected:
+			code := xe.Code
+			if xe.ClientRejected() {
+				if c.Passthrough() {
+					// The device's secret was refused: its credentials, its error.
+					return s.withChallenge(w, invalidClient(cred.basic, provider+" refused the client credentials the device presented"))
+				}
+				// devicegate's own credentials were refused: the operator's
+				// mistake, not the device's. Saying invalid_grant would make
+				// the device throw away a refresh token that is still good.
+				s.Logger.ErrorContext(r.Context(), "the provider refused devicegate's client credentials; check the upstream client id and secret", "provider", provider)
+				w.Header().Set("Retry-After", "60")
+				return oauth.ErrTemporarilyUnavailable.WithDescription("devicegate's credentials at " + provider + " were refused; the refresh token is kept, try again later")
+			}
+			switch code {
+			case "invalid_grant":
+				// The provider says the token is dead: forget its binding.
+				_ = s.Service.Unbind(context.WithoutCancel(r.Context()), grant)
+			case "invalid_scope", "unauthorized_client", "invalid_request":
+			default:
+				code = "invalid_grant"
+			}
+			return oauth.Error{Code: code, Status: http.StatusBadRequest, Description: provider + " refused the refresh"}
+		case upstream.KindMalformed:
+			return oauth.Error{Code: "temporarily_unavailable", Status: http.StatusBadGateway, Description: provider + " answered the refresh with an unusable response"}
+		}
+	}
+	w.Header().Set("Retry-After", "5")
+	return oauth.ErrTemporarilyUnavailable.WithDescription(provider + " could not be reached; try again shortly")
+}
+
+// grantedScopes are the scopes a token was granted: the provider's scope
+// answer, or when it gave none (RFC 6749 §5.1: then they are the ones
+// requested) fallback. Scopes beyond the client's allowed list are an
+// error: devicegate refuses tokens that hold more than the operator let
+// this client have, rather than hand them over or quietly misreport them.
+func grantedScopes(c *config.Client, answer string, fallback []string) ([]string, error) {
+	scopes := strings.Fields(answer)
+	if len(scopes) == 0 {
+		return slices.Clone(fallback), nil
+	}
+	for _, sc := range scopes {
+		if c.AllowsScope(sc) {
+			continue
+		}
+		return nil, errors.New("the provider granted scope " + safeName(sc) + ", which this client may not hold")
+	}
+	return scopes, nil
 }
 
 // metadataDoc is the RFC 8414 authorization server metadata.
@@ -444,6 +543,10 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) error {
 		oauth.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "store": "unreachable"})
 		return nil
 	}
-	oauth.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "store": "ok"})
+	// client is the address rate limits count this caller under, so a
+	// deployment check can see from outside whether X-Forwarded-For is
+	// read right: a spoofed prefix must not change it (SECURITY.md).
+	oauth.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "store": "ok",
+		"client": ratelimit.Key(ratelimit.ClientIP(r, s.ProxyHops))})
 	return nil
 }

@@ -53,8 +53,9 @@ func TestEachClientItsProvider(t *testing.T) {
 	}
 
 	// A refresh goes to the client's own provider, with its credentials.
-	ref := h.post("/api/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"bike"}, "refresh_token": {"RT-x"}})
-	if ref.StatusCode != http.StatusOK || ref.json(t)["access_token"] != "AT2-x" || h.bike.exchanges != 2 || h.provider.exchanges != 0 {
+	bikeRT := tok.json(t)["refresh_token"].(string)
+	ref := h.post("/api/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"bike"}, "refresh_token": {bikeRT}})
+	if ref.StatusCode != http.StatusOK || ref.json(t)["access_token"] != "AT2-"+bikeRT[3:] || h.bike.exchanges != 2 || h.provider.exchanges != 0 {
 		t.Fatalf("bike refresh: %d %s (bike %d, default %d)", ref.StatusCode, ref.body, h.bike.exchanges, h.provider.exchanges)
 	}
 }
@@ -130,17 +131,20 @@ func TestPassthroughFlow(t *testing.T) {
 	// Refresh with the device's secret; without it, or with a wrong one,
 	// invalid_client.
 	ref := func(sec string) *response {
-		f := url.Values{"grant_type": {"refresh_token"}, "client_id": {"kiosk"}, "refresh_token": {"RT-x"}}
+		f := url.Values{"grant_type": {"refresh_token"}, "client_id": {"kiosk"}, "refresh_token": {tok["refresh_token"].(string)}}
 		if sec != "" {
 			f.Set("client_secret", sec)
 		}
 		return h.post("/api/token", f)
 	}
-	if r := ref("up-secret"); r.StatusCode != http.StatusOK || r.json(t)["access_token"] != "AT2-x" {
+	if r := ref("up-secret"); r.StatusCode != http.StatusOK || r.json(t)["access_token"] != "AT2-"+tok["refresh_token"].(string)[3:] {
 		t.Errorf("passthrough refresh: %d %s", r.StatusCode, r.body)
 	}
 	wantOAuthError(t, ref(""), http.StatusUnauthorized, "invalid_client")
 	wantOAuthError(t, ref("wrong"), http.StatusUnauthorized, "invalid_client")
+	// The provider's secret the device presented, its codes and tokens
+	// never reach the log, whatever the outcome.
+	h.assertLogsClean("up-secret", "wrong", g.DeviceCode, g.UserCode, tok["access_token"].(string), tok["refresh_token"].(string))
 }
 
 // TestPassthroughProviderTrouble: a provider out of reach keeps the device
@@ -258,8 +262,9 @@ func TestLockoutAfterFailedConfirmations(t *testing.T) {
 // it throw away a refresh token that is still good.
 func TestRefreshWithRefusedProxyCredentials(t *testing.T) {
 	h := newHarness(t)
+	rt := h.signIn("tv")["refresh_token"].(string)
 	h.provider.setSecret("rotated")
-	res := h.post("/api/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"tv"}, "refresh_token": {"RT-x"}})
+	res := h.post("/api/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"tv"}, "refresh_token": {rt}})
 	m := wantOAuthError(t, res, http.StatusServiceUnavailable, "temporarily_unavailable")
 	if res.Header.Get("Retry-After") == "" || !strings.Contains(m["error_description"].(string), "refresh token is kept") {
 		t.Errorf("answer %v, Retry-After %q", m, res.Header.Get("Retry-After"))

@@ -39,7 +39,7 @@ func TestFullFlow(t *testing.T) {
 	h := newHarness(t)
 	g := h.authorize("tv", "streaming user-read-email")
 	if g.VerificationURI != h.srv.URL+"/device" ||
-		g.VerificationURIComplete != h.srv.URL+"/device?user_code="+url.QueryEscape(g.UserCode) ||
+		g.VerificationURIComplete != h.srv.URL+"/api/verify?user_code="+url.QueryEscape(g.UserCode) ||
 		g.ExpiresIn != 600 || g.Interval != 5 || len(g.UserCode) != 9 || g.UserCode[4] != '-' || len(g.DeviceCode) < 22 {
 		t.Fatalf("authorization answer %+v", g)
 	}
@@ -103,10 +103,20 @@ func TestFullFlow(t *testing.T) {
 	}
 	wantOAuthError(t, h.poll("tv", g.DeviceCode), http.StatusBadRequest, "invalid_grant")
 
-	// The callback replayed after success shows "already used".
-	res = h.browse(http.MethodGet, "/api/callback?"+url.Values{"code": {"the-code"}, "state": {q.Get("state")}}.Encode(), nil)
-	if res.StatusCode < 400 || res.StatusCode >= 500 {
+	// The callback replayed after success exchanges nothing: this browser
+	// is told its sign-in already finished, any other browser is refused.
+	exchanges := h.provider.exchangeCount()
+	replay := "/api/callback?" + url.Values{"code": {"the-code"}, "state": {q.Get("state")}}.Encode()
+	res = h.browse(http.MethodGet, replay, nil)
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(res.body), "already finished") {
 		t.Errorf("replayed callback: %d", res.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+replay, nil)
+	if res := h.do(req, nil); res.StatusCode != http.StatusBadRequest {
+		t.Errorf("replayed callback from another browser: %d", res.StatusCode)
+	}
+	if h.provider.exchangeCount() != exchanges {
+		t.Error("a replayed callback reached the provider")
 	}
 
 	// Debug logging saw the whole flow and kept every secret out.
@@ -245,23 +255,45 @@ func TestCallbackStateProblems(t *testing.T) {
 	if res.StatusCode != http.StatusBadRequest {
 		t.Errorf("callback without cookie: %d", res.StatusCode)
 	}
-	// This browser with a mismatched state: refused, and the cookie is spent.
+	// This browser with a forged state: refused before the store, and it
+	// does not spoil the real answer.
 	res = h.browse(http.MethodGet, "/api/callback?code=c1&state=forged", nil)
 	if res.StatusCode != http.StatusBadRequest {
 		t.Errorf("mismatched state: %d", res.StatusCode)
 	}
 	res = h.browse(http.MethodGet, "/api/callback?code=c1&state="+url.QueryEscape(state), nil)
-	if res.StatusCode != http.StatusBadRequest {
-		t.Errorf("callback after the cookie was cleared: %d", res.StatusCode)
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(res.body), "all set") {
+		t.Fatalf("the real callback after a forged one: %d %s", res.StatusCode, res.body)
 	}
-	// Allow again; the old state is dead, the new one works.
-	q2 := h.allow(g.UserCode)
+	// Back to the provider and through it again: the same browser is told
+	// its sign-in already finished, before and after the device collects.
+	for _, when := range []string{"before the device polls", "after"} {
+		h.provider.issue("c-again", q.Get("code_challenge"))
+		res = h.browse(http.MethodGet, "/api/callback?code=c-again&state="+url.QueryEscape(state), nil)
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(res.body), "already finished signing in") {
+			t.Errorf("callback again %s: %d %s", when, res.StatusCode, res.body)
+		}
+		if when == "after" {
+			break
+		}
+		if tok := h.poll("tv", g.DeviceCode); tok.StatusCode != http.StatusOK {
+			t.Errorf("poll: %d %s", tok.StatusCode, tok.body)
+		}
+	}
+
+	// Allow again replaces the state: the old one is dead, the new works.
+	g2 := h.authorize("tv", "")
+	old := h.allow(g2.UserCode)
+	q2 := h.allow(g2.UserCode)
 	h.provider.issue("c2", q2.Get("code_challenge"))
+	if res := h.browse(http.MethodGet, "/api/callback?code=c2&state="+url.QueryEscape(old.Get("state")), nil); res.StatusCode != http.StatusBadRequest {
+		t.Errorf("the replaced state: %d", res.StatusCode)
+	}
 	res = h.browse(http.MethodGet, "/api/callback?code=c2&state="+url.QueryEscape(q2.Get("state")), nil)
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("fresh callback: %d %s", res.StatusCode, res.body)
 	}
-	if tok := h.poll("tv", g.DeviceCode); tok.StatusCode != http.StatusOK {
+	if tok := h.poll("tv", g2.DeviceCode); tok.StatusCode != http.StatusOK {
 		t.Errorf("poll: %d %s", tok.StatusCode, tok.body)
 	}
 }

@@ -125,7 +125,14 @@ func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, `{"error":"invalid_grant","error_description":"refresh token revoked"}`)
 			return
 		}
-		io.WriteString(w, `{"access_token":"AT2-`+rt[3:]+`","token_type":"Bearer","expires_in":1800,"scope":"streaming"}`)
+		switch mode {
+		case "rotate":
+			io.WriteString(w, `{"access_token":"AT2-`+rt[3:]+`","token_type":"Bearer","expires_in":1800,"scope":"streaming","refresh_token":"RT-`+rt[3:]+`r"}`)
+		case "widen":
+			io.WriteString(w, `{"access_token":"AT2-`+rt[3:]+`","token_type":"Bearer","expires_in":1800,"scope":"streaming admin"}`)
+		default:
+			io.WriteString(w, `{"access_token":"AT2-`+rt[3:]+`","token_type":"Bearer","expires_in":1800,"scope":"streaming"}`)
+		}
 		return
 	}
 	code := r.PostForm.Get("code")
@@ -143,7 +150,11 @@ func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	io.WriteString(w, `{"access_token":"AT-`+code+`","token_type":"Bearer","expires_in":3600,"refresh_token":"RT-`+code+`","scope":"streaming"}`)
+	scope := "streaming"
+	if mode == "widen" {
+		scope = "streaming admin"
+	}
+	io.WriteString(w, `{"access_token":"AT-`+code+`","token_type":"Bearer","expires_in":3600,"refresh_token":"RT-`+code+`","scope":"`+scope+`"}`)
 }
 
 // harness is devicegate's API on a loopback server, with a settable clock,
@@ -157,6 +168,28 @@ type harness struct {
 	srv      *httptest.Server
 	browser  *http.Client // keeps cookies, does not follow redirects
 	logs     *bytes.Buffer
+	svc      *deviceflow.Service
+}
+
+// record reads the record of a live user code, behind the API's back.
+func (h *harness) record(userCode string) (*store.Record, error) {
+	p, err := h.svc.Lookup(context.Background(), userCode)
+	if err != nil {
+		return nil, err
+	}
+	return p.Record, nil
+}
+
+// exchangeCount is how many requests reached the provider's token endpoint.
+func (p *fakeProvider) exchangeCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exchanges
+}
+
+func newJar() http.CookieJar {
+	jar, _ := cookiejar.New(nil)
+	return jar
 }
 
 type harnessOpt func(*harnessConfig)
@@ -166,6 +199,8 @@ type harnessConfig struct {
 	clock         *storetest.Clock
 	rateAuthorize ratelimit.Rule
 	rateVerify    ratelimit.Rule
+	rateRefresh   ratelimit.Rule // per address
+	rateRefreshC  ratelimit.Rule // per client
 	trustedProxy  bool
 	// upstreamTimeout bounds each exchange; short by default so the hang
 	// tests are quick.
@@ -182,6 +217,10 @@ func withLimits(authorize, verify ratelimit.Rule, trustedProxy bool) harnessOpt 
 	}
 }
 
+func withRefreshLimits(perAddress, perClient ratelimit.Rule) harnessOpt {
+	return func(hc *harnessConfig) { hc.rateRefresh, hc.rateRefreshC = perAddress, perClient }
+}
+
 func withBackend(s store.Store, c *storetest.Clock) harnessOpt {
 	return func(hc *harnessConfig) { hc.backend, hc.clock = s, c }
 }
@@ -189,6 +228,8 @@ func withBackend(s store.Store, c *storetest.Clock) harnessOpt {
 var clients = []config.Client{
 	{ID: "tv", Name: "Living-room TV", Scopes: []string{"streaming", "user-read-email"}, DefaultScopes: []string{"streaming"}},
 	{ID: "console", Name: "Console", Secret: "s3cret"},
+	// radio is a second public client of the default provider.
+	{ID: "radio", Name: "Kitchen radio", Scopes: []string{"streaming"}, DefaultScopes: []string{"streaming"}},
 	// kiosk presents the default upstream's secret itself.
 	{ID: "kiosk", Name: "Shop kiosk", Mode: config.ModePassthrough},
 	// bike signs in with its own provider (see harness.bike).
@@ -255,7 +296,7 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	strava.TokenURL = h.bike.srv.URL + "/oauth/token"
 	bikeUp, err := upstream.New(upstream.Options{
 		Preset: strava, ClientID: "bike-up", ClientSecret: "bike-secret",
-		RedirectURL: h.srv.URL + "/api/callback", Timeout: hc.upstreamTimeout,
+		RedirectURL: h.srv.URL + "/api/callback/strava", Timeout: hc.upstreamTimeout,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -270,7 +311,8 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 		limiter = ratelimit.New(ctr, logger)
 	}
 	handler, err := httpapi.New(httpapi.Options{
-		Limiter: limiter, RateAuthorize: hc.rateAuthorize, RateVerify: hc.rateVerify, TrustedProxy: hc.trustedProxy,
+		Limiter: limiter, RateAuthorize: hc.rateAuthorize, RateVerify: hc.rateVerify, ProxyHops: hops(hc.trustedProxy),
+		RateRefresh: hc.rateRefresh, RateRefreshClient: hc.rateRefreshC,
 		Service: svc, Upstream: up, Upstreams: map[string]httpapi.Upstream{"bike": bikeUp},
 		Pages: renderer, Clients: findClient,
 		PublicURL: h.srv.URL, Frontend: frontend.Files,
@@ -281,9 +323,17 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 		t.Fatal(err)
 	}
 	h.srv.Config.Handler = handler
+	h.svc = svc
 	jar, _ := cookiejar.New(nil)
 	h.browser = &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return h
+}
+
+func hops(trusted bool) int {
+	if trusted {
+		return 1
+	}
+	return 0
 }
 
 type lockedReader struct {
@@ -437,12 +487,38 @@ func (h *harness) approve(userCode string) *response {
 	h.t.Helper()
 	q := h.allow(userCode)
 	code := "code-" + q.Get("state")[:8]
-	p := h.provider
+	p, path := h.provider, "/api/callback"
 	if q.Get("client_id") == h.bike.clientID {
-		p = h.bike
+		p, path = h.bike, "/api/callback/strava"
 	}
 	p.issue(code, q.Get("code_challenge"))
-	return h.browse(http.MethodGet, "/api/callback?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), nil)
+	return h.browse(http.MethodGet, path+"?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), nil)
+}
+
+// signIn runs a whole flow for clientID (a public or confidential client
+// of the default provider) and returns the tokens the device received.
+func (h *harness) signIn(clientID string) map[string]any {
+	h.t.Helper()
+	c, _ := findClient(clientID)
+	form := url.Values{"client_id": {clientID}}
+	if c.Secret != "" {
+		form.Set("client_secret", c.Secret)
+	}
+	res := h.post("/api/authorize", form)
+	var g grant
+	if err := json.Unmarshal(res.body, &g); err != nil || res.StatusCode != http.StatusOK {
+		h.t.Fatalf("authorize: %d %s", res.StatusCode, res.body)
+	}
+	if res := h.approve(g.UserCode); res.StatusCode != http.StatusOK {
+		h.t.Fatalf("callback: %d %s", res.StatusCode, res.body)
+	}
+	form.Set("grant_type", httpapi.GrantTypeDeviceCode)
+	form.Set("device_code", g.DeviceCode)
+	res = h.post("/api/token", form)
+	if res.StatusCode != http.StatusOK {
+		h.t.Fatalf("poll: %d %s", res.StatusCode, res.body)
+	}
+	return res.json(h.t)
 }
 
 // storeBackends opens each store backend for a harness: memory, bolt (a
@@ -462,20 +538,27 @@ func storeBackends() map[string]func(t *testing.T) harnessOpt {
 			return withBackend(b, c)
 		},
 		"cosmos": func(t *testing.T) harnessOpt {
-			cs := os.Getenv("DEVICEGATE_TEST_COSMOS")
-			if cs == "" {
-				if os.Getenv("CI") != "" {
-					t.Fatal("DEVICEGATE_TEST_COSMOS is unset under CI")
-				}
-				t.Skip("DEVICEGATE_TEST_COSMOS unset")
-			}
 			c := storetest.NewClock()
-			cs2, err := cosmos.New(context.Background(), cosmos.Options{ConnectionString: cs, Database: "devicegate-test",
-				Container: fmt.Sprintf("httpapi-%d", time.Now().UnixNano()), CreateIfMissing: true, Now: c.Now})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return withBackend(cs2, c)
+			return withBackend(openCosmos(t, c), c)
 		},
 	}
+}
+
+// openCosmos opens a fresh container on the server DEVICEGATE_TEST_COSMOS
+// names; the test is skipped without one, except under CI.
+func openCosmos(t *testing.T, c *storetest.Clock) *cosmos.Store {
+	t.Helper()
+	cs := os.Getenv("DEVICEGATE_TEST_COSMOS")
+	if cs == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("DEVICEGATE_TEST_COSMOS is unset under CI")
+		}
+		t.Skip("DEVICEGATE_TEST_COSMOS unset")
+	}
+	st, err := cosmos.New(context.Background(), cosmos.Options{ConnectionString: cs, Database: "devicegate-test",
+		Container: fmt.Sprintf("httpapi-%d", time.Now().UnixNano()), CreateIfMissing: true, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

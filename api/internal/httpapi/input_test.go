@@ -144,7 +144,9 @@ func TestVerifyInputs(t *testing.T) {
 		if res := h.do(req, h.browser); res.StatusCode != http.StatusOK {
 			t.Errorf("deny with Origin: null and a good token: %d", res.StatusCode)
 		}
-		req, _ = http.NewRequest("POST", h.srv.URL+"/api/verify", strings.NewReader(url.Values{"user_code": {g2.UserCode}, "csrf": {csrf}, "action": {"deny"}}.Encode()))
+		g3 := h.authorize("tv", "")
+		csrf = h.confirm(g3.UserCode)
+		req, _ = http.NewRequest("POST", h.srv.URL+"/api/verify", strings.NewReader(url.Values{"user_code": {g3.UserCode}, "csrf": {csrf}, "action": {"deny"}}.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Sec-Fetch-Site", "cross-site")
 		if res := h.do(req, h.browser); res.StatusCode != http.StatusForbidden {
@@ -179,6 +181,14 @@ func TestSecurityHeaders(t *testing.T) {
 		}
 		if hd.Get("X-Content-Type-Options") != "nosniff" || hd.Get("Referrer-Policy") != "no-referrer" {
 			t.Errorf("%s: headers %v", path, hd)
+		}
+	}
+	// Pages made for one person — a confirmation, a result — are never
+	// stored by a cache, old HTTP/1.0 ones included.
+	for _, path := range []string{"/api/verify?user_code=" + g.UserCode, "/api/verify?user_code=BBBB-BBBB", "/api/callback?state=x"} {
+		hd := h.browse(http.MethodGet, path, nil).Header
+		if hd.Get("Cache-Control") != "no-store" || hd.Get("Pragma") != "no-cache" {
+			t.Errorf("%s: Cache-Control %q, Pragma %q", path, hd.Get("Cache-Control"), hd.Get("Pragma"))
 		}
 	}
 	res := h.browse(http.MethodGet, "/api/verify?user_code="+g.UserCode, nil)

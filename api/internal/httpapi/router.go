@@ -42,6 +42,13 @@ type Upstream interface {
 	// device presented, for that one request.
 	ExchangeWithSecret(ctx context.Context, secret, code, verifier string) (*upstream.Tokens, error)
 	RefreshWithSecret(ctx context.Context, secret, refreshToken string) (*upstream.Tokens, error)
+	// Identity names devicegate's app at the provider, for refresh-token
+	// bindings.
+	Identity() string
+	// RedirectURL is this provider's own callback URL.
+	RedirectURL() string
+	// CheckIssuer applies RFC 9207 to an authorization response's iss.
+	CheckIssuer(iss string) bool
 }
 
 // Options wires the handlers. All fields but Frontend, Limiter and the
@@ -69,9 +76,16 @@ type Options struct {
 	// Limiter applies the rate limits below; nil applies none.
 	Limiter       *ratelimit.Limiter
 	RateAuthorize ratelimit.Rule // device authorizations per client IP
-	RateVerify    ratelimit.Rule // code entries per client IP
-	// TrustedProxy says X-Forwarded-For comes from a trusted front.
-	TrustedProxy bool
+	// RateVerify limits every request of the person's side that names a
+	// user code (showing it, Allow, Deny), per client IP.
+	RateVerify ratelimit.Rule
+	// RateRefresh and RateRefreshClient limit refresh_token grants per
+	// client IP and per device client.
+	RateRefresh       ratelimit.Rule
+	RateRefreshClient ratelimit.Rule
+	// ProxyHops is how many trusted proxies in front append to
+	// X-Forwarded-For (see ratelimit.ClientIP); 0 ignores the header.
+	ProxyHops int
 }
 
 // Route is one API endpoint. The Azure packaging checks its function.json
@@ -80,17 +94,22 @@ type Route struct {
 	Name    string // the Azure function's name
 	Path    string
 	Methods []string
+	// Tail names an optional last path segment the route also takes
+	// (Path + "/{Tail}"); its function.json route ends in "/{Tail?}".
+	Tail string
 }
 
 // Routes lists the API endpoints.
 func Routes() []Route {
 	return []Route{
-		{"authorize", "/api/authorize", []string{http.MethodPost}},
-		{"token", "/api/token", []string{http.MethodPost}},
-		{"verify", "/api/verify", []string{http.MethodGet, http.MethodPost}},
-		{"callback", "/api/callback", []string{http.MethodGet}},
-		{"metadata", "/api/metadata", []string{http.MethodGet}},
-		{"health", "/api/health", []string{http.MethodGet}},
+		{"authorize", "/api/authorize", []string{http.MethodPost}, ""},
+		{"token", "/api/token", []string{http.MethodPost}, ""},
+		{"verify", "/api/verify", []string{http.MethodGet, http.MethodPost}, ""},
+		// Each provider of a deployment has its own callback,
+		// /api/callback/{provider}; one provider alone keeps /api/callback.
+		{"callback", "/api/callback", []string{http.MethodGet}, "provider"},
+		{"metadata", "/api/metadata", []string{http.MethodGet}, ""},
+		{"health", "/api/health", []string{http.MethodGet}, ""},
 	}
 }
 
@@ -129,8 +148,14 @@ func New(o Options) (http.Handler, error) {
 		"health":    s.api(s.health),
 	}
 	for _, rt := range Routes() {
-		r.Handle(rt.Path, handlers[rt.Name]).Methods(rt.Methods...).Name(rt.Name)
-		r.Handle(rt.Path, methodNotAllowed(rt.Methods))
+		paths := []string{rt.Path}
+		if rt.Tail != "" {
+			paths = append(paths, rt.Path+"/{"+rt.Tail+"}")
+		}
+		for _, p := range paths {
+			r.Handle(p, handlers[rt.Name]).Methods(rt.Methods...)
+			r.Handle(p, methodNotAllowed(rt.Methods))
+		}
 	}
 	r.Handle("/.well-known/oauth-authorization-server", s.api(s.metadata)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/.well-known/oauth-authorization-server", methodNotAllowed([]string{http.MethodGet, http.MethodHead}))
@@ -204,7 +229,7 @@ func (s *server) headers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		csp := s.pageCSP
-		if strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/api/verify" && r.URL.Path != "/api/callback" {
+		if strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/api/verify" && !isCallback(r.URL.Path) {
 			csp = apiCSP
 		}
 		h.Set("Content-Security-Policy", csp)
@@ -220,10 +245,17 @@ func (s *server) headers(next http.Handler) http.Handler {
 	})
 }
 
-// allow applies a rate limit to the request's client.
+// allow applies a rate limit to the request's client address.
 func (s *server) allow(r *http.Request, name string, rule ratelimit.Rule) (bool, time.Duration) {
-	key := ratelimit.Key(ratelimit.ClientIP(r, s.TrustedProxy))
+	key := ratelimit.Key(ratelimit.ClientIP(r, s.ProxyHops))
 	return s.Limiter.Allow(r.Context(), name, rule, key)
+}
+
+// isCallback reports whether path is /api/callback or one provider's
+// /api/callback/{provider}.
+func isCallback(path string) bool {
+	rest, ok := strings.CutPrefix(path, "/api/callback")
+	return ok && (rest == "" || strings.HasPrefix(rest, "/") && !strings.Contains(rest[1:], "/"))
 }
 
 // retryAfter writes the Retry-After header in whole seconds, rounded up.

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
+	"github.com/devicegate/devicegate/api/internal/oauth"
 	"github.com/devicegate/devicegate/api/internal/pages"
 	"github.com/devicegate/devicegate/api/internal/upstream"
 )
@@ -74,42 +76,61 @@ func (s *server) randomToken() (string, error) {
 // verify handles the person's side: GET shows the confirmation for a code
 // in the query (or sends them to the entry page), POST with no action shows
 // it for a typed code, and POST with action=allow or action=deny decides.
+//
+// Every request here that names a code — showing its confirmation,
+// allowing, denying, or a decision that fails its form check — counts
+// against the one per-address budget (RateVerify) before the store is
+// read, hits and misses alike. That is what bounds how many codes one
+// address can try (RFC 8628 §5.1); SECURITY.md derives the bound.
 func (s *server) verify(w http.ResponseWriter, r *http.Request) error {
+	var code, action, csrf string
 	if r.Method == http.MethodGet {
-		code := r.URL.Query().Get("user_code")
-		if code == "" {
+		if code = r.URL.Query().Get("user_code"); code == "" {
 			http.Redirect(w, r, "/device", http.StatusSeeOther)
 			return nil
 		}
-		return s.confirm(w, r, code)
+	} else {
+		form, err := parseForm(w, r)
+		if err != nil {
+			return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: "The form could not be read. Please enter the code again."}
+		}
+		code, action, csrf = form.Get("user_code"), form.Get("action"), form.Get("csrf")
+		switch action {
+		case "", "allow", "deny":
+		default:
+			return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: "Unknown choice. Please enter the code again."}
+		}
 	}
-	form, err := parseForm(w, r)
+	if ok, retry := s.allow(r, "verify", s.RateVerify); !ok {
+		return pageError{status: http.StatusTooManyRequests, kind: pages.ResultTooMany, retry: retry}
+	}
+	p, err := s.Service.Lookup(r.Context(), code)
 	if err != nil {
-		return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: "The form could not be read. Please enter the code again."}
+		return s.codeProblem(w, code, err)
 	}
-	code := form.Get("user_code")
-	switch form.Get("action") {
-	case "":
-		return s.confirm(w, r, code)
-	case "allow", "deny":
-	default:
-		return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: "Unknown choice. Please enter the code again."}
+	if action == "" {
+		return s.confirm(w, r, p)
 	}
-	if err := s.checkCSRF(r, form.Get("csrf")); err != nil {
+	if err := s.checkDecision(r, p.Record.ID, csrf); err != nil {
 		// A decision that did not come from the page we showed this
-		// browser counts against the code; enough of them lock it.
-		if locked, _ := s.Service.RecordFailure(r.Context(), code); locked {
+		// browser for this code counts against the code; enough of them
+		// lock it. The refusal stands even if counting fails.
+		locked, ferr := s.Service.RecordFailure(r.Context(), p)
+		switch {
+		case locked:
 			return errLocked
+		case ferr != nil && !isCodeProblem(ferr):
+			s.Logger.ErrorContext(r.Context(), "could not count a failed confirmation against its code", "err", ferr)
 		}
 		return err
 	}
-	if form.Get("action") == "deny" {
-		if err := s.Service.Deny(r.Context(), code); err != nil {
+	if action == "deny" {
+		if err := s.Service.Deny(r.Context(), p); err != nil {
 			return s.codeProblem(w, code, err)
 		}
 		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultDenied})
 	}
-	b, err := s.Service.BeginAuthorization(r.Context(), code)
+	b, err := s.Service.BeginAuthorization(r.Context(), p)
 	if err != nil {
 		return s.codeProblem(w, code, err)
 	}
@@ -125,18 +146,11 @@ func (s *server) verify(w http.ResponseWriter, r *http.Request) error {
 
 // confirm shows the confirmation screen (RFC 8628 §5.4: the person must see
 // what they approve, and be warned against codes sent by someone else).
-func (s *server) confirm(w http.ResponseWriter, r *http.Request, code string) error {
-	// Every code entry counts, right or wrong: that bounds how many codes
-	// one address can try (RFC 8628 §5.1), and a person needs only a few.
-	if ok, retry := s.allow(r, "verify", s.RateVerify); !ok {
-		return pageError{status: http.StatusTooManyRequests, kind: pages.ResultTooMany, retry: retry}
-	}
-	p, err := s.Service.Lookup(r.Context(), code)
-	if err != nil {
-		return s.codeProblem(w, code, err)
-	}
+// Its form token is bound to this browser and this one record.
+func (s *server) confirm(w http.ResponseWriter, r *http.Request, p *deviceflow.Pending) error {
 	token := s.cookie(r, csrfCookie)
 	if !wellFormedToken(token) {
+		var err error
 		if token, err = s.randomToken(); err != nil {
 			return err
 		}
@@ -155,9 +169,20 @@ func (s *server) confirm(w http.ResponseWriter, r *http.Request, code string) er
 		Scopes:       p.Record.Scopes,
 		ScopeText:    c.ScopeDescriptions,
 		UserCode:     deviceflow.FormatUserCode(p.UserCode),
-		CSRFToken:    token,
+		CSRFToken:    s.Service.DecisionToken(token, p.Record.ID),
 		ExpiresIn:    p.Record.ExpiresAt.Sub(s.Now()),
 	})
+}
+
+// isCodeProblem tells a code that is gone, used or locked — which the
+// person is told about anyway — from a fault of the store.
+func isCodeProblem(err error) bool {
+	for _, e := range []error{deviceflow.ErrUnknownCode, deviceflow.ErrCodeExpired, deviceflow.ErrCodeUsed, deviceflow.ErrCodeDenied, deviceflow.ErrCodeLocked} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // errClientGone is the page for a code whose device client was removed
@@ -170,10 +195,12 @@ func wellFormedToken(t string) bool {
 	return err == nil && len(b) == 32
 }
 
-// checkCSRF guards the Allow/Deny form: the token must equal this browser's
-// cookie (which another site can neither read nor set), and a browser that
-// names the Origin must name ours.
-func (s *server) checkCSRF(r *http.Request, token string) error {
+// checkDecision guards the Allow/Deny form: the token must be the one the
+// confirmation page for this very record showed this browser — derived
+// from the browser's cookie, which another site can neither read nor set,
+// and from the record, so a token from one code's page is refused for any
+// other code — and a browser that names the Origin must name ours.
+func (s *server) checkDecision(r *http.Request, recordID, token string) error {
 	expired := pageError{status: http.StatusForbidden, kind: pages.ResultError,
 		msg: "This page was open too long or was not sent from devicegate. Please enter the code again."}
 	// "null" is what browsers send as the Origin of a form posted from a
@@ -186,7 +213,7 @@ func (s *server) checkCSRF(r *http.Request, token string) error {
 		return expired
 	}
 	cookie := s.cookie(r, csrfCookie)
-	if !wellFormedToken(cookie) || subtle.ConstantTimeCompare([]byte(cookie), []byte(token)) != 1 {
+	if !wellFormedToken(cookie) || !s.Service.CheckDecisionToken(cookie, recordID, token) {
 		return expired
 	}
 	return nil
@@ -230,8 +257,11 @@ var errLocked = pageError{status: http.StatusForbidden, kind: pages.ResultDenied
 // stored on the record; then the code is exchanged, with the PKCE verifier.
 func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
+	// The state cookie is left in place (it expires with the code): when
+	// the person goes Back to the provider and through it again, the
+	// callback can tell them their sign-in already finished, instead of
+	// failing to match it to this browser.
 	cookie := s.cookie(r, stateCookie)
-	s.clearCookie(w, stateCookie)
 	recordID, cookieState, ok := strings.Cut(cookie, ".")
 	if !ok || recordID == "" || cookieState == "" {
 		return pageError{status: http.StatusBadRequest, kind: pages.ResultError,
@@ -243,6 +273,11 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 			msg: "This sign-in does not belong to the code entered in this browser. Enter the code again to start over."}
 	}
 	claim, err := s.Service.ClaimCallback(r.Context(), recordID, state)
+	if errors.Is(err, deviceflow.ErrCodeUsed) {
+		// This browser's own sign-in, already finished: say so.
+		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultSuccess,
+			Message: "You already finished signing in with this code, so there is nothing more to do here. Your device gets its access (or already has); you can close this page."})
+	}
 	if errors.Is(err, deviceflow.ErrStateMismatch) {
 		if locked, _ := s.Service.RecordCallbackFailure(r.Context(), recordID); locked {
 			return errLocked
@@ -260,6 +295,17 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 		return errClientGone
 	}
 	provider := up.DisplayName()
+	// Mix-up defence (RFC 9700 §4.4): the answer must arrive at this
+	// provider's own callback and, where the provider names itself
+	// (RFC 9207 iss), name this provider.
+	if !sameCallback(r.URL.Path, up.RedirectURL()) || !up.CheckIssuer(q.Get("iss")) {
+		s.Logger.WarnContext(r.Context(), "authorization response from another provider than the record's; refused", "path", r.URL.Path)
+		if err := s.Service.Fail(r.Context(), claim, "the sign-in came back from another provider than "+provider); err != nil {
+			return s.callbackProblem(err)
+		}
+		return pageError{status: http.StatusBadRequest, kind: pages.ResultError,
+			msg: "This sign-in came back from a different provider than the one it was sent to, so nothing was shared. Start again on your device."}
+	}
 	if e := q.Get("error"); e != "" {
 		reason := provider + " refused the authorization (" + oauthCode(e) + ")"
 		kind, msg := pages.ResultError, provider+" did not grant access, so nothing was shared. Start again on your device."
@@ -299,6 +345,19 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 		return pageError{status: http.StatusBadGateway, kind: pages.ResultError,
 			msg: "devicegate could not finish signing you in with " + provider + ". Your device has been told; start again there."}
 	}
+	if err := s.bindTokens(r.Context(), c, up, tokens, claim.Record.Scopes); err != nil {
+		var oe oauth.Error
+		reason, msg := "devicegate could not record the sign-in; start again", "devicegate could not finish signing you in just now. Your device has been told; start again there."
+		if errors.As(err, &oe) {
+			reason, msg = oe.Description, provider+" granted more access than this device may have, so nothing was shared. Start again on your device."
+		} else {
+			s.Logger.ErrorContext(r.Context(), "binding the refresh token failed", "err", err)
+		}
+		if ferr := s.Service.Fail(context.WithoutCancel(r.Context()), claim, reason); ferr != nil {
+			return s.callbackProblem(ferr)
+		}
+		return pageError{status: http.StatusBadGateway, kind: pages.ResultError, msg: msg}
+	}
 	err = s.Service.Complete(context.WithoutCancel(r.Context()), claim, storedTokens(tokens, s.Now()))
 	if err != nil {
 		return s.callbackProblem(err)
@@ -337,6 +396,17 @@ func oauthCode(e string) string {
 		}
 	}
 	return e
+}
+
+// sameCallback reports whether a request to path arrived at the callback
+// redirectURL names.
+func sameCallback(path, redirectURL string) bool {
+	u, err := url.Parse(redirectURL)
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndex(u.Path, "/api/callback")
+	return i >= 0 && u.Path[i:] == path
 }
 
 func (s *server) callbackProblem(err error) error {

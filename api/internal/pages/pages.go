@@ -190,6 +190,7 @@ func write(w http.ResponseWriter, status int, t *template.Template, data any) er
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
 	if err != nil {
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte(fallback))

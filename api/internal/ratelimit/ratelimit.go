@@ -13,9 +13,11 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/devicegate/devicegate/api/internal/store"
+	"github.com/devicegate/devicegate/api/internal/store/memory"
 )
 
 // Rule is a limit: at most Limit events per Window.
@@ -57,25 +59,37 @@ func (r Rule) String() string {
 type Limiter struct {
 	counter store.Counter
 	log     *slog.Logger
+	// local counts in this process alone, for when the shared counter
+	// fails: a limit that switched off whenever the store is overloaded
+	// would be off exactly when an attack overloads it.
+	local *memory.Store
+	// warned is when the last fallback warning was logged (Unix seconds),
+	// so an outage is one log line a minute, not one a request.
+	warned atomic.Int64
 }
 
 // New returns a Limiter counting in c.
 func New(c store.Counter, log *slog.Logger) *Limiter {
-	return &Limiter{counter: c, log: log}
+	return &Limiter{counter: c, log: log, local: memory.New(nil)}
 }
 
 // Allow counts one event for key under rule and reports whether it is
 // within the limit; if not, retryAfter says when the window ends. When the
-// counter fails, Allow lets the event through and logs: the store failing
-// is already an outage, and failing closed would only widen it.
+// shared counter fails, Allow counts in this process instead and logs it:
+// the limit then holds per instance rather than across all of them, which
+// is weaker but never off.
 func (l *Limiter) Allow(ctx context.Context, name string, rule Rule, key string) (ok bool, retryAfter time.Duration) {
 	if l == nil || rule.Off() {
 		return true, 0
 	}
 	n, reset, err := l.counter.Incr(ctx, name+"|"+key, rule.Window)
 	if err != nil {
-		l.log.WarnContext(ctx, "rate limit counter failed; allowing", "rule", name, "err", err)
-		return true, 0
+		if now := time.Now().Unix(); now-l.warned.Load() >= 60 {
+			l.warned.Store(now)
+			l.log.WarnContext(ctx, "rate limit counter failed; counting in this instance only", "rule", name, "err", err)
+		}
+		// memory.Store's Incr cannot fail.
+		n, reset, _ = l.local.Incr(ctx, name+"|"+key, rule.Window)
 	}
 	if n <= rule.Limit {
 		return true, 0
@@ -91,16 +105,31 @@ func (l *Limiter) Allow(ctx context.Context, name string, rule Rule, key string)
 	return false, retry
 }
 
-// ClientIP returns the address of the client that sent r. Behind a
-// trusted front (Azure Static Web Apps) it is the first X-Forwarded-For
-// entry, which that front sets as "ip:port"; anywhere else the header is
-// ignored, because any client can send it. A header that does not parse
-// falls back to the connection's address.
-func ClientIP(r *http.Request, trustedProxy bool) netip.Addr {
-	if trustedProxy {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			if ip, ok := ParseHost(first); ok {
+// ClientIP returns the address of the client that sent r.
+//
+// hops is how many trusted proxies in front of devicegate append to
+// X-Forwarded-For; 0 means none, and the header is ignored because any
+// client can send it. A proxy appends the address it received the request
+// from, so of the list only the last hops entries were written by trusted
+// proxies: the client's address is the hops-th entry from the right, and
+// anything to the left of it is whatever the client sent. Reading the
+// left-most entry instead, as many do, lets a client choose its address,
+// and so a fresh rate-limit allowance, with every request.
+//
+// Azure Static Web Apps writes entries as "ip:port"; see SECURITY.md for
+// what is known of the header there and how the deployment check verifies
+// it. A list shorter than hops means no client entry was sent, and its
+// first entry is the client; an entry that does not parse falls back to
+// the connection's address.
+func ClientIP(r *http.Request, hops int) netip.Addr {
+	if hops > 0 {
+		var entries []string
+		for _, h := range r.Header.Values("X-Forwarded-For") {
+			entries = append(entries, strings.Split(h, ",")...)
+		}
+		if len(entries) > 0 {
+			i := max(0, len(entries)-hops)
+			if ip, ok := ParseHost(entries[i]); ok {
 				return ip
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,40 +74,59 @@ func (brokenCounter) Incr(context.Context, string, time.Duration) (int, time.Tim
 
 var _ store.Counter = brokenCounter{}
 
-func TestCounterFailureFailsOpen(t *testing.T) {
-	l := New(brokenCounter{}, quiet)
-	if ok, _ := l.Allow(context.Background(), "verify", Rule{Limit: 1, Window: time.Minute}, "k"); !ok {
-		t.Error("a failing counter refused the request")
+// TestCounterFailureFallsBackToLocal: a shared counter that fails (a
+// Cosmos DB 429 under load) does not switch the limit off: the limiter
+// counts in this process instead, and says so in the log once.
+func TestCounterFailureFallsBackToLocal(t *testing.T) {
+	var logs strings.Builder
+	l := New(brokenCounter{}, slog.New(slog.NewTextHandler(&logs, nil)))
+	rule := Rule{Limit: 2, Window: time.Minute}
+	ctx := context.Background()
+	for i := range 2 {
+		if ok, _ := l.Allow(ctx, "verify", rule, "k"); !ok {
+			t.Fatalf("event %d refused within the limit", i+1)
+		}
+	}
+	if ok, retry := l.Allow(ctx, "verify", rule, "k"); ok || retry <= 0 {
+		t.Errorf("over the limit with a failing counter: ok=%v retry=%v", ok, retry)
+	}
+	if n := strings.Count(logs.String(), "counting in this instance only"); n != 1 {
+		t.Errorf("the fallback was logged %d times, want once:\n%s", n, logs.String())
 	}
 }
 
 func TestClientIP(t *testing.T) {
 	tests := []struct {
-		name, remote, xff string
-		trusted           bool
-		want              string
+		name, remote string
+		xff          []string // header lines
+		hops         int
+		want         string
 	}{
-		{"direct", "192.0.2.1:5555", "", false, "192.0.2.1"},
-		{"xff ignored when untrusted", "192.0.2.1:5555", "203.0.113.9", false, "192.0.2.1"},
-		{"xff ip:port", "10.0.0.1:1", "203.0.113.9:41234", true, "203.0.113.9"},
-		{"xff list", "10.0.0.1:1", "203.0.113.9:1, 10.1.1.1", true, "203.0.113.9"},
-		{"xff ipv6 bracketed", "10.0.0.1:1", "[2001:db8::7]:443", true, "2001:db8::7"},
-		{"xff ipv6 bare", "10.0.0.1:1", "2001:db8::7", true, "2001:db8::7"},
-		{"xff mapped", "10.0.0.1:1", "::ffff:203.0.113.9", true, "203.0.113.9"},
-		{"xff garbage", "10.0.0.1:1", "<script>", true, "10.0.0.1"},
-		{"xff empty entry", "10.0.0.1:1", " , 203.0.113.9", true, "10.0.0.1"},
-		{"xff zone", "10.0.0.1:1", "fe80::1%eth0", true, "fe80::1"},
-		{"remote ipv6", "[2001:db8::1]:80", "", false, "2001:db8::1"},
-		{"remote garbage", "pipe", "", false, "invalid IP"},
+		{"direct", "192.0.2.1:5555", nil, 0, "192.0.2.1"},
+		{"xff ignored when untrusted", "192.0.2.1:5555", []string{"203.0.113.9"}, 0, "192.0.2.1"},
+		{"xff ip:port", "10.0.0.1:1", []string{"203.0.113.9:41234"}, 1, "203.0.113.9"},
+		{"the proxy's entry is the last", "10.0.0.1:1", []string{"203.0.113.9:1, 198.51.100.4:2"}, 1, "198.51.100.4"},
+		{"spoofed prefix ignored", "10.0.0.1:1", []string{"1.2.3.4, 5.6.7.8, 198.51.100.4:443"}, 1, "198.51.100.4"},
+		{"spoofed header line ignored", "10.0.0.1:1", []string{"1.2.3.4", "198.51.100.4:443"}, 1, "198.51.100.4"},
+		{"two trusted hops", "10.0.0.1:1", []string{"1.2.3.4, 198.51.100.4:443, 10.9.9.9"}, 2, "198.51.100.4"},
+		{"shorter than the hops", "10.0.0.1:1", []string{"198.51.100.4:443"}, 2, "198.51.100.4"},
+		{"xff ipv6 bracketed", "10.0.0.1:1", []string{"[2001:db8::7]:443"}, 1, "2001:db8::7"},
+		{"xff ipv6 bare", "10.0.0.1:1", []string{"2001:db8::7"}, 1, "2001:db8::7"},
+		{"xff mapped", "10.0.0.1:1", []string{"::ffff:203.0.113.9"}, 1, "203.0.113.9"},
+		{"xff garbage", "10.0.0.1:1", []string{"<script>"}, 1, "10.0.0.1"},
+		{"xff empty last entry", "10.0.0.1:1", []string{"203.0.113.9, "}, 1, "10.0.0.1"},
+		{"xff zone", "10.0.0.1:1", []string{"fe80::1%eth0"}, 1, "fe80::1"},
+		{"remote ipv6", "[2001:db8::1]:80", nil, 0, "2001:db8::1"},
+		{"remote garbage", "pipe", nil, 0, "invalid IP"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/", nil)
 			r.RemoteAddr = tc.remote
-			if tc.xff != "" {
-				r.Header.Set("X-Forwarded-For", tc.xff)
+			for _, v := range tc.xff {
+				r.Header.Add("X-Forwarded-For", v)
 			}
-			if got := ClientIP(r, tc.trusted).String(); got != tc.want {
+			if got := ClientIP(r, tc.hops).String(); got != tc.want {
 				t.Errorf("got %s, want %s", got, tc.want)
 			}
 		})

@@ -155,6 +155,53 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the backend's resources.
 	Close() error
+
+	Bindings
+}
+
+// Binding ties a refresh token devicegate handed out to the device client,
+// the upstream and the scopes it was issued for, so that only that client
+// can refresh it through devicegate (with devicegate's credentials added).
+// It is keyed by a keyed hash of the refresh token, like records are by
+// their codes: a store leak hands out no usable token.
+type Binding struct {
+	// ID is the keyed hash of the refresh token.
+	ID       string `json:"id"`
+	ClientID string `json:"client_id"`
+	// Upstream names the provider the token is for (see deviceflow).
+	Upstream string   `json:"upstream"`
+	Scopes   []string `json:"scopes,omitempty"`
+	// ExpiresAt ends the binding: past it the refresh token is refused and
+	// the device must sign in again. A refresh renews it.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Expired reports whether the binding is past its lifetime at now.
+func (b *Binding) Expired(now time.Time) bool { return !now.Before(b.ExpiresAt) }
+
+// Clone returns a deep copy.
+func (b *Binding) Clone() *Binding {
+	c := *b
+	c.Scopes = slices.Clone(b.Scopes)
+	return &c
+}
+
+// Bindings keeps refresh-token bindings. Reads of an expired binding answer
+// ErrNotFound whatever the backend's cleanup has done; backends drop
+// expired ones on their own (Cosmos by per-item TTL, bolt and memory by
+// their sweep).
+type Bindings interface {
+	// PutBinding creates or replaces the binding with b's ID.
+	PutBinding(ctx context.Context, b *Binding) error
+	// GetBinding returns the live binding with the given ID.
+	GetBinding(ctx context.Context, id string) (*Binding, error)
+	// MoveBinding puts b and deletes the binding oldID, for a provider that
+	// rotated the refresh token. There is never a moment when neither
+	// exists: bolt and memory do both in one transaction; Cosmos DB, whose
+	// items are each their own partition, writes b before it deletes oldID.
+	MoveBinding(ctx context.Context, oldID string, b *Binding) error
+	// DeleteBinding removes a binding; a missing one is not an error.
+	DeleteBinding(ctx context.Context, id string) error
 }
 
 // Clock is the time source backends use for expiry checks; tests inject one.

@@ -20,6 +20,9 @@ type discovery struct {
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	// IssParameterSupported is RFC 9207's promise that every authorization
+	// response carries iss.
+	IssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
 }
 
 // Discover builds a preset for any OpenID provider from its issuer's
@@ -64,6 +67,8 @@ func Discover(ctx context.Context, issuer string, hc *http.Client) (Preset, erro
 		PKCE:          slices.Contains(d.CodeChallengeMethodsSupported, "S256"),
 		AuthStyle:     style,
 		RedirectRules: "Register <public URL>/api/callback as a redirect URI of a confidential web client.",
+		Issuer:        d.Issuer,
+		IssParameter:  d.IssParameterSupported,
 		Scopes:        openIDScopes,
 	}, nil
 }

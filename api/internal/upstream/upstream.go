@@ -47,6 +47,12 @@ type Preset struct {
 	// AuthParams are extra parameters the provider needs on the authorize
 	// request, e.g. Dropbox's token_access_type=offline for refresh tokens.
 	AuthParams map[string]string
+	// Issuer is the provider's issuer identifier, when known (oidc
+	// discovery). An authorization response's iss (RFC 9207) must equal it.
+	Issuer string
+	// IssParameter says the provider promises iss on every authorization
+	// response (RFC 9207 §3), so one without it is refused.
+	IssParameter bool
 }
 
 var presets = map[string]Preset{
@@ -206,6 +212,30 @@ func (p *Provider) DisplayName() string { return p.preset.DisplayName }
 
 // ScopeDescriptions returns a copy of the preset's scope descriptions.
 func (p *Provider) ScopeDescriptions() map[string]string { return maps.Clone(p.preset.Scopes) }
+
+// Identity names devicegate's app at this provider — its token endpoint
+// and client id — for refresh-token bindings: a token issued through one
+// app is refreshed only through that app.
+func (p *Provider) Identity() string { return p.cfg.Endpoint.TokenURL + " " + p.cfg.ClientID }
+
+// RedirectURL is where this provider sends people back. Each provider of a
+// deployment has its own (RFC 9700 §4.4.2), so the callback knows which
+// provider an answer came from.
+func (p *Provider) RedirectURL() string { return p.cfg.RedirectURL }
+
+// CheckIssuer applies RFC 9207 to an authorization response's iss: when
+// the provider's issuer is known, a given iss must equal it, and a provider
+// that promised iss must send it. It reports whether the response may be
+// from this provider.
+func (p *Provider) CheckIssuer(iss string) bool {
+	switch {
+	case p.preset.Issuer == "":
+		return true
+	case iss == "":
+		return !p.preset.IssParameter
+	}
+	return iss == p.preset.Issuer
+}
 
 // AuthCodeURL is the provider's authorize URL for one authorization:
 // response_type=code, our client and callback, the scopes, state and, when

@@ -230,3 +230,32 @@ func TestWithSecret(t *testing.T) {
 		t.Errorf("timeout %v", p.Timeout())
 	}
 }
+
+// TestCheckIssuer: RFC 9207 — a known issuer must match a given iss; a
+// provider that promised iss must send it; an unknown issuer checks
+// nothing.
+func TestCheckIssuer(t *testing.T) {
+	tests := []struct {
+		name     string
+		issuer   string
+		promised bool
+		iss      string
+		want     bool
+	}{
+		{"unknown issuer, no iss", "", false, "", true},
+		{"unknown issuer, some iss", "", false, "https://elsewhere.test", true},
+		{"known issuer, matching iss", "https://idp.test", false, "https://idp.test", true},
+		{"known issuer, other iss", "https://idp.test", false, "https://evil.test", false},
+		{"known issuer, no iss, not promised", "https://idp.test", false, "", true},
+		{"known issuer, no iss, promised", "https://idp.test", true, "", false},
+		{"promised and matching", "https://idp.test", true, "https://idp.test", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newProvider(t, "https://acme.test/token", func(pr *Preset) { pr.Issuer, pr.IssParameter = tc.issuer, tc.promised })
+			if got := p.CheckIssuer(tc.iss); got != tc.want {
+				t.Errorf("CheckIssuer(%q) = %v", tc.iss, got)
+			}
+		})
+	}
+}

@@ -45,6 +45,7 @@ var (
 	recordsBucket   = []byte("records")    // ID → envelope JSON
 	userCodesBucket = []byte("user_codes") // user-code hash → ID
 	countersBucket  = []byte("counters")   // window length|key → counter JSON
+	bindingsBucket  = []byte("bindings")   // refresh-token hash → binding JSON (binding.go)
 )
 
 // Options configures Open. The zero value is usable.
@@ -103,7 +104,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store/bolt: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{recordsBucket, userCodesBucket, countersBucket} {
+		for _, name := range [][]byte{recordsBucket, userCodesBucket, countersBucket, bindingsBucket} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
@@ -378,6 +379,9 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 	}
 	for _, id := range old {
 		s.pace.drop(string(id))
+	}
+	if err := s.sweepBindings(ctx); err != nil {
+		return 0, fmt.Errorf("store/bolt: sweep: %w", err)
 	}
 	removed := len(old)
 	if removed > 0 {

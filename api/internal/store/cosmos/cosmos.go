@@ -10,7 +10,8 @@
 // Items:
 //   - a record: id = the record ID (a hash of the device code);
 //   - a user-code key: id = "u." + the user-code hash, holding the record ID;
-//   - a rate-limit count: id = "c." + a hash of the window and key.
+//   - a rate-limit count: id = "c." + a hash of the window and key;
+//   - a refresh-token binding: id = "b." + the token's hash (binding.go).
 //
 // Update is compare-and-swap: read, change, replace with If-Match on the
 // ETag, and on 412 read again. Every write sets the item's own ttl to the

@@ -10,6 +10,7 @@ package faulty
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -28,13 +29,21 @@ const (
 	OpUpdate
 	OpDelete
 	OpPing
+	OpPutBinding
+	OpGetBinding
+	OpMoveBinding
+	OpDeleteBinding
+	// OpIncr is store.Counter's Incr, when the inner store has one.
+	OpIncr
 	numOps
 )
 
 // Ops lists every Op, for table-driven tests.
-var Ops = []Op{OpCreate, OpGet, OpGetByUserCode, OpUpdate, OpDelete, OpPing}
+var Ops = []Op{OpCreate, OpGet, OpGetByUserCode, OpUpdate, OpDelete, OpPing,
+	OpPutBinding, OpGetBinding, OpMoveBinding, OpDeleteBinding, OpIncr}
 
-var opNames = [numOps]string{"Create", "Get", "GetByUserCode", "Update", "Delete", "Ping"}
+var opNames = [numOps]string{"Create", "Get", "GetByUserCode", "Update", "Delete", "Ping",
+	"PutBinding", "GetBinding", "MoveBinding", "DeleteBinding", "Incr"}
 
 // String returns the method name the Op stands for.
 func (op Op) String() string {
@@ -57,7 +66,13 @@ type Store struct {
 	calls  [numOps]int
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Counter = (*Store)(nil)
+)
+
+// errNoCounter answers Incr when the inner store keeps no counts.
+var errNoCounter = errors.New("faulty: the inner store is not a store.Counter")
 
 // Wrap returns a pass-through wrapper around inner.
 func Wrap(inner store.Store) *Store { return &Store{inner: inner} }
@@ -193,6 +208,51 @@ func (s *Store) Ping(ctx context.Context) error {
 		return err
 	}
 	return s.inner.Ping(ctx)
+}
+
+// PutBinding implements store.Bindings.
+func (s *Store) PutBinding(ctx context.Context, b *store.Binding) error {
+	if err := s.enter(ctx, OpPutBinding); err != nil {
+		return err
+	}
+	return s.inner.PutBinding(ctx, b)
+}
+
+// GetBinding implements store.Bindings.
+func (s *Store) GetBinding(ctx context.Context, id string) (*store.Binding, error) {
+	if err := s.enter(ctx, OpGetBinding); err != nil {
+		return nil, err
+	}
+	return s.inner.GetBinding(ctx, id)
+}
+
+// MoveBinding implements store.Bindings.
+func (s *Store) MoveBinding(ctx context.Context, oldID string, b *store.Binding) error {
+	if err := s.enter(ctx, OpMoveBinding); err != nil {
+		return err
+	}
+	return s.inner.MoveBinding(ctx, oldID, b)
+}
+
+// DeleteBinding implements store.Bindings.
+func (s *Store) DeleteBinding(ctx context.Context, id string) error {
+	if err := s.enter(ctx, OpDeleteBinding); err != nil {
+		return err
+	}
+	return s.inner.DeleteBinding(ctx, id)
+}
+
+// Incr implements store.Counter by passing on to the inner store's, so
+// tests can make rate-limit counting fail.
+func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int, time.Time, error) {
+	if err := s.enter(ctx, OpIncr); err != nil {
+		return 0, time.Time{}, err
+	}
+	c, ok := s.inner.(store.Counter)
+	if !ok {
+		return 0, time.Time{}, errNoCounter
+	}
+	return c.Incr(ctx, key, window)
 }
 
 // Close implements store.Store; it is never faulted.

@@ -72,6 +72,18 @@ func (f *fixture) call(ctx context.Context, op faulty.Op) error {
 		err = f.s.Delete(ctx, "no-such-record")
 	case faulty.OpPing:
 		err = f.s.Ping(ctx)
+	case faulty.OpPutBinding:
+		err = f.s.PutBinding(ctx, &store.Binding{ID: "rt-1", ClientID: "tv", ExpiresAt: time.Now().Add(time.Hour)})
+	case faulty.OpGetBinding:
+		if err = f.inner.PutBinding(ctx, &store.Binding{ID: "rt-get", ClientID: "tv", ExpiresAt: time.Now().Add(time.Hour)}); err == nil {
+			_, err = f.s.GetBinding(ctx, "rt-get")
+		}
+	case faulty.OpMoveBinding:
+		err = f.s.MoveBinding(ctx, "rt-old", &store.Binding{ID: "rt-new", ClientID: "tv", ExpiresAt: time.Now().Add(time.Hour)})
+	case faulty.OpDeleteBinding:
+		err = f.s.DeleteBinding(ctx, "no-such-binding")
+	case faulty.OpIncr:
+		_, _, err = f.s.Incr(ctx, "k", time.Minute)
 	default:
 		panic(op)
 	}

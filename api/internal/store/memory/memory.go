@@ -23,6 +23,7 @@ type Store struct {
 	swept   time.Time
 
 	counters map[string]counter // "window length|key" → count
+	bindings map[string]*store.Binding
 }
 
 type counter struct {
@@ -40,7 +41,7 @@ func New(now store.Clock) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{now: now, records: map[string]*store.Record{}, byUser: map[string]string{}, counters: map[string]counter{}}
+	return &Store{now: now, records: map[string]*store.Record{}, byUser: map[string]string{}, counters: map[string]counter{}, bindings: map[string]*store.Binding{}}
 }
 
 // Create implements store.Store.
@@ -166,4 +167,5 @@ func (s *Store) sweepLocked() {
 			delete(s.counters, k)
 		}
 	}
+	s.sweepBindingsLocked(now)
 }

@@ -62,6 +62,10 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DeleteFreesBothKeys", testDelete},
 		{"ConcurrentUpdatesAllApply", testConcurrentUpdates},
 		{"ExactlyOneTakesTheToken", testExactlyOnce},
+		{"UpdateIsAtomicAgainstInterleavedWrite", testInterleavedWrite},
+		{"BindingPutGetDelete", testBindingRoundTrip},
+		{"BindingExpires", testBindingExpiry},
+		{"BindingMoves", testBindingMove},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
@@ -386,4 +390,156 @@ func testPing(t *testing.T, s store.Store, _ *Clock) {
 	if err := s.Ping(context.Background()); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
+}
+
+// testInterleavedWrite makes another writer change the record while fn of
+// an Update is running — between its read and its write — and checks that
+// neither change is lost. A backend that holds a lock across fn makes the
+// other writer wait (it is given up to interleaveWait to get in); one that
+// compares and swaps sees the conflict and runs fn again. A backend that
+// reads, unlocks and writes loses the other writer's change, every time.
+func testInterleavedWrite(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	r := newRecord(c)
+	mustCreate(t, s, r)
+	var (
+		once  sync.Once
+		wg    sync.WaitGroup
+		calls atomic.Int32
+	)
+	_, err := s.Update(ctx, r.ID, func(rec *store.Record) error {
+		calls.Add(1)
+		once.Do(func() {
+			done := make(chan struct{})
+			wg.Go(func() {
+				defer close(done)
+				if _, err := s.Update(ctx, r.ID, func(rec *store.Record) error {
+					rec.Failures += 10
+					return nil
+				}); err != nil {
+					t.Errorf("interleaved Update: %v", err)
+				}
+			})
+			select {
+			case <-done:
+			case <-time.After(interleaveWait):
+			}
+		})
+		rec.Failures++
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	wg.Wait()
+	got, err := s.Get(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Failures != 11 {
+		t.Errorf("Failures = %d after +1 and an interleaved +10 (fn ran %d times): a write was lost", got.Failures, calls.Load())
+	}
+}
+
+// interleaveWait is how long testInterleavedWrite lets the other writer try
+// to get in while fn runs.
+const interleaveWait = 300 * time.Millisecond
+
+func newBinding(c *Clock) *store.Binding {
+	return &store.Binding{
+		ID:        fmt.Sprintf("rt-%d-%d", time.Now().UnixNano(), seq.Add(1)),
+		ClientID:  "tv",
+		Upstream:  "https://accounts.example.test/token",
+		Scopes:    []string{"streaming", "user-read-email"},
+		ExpiresAt: c.Now().Add(90 * 24 * time.Hour),
+	}
+}
+
+func sameBinding(t *testing.T, got, want *store.Binding) {
+	t.Helper()
+	g, w := got.Clone(), want.Clone()
+	g.ExpiresAt, w.ExpiresAt = g.ExpiresAt.UTC(), w.ExpiresAt.UTC()
+	if !reflect.DeepEqual(g, w) {
+		t.Fatalf("binding differs:\n got %+v\nwant %+v", g, w)
+	}
+}
+
+func testBindingRoundTrip(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	b := newBinding(c)
+	if _, err := s.GetBinding(ctx, b.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetBinding before Put: %v, want ErrNotFound", err)
+	}
+	if err := s.PutBinding(ctx, b); err != nil {
+		t.Fatalf("PutBinding: %v", err)
+	}
+	got, err := s.GetBinding(ctx, b.ID)
+	if err != nil {
+		t.Fatalf("GetBinding: %v", err)
+	}
+	sameBinding(t, got, b)
+
+	// Put replaces: a refresh renews the binding's life.
+	b.ExpiresAt = b.ExpiresAt.Add(time.Hour)
+	b.Scopes = []string{"streaming"}
+	if err := s.PutBinding(ctx, b); err != nil {
+		t.Fatalf("PutBinding again: %v", err)
+	}
+	got, err = s.GetBinding(ctx, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameBinding(t, got, b)
+
+	if err := s.DeleteBinding(ctx, b.ID); err != nil {
+		t.Fatalf("DeleteBinding: %v", err)
+	}
+	if _, err := s.GetBinding(ctx, b.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetBinding after Delete: %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteBinding(ctx, b.ID); err != nil {
+		t.Errorf("deleting a missing binding: %v", err)
+	}
+	// Bindings and records are separate keys: a binding never reads as a
+	// record, whatever the ID.
+	if _, err := s.Get(ctx, b.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get of a binding's ID: %v, want ErrNotFound", err)
+	}
+}
+
+func testBindingExpiry(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	b := newBinding(c)
+	b.ExpiresAt = c.Now().Add(time.Hour)
+	if err := s.PutBinding(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(time.Hour - time.Second)
+	if _, err := s.GetBinding(ctx, b.ID); err != nil {
+		t.Fatalf("a second before expiry: %v", err)
+	}
+	c.Advance(time.Second)
+	if _, err := s.GetBinding(ctx, b.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("at expiry: %v, want ErrNotFound", err)
+	}
+}
+
+func testBindingMove(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	old := newBinding(c)
+	if err := s.PutBinding(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	next := newBinding(c)
+	if err := s.MoveBinding(ctx, old.ID, next); err != nil {
+		t.Fatalf("MoveBinding: %v", err)
+	}
+	if _, err := s.GetBinding(ctx, old.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the old binding after Move: %v, want ErrNotFound", err)
+	}
+	got, err := s.GetBinding(ctx, next.ID)
+	if err != nil {
+		t.Fatalf("the new binding after Move: %v", err)
+	}
+	sameBinding(t, got, next)
 }

@@ -1,0 +1,223 @@
+package httpapi_test
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/devicegate/devicegate/api/internal/ratelimit"
+	"github.com/devicegate/devicegate/api/internal/store/faulty"
+	"github.com/devicegate/devicegate/api/internal/store/storetest"
+)
+
+func (h *harness) refresh(clientID, rt string, mod ...func(url.Values)) *response {
+	h.t.Helper()
+	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {clientID}, "refresh_token": {rt}}
+	for _, m := range mod {
+		m(form)
+	}
+	return h.post("/api/token", form)
+}
+
+// TestRefreshBoundToClient: a refresh token works through devicegate only
+// for the client it was delivered to. Another public client of the same
+// provider presenting it gets invalid_grant, and the provider is never
+// asked; so does any client with a token devicegate never issued.
+func TestRefreshBoundToClient(t *testing.T) {
+	h := newHarness(t)
+	a := h.signIn("tv")["refresh_token"].(string)
+	conf := h.signIn("console")["refresh_token"].(string)
+	before := h.provider.exchangeCount()
+
+	for _, tc := range []struct{ name, client, rt string }{
+		{"another public client", "radio", a},
+		{"a public client with a confidential client's token", "tv", conf},
+		{"a token devicegate never issued", "tv", "RT-forged"},
+	} {
+		res := h.refresh(tc.client, tc.rt)
+		m := wantOAuthError(t, res, http.StatusBadRequest, "invalid_grant")
+		if !strings.Contains(m["error_description"].(string), "sign in again") {
+			t.Errorf("%s: description %q", tc.name, m["error_description"])
+		}
+	}
+	if n := h.provider.exchangeCount() - before; n != 0 {
+		t.Errorf("%d refused refreshes reached the provider", n)
+	}
+	// The confidential client's token needs its secret too.
+	wantOAuthError(t, h.refresh("console", conf), http.StatusUnauthorized, "invalid_client")
+	if res := h.refresh("console", conf, func(f url.Values) { f.Set("client_secret", "s3cret") }); res.StatusCode != http.StatusOK {
+		t.Errorf("console's own refresh: %d %s", res.StatusCode, res.body)
+	}
+	// The owner refreshes, again and again while the provider does not
+	// rotate: the binding stays.
+	for i := range 2 {
+		res := h.refresh("tv", a)
+		if res.StatusCode != http.StatusOK || res.json(t)["access_token"] != "AT2-"+a[3:] {
+			t.Fatalf("owner's refresh %d: %d %s", i+1, res.StatusCode, res.body)
+		}
+	}
+	h.assertLogsClean(a, conf)
+}
+
+// TestRefreshRotationMovesBinding: when the provider rotates the refresh
+// token, the binding moves to the new one: the new one works, the old one
+// is refused without reaching the provider.
+func TestRefreshRotationMovesBinding(t *testing.T) {
+	for name, backend := range storeBackends() {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, backend(t))
+			old := h.signIn("tv")["refresh_token"].(string)
+			h.provider.setMode("rotate")
+			res := h.refresh("tv", old)
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("refresh: %d %s", res.StatusCode, res.body)
+			}
+			next := res.json(t)["refresh_token"].(string)
+			if next == old {
+				t.Fatal("the provider did not rotate")
+			}
+			before := h.provider.exchangeCount()
+			wantOAuthError(t, h.refresh("tv", old), http.StatusBadRequest, "invalid_grant")
+			if h.provider.exchangeCount() != before {
+				t.Error("the rotated-out token reached the provider")
+			}
+			if res := h.refresh("tv", next); res.StatusCode != http.StatusOK {
+				t.Errorf("the new token: %d %s", res.StatusCode, res.body)
+			}
+		})
+	}
+}
+
+// TestJunkRefreshesLimited: refreshes are limited per address before any
+// binding is read: of 120 junk refreshes from one address under a limit
+// of 30, 30 are answered invalid_grant (none reaching the provider) and
+// 90 get 429 slow_down with Retry-After. A second address still gets its
+// own allowance, until the per-client limit stops all addresses together.
+func TestJunkRefreshesLimited(t *testing.T) {
+	h := newHarness(t, withLimits(ratelimit.Rule{}, ratelimit.Rule{}, true),
+		withRefreshLimits(ratelimit.Rule{Limit: 30, Window: 10 * time.Minute}, ratelimit.Rule{Limit: 45, Window: 10 * time.Minute}))
+	from := func(ip string) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set("X-Forwarded-For", ip+":5555") }
+	}
+	reads := h.store.Calls(faulty.OpGetBinding)
+	refused, limited := 0, 0
+	for i := range 120 {
+		form := url.Values{"grant_type": {"refresh_token"}, "client_id": {"tv"}, "refresh_token": {"junk-" + guessCode(i)}}
+		res := h.post("/api/token", form, from("203.0.113.7"))
+		switch res.StatusCode {
+		case http.StatusBadRequest:
+			refused++
+		case http.StatusTooManyRequests:
+			limited++
+			m := res.json(t)
+			if m["error"] != "slow_down" || res.Header.Get("Retry-After") == "" || res.Header.Get("Cache-Control") != "no-store" {
+				t.Fatalf("limited answer: %v, Retry-After %q", m, res.Header.Get("Retry-After"))
+			}
+		default:
+			t.Fatalf("junk refresh %d: %d %s", i, res.StatusCode, res.body)
+		}
+	}
+	if refused != 30 || limited != 90 {
+		t.Errorf("%d refused and %d limited, want 30 and 90", refused, limited)
+	}
+	if n := h.store.Calls(faulty.OpGetBinding) - reads; n != 30 {
+		t.Errorf("%d binding reads for 120 junk refreshes, want 30", n)
+	}
+	if n := h.provider.exchangeCount(); n != 0 {
+		t.Errorf("%d junk refreshes reached the provider", n)
+	}
+	// Another address: its own 30 would be allowed, but the client's 45
+	// in all end it after 15.
+	got := 0
+	for range 30 {
+		res := h.post("/api/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"tv"}, "refresh_token": {"junk"}}, from("198.51.100.9"))
+		if res.StatusCode == http.StatusBadRequest {
+			got++
+		}
+	}
+	if got != 15 {
+		t.Errorf("the second address got %d refreshes through, want 15 (the client's limit)", got)
+	}
+}
+
+// TestProviderWidensScopes: tokens holding a scope the client may not
+// have are refused — at the callback the flow is denied and nothing is
+// delivered; on refresh the answer is invalid_grant and the binding goes.
+func TestProviderWidensScopes(t *testing.T) {
+	h := newHarness(t)
+	rt := h.signIn("tv")["refresh_token"].(string)
+
+	h.provider.setMode("widen")
+	m := wantOAuthError(t, h.refresh("tv", rt), http.StatusBadRequest, "invalid_grant")
+	if !strings.Contains(m["error_description"].(string), `"admin"`) {
+		t.Errorf("refresh description %q", m["error_description"])
+	}
+	h.provider.setMode("ok")
+	wantOAuthError(t, h.refresh("tv", rt), http.StatusBadRequest, "invalid_grant") // binding gone
+
+	h.provider.setMode("widen")
+	g := h.authorize("tv", "")
+	if res := h.approve(g.UserCode); res.StatusCode != http.StatusBadGateway || !strings.Contains(string(res.body), "more access") {
+		t.Errorf("callback with widened scopes: %d", res.StatusCode)
+	}
+	m = wantOAuthError(t, h.poll("tv", g.DeviceCode), http.StatusBadRequest, "access_denied")
+	if !strings.Contains(m["error_description"].(string), "admin") {
+		t.Errorf("device told %q", m["error_description"])
+	}
+	// A client with no allowed list takes what the provider grants.
+	if tok := h.signIn("console"); tok["scope"] != "streaming admin" {
+		t.Errorf("console's scope %v", tok["scope"])
+	}
+}
+
+// TestBindingFailureEndsTheFlow: when the binding cannot be stored, the
+// tokens are not delivered half-usable: the flow is denied, saying so,
+// and the fault is logged.
+func TestBindingFailureEndsTheFlow(t *testing.T) {
+	h := newHarness(t)
+	g := h.authorize("tv", "")
+	h.store.FailNext(faulty.OpPutBinding, errors.New("binding store down"))
+	if res := h.approve(g.UserCode); res.StatusCode != http.StatusBadGateway {
+		t.Errorf("callback: %d", res.StatusCode)
+	}
+	m := wantOAuthError(t, h.poll("tv", g.DeviceCode), http.StatusBadRequest, "access_denied")
+	if !strings.Contains(m["error_description"].(string), "start again") {
+		t.Errorf("device told %q", m["error_description"])
+	}
+	if !strings.Contains(h.logs.String(), "binding store down") {
+		t.Error("the fault is not in the log")
+	}
+}
+
+// TestCosmosCostPerRefresh measures what one refresh costs on Cosmos DB:
+// point operations only, never a query. Without rotation: the two rate
+// counts (address, client) and one binding read; with rotation, the moved
+// binding adds an upsert and a delete.
+func TestCosmosCostPerRefresh(t *testing.T) {
+	c := storetest.NewClock()
+	st := openCosmos(t, c)
+	h := newHarness(t, withBackend(st, c), withRefreshLimits(ratelimit.Rule{Limit: 30, Window: 10 * time.Minute}, ratelimit.Rule{Limit: 600, Window: 10 * time.Minute}))
+	rt := h.signIn("tv")["refresh_token"].(string)
+	h.refresh("tv", rt) // the first refresh of a window creates the two counters
+	for _, mode := range []string{"ok", "rotate"} {
+		h.provider.setMode(mode)
+		st.ResetStats()
+		res := h.refresh("tv", rt)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("%s refresh: %d %s", mode, res.StatusCode, res.body)
+		}
+		s := st.Stats()
+		t.Logf("Cosmos cost of one refresh (%s): %d point reads, %d creates, %d replaces/patches/upserts, %d deletes, %d queries, %.1f RU (test server's charge)",
+			mode, s.PointReads, s.Creates, s.Replaces, s.Deletes, s.Queries, s.RU)
+		wantReplaces, wantDeletes := int64(2), int64(0)
+		if mode == "rotate" {
+			wantReplaces, wantDeletes = 3, 1
+		}
+		if s.Queries != 0 || s.PointReads != 1 || s.Creates != 0 || s.Replaces != wantReplaces || s.Deletes != wantDeletes {
+			t.Errorf("%s refresh cost %+v", mode, s)
+		}
+	}
+}

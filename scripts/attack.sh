@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Plays the attacker against a real devicegate process (-demo, memory store,
+# DEVICEGATE_RATE_VERIFY=3/10m), as SECURITY.md's "done when" asks:
+#   1. 60 guessed Allow posts carrying a valid form token taken from the
+#      attacker's own code: at most 3 requests processed; the victim's
+#      live code, guessed among them, is neither sent upstream nor denied,
+#      and the victim's device still gets authorization_pending.
+#   2. Two public clients of one provider: B refreshing A's refresh token
+#      gets invalid_grant; A refreshing it gets new tokens.
+#   3. 120 junk refreshes from one address: 429 after the limit.
+# Addresses are told apart by X-Forwarded-For (DEVICEGATE_TRUSTED_PROXY).
+# Loopback only; the server's whole process group is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+go build -o "$work/devicegate" ./api
+cleanup() {
+  [ -n "${pgid:-}" ] && kill -- "-$pgid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+(cd "$work" && exec setsid env DEVICEGATE_STORE=memory DEVICEGATE_RATE_VERIFY=3/10m DEVICEGATE_RATE_REFRESH=30/10m \
+  DEVICEGATE_TRUSTED_PROXY=true \
+  DEVICEGATE_CLIENTS='[{"client_id":"demo","name":"Demo device","scopes":["profile"]},{"client_id":"radio","name":"Kitchen radio","scopes":["profile"]}]' \
+  ./devicegate -demo -addr "127.0.0.1:$port") >"$work/server.log" 2>&1 &
+pgid=$!
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/api/health" && break; sleep 0.1; done
+python3 - "http://127.0.0.1:$port" <<'PY'
+import http.cookiejar, json, re, html, sys, urllib.error, urllib.parse, urllib.request
+
+base = sys.argv[1]
+ok = True
+
+def check(cond, what):
+    global ok
+    print(("ok    " if cond else "FAIL  ") + what, flush=True)
+    ok &= bool(cond)
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **k):
+        return None
+
+def client(ip):
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect)
+    def call(method, path, form=None):
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        req = urllib.request.Request(path if path.startswith("http") else base + path, data=data, method=method)
+        req.add_header("X-Forwarded-For", ip)
+        if data is not None:
+            req.add_header("Content-Type", "application/x-www-form-urlencoded")
+            req.add_header("Origin", base)
+        try:
+            r = opener.open(req)
+        except urllib.error.HTTPError as e:
+            r = e
+        return r.status, dict(r.headers), r.read().decode()
+    return call
+
+def authorize(call, client_id):
+    st, _, body = call("POST", "/api/authorize", {"client_id": client_id})
+    assert st == 200, body
+    return json.loads(body)
+
+def poll(call, client_id, dc):
+    st, _, body = call("POST", "/api/token", {"client_id": client_id, "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": dc})
+    return st, json.loads(body)
+
+def csrf(page):
+    return re.search(r'name="csrf" value="([^"]*)"', page).group(1)
+
+def sign_in(ip, client_id):
+    call = client(ip)
+    g = authorize(call, client_id)
+    st, _, page = call("GET", "/api/verify?user_code=" + g["user_code"])
+    st, hd, _ = call("POST", "/api/verify", {"user_code": g["user_code"], "csrf": csrf(page), "action": "allow"})
+    st, _, consent = call("GET", hd["Location"])
+    fields = {k: html.unescape(v) for k, v in re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', consent)}
+    fields.update(decision="allow", username="person")
+    st, hd, _ = call("POST", "/demo/authorize", fields)
+    st, _, result = call("GET", hd["Location"])
+    assert "all set" in result, result
+    st, tok = poll(call, client_id, g["device_code"])
+    assert st == 200, tok
+    return tok
+
+# 1. Guessed decisions with a token from the attacker's own code.
+victim = client("198.51.100.10")
+v = authorize(victim, "demo")
+attacker = client("203.0.113.66")
+own = authorize(attacker, "demo")
+st, _, page = attacker("GET", "/api/verify?user_code=" + own["user_code"])
+token = csrf(page)
+alphabet = "BCDFGHJKLMNPQRSTVWXZ"
+processed, limited, retry_after = 1, 0, True
+for i in range(60):
+    code = "".join(alphabet[(i * 7 + j) % 20] for j in range(8))
+    code = code[:4] + "-" + code[4:]
+    if i == 30:
+        code = v["user_code"]
+    st, hd, _ = attacker("POST", "/api/verify", {"user_code": code, "csrf": token, "action": "allow"})
+    if st == 429:
+        limited += 1
+        retry_after &= "Retry-After" in hd
+    else:
+        processed += 1
+check(processed <= 3, f"60 guessed Allow posts with a valid token under 3/10m: {processed} requests processed (incl. the attacker's own page), {limited} answered 429")
+check(retry_after, "every 429 carries Retry-After")
+st, m = poll(victim, "demo", v["device_code"])
+check(st == 400 and m.get("error") == "authorization_pending", f"the victim's device still gets authorization_pending ({m.get('error')})")
+
+# 2. Two public clients of one provider.
+a = sign_in("198.51.100.21", "demo")
+b = client("198.51.100.22")
+st, _, body = b("POST", "/api/token", {"client_id": "radio", "grant_type": "refresh_token", "refresh_token": a["refresh_token"]})
+check(st == 400 and json.loads(body)["error"] == "invalid_grant", f"client B refreshing A's refresh token: {st} {json.loads(body)['error']}")
+st, _, body = client("198.51.100.21")("POST", "/api/token", {"client_id": "demo", "grant_type": "refresh_token", "refresh_token": a["refresh_token"]})
+check(st == 200 and json.loads(body).get("access_token"), f"client A refreshing its own: {st}")
+
+# 3. Junk refreshes from one address.
+junk = client("203.0.113.99")
+codes = []
+for i in range(120):
+    st, hd, body = junk("POST", "/api/token", {"client_id": "demo", "grant_type": "refresh_token", "refresh_token": f"junk-{i}"})
+    codes.append(st)
+first429 = codes.index(429) if 429 in codes else None
+check(first429 == 30 and all(c == 429 for c in codes[30:]) and all(c == 400 for c in codes[:30]),
+      f"120 junk refreshes: {codes.count(400)} invalid_grant, then 429 from request {first429 + 1 if first429 is not None else None}")
+print("attack: %d passed, %d failed" % ((1, 0) if ok else (0, 1)))
+sys.exit(0 if ok else 1)
+PY

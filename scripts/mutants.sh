@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Removes each protection SECURITY.md names, one at a time, and checks that
+# the test SECURITY.md names for it fails: a protection whose removal no
+# test notices is not proven. `bash scripts/mutants.sh [NAME]` runs all
+# mutants (or those whose name contains NAME); it restores every file it
+# touched, even when interrupted.
+#
+# Each mutant replaces one exact piece of source text, which must occur
+# exactly once: when the code moves on, a stale mutant fails loudly here
+# instead of silently testing nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec python3 - "${1:-}" <<'PY'
+import os, subprocess, sys
+
+only = sys.argv[1]
+# name, file, original text, mutated text, package, tests that must fail
+MUTANTS = [
+    ("verify budget covers decisions", "api/internal/httpapi/verify.go",
+     'if ok, retry := s.allow(r, "verify", s.RateVerify); !ok {',
+     'if ok, retry := s.allow(r, "verify", s.RateVerify); !ok && action == "" {',
+     "./api/internal/httpapi", "TestGuessedDecisionsShareTheVerifyBudget|TestLockoutCountsOnlyWithinBudget"),
+    ("decision token bound to the record", "api/internal/deviceflow/refresh.go",
+     'return browserToken + "." + recordID }', 'return browserToken }',
+     "./api/internal/httpapi", "TestDecisionTokenBoundToRecord"),
+    ("decision token checked", "api/internal/httpapi/verify.go",
+     "if !wellFormedToken(cookie) || !s.Service.CheckDecisionToken(cookie, recordID, token) {", "if !wellFormedToken(cookie) {",
+     "./api/internal/httpapi", "TestDecisionTokenBoundToRecord"),
+    ("foreign Origin refused", "api/internal/httpapi/verify.go",
+     'if origin := r.Header.Get("Origin"); origin != "" && origin != "null" && origin != s.publicOrigin {',
+     'if origin := r.Header.Get("Origin"); false && origin != "" {',
+     "./api/internal/httpapi", "TestVerifyInputs"),
+    ("lockout", "api/internal/deviceflow/service.go",
+     "if r.Failures >= s.c.MaxFailures {", "if false && r.Failures >= s.c.MaxFailures {",
+     "./api/internal/deviceflow", "TestLockout"),
+    ("failure count logged", "api/internal/httpapi/verify.go",
+     's.Logger.ErrorContext(r.Context(), "could not count a failed confirmation against its code", "err", ferr)',
+     "_ = ferr", "./api/internal/httpapi", "TestFailedCountIsNotDropped"),
+    ("callback state matches the browser's cookie", "api/internal/httpapi/verify.go",
+     "if subtle.ConstantTimeCompare([]byte(state), []byte(cookieState)) != 1 {",
+     "if false && subtle.ConstantTimeCompare([]byte(state), []byte(cookieState)) != 1 {",
+     "./api/internal/httpapi", "TestCallbackStateOfAnotherRecord"),
+    ("callback state spent once", "api/internal/deviceflow/service.go",
+     '\t\tr.StateHash = ""\n\t\tsealed = r.CodeVerifier', "\t\tsealed = r.CodeVerifier",
+     "./api/internal/deviceflow", "TestCallbackStateChecks"),
+    ("PKCE on the authorize request", "api/internal/upstream/upstream.go",
+     "opts = append(opts, oauth2.S256ChallengeOption(verifier))", "_ = verifier",
+     "./api/internal/httpapi", "TestFullFlow"),
+    ("mix-up: each provider its own callback", "api/internal/httpapi/verify.go",
+     "if !sameCallback(r.URL.Path, up.RedirectURL()) || !up.CheckIssuer(q.Get(\"iss\")) {",
+     "if !up.CheckIssuer(q.Get(\"iss\")) {", "./api/internal/httpapi", "TestCallbackAtAnotherProvidersPath"),
+    ("mix-up: RFC 9207 iss", "api/internal/upstream/upstream.go",
+     "return iss == p.preset.Issuer", "return true", "./api/internal/upstream", "TestCheckIssuer"),
+    ("refresh bound to its client", "api/internal/deviceflow/refresh.go",
+     "if same != 1 {", "if false && same != 1 {", "./api/internal/httpapi", "TestRefreshBoundToClient"),
+    ("refresh binding moves on rotation", "api/internal/deviceflow/refresh.go",
+     "err = s.c.Store.MoveBinding(ctx, g.binding.ID, next)", "err = s.c.Store.PutBinding(ctx, next)",
+     "./api/internal/httpapi", "TestRefreshRotationMovesBinding"),
+    ("refresh limited per address", "api/internal/httpapi/api.go",
+     'if ok, retry := s.allow(r, "refresh", s.RateRefresh); !ok {',
+     'if ok, retry := s.allow(r, "refresh", s.RateRefresh); false && !ok {',
+     "./api/internal/httpapi", "TestJunkRefreshesLimited"),
+    ("refresh limited per client", "api/internal/httpapi/api.go",
+     'if ok, retry := s.Limiter.Allow(r.Context(), "refresh-client", s.RateRefreshClient, c.ID); !ok {',
+     'if ok, retry := s.Limiter.Allow(r.Context(), "refresh-client", s.RateRefreshClient, c.ID); false && !ok {',
+     "./api/internal/httpapi", "TestJunkRefreshesLimited"),
+    ("granted scopes checked", "api/internal/httpapi/api.go",
+     "if c.AllowsScope(sc) {\n\t\t\tcontinue", "if true {\n\t\t\tcontinue",
+     "./api/internal/httpapi", "TestProviderWidensScopes"),
+    ("X-Forwarded-For read from the right", "api/internal/ratelimit/ratelimit.go",
+     "i := max(0, len(entries)-hops)", "i := 0",
+     "./api/internal/httpapi", "TestSpoofedForwardedForPrefixes"),
+    ("limits survive a failing counter", "api/internal/ratelimit/ratelimit.go",
+     'n, reset, _ = l.local.Incr(ctx, name+"|"+key, rule.Window)', "n, reset = 1, time.Now()",
+     "./api/internal/ratelimit", "TestCounterFailureFallsBackToLocal"),
+    ("slow_down capped at the code's life", "api/internal/deviceflow/poll.go",
+     "return max(1, min(r.Interval+int(SlowDownStep/time.Second), left))",
+     "return max(left-left+1, r.Interval+int(SlowDownStep/time.Second))",
+     "./api/internal/deviceflow", "TestSlowDownNeverOutlivesTheCode"),
+    ("PKCE verifier and passthrough code sealed", "api/internal/deviceflow/service.go",
+     "b, err := s.c.Sealer.Seal([]byte(v), []byte(recordID))", "b, err := []byte(v), error(nil)",
+     "./api/internal/deviceflow", "TestSealedValuesOpenOnlyWithTheSealer"),
+    ("delivered marked in the swap", "api/internal/deviceflow/service.go",
+     "\t\t\t\tr.Status = store.StatusDelivered\n", "\t\t\t\t_ = store.StatusDelivered\n",
+     "./api/internal/deviceflow", "TestDeliveredOnceAndRemembered"),
+    ("memory store holds its lock across Update", "api/internal/store/memory/memory.go",
+     "\tif err := fn(cur); err != nil {\n\t\treturn nil, err\n\t}\n\told := s.records[id]",
+     "\ts.mu.Unlock()\n\tferr := fn(cur)\n\ts.mu.Lock()\n\tif ferr != nil {\n\t\treturn nil, ferr\n\t}\n\told := s.records[id]",
+     "./api/internal/store/memory", "TestConformance/UpdateIsAtomicAgainstInterleavedWrite"),
+    ("key file readable by others refused", "api/main.go",
+     'if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {',
+     'if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS == "plan9" {',
+     "./api", "TestKeyFileGuarded"),
+    ("key file link refused", "api/main.go",
+     "} else if fi.Mode()&fs.ModeSymlink != 0 {", "} else if false && fi.Mode()&fs.ModeSymlink != 0 {", "./api", "TestKeyFileGuarded"),
+    ("pages not cached", "api/internal/pages/pages.go",
+     '\th.Set("Pragma", "no-cache")\n', "", "./api/internal/httpapi", "TestSecurityHeaders"),
+]
+
+def run(name, path, old, new, pkg, tests):
+    src = open(path).read()
+    n = src.count(old)
+    if n != 1:
+        return f"STALE: the text to mutate occurs {n} times in {path}"
+    try:
+        open(path, "w").write(src.replace(old, new))
+        p = subprocess.run(["go", "test", "-count=1", "-run", tests, pkg], capture_output=True, text=True)
+    finally:
+        open(path, "w").write(src)
+    out = p.stdout + p.stderr
+    if p.returncode == 0:
+        return "SURVIVED: " + tests + " passed with the protection removed"
+    if "--- FAIL" not in out:
+        return "BROKEN: the mutant did not build or run:\n" + out[-2000:]
+    return None
+
+failed = 0
+count = 0
+for m in MUTANTS:
+    if only and only not in m[0]:
+        continue
+    count += 1
+    err = run(*m)
+    print(("killed   " if err is None else "PROBLEM  ") + m[0] + ("" if err is None else "\n  " + err), flush=True)
+    failed += err is not None
+print(f"{count - failed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
+PY
