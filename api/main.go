@@ -18,6 +18,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -47,13 +48,22 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Args[1:], os.Environ(), os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "devicegate:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+// run is devicegate with its arguments and environment (os.Environ form,
+// NAME=value); it returns when ctx ends or a signal stops it.
+func run(ctx context.Context, args []string, environ []string, stderr io.Writer) error {
+	vars := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	getenv := func(k string) string { return vars[k] }
 	flags := flag.NewFlagSet("devicegate", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	demoMode := flags.Bool("demo", false, "also run a built-in demo OAuth provider and a device client \"demo\", to try the whole flow locally")
@@ -78,8 +88,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		info = os.Stdout
 	}
 	logger := newLogger(cfg, info, stderr)
+	for _, w := range append(cfg.Warnings, cfg.UnknownVariables(environ)...) {
+		logger.Warn(w)
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listening on %s: the address is already in use (another devicegate?); choose another with -addr 127.0.0.1:8081 or DEVICEGATE_ADDR", cfg.Addr)
+	}
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
 	}
@@ -220,23 +236,25 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 	var def httpapi.Upstream
 	byClient := map[string]httpapi.Upstream{}
 	slowest := cfg.Upstream.Timeout
-	for _, c := range cfg.Clients {
+	for i := range cfg.Clients {
+		c := &cfg.Clients[i]
+		var p *upstream.Provider
 		if c.Upstream == nil {
-			if def == nil {
-				p, err := provider(cfg.Upstream)
-				if err != nil {
-					return nil, err
-				}
-				def = p
+			if p, err = provider(cfg.Upstream); err != nil {
+				return nil, err
 			}
-			continue
+			def = p
+		} else {
+			if p, err = provider(*c.Upstream); err != nil {
+				return nil, fmt.Errorf("client %q: %w", c.ID, err)
+			}
+			byClient[c.ID] = p
+			slowest = max(slowest, p.Timeout())
 		}
-		p, err := provider(*c.Upstream)
-		if err != nil {
-			return nil, fmt.Errorf("client %q: %w", c.ID, err)
-		}
-		byClient[c.ID] = p
-		slowest = max(slowest, p.Timeout())
+		// The client's own scope descriptions win over its provider's.
+		descriptions := p.ScopeDescriptions()
+		maps.Copy(descriptions, c.ScopeDescriptions)
+		c.ScopeDescriptions = descriptions
 	}
 
 	svc, err := deviceflow.New(deviceflow.Config{

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/cli/oauth/device"
 	"golang.org/x/oauth2"
 
@@ -180,8 +179,7 @@ func TestDenyOnConfirmation(t *testing.T) {
 	s := newStack(t, nil)
 	ctx, cfg, da := begin(t, s, 60*time.Second)
 	b := newBrowser(t, "deny-phone", 390, 844)
-	// The complete link opens the confirmation itself.
-	b.run("open", chromedp.Navigate(da.VerificationURIComplete), chromedp.WaitVisible(`button[value=deny]`, chromedp.ByQuery))
+	b.run("open", openLink(da.VerificationURIComplete, `button[value=deny]`)...)
 	b.run("deny", clickAndWait(`button[value=deny]`, `.result`)...)
 	b.shot("denied")
 	if text := b.text(); !strings.Contains(text, "Access denied") {
@@ -218,15 +216,16 @@ func TestWrongCodeThenRight(t *testing.T) {
 // Scenario 3: a code entered after it expired.
 func TestExpiredCode(t *testing.T) {
 	t.Parallel()
+	needNode(t, "axe-core")
 	s := newStack(t, map[string]string{"DEVICEGATE_CODE_LIFETIME": "60s"})
 	_, _, da := begin(t, s, 120*time.Second)
 	time.Sleep(time.Until(da.Expiry) + time.Second)
 	b := newBrowser(t, "expired-phone", 390, 844)
-	b.run("open", chromedp.Navigate(da.VerificationURIComplete), chromedp.WaitVisible(`.result`, chromedp.ByQuery))
-	b.shot("expired")
+	b.run("open", openLink(da.VerificationURIComplete, `.result`)...)
 	if text := b.text(); !strings.Contains(text, "expired") {
 		t.Errorf("expired page: %q", text)
 	}
+	b.checkPage("expired") // the one result page TestEveryPageAccessible cannot wait for
 	if status, m := s.poll(da.DeviceCode); status != 400 || m["error"] != "expired_token" {
 		t.Errorf("poll after expiry: %d %v", status, m["error"])
 	}

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# End-to-end proof with real components: the zitadel example OpenID
-# provider upstream, headless Chromium as the person, and three device
-# clients (golang.org/x/oauth2, github.com/cli/oauth, openid-client), with
-# devicegate's real binary on the memory and the Cosmos store.
+# End-to-end proof with real components: two independently written OpenID
+# providers upstream (the zitadel example OP, and oidc-provider from npm),
+# headless Chromium as the person (axe-core checks every page for WCAG 2.1
+# AA), and three device clients (golang.org/x/oauth2, github.com/cli/oauth,
+# openid-client), with devicegate's real binary on the memory and the
+# Cosmos store.
 # Installs what it needs (Debian chromium, npm packages from the lockfile,
 # Go modules); loopback only; stops what it starts.
 set -euo pipefail
@@ -17,7 +19,7 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
-echo "== npm packages for the Node device client"
+echo "== npm packages: openid-client, jsQR, axe-core, oidc-provider (lockfile)"
 (cd e2e/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 
 started=""
