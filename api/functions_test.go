@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/devicegate/devicegate/api/internal/config"
 	"github.com/devicegate/devicegate/api/internal/httpapi"
+	"github.com/devicegate/devicegate/api/internal/upstream"
 )
 
 // functionJSON is the part of an Azure Functions function.json we check.
@@ -92,7 +94,10 @@ func TestFunctionsMatchRoutes(t *testing.T) {
 	}
 }
 
-// TestHostJSON checks the custom-handler settings Azure needs.
+// TestHostJSON checks the custom-handler settings Azure needs: the host runs
+// /bin/sh with launch.sh (which needs no exec bit, see api/launch.sh) and
+// forwards the original HTTP request; the handler's console output and the
+// worker's start-up errors are logged.
 func TestHostJSON(t *testing.T) {
 	b, err := os.ReadFile("../host.json")
 	if err != nil {
@@ -102,7 +107,8 @@ func TestHostJSON(t *testing.T) {
 		Version       string `json:"version"`
 		CustomHandler struct {
 			Description struct {
-				DefaultExecutablePath string `json:"defaultExecutablePath"`
+				DefaultExecutablePath string   `json:"defaultExecutablePath"`
+				Arguments             []string `json:"arguments"`
 			} `json:"description"`
 			EnableForwardingHTTPRequest bool `json:"enableForwardingHttpRequest"`
 		} `json:"customHandler"`
@@ -111,13 +117,28 @@ func TestHostJSON(t *testing.T) {
 				RoutePrefix string `json:"routePrefix"`
 			} `json:"http"`
 		} `json:"extensions"`
+		Logging struct {
+			LogLevel map[string]string `json:"logLevel"`
+		} `json:"logging"`
 	}
 	if err := json.Unmarshal(b, &h); err != nil {
 		t.Fatal(err)
 	}
-	if h.Version != "2.0" || h.CustomHandler.Description.DefaultExecutablePath != "handler" ||
+	d := h.CustomHandler.Description
+	if h.Version != "2.0" || d.DefaultExecutablePath != "/bin/sh" || !slices.Equal(d.Arguments, []string{"launch.sh"}) ||
 		!h.CustomHandler.EnableForwardingHTTPRequest || h.Extensions.HTTP.RoutePrefix != "api" {
 		t.Errorf("host.json: %+v", h)
+	}
+	if _, err := os.Stat(d.Arguments[0]); err != nil {
+		t.Errorf("host.json runs %s, which scripts/assemble.sh copies from api/: %v", d.Arguments[0], err)
+	}
+	// The host logs the handler's stderr as errors under
+	// Host.Function.Console and the worker's exit under Worker.*; neither may
+	// be filtered out, or a handler that does not start leaves no trace.
+	for _, category := range []string{"Host.Function.Console", "Worker"} {
+		if lvl := h.Logging.LogLevel[category]; lvl != "Information" {
+			t.Errorf("host.json logLevel %s = %q; want Information", category, lvl)
+		}
 	}
 }
 
@@ -140,6 +161,34 @@ func TestBicepSettingsAreDocumented(t *testing.T) {
 	for _, m := range found {
 		if !known[m[1]] {
 			t.Errorf("main.bicep sets %s, which devicegate does not read", m[1])
+		}
+	}
+}
+
+// TestStaticCSPNamesNoProvider: the static pages' policy must not name a
+// provider. The pages only post to /api/verify; the confirmation page (an
+// API answer) gets devicegate's own policy listing the configured
+// providers. A provider hard-coded here would be wrong for every fork set
+// up for another one.
+func TestStaticCSPNamesNoProvider(t *testing.T) {
+	b, err := os.ReadFile("../staticwebapp.config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		GlobalHeaders map[string]string `json:"globalHeaders"`
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	csp := cfg.GlobalHeaders["Content-Security-Policy"]
+	if !strings.Contains(csp, "form-action 'self';") {
+		t.Errorf("static CSP form-action should be 'self' only: %q", csp)
+	}
+	for _, name := range upstream.Names() {
+		p, _ := upstream.Lookup(name)
+		if u, err := url.Parse(p.AuthURL); err == nil && u.Host != "" && strings.Contains(string(b), u.Host) {
+			t.Errorf("staticwebapp.config.json names provider %s (%s)", name, u.Host)
 		}
 	}
 }

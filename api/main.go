@@ -18,6 +18,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -47,13 +48,22 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Args[1:], os.Environ(), os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "devicegate:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+// run is devicegate with its arguments and environment (os.Environ form,
+// NAME=value); it returns when ctx ends or a signal stops it.
+func run(ctx context.Context, args []string, environ []string, stderr io.Writer) error {
+	vars := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	getenv := func(k string) string { return vars[k] }
 	flags := flag.NewFlagSet("devicegate", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	demoMode := flags.Bool("demo", false, "also run a built-in demo OAuth provider and a device client \"demo\", to try the whole flow locally")
@@ -68,22 +78,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		return err
 	}
-	env := getenv
-	if *addr != "" {
-		env = func(k string) string {
-			if k == "DEVICEGATE_ADDR" {
-				return *addr
-			}
-			return getenv(k)
-		}
-	}
-	cfg, err := config.Load(env, *demoMode)
+	cfg, err := config.Load(listenEnv(getenv, *addr), *demoMode)
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg, stderr)
+	// Under the Functions host, routine lines go to stdout (see levelSplit).
+	info := stderr
+	if getenv("FUNCTIONS_CUSTOMHANDLER_PORT") != "" {
+		info = os.Stdout
+	}
+	logger := newLogger(cfg, info, stderr)
+	for _, w := range append(cfg.Warnings, cfg.UnknownVariables(environ)...) {
+		logger.Warn(w)
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listening on %s: the address is already in use (another devicegate?); choose another with -addr 127.0.0.1:8081 or DEVICEGATE_ADDR", cfg.Addr)
+	}
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
 	}
@@ -99,6 +111,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			fmt.Fprintf(stderr, demoHelp, cfg.PublicURL)
 		}
 	})
+}
+
+// listenEnv returns getenv with DEVICEGATE_ADDR decided: the -addr flag
+// first; else, in a container (PORT set, as Knative-style platforms and
+// devicegate's Container Apps template do, and not under the Functions host,
+// whose FUNCTIONS_CUSTOMHANDLER_PORT config reads itself), every interface
+// on PORT, since the platform's ingress reaches the container from outside.
+func listenEnv(getenv func(string) string, addrFlag string) func(string) string {
+	addr := addrFlag
+	if addr == "" && getenv("DEVICEGATE_ADDR") == "" && getenv("FUNCTIONS_CUSTOMHANDLER_PORT") == "" {
+		if port := getenv("PORT"); port != "" {
+			addr = ":" + port
+		}
+	}
+	if addr == "" {
+		return getenv
+	}
+	return func(k string) string {
+		if k == "DEVICEGATE_ADDR" {
+			return addr
+		}
+		return getenv(k)
+	}
 }
 
 const demoHelp = `
@@ -201,23 +236,25 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 	var def httpapi.Upstream
 	byClient := map[string]httpapi.Upstream{}
 	slowest := cfg.Upstream.Timeout
-	for _, c := range cfg.Clients {
+	for i := range cfg.Clients {
+		c := &cfg.Clients[i]
+		var p *upstream.Provider
 		if c.Upstream == nil {
-			if def == nil {
-				p, err := provider(cfg.Upstream)
-				if err != nil {
-					return nil, err
-				}
-				def = p
+			if p, err = provider(cfg.Upstream); err != nil {
+				return nil, err
 			}
-			continue
+			def = p
+		} else {
+			if p, err = provider(*c.Upstream); err != nil {
+				return nil, fmt.Errorf("client %q: %w", c.ID, err)
+			}
+			byClient[c.ID] = p
+			slowest = max(slowest, p.Timeout())
 		}
-		p, err := provider(*c.Upstream)
-		if err != nil {
-			return nil, fmt.Errorf("client %q: %w", c.ID, err)
-		}
-		byClient[c.ID] = p
-		slowest = max(slowest, p.Timeout())
+		// The client's own scope descriptions win over its provider's.
+		descriptions := p.ScopeDescriptions()
+		maps.Copy(descriptions, c.ScopeDescriptions)
+		c.ScopeDescriptions = descriptions
 	}
 
 	svc, err := deviceflow.New(deviceflow.Config{
@@ -498,14 +535,21 @@ func trimNL(b []byte) []byte {
 	return b
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+// newLogger writes records below Warn to info and the others to errs.
+func newLogger(cfg *config.Config, info, errs io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+	handler := func(w io.Writer) slog.Handler {
+		if cfg.LogFormat == "json" {
+			return slog.NewJSONHandler(w, opts)
+		}
+		return slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	if info == errs {
+		return slog.New(handler(errs))
+	}
+	return slog.New(levelSplit{low: handler(info), high: handler(errs)})
 }
 
 // serve runs the HTTP server until ctx ends or SIGINT/SIGTERM arrives, then

@@ -28,7 +28,7 @@ func envMap(m map[string]string) func(string) string { return func(k string) str
 
 func TestRunReportsEveryConfigProblem(t *testing.T) {
 	var out bytes.Buffer
-	err := run(context.Background(), nil, envMap(map[string]string{"DEVICEGATE_STORE": "floppy"}), &out)
+	err := run(context.Background(), nil, []string{"DEVICEGATE_STORE=floppy"}, &out)
 	if err == nil {
 		t.Fatal("run accepted a bad configuration")
 	}
@@ -41,7 +41,7 @@ func TestRunReportsEveryConfigProblem(t *testing.T) {
 
 func TestRunHelp(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"-help"}, envMap(nil), &out); err != nil {
+	if err := run(context.Background(), []string{"-help"}, nil, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "-demo") || !strings.Contains(out.String(), "DEVICEGATE_") {
@@ -277,10 +277,11 @@ func TestProvidersPerClient(t *testing.T) {
 	}))
 	defer op.Close()
 	clients := `[
-	  {"client_id":"tv","name":"TV"},
+	  {"client_id":"tv","name":"TV","default_scopes":["user-read-currently-playing","user-top-read","x-custom"],
+	   "scope_descriptions":{"user-top-read":"Show your favourites on the TV"}},
 	  {"client_id":"kiosk","name":"Kiosk","mode":"passthrough"},
-	  {"client_id":"bike","name":"Bike","upstream":{"preset":"strava","client_id":"s-1","client_secret_env":"STRAVA_SECRET"}},
-	  {"client_id":"lab","name":"Lab","upstream":{"preset":"oidc","issuer":"` + op.URL + `","name":"Lab ID","client_id":"lab-1","client_secret_env":"LAB_SECRET"}}
+	  {"client_id":"bike","name":"Bike","default_scopes":["activity:read"],"upstream":{"preset":"strava","client_id":"s-1","client_secret_env":"STRAVA_SECRET"}},
+	  {"client_id":"lab","name":"Lab","default_scopes":["openid"],"upstream":{"preset":"oidc","issuer":"` + op.URL + `","name":"Lab ID","client_id":"lab-1","client_secret_env":"LAB_SECRET"}}
 	]`
 	env := map[string]string{
 		"DEVICEGATE_STORE": "memory", "DEVICEGATE_CLIENTS": clients,
@@ -293,7 +294,22 @@ func TestProvidersPerClient(t *testing.T) {
 	}
 	base := serveApp(t, cfg)
 
-	for client, provider := range map[string]string{"tv": "Spotify", "kiosk": "Spotify", "bike": "Strava", "lab": "Lab ID"} {
+	// Each confirmation names the client's provider and describes its
+	// scopes: the client's own words first, then the preset's, else the
+	// identifier alone.
+	for _, tc := range []struct {
+		client, provider string
+		want, not        []string
+	}{
+		{"tv", "Spotify", []string{
+			`<li class="described">See the track playing right now <code>user-read-currently-playing</code></li>`,
+			`<li class="described">Show your favourites on the TV <code>user-top-read</code></li>`,
+			`<li><code>x-custom</code></li>`}, []string{"See your top artists and tracks"}},
+		{"kiosk", "Spotify", nil, nil},
+		{"bike", "Strava", []string{`See your activities shown to everyone and to followers <code>activity:read</code>`}, nil},
+		{"lab", "Lab ID", []string{`Confirm who you are <code>openid</code>`}, nil},
+	} {
+		client, provider := tc.client, tc.provider
 		res, err := http.PostForm(base+"/api/authorize", url.Values{"client_id": {client}})
 		if err != nil {
 			t.Fatal(err)
@@ -313,6 +329,16 @@ func TestProvidersPerClient(t *testing.T) {
 		if res.StatusCode != 200 || !strings.Contains(string(page), provider) {
 			t.Errorf("%s: confirmation %d does not name %s", client, res.StatusCode, provider)
 		}
+		for _, want := range tc.want {
+			if !strings.Contains(string(page), want) {
+				t.Errorf("%s: confirmation lacks %s", client, want)
+			}
+		}
+		for _, not := range tc.not {
+			if strings.Contains(string(page), not) {
+				t.Errorf("%s: confirmation still says %q", client, not)
+			}
+		}
 		csp := res.Header.Get("Content-Security-Policy")
 		for _, origin := range []string{"https://accounts.spotify.com", "https://www.strava.com", op.URL} {
 			if !strings.Contains(csp, origin) {
@@ -326,5 +352,80 @@ func TestProvidersPerClient(t *testing.T) {
 	cfg, _ = config.Load(envMap(env), false)
 	if _, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), "http://127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), `client "lab"`) || !strings.Contains(err.Error(), op.URL) {
 		t.Errorf("unreachable issuer: %v", err)
+	}
+}
+
+// TestLoggerSplitsByLevel: routine records go to info, warnings and errors
+// to errs, with attributes and groups carried to both.
+func TestLoggerSplitsByLevel(t *testing.T) {
+	var info, errs bytes.Buffer
+	l := newLogger(&config.Config{LogLevel: "info", LogFormat: "json"}, &info, &errs).With("instance", "a").WithGroup("g")
+	l.Debug("hidden")
+	l.Info("routine", "k", 1)
+	l.Warn("odd")
+	l.Error("broken")
+	if got := info.String(); !strings.Contains(got, `"msg":"routine","instance":"a","g":{"k":1}`) || strings.Contains(got, "odd") || strings.Contains(got, "hidden") {
+		t.Errorf("info got %q", got)
+	}
+	if got := errs.String(); !strings.Contains(got, `"msg":"odd"`) || !strings.Contains(got, `"msg":"broken"`) || strings.Contains(got, "routine") {
+		t.Errorf("errs got %q", got)
+	}
+}
+
+// TestListenEnv: -addr wins, then DEVICEGATE_ADDR; PORT (a container
+// platform's variable) means every interface, but not under the Functions
+// host, whose port variable config reads itself.
+func TestListenEnv(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		flag string
+		want string
+	}{
+		{map[string]string{"PORT": "8080"}, "", ":8080"},
+		{map[string]string{"PORT": "8080", "DEVICEGATE_ADDR": "127.0.0.1:9"}, "", "127.0.0.1:9"},
+		{map[string]string{"PORT": "8080"}, "127.0.0.1:7", "127.0.0.1:7"},
+		{map[string]string{"PORT": "8080", "FUNCTIONS_CUSTOMHANDLER_PORT": "7071"}, "", ""},
+		{map[string]string{}, "", ""},
+	}
+	for _, tt := range tests {
+		if got := listenEnv(envMap(tt.env), tt.flag)("DEVICEGATE_ADDR"); got != tt.want {
+			t.Errorf("%v, -addr %q: DEVICEGATE_ADDR %q, want %q", tt.env, tt.flag, got, tt.want)
+		}
+	}
+}
+
+// TestRunStartMessages: the start names misspelled variables with the
+// real name, and a port in use suggests how to pick another.
+func TestRunStartMessages(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	var out syncBuffer
+	err = run(context.Background(), []string{"-demo"}, []string{
+		"DEVICEGATE_STORE=memory", "DEVICEGATE_ADDR=" + busy.Addr().String(), "DEVICEGATE_UPSTREAM_CLIENTID=abc",
+	}, &out)
+	if err == nil || !strings.Contains(err.Error(), "the address is already in use") || !strings.Contains(err.Error(), "-addr 127.0.0.1:8081 or DEVICEGATE_ADDR") {
+		t.Errorf("port in use: %v", err)
+	}
+	if !strings.Contains(out.String(), `level=WARN msg="DEVICEGATE_UPSTREAM_CLIENTID: no such setting; ignored (did you mean DEVICEGATE_UPSTREAM_CLIENT_ID?)"`) {
+		t.Errorf("no warning for the misspelled name:\n%s", out.String())
+	}
+
+	// The same start on a free port serves, and stops with its context.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out2 syncBuffer
+	go func() {
+		done <- run(ctx, []string{"-demo", "-addr", "127.0.0.1:0"}, []string{"DEVICEGATE_STORE=memory"}, &out2)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out2.String(), "devicegate is ready") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil || strings.Contains(out2.String(), "level=WARN") || !strings.Contains(out2.String(), "devicegate is ready") {
+		t.Errorf("free port: %v\n%s", err, out2.String())
 	}
 }

@@ -145,7 +145,7 @@ func TestCLILoginScannableQR(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("devicegate-login: %v\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "Signed in.") {
+	if !strings.Contains(stderr.String(), "Signed in. Tokens written to "+out+" (readable by you only)") {
 		t.Errorf("stderr: %s", stderr.String())
 	}
 	fi, err := os.Stat(out)
@@ -177,6 +177,9 @@ func TestCLILoginScannableQR(t *testing.T) {
 	ref.Stdout, ref.Stderr = io.Discard, stderr
 	if err := ref.Run(); err != nil {
 		t.Fatalf("refresh: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "Refreshed. New tokens written to "+out) {
+		t.Errorf("the refresh did not say what it did: %s", stderr.String())
 	}
 	if fresh, _ := read(); fresh == access {
 		t.Error("the refresh kept the old access token")

@@ -40,6 +40,28 @@ func begin(t *testing.T, s *stack, d time.Duration) (context.Context, *oauth2.Co
 	return ctx, cfg, da
 }
 
+// cosmosSettings puts a stack on the Cosmos store, in a fresh container
+// named with prefix.
+func cosmosSettings(connection, prefix string) map[string]string {
+	return map[string]string{
+		"DEVICEGATE_STORE": "cosmos", "DEVICEGATE_COSMOS_CONNECTION_STRING": connection, "DEVICEGATE_COSMOS_CREATE": "true",
+		"DEVICEGATE_COSMOS_CONTAINER": prefix + time.Now().Format("150405.000000"),
+	}
+}
+
+// signIn: a whole flow with golang.org/x/oauth2 as the device and the
+// person approving on a phone; the tokens work at the provider.
+func signIn(t *testing.T, s *stack, shots string) {
+	t.Helper()
+	ctx, cfg, da := begin(t, s, 90*time.Second)
+	approveOnPhone(t, da, shots)
+	tok, err := cfg.DeviceAccessToken(ctx, da)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.userinfo(tok.AccessToken)
+}
+
 // approveOnPhone: the person approves da through its complete link on a
 // phone-sized browser whose screenshots are named after shots.
 func approveOnPhone(t *testing.T, da *oauth2.DeviceAuthResponse, shots string) {
@@ -157,8 +179,7 @@ func TestDenyOnConfirmation(t *testing.T) {
 	s := newStack(t, nil)
 	ctx, cfg, da := begin(t, s, 60*time.Second)
 	b := newBrowser(t, "deny-phone", 390, 844)
-	b.run("open", chromedp_Navigate(da.VerificationURIComplete)...)
-	b.run("continue", clickAndWait(`button[type=submit]`, `button[value=deny]`)...)
+	b.run("open", openLink(da.VerificationURIComplete, `button[value=deny]`)...)
 	b.run("deny", clickAndWait(`button[value=deny]`, `.result`)...)
 	b.shot("denied")
 	if text := b.text(); !strings.Contains(text, "Access denied") {
@@ -195,16 +216,16 @@ func TestWrongCodeThenRight(t *testing.T) {
 // Scenario 3: a code entered after it expired.
 func TestExpiredCode(t *testing.T) {
 	t.Parallel()
+	needNode(t, "axe-core")
 	s := newStack(t, map[string]string{"DEVICEGATE_CODE_LIFETIME": "60s"})
 	_, _, da := begin(t, s, 120*time.Second)
 	time.Sleep(time.Until(da.Expiry) + time.Second)
 	b := newBrowser(t, "expired-phone", 390, 844)
-	b.run("open", chromedp_Navigate(da.VerificationURIComplete)...)
-	b.run("continue", clickAndWait(`button[type=submit]`, `.result`)...)
-	b.shot("expired")
+	b.run("open", openLink(da.VerificationURIComplete, `.result`)...)
 	if text := b.text(); !strings.Contains(text, "expired") {
 		t.Errorf("expired page: %q", text)
 	}
+	b.checkPage("expired") // the one result page TestEveryPageAccessible cannot wait for
 	if status, m := s.poll(da.DeviceCode); status != 400 || m["error"] != "expired_token" {
 		t.Errorf("poll after expiry: %d %v", status, m["error"])
 	}
@@ -240,17 +261,8 @@ func TestHappyPathCosmos(t *testing.T) {
 		}
 		t.Skip("DEVICEGATE_TEST_COSMOS unset; scripts/e2e.sh starts the server")
 	}
-	s := newStack(t, map[string]string{
-		"DEVICEGATE_STORE": "cosmos", "DEVICEGATE_COSMOS_CONNECTION_STRING": cs, "DEVICEGATE_COSMOS_CREATE": "true",
-		"DEVICEGATE_COSMOS_CONTAINER": "e2e-" + time.Now().Format("150405.000000"),
-	})
-	ctx, cfg, da := begin(t, s, 90*time.Second)
-	approveOnPhone(t, da, "cosmos-phone")
-	tok, err := cfg.DeviceAccessToken(ctx, da)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.userinfo(tok.AccessToken)
+	s := newStack(t, cosmosSettings(cs, "e2e-"))
+	signIn(t, s, "cosmos-phone")
 	if !strings.Contains(s.logs.String(), "store=cosmos") {
 		t.Error("devicegate did not run on the cosmos store")
 	}

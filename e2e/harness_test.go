@@ -8,15 +8,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,6 +111,7 @@ type stack struct {
 	provider *op.Server
 	discover providerMetadata
 	logs     *syncBuffer
+	args     []string // devicegate's command-line arguments
 
 	mu      sync.Mutex
 	secrets []string // codes and tokens this test saw, never to be logged
@@ -125,6 +129,26 @@ func (s *stack) remember(values ...string) {
 	}
 }
 
+// start starts cmd and, when the test ends, interrupts it and waits up to
+// grace for it to exit before killing it, so no test leaves it running.
+func start(t *testing.T, cmd *exec.Cmd, grace time.Duration) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(grace):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+}
+
 type providerMetadata struct {
 	AuthorizationEndpoint string `json:"authorization_endpoint"`
 	TokenEndpoint         string `json:"token_endpoint"`
@@ -137,39 +161,24 @@ var clientSeq atomic.Int64
 // says otherwise) and stops both when the test ends.
 func newStack(t *testing.T, extra map[string]string) *stack {
 	t.Helper()
-	port := freePort(t)
-	s := &stack{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &syncBuffer{}}
+	s := newStackAt(t)
 	clientID := fmt.Sprintf("devicegate-%d", clientSeq.Add(1))
 	var err error
 	if s.provider, err = op.Start(clientID, s.base+"/api/callback"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.provider.Close() })
-	res, err := http.Get(s.provider.Issuer + ".well-known/openid-configuration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	json.NewDecoder(res.Body).Decode(&s.discover)
-	res.Body.Close()
-
-	key := make([]byte, 32)
-	rand.Read(key)
-	env := map[string]string{
-		"DEVICEGATE_ADDR":                   fmt.Sprintf("127.0.0.1:%d", port),
-		"DEVICEGATE_PUBLIC_URL":             s.base,
+	s.readDiscovery(s.provider.Issuer + ".well-known/openid-configuration")
+	env := s.baseEnv()
+	maps.Copy(env, map[string]string{
 		"DEVICEGATE_UPSTREAM":               "generic",
 		"DEVICEGATE_UPSTREAM_NAME":          "Zitadel example",
 		"DEVICEGATE_UPSTREAM_AUTH_URL":      s.discover.AuthorizationEndpoint,
 		"DEVICEGATE_UPSTREAM_TOKEN_URL":     s.discover.TokenEndpoint,
 		"DEVICEGATE_UPSTREAM_CLIENT_ID":     clientID,
 		"DEVICEGATE_UPSTREAM_CLIENT_SECRET": op.ClientSecret,
-		"DEVICEGATE_CLIENTS":                `[{"client_id":"tv","name":"E2E TV","scopes":["openid","profile","offline_access"],"default_scopes":["openid","profile"]}]`,
-		"DEVICEGATE_STORE":                  "memory",
-		"DEVICEGATE_POLL_INTERVAL":          "1s",
-		"DEVICEGATE_SECRET_KEY":             base64.StdEncoding.EncodeToString(key),
-		"DEVICEGATE_LOG_LEVEL":              "debug",
 		"DEVICEGATE_RATE_VERIFY":            "100/1m",
-	}
+	})
 	for k, v := range extra {
 		env[k] = v
 	}
@@ -179,33 +188,80 @@ func newStack(t *testing.T, extra map[string]string) *stack {
 		delete(env, "DEVICEGATE_UPSTREAM_AUTH_URL")
 		delete(env, "DEVICEGATE_UPSTREAM_TOKEN_URL")
 	}
-	cmd := exec.Command(devicegateBinary(t))
+	s.startDevicegate(env, op.ClientSecret)
+	return s
+}
+
+// newStackAt is a stack for a devicegate on a free loopback port, not yet
+// started.
+func newStackAt(t *testing.T) *stack {
+	return &stack{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), logs: &syncBuffer{}}
+}
+
+// readDiscovery reads the provider's OpenID discovery document at u.
+func (s *stack) readDiscovery(u string) {
+	s.t.Helper()
+	res, err := http.Get(u)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(&s.discover); err != nil {
+		s.t.Fatalf("discovery document %s: %v", u, err)
+	}
+}
+
+// baseEnv is the devicegate configuration every stack shares: its address,
+// the device client "tv" (E2E TV), the memory store, a 1 s interval, a
+// fresh secret key and debug logs. The upstream is the caller's to add.
+func (s *stack) baseEnv() map[string]string {
+	key := make([]byte, 32)
+	rand.Read(key)
+	return map[string]string{
+		"DEVICEGATE_ADDR":          strings.TrimPrefix(s.base, "http://"),
+		"DEVICEGATE_PUBLIC_URL":    s.base,
+		"DEVICEGATE_CLIENTS":       `[{"client_id":"tv","name":"E2E TV","scopes":["openid","profile","offline_access"],"default_scopes":["openid","profile"]}]`,
+		"DEVICEGATE_STORE":         "memory",
+		"DEVICEGATE_POLL_INTERVAL": "1s",
+		"DEVICEGATE_SECRET_KEY":    base64.StdEncoding.EncodeToString(key),
+		"DEVICEGATE_LOG_LEVEL":     "debug",
+	}
+}
+
+// startDevicegate runs devicegate's binary with env (and nothing else from
+// this process's environment) until the test ends, and waits until it
+// answers. At the end its log must not hold secrets nor the secret key.
+func (s *stack) startDevicegate(env map[string]string, secrets ...string) {
+	t := s.t
+	t.Helper()
+	binary := devicegateBinary(t)
+	var asUser *syscall.Credential
+	if img, ok := env[imageBinary]; ok {
+		// Container mode: the image's binary, as the image's user, the port
+		// from the platform's PORT variable instead of DEVICEGATE_ADDR.
+		binary, asUser = img, containerUser()
+		delete(env, imageBinary)
+		env["PORT"] = strings.TrimPrefix(env["DEVICEGATE_ADDR"], "127.0.0.1:")
+		delete(env, "DEVICEGATE_ADDR")
+	}
+	cmd := exec.Command(binary, s.args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: asUser}
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-		}
+	t.Cleanup(func() { // registered first, so it runs once the process has stopped
 		s.mu.Lock()
-		secrets := append([]string{op.ClientSecret, env["DEVICEGATE_SECRET_KEY"]}, s.secrets...)
+		all := slices.Concat(secrets, []string{env["DEVICEGATE_SECRET_KEY"]}, s.secrets)
 		s.mu.Unlock()
-		for _, secret := range secrets {
-			if strings.Contains(s.logs.String(), secret) {
+		for _, secret := range all {
+			if secret != "" && strings.Contains(s.logs.String(), secret) {
 				t.Errorf("a secret (%d characters) appears in devicegate's log", len(secret))
 			}
 		}
 	})
+	start(t, cmd, 10*time.Second)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		res, err := http.Get(s.base + "/api/health")
@@ -220,7 +276,6 @@ func newStack(t *testing.T, extra map[string]string) *stack {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return s
 }
 
 // poll sends one raw token request, as a device would.

@@ -2,10 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -43,35 +39,6 @@ func TestCompleteLinkWithoutJavaScript(t *testing.T) {
 		t.Fatalf("DeviceAccessToken: %v", err)
 	}
 	s.remember(tok.AccessToken, tok.RefreshToken)
-}
-
-// startDemo runs devicegate's real binary in -demo mode (its built-in
-// provider, which is where people reported the Back problem) on the memory
-// store, and returns its base URL.
-func startDemo(t *testing.T) string {
-	t.Helper()
-	port := freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cmd := exec.Command(devicegateBinary(t), "-demo", "-addr", fmt.Sprintf("127.0.0.1:%d", port))
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "DEVICEGATE_STORE=memory"}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-	})
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if res, err := http.Get(base + "/api/health"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("devicegate -demo did not start")
-		}
-	}
 }
 
 // TestBackAfterSuccess: after a successful sign-in the person presses Back

@@ -1,6 +1,13 @@
-// devicegate on Azure's free tier: a Static Web App (Free) whose managed
-// functions run the Go custom handler, and a free-tier Cosmos DB account
-// holding the device-flow records, cleaned up by TTL.
+// devicegate on Azure. One switch, `hosting`, picks where the binary runs:
+//   staticWebApp (default)  a Static Web App (Free) whose managed functions
+//                           run the Go custom handler;
+//   containerApp            the same binary, serving its embedded pages and
+//                           the API, on Azure Container Apps (Consumption,
+//                           scale to zero), pulling a public image from
+//                           GitHub Container Registry.
+// Both keep the device-flow records in Cosmos DB (free tier, or serverless),
+// and send the handler's output to a workspace-based Application Insights /
+// Log Analytics workspace with a daily cap inside the free allowance.
 //
 // Deploy into an existing resource group:
 //   az deployment group create -g <group> -f infra/main.bicep -p infra/main.parameters.json \
@@ -13,6 +20,13 @@ targetScope = 'resourceGroup'
 @maxLength(24)
 param name string = 'devicegate'
 
+@description('Where devicegate runs: staticWebApp (managed functions, the default) or containerApp (Azure Container Apps; the way out if managed functions refuse the custom handler). See docs/DEPLOY.md.')
+@allowed([
+  'staticWebApp'
+  'containerApp'
+])
+param hosting string = 'staticWebApp'
+
 @description('Region for the Static Web App (Free is offered in a few regions only).')
 @allowed([
   'westus2'
@@ -23,11 +37,20 @@ param name string = 'devicegate'
 ])
 param siteLocation string = 'westeurope'
 
-@description('Region for Cosmos DB.')
+@description('Region for the Container App, Log Analytics and Application Insights.')
+param location string = resourceGroup().location
+
+@description('Region for Cosmos DB. Pick another one if Azure answers that the region is "experiencing high demand" (docs/DEPLOY.md).')
 param cosmosLocation string = resourceGroup().location
 
-@description('Set false if this subscription already has its one free-tier Cosmos DB account.')
+@description('true: the free tier (1000 RU/s and 25 GB free; one account per subscription). false: serverless, billed per request (no 1000 RU/s provisioned).')
 param cosmosFreeTier bool = true
+
+@description('containerApp only: the image, e.g. ghcr.io/<owner>/devicegate:<commit> (public; the deploy workflow pushes it).')
+param containerImage string = ''
+
+@description('Daily cap for ingested logs in GB. 0.15 GB a day stays inside Log Analytics\' 5 GB a month free allowance.')
+param logDailyCapGb string = '0.15'
 
 @description('Default upstream provider: spotify, strava, discord, dropbox, twitch, generic or oidc (generic and oidc take their DEVICEGATE_UPSTREAM_* settings in extraSettings; see docs/FORKING.md).')
 param upstream string = 'spotify'
@@ -39,7 +62,7 @@ param upstreamClientId string
 @secure()
 param upstreamClientSecret string
 
-@description('Device clients allowed, as JSON (see README).')
+@description('Device clients allowed, as JSON (see README). Keep the "devicegate-check" client so the deployment check can run.')
 param clients string
 
 @description('Base64 of 32 random bytes (openssl rand -base64 32): keys code hashing and token sealing.')
@@ -50,12 +73,27 @@ param secretKey string
 @secure()
 param extraSettings object = {}
 
-@description('Public URL of the site, e.g. https://<name>.azurestaticapps.net or your custom domain. Empty: the default hostname.')
+@description('Public URL, e.g. your custom domain https://login.example.org. Empty: the default hostname of the Static Web App or the Container App.')
 param publicUrl string = ''
 
-var cosmosAccountName = toLower('${name}-${uniqueString(resourceGroup().id)}')
+@description('Log level of the handler: debug for a first deploy, info afterwards.')
+@allowed([
+  'debug'
+  'info'
+  'warn'
+  'error'
+])
+param logLevel string = 'info'
+
+var useSite = hosting == 'staticWebApp'
+var useContainer = hosting == 'containerApp'
+var suffix = uniqueString(resourceGroup().id)
+var cosmosAccountName = toLower('${name}-${suffix}')
 var databaseName = 'devicegate'
 var containerName = 'records'
+var containerAppName = toLower(take('${name}-app', 32))
+
+// ---------- Cosmos DB ----------
 
 resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' = {
   name: cosmosAccountName
@@ -64,10 +102,16 @@ resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' = {
   properties: {
     databaseAccountOfferType: 'Standard'
     enableFreeTier: cosmosFreeTier
-    // Never bill beyond the free 1000 RU/s.
-    capacity: {
+    // Free tier: never bill beyond the free 1000 RU/s. Serverless: billed
+    // per request unit consumed, nothing provisioned.
+    capacity: cosmosFreeTier ? {
       totalThroughputLimit: 1000
-    }
+    } : null
+    capabilities: cosmosFreeTier ? [] : [
+      {
+        name: 'EnableServerless'
+      }
+    ]
     consistencyPolicy: {
       defaultConsistencyLevel: 'Session'
     }
@@ -90,10 +134,11 @@ resource database 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-05-15
     resource: {
       id: databaseName
     }
-    // Shared throughput for the database: the free tier's 1000 RU/s.
-    options: {
+    // Free tier: the database shares the free 1000 RU/s. Serverless
+    // accounts take no throughput setting.
+    options: cosmosFreeTier ? {
       throughput: 1000
-    }
+    } : {}
   }
 }
 
@@ -126,7 +171,60 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
   }
 }
 
-resource site 'Microsoft.Web/staticSites@2023-12-01' = {
+// ---------- Logs: Log Analytics + workspace-based Application Insights ----------
+
+resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: '${name}-logs-${suffix}'
+  location: location
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    // 30 days are included in the ingestion price.
+    retentionInDays: 30
+    // Ingestion stops for the day at the cap, so logs never cost money.
+    workspaceCapping: {
+      dailyQuotaGb: json(logDailyCapGb)
+    }
+  }
+}
+
+resource insights 'Microsoft.Insights/components@2020-02-02' = {
+  name: '${name}-insights'
+  location: location
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: workspace.id
+    IngestionMode: 'LogAnalytics'
+    RetentionInDays: 30
+  }
+}
+
+// ---------- Settings shared by both hostings ----------
+
+// Known when the deployment starts (parameters and literals), so the
+// Container App's environment list can be built from it by a loop.
+var fixedSettings = {
+  DEVICEGATE_UPSTREAM: upstream
+  DEVICEGATE_UPSTREAM_CLIENT_ID: upstreamClientId
+  DEVICEGATE_CLIENTS: clients
+  DEVICEGATE_STORE: 'cosmos'
+  DEVICEGATE_COSMOS_DATABASE: databaseName
+  DEVICEGATE_COSMOS_CONTAINER: containerName
+  DEVICEGATE_TRUSTED_PROXY: 'true'
+  DEVICEGATE_LOG_FORMAT: 'json'
+  DEVICEGATE_LOG_LEVEL: logLevel
+}
+var secretSettings = {
+  DEVICEGATE_UPSTREAM_CLIENT_SECRET: upstreamClientSecret
+  DEVICEGATE_SECRET_KEY: secretKey
+  DEVICEGATE_COSMOS_KEY: cosmos.listKeys().primaryMasterKey
+}
+
+// ---------- hosting = staticWebApp ----------
+
+resource site 'Microsoft.Web/staticSites@2023-12-01' = if (useSite) {
   name: name
   location: siteLocation
   sku: {
@@ -140,36 +238,156 @@ resource site 'Microsoft.Web/staticSites@2023-12-01' = {
   }
 }
 
-resource settings 'Microsoft.Web/staticSites/config@2023-12-01' = {
+var siteUrl = useSite ? 'https://${site.properties.defaultHostname}' : ''
+
+resource settings 'Microsoft.Web/staticSites/config@2023-12-01' = if (useSite) {
   parent: site
   name: 'appsettings'
   // This resource replaces all app settings on every deployment, so settings
   // beyond the fixed ones come in through extraSettings, never by hand.
-  properties: union(extraSettings, {
-    DEVICEGATE_PUBLIC_URL: empty(publicUrl) ? 'https://${site.properties.defaultHostname}' : publicUrl
-    DEVICEGATE_UPSTREAM: upstream
-    DEVICEGATE_UPSTREAM_CLIENT_ID: upstreamClientId
-    DEVICEGATE_UPSTREAM_CLIENT_SECRET: upstreamClientSecret
-    DEVICEGATE_CLIENTS: clients
-    DEVICEGATE_SECRET_KEY: secretKey
-    DEVICEGATE_STORE: 'cosmos'
+  properties: union(extraSettings, fixedSettings, secretSettings, {
     DEVICEGATE_COSMOS_ENDPOINT: cosmos.properties.documentEndpoint
-    DEVICEGATE_COSMOS_KEY: cosmos.listKeys().primaryMasterKey
-    DEVICEGATE_COSMOS_DATABASE: databaseName
-    DEVICEGATE_COSMOS_CONTAINER: containerName
-    DEVICEGATE_TRUSTED_PROXY: 'true'
-    DEVICEGATE_LOG_FORMAT: 'json'
+    DEVICEGATE_PUBLIC_URL: empty(publicUrl) ? siteUrl : publicUrl
+    // The Functions host behind the managed functions sends its traces and
+    // the handler's console output here.
+    APPLICATIONINSIGHTS_CONNECTION_STRING: insights.properties.ConnectionString
   })
   dependsOn: [
     container
   ]
 }
 
-@description('The site\'s default hostname.')
-output siteHostname string = site.properties.defaultHostname
+// ---------- hosting = containerApp ----------
+
+resource appEnv 'Microsoft.App/managedEnvironments@2024-03-01' = if (useContainer) {
+  name: '${name}-env'
+  location: location
+  properties: {
+    // Console output (the handler's JSON lines) goes to the workspace:
+    // table ContainerAppConsoleLogs_CL.
+    appLogsConfiguration: {
+      destination: 'log-analytics'
+      logAnalyticsConfiguration: {
+        customerId: workspace.properties.customerId
+        sharedKey: workspace.listKeys().primarySharedKey
+      }
+    }
+    // Consumption only: no dedicated workload profile, nothing billed idle.
+    workloadProfiles: [
+      {
+        name: 'Consumption'
+        workloadProfileType: 'Consumption'
+      }
+    ]
+  }
+}
+
+// The app's address is known before it exists: <app>.<environment domain>.
+var containerUrl = useContainer ? 'https://${containerAppName}.${appEnv.properties.defaultDomain}' : ''
+
+// Secrets become Container Apps secrets (names: lowercase, digits, '-'), and
+// reach the binary as environment variables by reference. The lists are
+// built from names known when the deployment starts (parameters and
+// literals), as loops require.
+var secretEnvNames = [
+  'DEVICEGATE_UPSTREAM_CLIENT_SECRET'
+  'DEVICEGATE_SECRET_KEY'
+  'DEVICEGATE_COSMOS_KEY'
+]
+var secretEnv = concat(secretEnvNames, objectKeys(extraSettings))
+var secretRefs = [for k in secretEnv: {
+  name: k
+  secretRef: contains(secretEnvNames, k) ? toLower(replace(k, '_', '-')) : 'x-${toLower(replace(k, '_', '-'))}'
+}]
+var fixedEnv = [for k in objectKeys(fixedSettings): {
+  name: k
+  value: fixedSettings[k]
+}]
+var containerOnlyEnv = [
+  { name: 'DEVICEGATE_COSMOS_ENDPOINT', value: cosmos.properties.documentEndpoint }
+  { name: 'DEVICEGATE_PUBLIC_URL', value: empty(publicUrl) ? containerUrl : publicUrl }
+  // The image listens on $PORT; ingress sends traffic to 8080.
+  { name: 'PORT', value: '8080' }
+]
+
+resource app 'Microsoft.App/containerApps@2024-03-01' = if (useContainer) {
+  name: containerAppName
+  location: location
+  properties: {
+    environmentId: appEnv.id
+    workloadProfileName: 'Consumption'
+    configuration: {
+      activeRevisionsMode: 'Single'
+      ingress: {
+        external: true
+        targetPort: 8080
+        transport: 'auto'
+        allowInsecure: false
+      }
+      secrets: [for (k, i) in secretEnv: {
+        name: secretRefs[i].secretRef
+        value: contains(secretEnvNames, k) ? secretSettings[k] : string(extraSettings[k])
+      }]
+    }
+    template: {
+      containers: [
+        {
+          name: 'devicegate'
+          image: containerImage
+          resources: {
+            cpu: json('0.25')
+            memory: '0.5Gi'
+          }
+          env: concat(fixedEnv, containerOnlyEnv, secretRefs)
+          probes: [
+            {
+              type: 'Startup'
+              httpGet: {
+                path: '/api/health'
+                port: 8080
+              }
+              periodSeconds: 2
+              failureThreshold: 15
+            }
+          ]
+        }
+      ]
+      // Scale to zero when idle: the Consumption plan bills only running
+      // time, beyond its monthly free grant.
+      scale: {
+        minReplicas: 0
+        maxReplicas: 1
+        rules: [
+          {
+            name: 'http'
+            http: {
+              metadata: {
+                concurrentRequests: '50'
+              }
+            }
+          }
+        ]
+      }
+    }
+  }
+  dependsOn: [
+    container
+  ]
+}
+
+var url = empty(publicUrl) ? (useSite ? siteUrl : containerUrl) : publicUrl
+
+@description('The address people use; run the deployment check against it.')
+output publicUrl string = url
 
 @description('Redirect URI to register at the provider.')
-output redirectUri string = '${empty(publicUrl) ? 'https://${site.properties.defaultHostname}' : publicUrl}/api/callback'
+output redirectUri string = '${url}/api/callback'
 
-@description('Get the deployment token with: az staticwebapp secrets list -n <name> --query properties.apiKey -o tsv')
-output siteName string = site.name
+@description('staticWebApp: get the deployment token with az staticwebapp secrets list -n <siteName> --query properties.apiKey -o tsv')
+output siteName string = useSite ? site.name : ''
+
+@description('containerApp: the Container App\'s name.')
+output containerAppName string = useContainer ? app.name : ''
+
+@description('Application Insights resource holding the handler\'s logs (staticWebApp); the workspace holds them for containerApp.')
+output insightsName string = insights.name

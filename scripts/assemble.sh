@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Assembles what Azure Static Web Apps deploys:
 #   dist/api   the Functions app: host.json, one folder per function, and
-#              the Linux custom-handler binary "handler"
+#              the Linux custom-handler binary "handler", and launch.sh,
+#              which host.json runs with /bin/sh (see api/launch.sh)
 #   dist/site  the static frontend and staticwebapp.config.json
 # Usage: bash scripts/assemble.sh   (GOOS/GOARCH default to linux/amd64, as Azure runs)
 set -euo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 rm -rf dist
 mkdir -p dist/api dist/site
 
-cp host.json dist/api/
+cp host.json api/launch.sh dist/api/
 for f in api/*/function.json; do
   name=$(basename "$(dirname "$f")")
   mkdir -p "dist/api/$name"

@@ -2,7 +2,7 @@
 # A Cosmos DB-compatible server on loopback for devicegate's tests.
 #   scripts/cosmos-server.sh install   npm ci the pinned server and patch it
 #   scripts/cosmos-server.sh start     start it; prints DEVICEGATE_TEST_COSMOS=<connection string>
-#   scripts/cosmos-server.sh stop      stop it
+#   scripts/cosmos-server.sh stop      stop it (its whole process group)
 # Usage in a script:  eval "$(bash scripts/cosmos-server.sh start)"; export DEVICEGATE_TEST_COSMOS
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,8 +24,11 @@ install() {
 start() {
   [ -d "$dir/node_modules/@vercel/cosmosdb-server" ] || install
   port="${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
+  # A process group of its own (job control on), so stop ends all of it.
+  set -m
   node "$dir/node_modules/@vercel/cosmosdb-server/lib/cli.js" --no-ssl -p "$port" >"$logfile" 2>&1 &
   echo $! >"$pidfile"
+  set +m
   for _ in $(seq 1 100); do
     if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
       echo "DEVICEGATE_TEST_COSMOS='AccountEndpoint=http://127.0.0.1:$port/;AccountKey=$key;'"
@@ -39,7 +42,8 @@ start() {
 
 stop() {
   if [ -f "$pidfile" ]; then
-    kill "$(cat "$pidfile")" 2>/dev/null || true
+    . scripts/procs.sh
+    stop_group_ids "$(cat "$pidfile")"
     rm -f "$pidfile"
   fi
 }

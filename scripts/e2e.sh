@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# End-to-end proof with real components: the zitadel example OpenID
-# provider upstream, headless Chromium as the person, and three device
-# clients (golang.org/x/oauth2, github.com/cli/oauth, openid-client), with
-# devicegate's real binary on the memory and the Cosmos store.
+# End-to-end proof with real components: two independently written OpenID
+# providers upstream (the zitadel example OP, and oidc-provider from npm),
+# headless Chromium as the person (axe-core checks every page for WCAG 2.1
+# AA), and three device clients (golang.org/x/oauth2, github.com/cli/oauth,
+# openid-client), with devicegate's real binary on the memory and the
+# Cosmos store.
 # Installs what it needs (Debian chromium, npm packages from the lockfile,
 # Go modules); loopback only; stops what it starts.
 set -euo pipefail
@@ -17,7 +19,7 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
-echo "== npm packages for the Node device client"
+echo "== npm packages: openid-client, jsQR, axe-core, oidc-provider (lockfile)"
 (cd e2e/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 
 started=""
@@ -28,6 +30,14 @@ if [ -z "${DEVICEGATE_TEST_COSMOS:-}" ]; then
 fi
 cleanup() { [ -n "$started" ] && bash scripts/cosmos-server.sh stop; }
 trap cleanup EXIT
+
+echo "== container image: built without Docker, inspected; its binary runs a whole flow below"
+image_dir=$(mktemp -d)
+chmod 0755 "$image_dir" # the flow runs the binary as the image's unprivileged user
+trap 'cleanup; rm -rf "$image_dir"' EXIT
+bash scripts/image.sh "$image_dir/image"
+(cd tools && go run ./imagebuild -extract "$image_dir/image" -o "$image_dir/devicegate")
+export DEVICEGATE_E2E_IMAGE_BINARY="$image_dir/devicegate"
 
 echo "== go vet (e2e module)"
 (cd e2e && go vet ./...)

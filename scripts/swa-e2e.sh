@@ -9,9 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 work=$(mktemp -d)
-pids=()
+. scripts/procs.sh
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  stop_groups
   bash scripts/cosmos-server.sh stop
   rm -rf "$work"
 }
@@ -33,10 +33,9 @@ base="http://127.0.0.1:$swa_port"
 secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 
 echo "== start the handler as the Functions host would (port $api_port)"
-(
-  cd dist/api
-  FUNCTIONS_CUSTOMHANDLER_PORT=$api_port \
-  DEVICEGATE_PUBLIC_URL=$base \
+start_group "$work/handler.log" env -C dist/api \
+  FUNCTIONS_CUSTOMHANDLER_PORT="$api_port" \
+  DEVICEGATE_PUBLIC_URL="$base" \
   DEVICEGATE_STORE=cosmos \
   DEVICEGATE_COSMOS_CONNECTION_STRING="$DEVICEGATE_TEST_COSMOS" \
   DEVICEGATE_COSMOS_CREATE=true \
@@ -47,15 +46,14 @@ echo "== start the handler as the Functions host would (port $api_port)"
   DEVICEGATE_LOG_LEVEL=debug \
   DEVICEGATE_CLIENTS='[{"client_id":"tv","name":"SWA TV","scopes":["profile"],"default_scopes":["profile"],"secret_env":"SWA_TV_SECRET"}]' \
   SWA_TV_SECRET="$secret" \
-  exec ./handler -demo
-) >"$work/handler.log" 2>&1 &
-pids+=($!)
+  ./handler -demo
 waitfor "http://127.0.0.1:$api_port/api/health"
 
 echo "== start the SWA CLI in front (port $swa_port)"
-(cd tools/swa && exec npx --no-install swa start "$root/dist/site" --swa-config-location "$root/dist/site" --api-devserver-url "http://127.0.0.1:$api_port" \
-  --host 127.0.0.1 --port "$swa_port") >"$work/swa.log" 2>&1 &
-pids+=($!)
+# npx starts swa, which starts node servers of its own: the whole group is
+# stopped on exit, not just npx.
+start_group "$work/swa.log" env -C tools/swa npx --no-install swa start "$root/dist/site" --swa-config-location "$root/dist/site" \
+  --api-devserver-url "http://127.0.0.1:$api_port" --host 127.0.0.1 --port "$swa_port"
 waitfor "$base/device"
 
 jar="$work/jar"

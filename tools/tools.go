@@ -6,5 +6,6 @@ package tools
 
 import (
 	_ "github.com/codesenberg/bombardier"
+	_ "github.com/google/go-containerregistry/cmd/crane"
 	_ "github.com/rhysd/actionlint/cmd/actionlint"
 )

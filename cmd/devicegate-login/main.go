@@ -18,7 +18,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -79,7 +81,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fs.Usage()
 		return errors.New("give the devicegate URL, e.g. https://devicegate.example.net")
 	}
-	o.base = strings.TrimRight(fs.Arg(0), "/")
+	base, err := baseURL(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	o.base = base
 	o.clientSecret = getenv("DEVICEGATE_CLIENT_SECRET")
 	if o.clientID == "" {
 		return errors.New("-client-id is required")
@@ -89,9 +95,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	if o.refresh != "" {
-		return refresh(ctx, cfg, o)
+		return refresh(ctx, cfg, o, stderr)
 	}
 	return login(ctx, cfg, o, stdout, stderr, tty)
+}
+
+// baseURL checks the devicegate URL given on the command line. A bare
+// host:port is the usual slip (127.0.0.1:8080 from the server's log); it
+// gets a suggestion with the scheme instead of a bare "not a URL".
+func baseURL(arg string) (string, error) {
+	arg = strings.TrimRight(strings.TrimSpace(arg), "/")
+	u, err := url.Parse(arg)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return arg, nil
+	}
+	if err == nil && u.Scheme != "" && u.Host != "" {
+		return "", fmt.Errorf("%q is not an http or https URL", arg)
+	}
+	if strings.Contains(arg, "://") || arg == "" || (err == nil && (u.Scheme == "http" || u.Scheme == "https")) {
+		return "", fmt.Errorf("%q is not a URL; give devicegate's address, e.g. https://devicegate.example.net", arg)
+	}
+	scheme := "https://"
+	if h, err := url.Parse("http://" + arg); err == nil && isLoopbackHost(h.Hostname()) {
+		scheme = "http://"
+	}
+	return "", fmt.Errorf("%q has no scheme; did you mean %s%s ?", arg, scheme, arg)
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // metadata is the RFC 8414 document devicegate serves.
@@ -162,8 +198,15 @@ func login(ctx context.Context, cfg *oauth2.Config, o options, stdout, stderr io
 	if err != nil {
 		return explain("sign-in did not complete", err)
 	}
-	fmt.Fprintln(stderr, "Signed in.")
-	return writeTokens(tok, o.out, stdout)
+	if err := writeTokens(tok, o.out, stdout); err != nil {
+		return err
+	}
+	if o.out != "" {
+		fmt.Fprintf(stderr, "Signed in. Tokens written to %s (readable by you only)%s.\n", o.out, validity(tok))
+	} else {
+		fmt.Fprintln(stderr, "Signed in.")
+	}
+	return nil
 }
 
 // spinner shows that we are waiting and how long the code has left.
@@ -250,8 +293,16 @@ func scopeOf(t *oauth2.Token) string {
 	return s
 }
 
+// validity says how long an access token lasts, for the closing line.
+func validity(tok *oauth2.Token) string {
+	if tok.Expiry.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("; the access token is valid until %s", tok.Expiry.Local().Format("15:04:05"))
+}
+
 // refresh renews the tokens in o.refresh through devicegate.
-func refresh(ctx context.Context, cfg *oauth2.Config, o options) error {
+func refresh(ctx context.Context, cfg *oauth2.Config, o options, stderr io.Writer) error {
 	b, err := os.ReadFile(o.refresh)
 	if err != nil {
 		return err
@@ -268,7 +319,11 @@ func refresh(ctx context.Context, cfg *oauth2.Config, o options) error {
 	if tok.RefreshToken == "" {
 		tok.RefreshToken = tf.RefreshToken
 	}
-	return writeTokens(tok, o.refresh, nil)
+	if err := writeTokens(tok, o.refresh, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "Refreshed. New tokens written to %s%s.\n", o.refresh, validity(tok))
+	return nil
 }
 
 func isTerminal(f *os.File) bool {

@@ -173,7 +173,7 @@ func TestLoginHappyPathAndRefresh(t *testing.T) {
 	if json.Unmarshal(b, &tf) != nil || tf.AccessToken == "" || tf.RefreshToken == "" || tf.Expiry.IsZero() {
 		t.Fatalf("token file holds %+v", tf)
 	}
-	if !strings.Contains(stderr.String(), "Signed in.") || !strings.Contains(stderr.String(), s.base+"/device") {
+	if !strings.Contains(stderr.String(), "Signed in. Tokens written to "+out+" (readable by you only); the access token is valid until ") || !strings.Contains(stderr.String(), s.base+"/device") {
 		t.Errorf("stderr: %s", stderr.String())
 	}
 	if strings.Contains(stderr.String(), tf.AccessToken) {
@@ -198,9 +198,13 @@ func TestLoginHappyPathAndRefresh(t *testing.T) {
 		}
 	}
 
-	// Refresh through devicegate.
-	if err := run(context.Background(), []string{"-client-id", "demo", "-refresh", out, s.base}, func(string) string { return "" }, io.Discard, io.Discard, false); err != nil {
+	// Refresh through devicegate; it says what it did, and nothing secret.
+	var refreshOut, refreshErr bytes.Buffer
+	if err := run(context.Background(), []string{"-client-id", "demo", "-refresh", out, s.base}, func(string) string { return "" }, &refreshOut, &refreshErr, false); err != nil {
 		t.Fatalf("refresh: %v", err)
+	}
+	if got := refreshErr.String(); !regexp.MustCompile(`^Refreshed\. New tokens written to `+regexp.QuoteMeta(out)+`; the access token is valid until \d\d:\d\d:\d\d\.\n$`).MatchString(got) || refreshOut.Len() != 0 {
+		t.Errorf("refresh printed %q to stderr and %q to stdout", got, refreshOut.String())
 	}
 	var tf2 tokenFile
 	b, _ = os.ReadFile(out)
@@ -213,7 +217,7 @@ func TestLoginHappyPathAndRefresh(t *testing.T) {
 func TestLoginStdoutAndDenials(t *testing.T) {
 	t.Parallel()
 	s := startDevicegate(t)
-	code, stdout, _, wait := startLogin(t, s, "-client-id", "demo", "-no-qr")
+	code, stdout, stderr, wait := startLogin(t, s, "-client-id", "demo", "-no-qr")
 	person(t, s, code, "allow", "allow")
 	if err := wait(); err != nil {
 		t.Fatal(err)
@@ -221,6 +225,9 @@ func TestLoginStdoutAndDenials(t *testing.T) {
 	var tf tokenFile
 	if json.Unmarshal(stdout.Bytes(), &tf) != nil || tf.AccessToken == "" {
 		t.Errorf("stdout: %s", stdout)
+	}
+	if strings.Contains(stderr.String(), "written to") || !strings.HasSuffix(stderr.String(), "Signed in.\n") {
+		t.Errorf("stderr after a login to stdout ends %q", stderr.String())
 	}
 
 	for _, tc := range []struct{ ours, provider string }{{"deny", ""}, {"allow", "deny"}} {
@@ -248,10 +255,24 @@ func TestLoginExpiry(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{}, {"http://127.0.0.1:1"}, {"-client-id", "x", "http://127.0.0.1:1"}} {
-		err := run(context.Background(), args, func(string) string { return "" }, io.Discard, io.Discard, false)
-		if err == nil {
-			t.Errorf("%v: no error", args)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "give the devicegate URL"},
+		{[]string{"http://127.0.0.1:1"}, "-client-id is required"},
+		{[]string{"-client-id", "x", "http://127.0.0.1:1"}, "cannot reach devicegate at http://127.0.0.1:1"},
+		// A bare host:port gets the scheme suggested: http for loopback,
+		// https for anything else.
+		{[]string{"-client-id", "x", "127.0.0.1:8080"}, `"127.0.0.1:8080" has no scheme; did you mean http://127.0.0.1:8080 ?`},
+		{[]string{"-client-id", "x", "localhost:8080"}, `"localhost:8080" has no scheme; did you mean http://localhost:8080 ?`},
+		{[]string{"-client-id", "x", "devicegate.example.net"}, `"devicegate.example.net" has no scheme; did you mean https://devicegate.example.net ?`},
+		{[]string{"-client-id", "x", "ftp://devicegate.example.net"}, `"ftp://devicegate.example.net" is not an http or https URL`},
+		{[]string{"-client-id", "x", "http://"}, `"http:" is not a URL`},
+	} {
+		err := run(context.Background(), tc.args, func(string) string { return "" }, io.Discard, io.Discard, false)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.args, err, tc.want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +26,8 @@ type ClientJSON struct {
 	SecretEnv     string        `json:"secret_env"`
 	Mode          string        `json:"mode"`
 	Upstream      *UpstreamJSON `json:"upstream"`
+	// ScopeDescriptions maps a scope to what a person reads for it.
+	ScopeDescriptions map[string]string `json:"scope_descriptions"`
 }
 
 // UpstreamJSON is a client's own upstream, as written.
@@ -45,13 +48,13 @@ type UpstreamJSON struct {
 // timeout is the upstream exchange limit the clients' own upstreams share.
 func parseClients(data []byte, file string, getenv func(string) string, timeout time.Duration) ([]Client, []string) {
 	var problems []string
-	// at names a place: "clients.json:12:5: " in a file, nothing in the
-	// variable (one line, where positions would not help).
+	// at names a place: "clients.json:12:5: " in a file, "1:45: " in the
+	// variable (usually one long line, where the column finds the spot).
 	at := func(offset int64) string {
-		if file == "" {
-			return ""
-		}
 		line, col := position(data, offset)
+		if file == "" {
+			return fmt.Sprintf("%d:%d: ", line, col)
+		}
 		return fmt.Sprintf("%s:%d:%d: ", file, line, col)
 	}
 
@@ -86,9 +89,7 @@ func parseClients(data []byte, file string, getenv func(string) string, timeout 
 	seen := map[string]bool{}
 	for i, e := range entries {
 		var cj ClientJSON
-		ed := json.NewDecoder(bytes.NewReader(e.raw))
-		ed.DisallowUnknownFields()
-		if err := ed.Decode(&cj); err != nil {
+		if err := json.Unmarshal(e.raw, &cj); err != nil {
 			problems = append(problems, fmt.Sprintf("%sentry %d: %s", at(e.offset), i+1, jsonMessage(err)))
 			continue
 		}
@@ -99,9 +100,18 @@ func parseClients(data []byte, file string, getenv func(string) string, timeout 
 		bad := func(format string, args ...any) {
 			problems = append(problems, where+": "+fmt.Sprintf(format, args...))
 		}
+		// An unknown field is reported, and the entry's other fields are
+		// still checked: one misspelling should not hide the next mistake.
+		for _, f := range unknownFields(e.raw) {
+			if s := closestField(f); s != "" {
+				bad("unknown field %q (did you mean %q?)", safeText(f), s)
+			} else {
+				bad("unknown field %q", safeText(f))
+			}
+		}
 		cl := Client{
 			ID: cj.ClientID, Name: cj.Name, Scopes: cj.Scopes, DefaultScopes: cj.DefaultScopes,
-			SecretEnv: cj.SecretEnv, Mode: Mode(cj.Mode),
+			SecretEnv: cj.SecretEnv, Mode: Mode(cj.Mode), ScopeDescriptions: cj.ScopeDescriptions,
 		}
 		switch {
 		case cl.ID == "":
@@ -123,6 +133,16 @@ func parseClients(data []byte, file string, getenv func(string) string, timeout 
 		for _, s := range cl.DefaultScopes {
 			if !cl.AllowsScope(s) {
 				bad("default scope %q is not in scopes", safeText(s))
+			}
+		}
+		for _, s := range slices.Sorted(maps.Keys(cl.ScopeDescriptions)) {
+			switch d := cl.ScopeDescriptions[s]; {
+			case !ValidScope(s):
+				bad("scope_descriptions: %q is not a valid scope", safeText(s))
+			case !cl.AllowsScope(s):
+				bad("scope_descriptions: %q is not in scopes", safeText(s))
+			case strings.TrimSpace(d) == "" || len(d) > 200:
+				bad("scope_descriptions: the description of %q must be 1 to 200 characters", safeText(s))
 			}
 		}
 		switch cl.Mode {
@@ -150,6 +170,45 @@ func parseClients(data []byte, file string, getenv func(string) string, timeout 
 		clients = append(clients, cl)
 	}
 	return clients, problems
+}
+
+// unknownFields lists the fields of a client entry (and of its upstream
+// object) that ClientFields does not document, as paths ("upstream.scope").
+func unknownFields(raw json.RawMessage) []string {
+	var unknown []string
+	var walk func(raw json.RawMessage, prefix string)
+	walk = func(raw json.RawMessage, prefix string) {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return
+		}
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
+			path := prefix + k
+			if !slices.ContainsFunc(ClientFields, func(f Field) bool { return f.Path == path }) {
+				unknown = append(unknown, path)
+			} else if path == "upstream" {
+				walk(obj[k], "upstream.")
+			}
+		}
+	}
+	walk(raw, "")
+	return unknown
+}
+
+// closestField is the documented field nearest to an unknown one: within
+// two edits at the same level ("scope" → "scopes"), or "".
+func closestField(path string) string {
+	prefix := path[:strings.LastIndex(path, ".")+1]
+	best, bestDist := "", 3
+	for _, f := range ClientFields {
+		if f.Path[:strings.LastIndex(f.Path, ".")+1] != prefix {
+			continue
+		}
+		if d := editDistance(path, f.Path); d < bestDist {
+			best, bestDist = f.Path, d
+		}
+	}
+	return best
 }
 
 // clientUpstream checks a client's own upstream.
@@ -258,7 +317,7 @@ func typeName(kind string) string {
 		return "a string"
 	case "bool":
 		return "true or false"
-	case "ptr", "struct":
+	case "ptr", "struct", "map":
 		return "an object"
 	}
 	return kind

@@ -33,6 +33,10 @@ type Client struct {
 	Scopes []string
 	// DefaultScopes are used when the device asks for none.
 	DefaultScopes []string
+	// ScopeDescriptions are plain-language descriptions of scopes for the
+	// confirmation screen. Load fills in the entry's own; main adds the
+	// provider preset's for the scopes the entry does not describe.
+	ScopeDescriptions map[string]string
 	// SecretEnv names the variable holding the client's secret; empty makes
 	// it a public client, identified by client_id alone (RFC 6749 §2.1).
 	SecretEnv string
@@ -145,6 +149,9 @@ type Config struct {
 	LogFormat string // text or json
 	// Demo runs the built-in demo provider (flag -demo).
 	Demo bool
+	// Warnings are settings that are valid but probably not what was
+	// meant; main logs them at start.
+	Warnings []string
 }
 
 // Client returns the client with id.
@@ -211,58 +218,123 @@ func Load(getenv func(string) string, demo bool) (*Config, error) {
 // LoadFrom is Load with the file reader injected (for
 // DEVICEGATE_CLIENTS_FILE), so tests need no files on disk.
 func LoadFrom(getenv func(string) string, readFile func(string) ([]byte, error), demo bool) (*Config, error) {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	l := &loader{getenv: getenv, readFile: readFile}
+	c := &Config{Demo: demo}
+	l.listen(c)
+	l.defaultUpstream(c)
+	l.clients(c)
+	l.flow(c)
+	l.store(c)
+	l.front(c)
+	l.keys(c)
+	l.logging(c)
+	l.warnings(c)
+	if len(l.errs) > 0 {
+		return nil, fmt.Errorf("invalid configuration:\n%w", errors.Join(l.errs...))
 	}
-	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
-	or := func(name, def string) string {
-		if v := get(name); v != "" {
-			return v
-		}
+	c.Warnings = l.warns
+	return c, nil
+}
+
+// loader reads variables and collects every problem (errs) and every
+// setting that works but probably not as meant (warns), each prefixed with
+// the variable's name.
+type loader struct {
+	getenv   func(string) string
+	readFile func(string) ([]byte, error)
+	errs     []error
+	warns    []string
+}
+
+func (l *loader) bad(name, format string, args ...any) {
+	l.errs = append(l.errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+}
+
+func (l *loader) warn(name, format string, args ...any) {
+	l.warns = append(l.warns, name+": "+fmt.Sprintf(format, args...))
+}
+
+func (l *loader) get(name string) string { return strings.TrimSpace(l.getenv(name)) }
+
+func (l *loader) or(name, def string) string {
+	if v := l.get(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// duration reads a duration in [lo, hi]; a value out of range is reported
+// once, as such.
+func (l *loader) duration(name string, def, lo, hi time.Duration) time.Duration {
+	v := l.get(name)
+	if v == "" {
 		return def
 	}
-	duration := func(name string, def, lo, hi time.Duration) time.Duration {
-		v := get(name)
-		if v == "" {
-			return def
-		}
-		d, err := parseDuration(v)
-		if err != nil {
-			bad(name, "%q is not a duration (use e.g. 10m, 90s or a number of seconds)", v)
-			return def
-		}
-		if d < lo || d > hi {
-			bad(name, "%v is out of range [%v, %v]", d, lo, hi)
-		}
-		return d
+	d, err := parseDuration(v)
+	if err != nil {
+		l.bad(name, "%q is not a duration (use e.g. 10m, 90s or a number of seconds)", v)
+		return def
 	}
-
-	boolean := func(name string, def bool) bool {
-		v := get(name)
-		if v == "" {
-			return def
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			bad(name, "%q is not true or false", v)
-		}
-		return b
+	if d < lo || d > hi {
+		l.bad(name, "%v is out of range [%v, %v]", d, lo, hi)
+		return def
 	}
+	return d
+}
 
-	c := &Config{Demo: demo}
+func (l *loader) boolean(name string, def bool) bool {
+	v := l.get(name)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		l.bad(name, "%q is not true or false", v)
+	}
+	return b
+}
 
-	c.Addr = or("DEVICEGATE_ADDR", "127.0.0.1:8080")
-	if port := get("FUNCTIONS_CUSTOMHANDLER_PORT"); port != "" {
+func (l *loader) rule(name, def string) ratelimit.Rule {
+	r, err := ratelimit.ParseRule(l.or(name, def))
+	if err != nil {
+		l.bad(name, "%v", err)
+	}
+	return r
+}
+
+func (l *loader) key(name string) []byte {
+	v := l.get(name)
+	if v == "" {
+		return nil
+	}
+	k, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		k, err = base64.RawStdEncoding.DecodeString(v)
+	}
+	switch {
+	case err != nil:
+		l.bad(name, "not valid base64 (make one with: openssl rand -base64 32)")
+	case len(k) != 32:
+		l.bad(name, "decodes to %d bytes, want 32 (make one with: openssl rand -base64 32)", len(k))
+	default:
+		return k
+	}
+	return nil
+}
+
+// listen reads where devicegate listens and the URL it hands out.
+func (l *loader) listen(c *Config) {
+	c.Addr = l.or("DEVICEGATE_ADDR", "127.0.0.1:8080")
+	if port := l.get("FUNCTIONS_CUSTOMHANDLER_PORT"); port != "" {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			bad("FUNCTIONS_CUSTOMHANDLER_PORT", "%q is not a port number", port)
+			l.bad("FUNCTIONS_CUSTOMHANDLER_PORT", "%q is not a port number", port)
 		}
 		c.Addr = ":" + port
 	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		bad("DEVICEGATE_ADDR", "%q is not host:port", c.Addr)
+		l.bad("DEVICEGATE_ADDR", "%q is not host:port", c.Addr)
 	}
 
-	c.PublicURL = strings.TrimRight(get("DEVICEGATE_PUBLIC_URL"), "/")
+	c.PublicURL = strings.TrimRight(l.get("DEVICEGATE_PUBLIC_URL"), "/")
 	if c.PublicURL == "" {
 		host, port, _ := net.SplitHostPort(c.Addr)
 		if host == "" || host == "0.0.0.0" || host == "::" {
@@ -271,65 +343,74 @@ func LoadFrom(getenv func(string) string, readFile func(string) ([]byte, error),
 		c.PublicURL = "http://" + net.JoinHostPort(host, port)
 	}
 	if err := checkPublicURL(c.PublicURL); err != nil {
-		bad("DEVICEGATE_PUBLIC_URL", "%v", err)
+		l.bad("DEVICEGATE_PUBLIC_URL", "%v", err)
 	}
+}
 
+// defaultUpstream reads the DEVICEGATE_UPSTREAM_* variables.
+func (l *loader) defaultUpstream(c *Config) {
 	up := &c.Upstream
-	up.Timeout = duration("DEVICEGATE_UPSTREAM_TIMEOUT", 10*time.Second, time.Second, 40*time.Second)
-	if demo {
+	up.Timeout = l.duration("DEVICEGATE_UPSTREAM_TIMEOUT", 10*time.Second, time.Second, 40*time.Second)
+	if c.Demo {
 		up.Preset = "demo"
-	} else {
-		up.Preset = strings.ToLower(or("DEVICEGATE_UPSTREAM", "spotify"))
-		up.ClientID = get("DEVICEGATE_UPSTREAM_CLIENT_ID")
-		up.SecretEnv = "DEVICEGATE_UPSTREAM_CLIENT_SECRET"
-		up.ClientSecret = getenv("DEVICEGATE_UPSTREAM_CLIENT_SECRET")
-		switch up.Preset {
-		case "oidc":
-			up.Issuer = get("DEVICEGATE_UPSTREAM_ISSUER")
-			up.Name = get("DEVICEGATE_UPSTREAM_NAME")
-			if err := checkEndpoint(up.Issuer, "oidc"); err != nil {
-				bad("DEVICEGATE_UPSTREAM_ISSUER", "%v", err)
-			}
-		case "generic":
-			up.Name = or("DEVICEGATE_UPSTREAM_NAME", "your provider")
-			up.AuthURL = get("DEVICEGATE_UPSTREAM_AUTH_URL")
-			up.TokenURL = get("DEVICEGATE_UPSTREAM_TOKEN_URL")
-			for _, name := range []string{"DEVICEGATE_UPSTREAM_AUTH_URL", "DEVICEGATE_UPSTREAM_TOKEN_URL"} {
-				if err := checkEndpoint(get(name), "generic"); err != nil {
-					bad(name, "%v", err)
-				}
-			}
-			up.PKCE = boolean("DEVICEGATE_UPSTREAM_PKCE", true)
-		default:
-			if _, ok := upstream.Lookup(up.Preset); !ok {
-				bad("DEVICEGATE_UPSTREAM", "unknown preset %q (choose one of %s, or oidc)", up.Preset, strings.Join(upstream.Names(), ", "))
+		return
+	}
+	up.Preset = strings.ToLower(l.or("DEVICEGATE_UPSTREAM", "spotify"))
+	up.ClientID = l.get("DEVICEGATE_UPSTREAM_CLIENT_ID")
+	up.SecretEnv = "DEVICEGATE_UPSTREAM_CLIENT_SECRET"
+	up.ClientSecret = l.getenv("DEVICEGATE_UPSTREAM_CLIENT_SECRET")
+	switch up.Preset {
+	case "oidc":
+		up.Issuer = l.get("DEVICEGATE_UPSTREAM_ISSUER")
+		up.Name = l.get("DEVICEGATE_UPSTREAM_NAME")
+		if err := checkEndpoint(up.Issuer, "oidc"); err != nil {
+			l.bad("DEVICEGATE_UPSTREAM_ISSUER", "%v", err)
+		}
+	case "generic":
+		up.Name = l.or("DEVICEGATE_UPSTREAM_NAME", "your provider")
+		up.AuthURL = l.get("DEVICEGATE_UPSTREAM_AUTH_URL")
+		up.TokenURL = l.get("DEVICEGATE_UPSTREAM_TOKEN_URL")
+		for _, name := range []string{"DEVICEGATE_UPSTREAM_AUTH_URL", "DEVICEGATE_UPSTREAM_TOKEN_URL"} {
+			if err := checkEndpoint(l.get(name), "generic"); err != nil {
+				l.bad(name, "%v", err)
 			}
 		}
+		up.PKCE = l.boolean("DEVICEGATE_UPSTREAM_PKCE", true)
+	default:
+		if _, ok := upstream.Lookup(up.Preset); !ok {
+			l.bad("DEVICEGATE_UPSTREAM", "unknown preset %q (choose one of %s, or oidc)", up.Preset, strings.Join(upstream.Names(), ", "))
+		}
 	}
+}
 
-	rawClients, fileClients := get("DEVICEGATE_CLIENTS"), get("DEVICEGATE_CLIENTS_FILE")
+// clients reads the device clients from DEVICEGATE_CLIENTS or the clients
+// file, then checks that the default upstream has the credentials the
+// clients using it need.
+func (l *loader) clients(c *Config) {
+	up := &c.Upstream
+	rawClients, fileClients := l.get("DEVICEGATE_CLIENTS"), l.get("DEVICEGATE_CLIENTS_FILE")
 	switch {
 	case rawClients != "" && fileClients != "":
-		bad("DEVICEGATE_CLIENTS_FILE", "set either DEVICEGATE_CLIENTS or DEVICEGATE_CLIENTS_FILE, not both")
+		l.bad("DEVICEGATE_CLIENTS_FILE", "set either DEVICEGATE_CLIENTS or DEVICEGATE_CLIENTS_FILE, not both")
 	case fileClients != "":
-		data, err := readFile(fileClients)
+		data, err := l.readFile(fileClients)
 		if err != nil {
-			bad("DEVICEGATE_CLIENTS_FILE", "cannot read %s: %v", fileClients, unwrapPathError(err))
+			l.bad("DEVICEGATE_CLIENTS_FILE", "cannot read %s: %v", fileClients, unwrapPathError(err))
 			break
 		}
-		clients, problems := parseClients(data, fileClients, getenv, up.Timeout)
+		clients, problems := parseClients(data, fileClients, l.getenv, up.Timeout)
 		c.Clients = clients
 		for _, p := range problems {
-			bad("DEVICEGATE_CLIENTS_FILE", "%s", p)
+			l.bad("DEVICEGATE_CLIENTS_FILE", "%s", p)
 		}
 	case rawClients != "":
-		clients, problems := parseClients([]byte(rawClients), "", getenv, up.Timeout)
+		clients, problems := parseClients([]byte(rawClients), "", l.getenv, up.Timeout)
 		c.Clients = clients
 		for _, p := range problems {
-			bad("DEVICEGATE_CLIENTS", "%s", p)
+			l.bad("DEVICEGATE_CLIENTS", "%s", p)
 		}
-	case !demo:
-		bad("DEVICEGATE_CLIENTS", `required (or DEVICEGATE_CLIENTS_FILE): at least one device client, e.g. [{"client_id":"tv","name":"Living-room TV"}]`)
+	case !c.Demo:
+		l.bad("DEVICEGATE_CLIENTS", `required (or DEVICEGATE_CLIENTS_FILE): at least one device client, e.g. [{"client_id":"tv","name":"Living-room TV"}]`)
 	}
 	// The default upstream's credentials are needed only by the clients
 	// that use it: its client id by all of them, its secret by those in
@@ -337,109 +418,136 @@ func LoadFrom(getenv func(string) string, readFile func(string) ([]byte, error),
 	// A list that could not be read says nothing about which clients use
 	// the default upstream; its own problems are reported instead.
 	listBroken := (rawClients != "" || fileClients != "") && len(c.Clients) == 0
-	if !demo && !listBroken && (len(c.Clients) == 0 || slices.ContainsFunc(c.Clients, func(cl Client) bool { return cl.Upstream == nil })) {
+	if !c.Demo && !listBroken && (len(c.Clients) == 0 || slices.ContainsFunc(c.Clients, func(cl Client) bool { return cl.Upstream == nil })) {
 		if up.ClientID == "" {
-			bad("DEVICEGATE_UPSTREAM_CLIENT_ID", "required: the client id of your app at the provider")
+			l.bad("DEVICEGATE_UPSTREAM_CLIENT_ID", "required: the client id of your app at the provider")
 		}
 		if up.ClientSecret == "" && (len(c.Clients) == 0 || slices.ContainsFunc(c.Clients, func(cl Client) bool { return cl.Upstream == nil && !cl.Passthrough() })) {
-			bad("DEVICEGATE_UPSTREAM_CLIENT_SECRET", "required: the client secret of your app at the provider")
+			l.bad("DEVICEGATE_UPSTREAM_CLIENT_SECRET", "required: the client secret of your app at the provider")
 		}
 	}
+}
 
-	c.CodeLifetime = duration("DEVICEGATE_CODE_LIFETIME", 10*time.Minute, time.Minute, 30*time.Minute)
-	c.PollInterval = duration("DEVICEGATE_POLL_INTERVAL", 5*time.Second, time.Second, time.Minute)
+// flow reads the code lifetime and the polling interval.
+func (l *loader) flow(c *Config) {
+	c.CodeLifetime = l.duration("DEVICEGATE_CODE_LIFETIME", 10*time.Minute, time.Minute, 30*time.Minute)
+	c.PollInterval = l.duration("DEVICEGATE_POLL_INTERVAL", 5*time.Second, time.Second, time.Minute)
 	if c.PollInterval%time.Second != 0 {
-		bad("DEVICEGATE_POLL_INTERVAL", "%v is not a whole number of seconds", c.PollInterval)
+		l.bad("DEVICEGATE_POLL_INTERVAL", "%v is not a whole number of seconds", c.PollInterval)
 	}
+}
 
-	c.Store = strings.ToLower(or("DEVICEGATE_STORE", "bolt"))
-	c.BoltPath = or("DEVICEGATE_BOLT_PATH", "devicegate.db")
+// store reads the store backend and its settings.
+func (l *loader) store(c *Config) {
+	c.Store = strings.ToLower(l.or("DEVICEGATE_STORE", "bolt"))
+	c.BoltPath = l.or("DEVICEGATE_BOLT_PATH", "devicegate.db")
 	c.Cosmos = Cosmos{
-		ConnectionString: getenv("DEVICEGATE_COSMOS_CONNECTION_STRING"),
-		Endpoint:         get("DEVICEGATE_COSMOS_ENDPOINT"),
-		Key:              getenv("DEVICEGATE_COSMOS_KEY"),
-		Database:         or("DEVICEGATE_COSMOS_DATABASE", "devicegate"),
-		Container:        or("DEVICEGATE_COSMOS_CONTAINER", "records"),
-		CreateIfMissing:  boolean("DEVICEGATE_COSMOS_CREATE", false),
+		ConnectionString: l.getenv("DEVICEGATE_COSMOS_CONNECTION_STRING"),
+		Endpoint:         l.get("DEVICEGATE_COSMOS_ENDPOINT"),
+		Key:              l.getenv("DEVICEGATE_COSMOS_KEY"),
+		Database:         l.or("DEVICEGATE_COSMOS_DATABASE", "devicegate"),
+		Container:        l.or("DEVICEGATE_COSMOS_CONTAINER", "records"),
+		CreateIfMissing:  l.boolean("DEVICEGATE_COSMOS_CREATE", false),
 	}
 	switch c.Store {
 	case "bolt", "memory":
 	case "cosmos":
 		if c.Cosmos.ConnectionString == "" && c.Cosmos.Endpoint == "" {
-			bad("DEVICEGATE_COSMOS_ENDPOINT", "required for the cosmos store (or set DEVICEGATE_COSMOS_CONNECTION_STRING)")
+			l.bad("DEVICEGATE_COSMOS_ENDPOINT", "required for the cosmos store (or set DEVICEGATE_COSMOS_CONNECTION_STRING)")
 		}
 		if c.Cosmos.Endpoint != "" {
 			if u, err := url.Parse(c.Cosmos.Endpoint); err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
-				bad("DEVICEGATE_COSMOS_ENDPOINT", "%q is not an https URL", c.Cosmos.Endpoint)
+				l.bad("DEVICEGATE_COSMOS_ENDPOINT", "%q is not an https URL", c.Cosmos.Endpoint)
 			}
 		}
 	default:
-		bad("DEVICEGATE_STORE", "unknown store %q (choose bolt, cosmos or memory)", c.Store)
+		l.bad("DEVICEGATE_STORE", "unknown store %q (choose bolt, cosmos or memory)", c.Store)
 	}
-	c.TrustedProxy = boolean("DEVICEGATE_TRUSTED_PROXY", false)
-	rule := func(name, def string) ratelimit.Rule {
-		r, err := ratelimit.ParseRule(or(name, def))
-		if err != nil {
-			bad(name, "%v", err)
-		}
-		return r
-	}
-	c.RateAuthorize = rule("DEVICEGATE_RATE_AUTHORIZE", "30/10m")
-	c.RateVerify = rule("DEVICEGATE_RATE_VERIFY", "20/10m")
-	c.RateRefresh = rule("DEVICEGATE_RATE_REFRESH", "30/10m")
-	c.RateRefreshClient = rule("DEVICEGATE_RATE_REFRESH_CLIENT", "600/10m")
-	c.RefreshLifetime = duration("DEVICEGATE_REFRESH_LIFETIME", 90*24*time.Hour, time.Hour, 365*24*time.Hour)
+}
+
+// front reads what concerns the requests themselves: the trusted proxy in
+// front, the rate limits, and how long refresh tokens stay usable.
+func (l *loader) front(c *Config) {
+	c.TrustedProxy = l.boolean("DEVICEGATE_TRUSTED_PROXY", false)
 	c.ProxyHops = 1
-	if v := get("DEVICEGATE_TRUSTED_PROXY_HOPS"); v != "" {
+	if v := l.get("DEVICEGATE_TRUSTED_PROXY_HOPS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 5 {
-			bad("DEVICEGATE_TRUSTED_PROXY_HOPS", "%q is not a number from 1 to 5", v)
+			l.bad("DEVICEGATE_TRUSTED_PROXY_HOPS", "%q is not a number from 1 to 5", v)
 		}
 		c.ProxyHops = n
 	}
+	c.RateAuthorize = l.rule("DEVICEGATE_RATE_AUTHORIZE", "30/10m")
+	c.RateVerify = l.rule("DEVICEGATE_RATE_VERIFY", "20/10m")
+	c.RateRefresh = l.rule("DEVICEGATE_RATE_REFRESH", "30/10m")
+	c.RateRefreshClient = l.rule("DEVICEGATE_RATE_REFRESH_CLIENT", "600/10m")
+	c.RefreshLifetime = l.duration("DEVICEGATE_REFRESH_LIFETIME", 90*24*time.Hour, time.Hour, 365*24*time.Hour)
+}
 
-	key := func(name string) []byte {
-		v := get(name)
-		if v == "" {
-			return nil
-		}
-		k, err := base64.StdEncoding.DecodeString(v)
-		if err != nil {
-			k, err = base64.RawStdEncoding.DecodeString(v)
-		}
-		switch {
-		case err != nil:
-			bad(name, "not valid base64 (make one with: openssl rand -base64 32)")
-		case len(k) != 32:
-			bad(name, "decodes to %d bytes, want 32 (make one with: openssl rand -base64 32)", len(k))
-		default:
-			return k
-		}
-		return nil
-	}
-	c.SecretKey = key("DEVICEGATE_SECRET_KEY")
-	c.PreviousKey = key("DEVICEGATE_SECRET_KEY_PREVIOUS")
+// keys reads the secret key and the one before a rotation.
+func (l *loader) keys(c *Config) {
+	c.SecretKey = l.key("DEVICEGATE_SECRET_KEY")
+	c.PreviousKey = l.key("DEVICEGATE_SECRET_KEY_PREVIOUS")
 	// A generated key is for one machine trying things out. In production —
 	// in Azure, on a public HTTPS address, or with a store shared by several
 	// instances — every instance must use the same configured key.
-	if c.SecretKey == nil && get("DEVICEGATE_SECRET_KEY") == "" &&
-		(get("FUNCTIONS_CUSTOMHANDLER_PORT") != "" || strings.HasPrefix(c.PublicURL, "https://") || c.Store == "cosmos") {
-		bad("DEVICEGATE_SECRET_KEY", "required in production (Azure, an https public URL, or the cosmos store); make one with: openssl rand -base64 32")
+	if c.SecretKey == nil && l.get("DEVICEGATE_SECRET_KEY") == "" &&
+		(l.get("FUNCTIONS_CUSTOMHANDLER_PORT") != "" || strings.HasPrefix(c.PublicURL, "https://") || c.Store == "cosmos") {
+		l.bad("DEVICEGATE_SECRET_KEY", "required in production (Azure, an https public URL, or the cosmos store); make one with: openssl rand -base64 32")
 	}
+}
 
-	c.LogLevel = strings.ToLower(or("DEVICEGATE_LOG_LEVEL", "info"))
+func (l *loader) logging(c *Config) {
+	c.LogLevel = strings.ToLower(l.or("DEVICEGATE_LOG_LEVEL", "info"))
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
-		bad("DEVICEGATE_LOG_LEVEL", "%q is not debug, info, warn or error", c.LogLevel)
+		l.bad("DEVICEGATE_LOG_LEVEL", "%q is not debug, info, warn or error", c.LogLevel)
 	}
-	c.LogFormat = strings.ToLower(or("DEVICEGATE_LOG_FORMAT", "text"))
+	c.LogFormat = strings.ToLower(l.or("DEVICEGATE_LOG_FORMAT", "text"))
 	if c.LogFormat != "text" && c.LogFormat != "json" {
-		bad("DEVICEGATE_LOG_FORMAT", "%q is not text or json", c.LogFormat)
+		l.bad("DEVICEGATE_LOG_FORMAT", "%q is not text or json", c.LogFormat)
 	}
+}
 
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
+// warnings notes settings that are valid but will not work as a newcomer
+// expects: a public URL a phone cannot reach, or one the provider refuses.
+func (l *loader) warnings(c *Config) {
+	if l.get("DEVICEGATE_PUBLIC_URL") == "" && l.get("FUNCTIONS_CUSTOMHANDLER_PORT") == "" {
+		if host, _, err := net.SplitHostPort(c.Addr); err == nil && (host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified()) {
+			l.warn("DEVICEGATE_ADDR", "%s listens on every interface, but without DEVICEGATE_PUBLIC_URL devicegate hands out %s, which a phone cannot reach; set DEVICEGATE_PUBLIC_URL to the https address people use (plain http works for loopback only)", c.Addr, c.PublicURL)
+		}
 	}
-	return c, nil
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || u.Hostname() != "localhost" {
+		return
+	}
+	seen := map[string]bool{}
+	for _, up := range c.upstreams() {
+		p, ok := upstream.Lookup(up.Preset)
+		if !ok || !p.RefusesLocalhost || seen[p.Name] {
+			continue
+		}
+		seen[p.Name] = true
+		ip := "http://127.0.0.1"
+		if u.Port() != "" {
+			ip += ":" + u.Port()
+		}
+		l.warn("DEVICEGATE_PUBLIC_URL", "%s refuses redirect URIs on localhost, so sign-ins would fail at %[1]s; use the loopback IP instead: DEVICEGATE_PUBLIC_URL=%[2]s, and register %[2]s/api/callback", p.DisplayName, ip)
+	}
+}
+
+// upstreams lists the upstreams in use: the default one if a client uses
+// it (or no client is configured), and each client's own.
+func (c *Config) upstreams() []Upstream {
+	var ups []Upstream
+	if len(c.Clients) == 0 || slices.ContainsFunc(c.Clients, func(cl Client) bool { return cl.Upstream == nil }) {
+		ups = append(ups, c.Upstream)
+	}
+	for _, cl := range c.Clients {
+		if cl.Upstream != nil {
+			ups = append(ups, *cl.Upstream)
+		}
+	}
+	return ups
 }
 
 // parseDuration accepts Go durations ("10m", "1m30s") and plain seconds.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"flag"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
@@ -389,7 +390,7 @@ func TestClientsFileMistakes(t *testing.T) {
    "upstream": {"preset": "spotify", "client_id": "b", "client_secret_env": "SPOTIFY_SECRET"}},
   {"client_id": "gen", "mode": "sideways", "upstream": {"preset": "generic", "client_id": "c", "client_secret_env": "SPOTIFY_SECRET", "auth_url": "ftp://x"}},
   {"client_id": "sp", "upstream": {"preset": "spotify", "token_url": "https://x.test/t", "issuer": "https://i.test"}},
-  {"client_id": "typo", "scope": ["a"]},
+  {"client_id": "typo", "scope": ["a"], "scopes": ["a"], "default_scopes": ["b"], "upstream": {"preset": "spotify", "clientid": "x", "client_secret_env": "SPOTIFY_SECRET"}},
   {"client_id": 7},
   {"client_id": "tv"}
 ]`
@@ -411,7 +412,11 @@ func TestClientsFileMistakes(t *testing.T) {
 		`clients.json:6:3: entry 4 ("sp"): upstream.issuer applies to the oidc preset only`,
 		`clients.json:6:3: entry 4 ("sp"): upstream.client_id is required`,
 		`clients.json:6:3: entry 4 ("sp"): upstream.client_secret_env is required`,
-		`clients.json:7:3: entry 5: unknown field "scope"`,
+		// An unknown field no longer hides the entry's other mistakes.
+		`clients.json:7:3: entry 5 ("typo"): unknown field "scope" (did you mean "scopes"?)`,
+		`clients.json:7:3: entry 5 ("typo"): unknown field "upstream.clientid" (did you mean "upstream.client_id"?)`,
+		`clients.json:7:3: entry 5 ("typo"): default scope "b" is not in scopes`,
+		`clients.json:7:3: entry 5 ("typo"): upstream.client_id is required`,
 		`clients.json:8:3: entry 6: client_id must be a string, not a JSON number`,
 		`clients.json:9:3: entry 7 ("tv"): client_id appears twice`,
 		// tv uses the default upstream, which then needs its credentials.
@@ -423,11 +428,16 @@ func TestClientsFileMistakes(t *testing.T) {
 	}
 
 	for name, tc := range map[string]struct{ file, want string }{
-		"syntax":   {"[\n  {\"client_id\": \"tv\",}\n]", "clients.json:2:22: not valid JSON: invalid character '}'"},
-		"object":   {`{"client_id": "tv"}`, "clients.json:1:1: not a JSON array of clients"},
-		"cut":      {"[\n {\"client_id\": \"tv\"", "clients.json:2:19: not valid JSON: the text ends in the middle"},
-		"trailing": {"[{\"client_id\": \"tv\"}]\n]", "clients.json:2:1: unexpected text after the list"},
-		"empty":    {"[ ]", "clients.json:1:1: the list is empty"},
+		"described scope not allowed": {`[{"client_id":"tv","scopes":["a"],"scope_descriptions":{"b":"Bee"}}]`, `clients.json:1:2: entry 1 ("tv"): scope_descriptions: "b" is not in scopes`},
+		"empty description":           {`[{"client_id":"tv","scope_descriptions":{"a":" "}}]`, `clients.json:1:2: entry 1 ("tv"): scope_descriptions: the description of "a" must be 1 to 200 characters`},
+		"long description":            {`[{"client_id":"tv","scope_descriptions":{"a":"` + strings.Repeat("x", 201) + `"}}]`, `clients.json:1:2: entry 1 ("tv"): scope_descriptions: the description of "a" must be 1 to 200 characters`},
+		"bad described scope":         {`[{"client_id":"tv","scope_descriptions":{"a b":"Bee"}}]`, `clients.json:1:2: entry 1 ("tv"): scope_descriptions: "a b" is not a valid scope`},
+		"descriptions not an object":  {`[{"client_id":"tv","scope_descriptions":["a"]}]`, `clients.json:1:2: entry 1: scope_descriptions must be an object, not a JSON array`},
+		"syntax":                      {"[\n  {\"client_id\": \"tv\",}\n]", "clients.json:2:22: not valid JSON: invalid character '}'"},
+		"object":                      {`{"client_id": "tv"}`, "clients.json:1:1: not a JSON array of clients"},
+		"cut":                         {"[\n {\"client_id\": \"tv\"", "clients.json:2:19: not valid JSON: the text ends in the middle"},
+		"trailing":                    {"[{\"client_id\": \"tv\"}]\n]", "clients.json:2:1: unexpected text after the list"},
+		"empty":                       {"[ ]", "clients.json:1:1: the list is empty"},
 	} {
 		_, err := LoadFrom(env(m), files(map[string]string{"clients.json": tc.file}), false)
 		if err == nil || !strings.Contains(err.Error(), "DEVICEGATE_CLIENTS_FILE: "+tc.want) {
@@ -505,4 +515,128 @@ func FuzzParseClients(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestInlineClientsHavePositions: DEVICEGATE_CLIENTS is usually one long
+// line; its mistakes carry line:column as the clients file's do.
+func TestInlineClientsHavePositions(t *testing.T) {
+	for name, tc := range map[string]struct{ raw, want string }{
+		"syntax": {`[{"client_id":"tv"},{"client_id":"radio",}]`, `DEVICEGATE_CLIENTS: 1:42: not valid JSON: invalid character '}'`},
+		"entry":  {`[{"client_id":"tv"}, {"client_id":"radio","colour":"red"}]`, `DEVICEGATE_CLIENTS: 1:22: entry 2 ("radio"): unknown field "colour"`},
+		"lines":  {"[\n {\"client_id\":\"tv\"},\n {\"client_id\":\"tv\"}\n]", `DEVICEGATE_CLIENTS: 3:2: entry 2 ("tv"): client_id appears twice`},
+		"object": {`{"client_id":"tv"}`, `DEVICEGATE_CLIENTS: 1:1: not a JSON array of clients`},
+		"empty":  {`[ ]`, `DEVICEGATE_CLIENTS: 1:1: the list is empty`},
+	} {
+		m := base()
+		m["DEVICEGATE_CLIENTS"] = tc.raw
+		if _, err := Load(env(m), false); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", name, err, tc.want)
+		}
+	}
+}
+
+// TestEachProblemOnce: a bad duration is reported once, with the reason
+// that matters.
+func TestEachProblemOnce(t *testing.T) {
+	for _, tc := range []struct{ name, value, want string }{
+		{"DEVICEGATE_POLL_INTERVAL", "500ms", "DEVICEGATE_POLL_INTERVAL: 500ms is out of range [1s, 1m0s]"},
+		{"DEVICEGATE_POLL_INTERVAL", "1500ms", "DEVICEGATE_POLL_INTERVAL: 1.5s is not a whole number of seconds"},
+		{"DEVICEGATE_POLL_INTERVAL", "2m", "DEVICEGATE_POLL_INTERVAL: 2m0s is out of range [1s, 1m0s]"},
+		{"DEVICEGATE_POLL_INTERVAL", "soon", `DEVICEGATE_POLL_INTERVAL: "soon" is not a duration`},
+		{"DEVICEGATE_CODE_LIFETIME", "10s", "DEVICEGATE_CODE_LIFETIME: 10s is out of range [1m0s, 30m0s]"},
+	} {
+		m := base()
+		m[tc.name] = tc.value
+		_, err := Load(env(m), false)
+		if err == nil {
+			t.Errorf("%s=%s accepted", tc.name, tc.value)
+			continue
+		}
+		if n := strings.Count(err.Error(), tc.name+":"); n != 1 || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s=%s: reported %d times, want once as %q:\n%v", tc.name, tc.value, n, tc.want, err)
+		}
+	}
+}
+
+// TestWarnings: settings that load but will not work as meant are named,
+// with what to do instead; good settings warn about nothing.
+func TestWarnings(t *testing.T) {
+	const spotifyClient = `[{"client_id":"tv","upstream":{"preset":"spotify","client_id":"s","client_secret_env":"S"}}]`
+	for _, tc := range []struct {
+		name string
+		set  map[string]string
+		want []string
+	}{
+		{"defaults", nil, nil},
+		{"all interfaces", map[string]string{"DEVICEGATE_ADDR": "0.0.0.0:8080"},
+			[]string{"DEVICEGATE_ADDR: 0.0.0.0:8080 listens on every interface, but without DEVICEGATE_PUBLIC_URL devicegate hands out http://127.0.0.1:8080, which a phone cannot reach"}},
+		{"all interfaces, IPv6", map[string]string{"DEVICEGATE_ADDR": "[::]:9000"}, []string{"hands out http://127.0.0.1:9000, which a phone cannot reach"}},
+		{"no host", map[string]string{"DEVICEGATE_ADDR": ":8080"}, []string{"DEVICEGATE_ADDR: :8080 listens on every interface"}},
+		{"all interfaces with a public URL", map[string]string{"DEVICEGATE_ADDR": "0.0.0.0:8080", "DEVICEGATE_PUBLIC_URL": "https://gate.example.net", "DEVICEGATE_SECRET_KEY": base64.StdEncoding.EncodeToString(make([]byte, 32))}, nil},
+		{"localhost with Spotify", map[string]string{"DEVICEGATE_PUBLIC_URL": "http://localhost:8080"},
+			[]string{"DEVICEGATE_PUBLIC_URL: Spotify refuses redirect URIs on localhost, so sign-ins would fail at Spotify; use the loopback IP instead: DEVICEGATE_PUBLIC_URL=http://127.0.0.1:8080, and register http://127.0.0.1:8080/api/callback"}},
+		{"localhost with Strava", map[string]string{"DEVICEGATE_PUBLIC_URL": "http://localhost:8080", "DEVICEGATE_UPSTREAM": "strava"}, nil},
+		{"localhost, a client on Spotify", map[string]string{"DEVICEGATE_PUBLIC_URL": "http://localhost", "DEVICEGATE_UPSTREAM": "strava", "DEVICEGATE_CLIENTS": spotifyClient, "S": "x"},
+			[]string{"use the loopback IP instead: DEVICEGATE_PUBLIC_URL=http://127.0.0.1, and register"}},
+		{"127.0.0.1 with Spotify", map[string]string{"DEVICEGATE_PUBLIC_URL": "http://127.0.0.1:8080"}, nil},
+	} {
+		m := base()
+		maps.Copy(m, tc.set)
+		c, err := Load(env(m), false)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if len(c.Warnings) != len(tc.want) {
+			t.Errorf("%s: warnings %q, want %d", tc.name, c.Warnings, len(tc.want))
+			continue
+		}
+		for i, w := range tc.want {
+			if !strings.Contains(c.Warnings[i], w) {
+				t.Errorf("%s: warning %q lacks %q", tc.name, c.Warnings[i], w)
+			}
+		}
+	}
+	if c, err := Load(env(map[string]string{"DEVICEGATE_PUBLIC_URL": "http://localhost:8080"}), true); err != nil || len(c.Warnings) != 0 {
+		t.Errorf("demo on localhost: %v %q", err, c.Warnings)
+	}
+}
+
+// TestUnknownVariables: a misspelled DEVICEGATE_* name is named with the
+// closest real one; real names, the clients' secret variables and other
+// programs' variables are not.
+func TestUnknownVariables(t *testing.T) {
+	m := base()
+	m["DEVICEGATE_CLIENTS"] = `[{"client_id":"tv","secret_env":"DEVICEGATE_TV_SECRET"}]`
+	m["DEVICEGATE_TV_SECRET"] = "tv-secret-value"
+	c, err := Load(env(m), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ env, want string }{
+		{"DEVICEGATE_UPSTREAM_CLIENTID=abc", "DEVICEGATE_UPSTREAM_CLIENTID: no such setting; ignored (did you mean DEVICEGATE_UPSTREAM_CLIENT_ID?)"},
+		{"DEVICEGATE_POLL_INTERVALL=5s", "DEVICEGATE_POLL_INTERVALL: no such setting; ignored (did you mean DEVICEGATE_POLL_INTERVAL?)"},
+		{"DEVICEGATE_PUBLICURL=https://x", "(did you mean DEVICEGATE_PUBLIC_URL?)"},
+		{"DEVICEGATE_UPSTREAM_SECRET=super-secret-value", "DEVICEGATE_UPSTREAM_SECRET: no such setting; ignored (did you mean DEVICEGATE_UPSTREAM_CLIENT_SECRET?)"},
+		{"DEVICEGATE_COLOUR=blue", "DEVICEGATE_COLOUR: no such setting; ignored"},
+		{"DEVICEGATE_CLIENT_ID=tv", "DEVICEGATE_CLIENT_ID: read by devicegate-login, not by the server"},
+		{"DEVICEGATE_ADDR=127.0.0.1:1", ""},
+		{"DEVICEGATE_TV_SECRET=x", ""},
+		{"DEVICEGATE_TEST_COSMOS=AccountEndpoint=x", ""},
+		{"FUNCTIONS_CUSTOMHANDLER_PORT=1", ""},
+		{"PATH=/usr/bin", ""},
+	} {
+		got := c.UnknownVariables([]string{tc.env})
+		switch {
+		case tc.want == "" && len(got) != 0:
+			t.Errorf("%s: warned %q", tc.env, got)
+		case tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want)):
+			t.Errorf("%s: got %q, want %q", tc.env, got, tc.want)
+		case len(got) == 1 && strings.Contains(got[0], "super-secret-value"):
+			t.Errorf("%s: a value reached the warning", tc.env)
+		}
+	}
+	if len(c.UnknownVariables([]string{"DEVICEGATE_COLOUR=1", "DEVICEGATE_ADDR=x", "DEVICEGATE_SHAPE=2"})) != 2 {
+		t.Error("not one warning per unknown name")
+	}
 }

@@ -103,6 +103,7 @@ func (s *Server) Preset() upstream.Preset {
 		PKCE:          true,
 		AuthStyle:     oauth2.AuthStyleInHeader,
 		RedirectRules: "the demo accepts exactly devicegate's own callback",
+		Scopes:        upstream.OpenIDScopes(),
 	}
 }
 
@@ -384,4 +385,8 @@ button{flex:1;min-height:3rem;font:inherit;font-weight:700;border-radius:8px;bor
 .allow{background:#7a2e0e;color:#fff}.deny{background:#fff;color:#7a2e0e}
 .error{background:#fdecea;border-left:4px solid #b42318;padding:.75rem 1rem}
 :focus-visible{outline:3px solid #f0a500;outline-offset:2px}
+:root{color-scheme:light dark}
+@media (prefers-color-scheme:dark){body{background:#1c1813;color:#eee}
+input[name=username]{background:#2a241c;color:#eee;border-color:#6b5d49}
+.deny{background:#1c1813;color:#f3b79a;border-color:#f3b79a}.error{background:#3a1d1b}}
 `

@@ -167,6 +167,7 @@ func (s *server) confirm(w http.ResponseWriter, r *http.Request, p *deviceflow.P
 		ClientID:     c.ID,
 		ProviderName: up.DisplayName(),
 		Scopes:       p.Record.Scopes,
+		ScopeText:    c.ScopeDescriptions,
 		UserCode:     deviceflow.FormatUserCode(p.UserCode),
 		CSRFToken:    s.Service.DecisionToken(token, p.Record.ID),
 		ExpiresIn:    p.Record.ExpiresAt.Sub(s.Now()),
@@ -315,7 +316,7 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 		if err := s.Service.Fail(r.Context(), claim, reason); err != nil {
 			return s.callbackProblem(err)
 		}
-		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: kind, Message: msg})
+		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: kind, Message: msg, Device: c.Name, Provider: provider})
 	}
 	code := q.Get("code")
 	if code == "" || len(code) > 4096 {
@@ -361,7 +362,7 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.callbackProblem(err)
 	}
-	return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultSuccess})
+	return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultSuccess, Device: c.Name, Provider: provider})
 }
 
 // exchangeReason is the access_denied description the device gets when the

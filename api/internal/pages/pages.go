@@ -59,9 +59,27 @@ type ConfirmData struct {
 	ClientID     string
 	ProviderName string
 	Scopes       []string
-	UserCode     string // formatted, "BCDF-GHJK"
-	CSRFToken    string
-	ExpiresIn    time.Duration
+	// ScopeText says in plain language what a scope allows; a scope
+	// without one is shown by its identifier alone.
+	ScopeText map[string]string
+	UserCode  string // formatted, "BCDF-GHJK"
+	CSRFToken string
+	ExpiresIn time.Duration
+}
+
+// Scope is one line of "It asks for": what the scope allows, when known,
+// and its identifier.
+type Scope struct {
+	ID, Description string
+}
+
+// ScopeList pairs each scope with its description, in the order asked.
+func (d ConfirmData) ScopeList() []Scope {
+	out := make([]Scope, len(d.Scopes))
+	for i, s := range d.Scopes {
+		out[i] = Scope{ID: s, Description: d.ScopeText[s]}
+	}
+	return out
 }
 
 // Minutes is the time left, rounded up, for "about N minutes".
@@ -88,6 +106,10 @@ type ResultData struct {
 	Kind       ResultKind
 	Message    string        // replaces the kind's default explanation
 	RetryAfter time.Duration // ResultTooMany: when to try again
+	// Device and Provider name the device client and the provider, when
+	// known, so the page can say what happened to which device
+	// ("Living-room TV is now connected to your Spotify account").
+	Device, Provider string
 }
 
 type resultView struct {
@@ -101,8 +123,14 @@ func (d ResultData) view() resultView {
 	switch d.Kind {
 	case ResultSuccess:
 		v = resultView{Kind: "success", Title: "You're all set", Lead: "Return to your device: it will finish signing in within a few seconds. You can close this page."}
+		if d.Device != "" && d.Provider != "" {
+			v.Lead = d.Device + " is now connected to your " + d.Provider + " account. Return to it: it finishes signing in within a few seconds. You can close this page."
+		}
 	case ResultDenied:
 		v = resultView{Kind: "denied", Title: "Access denied", Lead: "Nothing was shared, and your device has been told. You can close this page."}
+		if d.Device != "" {
+			v.Lead = "Nothing was shared with " + d.Device + ", and it has been told. You can close this page."
+		}
 	case ResultExpired:
 		v = resultView{Kind: "expired", Title: "This code has expired", Lead: "Codes work for a few minutes only. Start again on your device to get a new code.", ShowStartNew: true}
 	case ResultTooMany:

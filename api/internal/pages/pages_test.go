@@ -26,10 +26,14 @@ func render(t *testing.T, fn func(*Renderer, *httptest.ResponseRecorder) error) 
 		t.Error("page is cacheable")
 	}
 	body := rec.Body.String()
-	for _, bad := range []string{"<script", "<style", " style=", "<img src=x", "http://", "https://"} {
+	for _, bad := range []string{"<style", " style=", "<img src=x", "http://", "https://"} {
 		if strings.Contains(body, bad) {
 			t.Errorf("page contains %q", bad)
 		}
+	}
+	// The only script is the entry page's own file: nothing inline.
+	if n := strings.Count(body, "<script"); n != strings.Count(body, `<script src="/assets/device.js" defer></script>`) {
+		t.Errorf("page holds a script other than /assets/device.js")
 	}
 	return body
 }
@@ -38,7 +42,9 @@ func TestEntry(t *testing.T) {
 	body := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error {
 		return r.Entry(w, 404, EntryData{UserCode: hostile, Error: "We could not find that code " + hostile})
 	})
-	for _, want := range []string{`action="/api/verify"`, `name="user_code"`, `role="alert"`, `aria-invalid="true"`, "&lt;script&gt;"} {
+	for _, want := range []string{`action="/api/verify"`, `name="user_code"`, `role="alert"`, `aria-invalid="true"`, "&lt;script&gt;",
+		// The same help while typing as on /device: the script and where it writes.
+		`<script src="/assets/device.js" defer></script>`, `<p class="hint" id="code-note" aria-live="polite"></p>`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("entry page lacks %q", want)
 		}
@@ -48,9 +54,17 @@ func TestEntry(t *testing.T) {
 func TestConfirm(t *testing.T) {
 	body := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error {
 		return r.Confirm(w, 200, ConfirmData{ClientName: "Living-room TV " + hostile, ClientID: "tv", ProviderName: "Spotify",
-			Scopes: []string{"streaming", hostile}, UserCode: "BCDF-GHJK", CSRFToken: "tok123", ExpiresIn: 9*time.Minute + time.Second})
+			Scopes: []string{"streaming", "user-top-read", hostile}, UserCode: "BCDF-GHJK", CSRFToken: "tok123", ExpiresIn: 9*time.Minute + time.Second,
+			ScopeText: map[string]string{"streaming": "Play music on this device", "user-top-read": "See your top " + hostile, "unasked": "Never shown"}})
 	})
-	for _, want := range []string{"Connect Living-room TV", "Spotify", "streaming", "BCDF-GHJK", "Only continue if you started this",
+	if strings.Contains(body, "Never shown") {
+		t.Error("a description of a scope not asked for is shown")
+	}
+	for _, want := range []string{"Connect Living-room TV", "Spotify", "BCDF-GHJK", "Only continue if you started this",
+		// Described scopes read as sentences with the identifier after;
+		// the others as their identifier, in the order asked.
+		`<li class="described">Play music on this device <code>streaming</code></li><li class="described">See your top &lt;script&gt;`,
+		`<code>user-top-read</code></li><li><code>&lt;script&gt;`,
 		`name="csrf" value="tok123"`, `name="user_code" value="BCDF-GHJK"`, `value="allow"`, `value="deny"`, "about 10 minutes", "&lt;script&gt;"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("confirm page lacks %q", want)
@@ -72,6 +86,12 @@ func TestResults(t *testing.T) {
 		{ResultData{Kind: ResultSuccess, Message: "It now finishes on its own."}, []string{"all set", "It now finishes on its own."}, []string{"within a few seconds"}},
 		{ResultData{Kind: ResultTooMany, RetryAfter: 4*time.Minute + time.Second}, []string{"Too many attempts", "5 minutes"}, nil},
 		{ResultData{Kind: ResultTooMany, RetryAfter: 30 * time.Second}, []string{"30 seconds"}, nil},
+		// The device and the provider are named when known.
+		{ResultData{Kind: ResultSuccess, Device: "Living-room TV", Provider: "Spotify"}, []string{"Living-room TV is now connected to your Spotify account.", "within a few seconds"}, []string{"Return to your device"}},
+		{ResultData{Kind: ResultSuccess, Device: hostile, Provider: "Spotify"}, []string{"&lt;img src=x onerror=alert(1)&gt; is now connected"}, []string{"<script>", "<img src=x"}},
+		{ResultData{Kind: ResultSuccess, Device: "Living-room TV"}, []string{"Return to your device"}, []string{"connected to your"}},
+		{ResultData{Kind: ResultDenied, Device: "Living-room TV", Provider: "Spotify"}, []string{"Nothing was shared with Living-room TV, and it has been told."}, []string{"your device has been told"}},
+		{ResultData{Kind: ResultSuccess, Device: "Living-room TV", Provider: "Spotify", Message: "It now finishes on its own."}, []string{"It now finishes on its own."}, []string{"is now connected"}},
 	}
 	for _, tc := range tests {
 		body := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error { return r.Result(w, 200, tc.d) })

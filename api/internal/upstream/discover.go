@@ -69,6 +69,7 @@ func Discover(ctx context.Context, issuer string, hc *http.Client) (Preset, erro
 		RedirectRules: "Register <public URL>/api/callback as a redirect URI of a confidential web client.",
 		Issuer:        d.Issuer,
 		IssParameter:  d.IssParameterSupported,
+		Scopes:        openIDScopes,
 	}, nil
 }
 

@@ -128,3 +128,35 @@ func TestDiscover(t *testing.T) {
 		t.Errorf("unreachable: %v", err)
 	}
 }
+
+// TestScopeDescriptions: every preset describes its provider's scopes,
+// each description is a short phrase a person reads on a phone (a capital
+// first, no full stop, at most 70 characters), and each key is a scope
+// token (RFC 6749 §3.3). Providers hand out copies.
+func TestScopeDescriptions(t *testing.T) {
+	for _, name := range Names() {
+		p, _ := Lookup(name)
+		if len(p.Scopes) == 0 {
+			t.Errorf("%s: no scope descriptions", name)
+		}
+		for scope, d := range p.Scopes {
+			if scope == "" || strings.ContainsAny(scope, " \"\\") || d == "" || len(d) > 70 ||
+				strings.HasSuffix(d, ".") || strings.ToUpper(d[:1]) != d[:1] {
+				t.Errorf("%s: %q: %q", name, scope, d)
+			}
+		}
+	}
+	sp, _ := Lookup("spotify")
+	if sp.Scopes["user-read-currently-playing"] != "See the track playing right now" {
+		t.Errorf("spotify: %q", sp.Scopes["user-read-currently-playing"])
+	}
+	p, err := New(Options{Preset: sp, ClientID: "c", ClientSecret: "s", RedirectURL: "http://127.0.0.1/cb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ScopeDescriptions()["streaming"] = "changed"
+	OpenIDScopes()["openid"] = "changed"
+	if sp2, _ := Lookup("spotify"); sp2.Scopes["streaming"] == "changed" || OpenIDScopes()["openid"] == "changed" {
+		t.Error("a caller changed the presets' descriptions")
+	}
+}

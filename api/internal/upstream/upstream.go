@@ -10,9 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -35,6 +37,13 @@ type Preset struct {
 	// RedirectRules tells a person registering the app what redirect URIs
 	// the provider accepts.
 	RedirectRules string
+	// RefusesLocalhost says the provider rejects redirect URIs on
+	// "localhost" (but takes loopback IP literals); config warns about a
+	// localhost public URL.
+	RefusesLocalhost bool
+	// Scopes describes the provider's scopes in plain language, for the
+	// confirmation screen (scopes.go); a scope without one is shown as is.
+	Scopes map[string]string
 	// AuthParams are extra parameters the provider needs on the authorize
 	// request, e.g. Dropbox's token_access_type=offline for refresh tokens.
 	AuthParams map[string]string
@@ -48,13 +57,15 @@ type Preset struct {
 
 var presets = map[string]Preset{
 	"spotify": {
-		Name:          "spotify",
-		DisplayName:   "Spotify",
-		AuthURL:       "https://accounts.spotify.com/authorize",
-		TokenURL:      "https://accounts.spotify.com/api/token",
-		PKCE:          true,
-		AuthStyle:     oauth2.AuthStyleInHeader,
-		RedirectRules: "HTTPS, or a loopback IP literal such as http://127.0.0.1:8080/api/callback; \"localhost\" is refused.",
+		Name:             "spotify",
+		DisplayName:      "Spotify",
+		AuthURL:          "https://accounts.spotify.com/authorize",
+		TokenURL:         "https://accounts.spotify.com/api/token",
+		PKCE:             true,
+		AuthStyle:        oauth2.AuthStyleInHeader,
+		RedirectRules:    "HTTPS, or a loopback IP literal such as http://127.0.0.1:8080/api/callback; \"localhost\" is refused.",
+		RefusesLocalhost: true,
+		Scopes:           spotifyScopes,
 	},
 	"strava": {
 		Name:           "strava",
@@ -68,6 +79,7 @@ var presets = map[string]Preset{
 		// Strava's token answer also carries an "athlete" object; devicegate
 		// passes on the standard fields only.
 		AuthParams: map[string]string{"approval_prompt": "auto"},
+		Scopes:     stravaScopes,
 	},
 	"discord": {
 		Name:          "discord",
@@ -77,6 +89,7 @@ var presets = map[string]Preset{
 		PKCE:          false, // not documented by Discord
 		AuthStyle:     oauth2.AuthStyleInHeader,
 		RedirectRules: "Add <public URL>/api/callback under OAuth2 → Redirects; it must match exactly. http is accepted for localhost only.",
+		Scopes:        discordScopes,
 	},
 	"dropbox": {
 		Name:          "dropbox",
@@ -88,6 +101,7 @@ var presets = map[string]Preset{
 		RedirectRules: "Add <public URL>/api/callback under Redirect URIs; HTTPS is required except for localhost.",
 		// Without it Dropbox issues short-lived tokens and no refresh token.
 		AuthParams: map[string]string{"token_access_type": "offline"},
+		Scopes:     dropboxScopes,
 	},
 	"twitch": {
 		Name:          "twitch",
@@ -99,6 +113,7 @@ var presets = map[string]Preset{
 		RedirectRules: "Add <public URL>/api/callback as an OAuth Redirect URL; HTTPS is required except for http://localhost.",
 		// Twitch answers with "scope" as a JSON array; devicegate turns it
 		// into the usual space-separated string.
+		Scopes: twitchScopes,
 	},
 	"generic": {
 		Name:          "generic",
@@ -106,6 +121,7 @@ var presets = map[string]Preset{
 		PKCE:          true,
 		AuthStyle:     oauth2.AuthStyleAutoDetect,
 		RedirectRules: "Whatever the provider accepts; register <public URL>/api/callback exactly.",
+		Scopes:        openIDScopes,
 	},
 }
 
@@ -194,6 +210,9 @@ func (p *Provider) Name() string { return p.preset.Name }
 // DisplayName is the provider's name for people.
 func (p *Provider) DisplayName() string { return p.preset.DisplayName }
 
+// ScopeDescriptions returns a copy of the preset's scope descriptions.
+func (p *Provider) ScopeDescriptions() map[string]string { return maps.Clone(p.preset.Scopes) }
+
 // Identity names devicegate's app at this provider — its token endpoint
 // and client id — for refresh-token bindings: a token issued through one
 // app is refreshed only through that app.
@@ -228,6 +247,12 @@ func (p *Provider) AuthCodeURL(state, verifier string, scopes []string) string {
 	}
 	for k, v := range p.preset.AuthParams {
 		opts = append(opts, oauth2.SetAuthURLParam(k, v))
+	}
+	// OpenID Connect Core §11: a request for offline_access (a refresh
+	// token) must carry prompt=consent; strict providers (oidc-provider)
+	// otherwise drop the scope and issue no refresh token.
+	if _, set := p.preset.AuthParams["prompt"]; !set && slices.Contains(scopes, "offline_access") {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "consent"))
 	}
 	cfg := p.oauthConfig("")
 	if sep := p.preset.ScopeSeparator; sep != "" && sep != " " && len(scopes) > 0 {

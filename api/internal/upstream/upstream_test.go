@@ -68,6 +68,10 @@ func TestAuthCodeURL(t *testing.T) {
 		{"no pkce", func(p *Preset) { p.PKCE = false }, []string{"a"}, map[string]string{"scope": "a"}, []string{"code_challenge", "code_challenge_method"}},
 		{"no scopes", nil, nil, map[string]string{"state": "st"}, []string{"scope"}},
 		{"comma separator", func(p *Preset) { p.ScopeSeparator = "," }, []string{"read", "activity:read"}, map[string]string{"scope": "read,activity:read"}, nil},
+		// OpenID Connect Core §11: offline_access needs prompt=consent.
+		{"offline access", nil, []string{"openid", "offline_access"}, map[string]string{"prompt": "consent", "scope": "openid offline_access"}, nil},
+		{"no offline access", nil, []string{"openid"}, nil, []string{"prompt"}},
+		{"preset's own prompt", func(p *Preset) { p.AuthParams = map[string]string{"prompt": "login"} }, []string{"offline_access"}, map[string]string{"prompt": "login"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

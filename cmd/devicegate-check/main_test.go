@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// site is a stand-in deployment that answers like devicegate behind Static
+// Web Apps; each field breaks one part of it the way a real deployment
+// breaks. scripts/check-e2e.sh runs the check against the real binary and
+// the real SWA CLI; these tests cover the breakages that need a platform
+// this machine does not have (a proxy adding headers, a broken build).
+type site struct {
+	hostNotRunning bool   // SWA's answer when the handler did not start
+	noAPI          bool   // only the static pages were deployed
+	storeDown      bool   // the handler runs, Cosmos does not answer
+	issuer         string // "" means the site's own URL
+	noRewrite      bool   // staticwebapp.config.json missing
+	noPageHeaders  bool   // globalHeaders missing
+	extraCSP       string // a second policy added on /api answers by a proxy
+	provider       string // where Allow redirects
+	acceptsForeign bool   // a callback that ignores state
+	trustsClientIP bool   // takes X-Forwarded-For as sent by the caller
+}
+
+func (s *site) start(t *testing.T) *httptest.Server {
+	t.Helper()
+	var srv *httptest.Server
+	const pageCSP = "default-src 'none'; form-action 'self' %s; frame-ancestors 'none'"
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		self := srv.URL
+		provider := s.provider
+		if provider == "" {
+			provider = "https://accounts.provider.example"
+		}
+		api := strings.HasPrefix(r.URL.Path, "/api/")
+		if api && s.hostNotRunning {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, "Function host is not running.")
+			return
+		}
+		if api && s.noAPI {
+			http.NotFound(w, r)
+			return
+		}
+		if api || r.URL.Path == "/.well-known/oauth-authorization-server" {
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.Header().Set("Content-Security-Policy", fmt.Sprintf(pageCSP, provider))
+			if s.extraCSP != "" {
+				w.Header().Add("Content-Security-Policy", s.extraCSP)
+			}
+		}
+		issuer := s.issuer
+		if issuer == "" {
+			issuer = self
+		}
+		switch r.URL.Path {
+		case "/api/health":
+			if s.storeDown {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprint(w, `{"status":"unavailable","store":"unreachable"}`)
+				return
+			}
+			client := "192.0.2.1"
+			if xff := r.Header.Get("X-Forwarded-For"); s.trustsClientIP && xff != "" {
+				client = xff
+			}
+			fmt.Fprintf(w, `{"status":"ok","store":"ok","client":%q}`, client)
+		case "/.well-known/oauth-authorization-server":
+			if s.noRewrite {
+				http.NotFound(w, r)
+				return
+			}
+			fallthrough
+		case "/api/metadata":
+			fmt.Fprintf(w, `{"issuer":%q,"device_authorization_endpoint":"%s/api/authorize","token_endpoint":"%s/api/token"}`, issuer, issuer, issuer)
+		case "/api/token":
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":"invalid_request"}`)
+		case "/api/authorize":
+			if r.FormValue("client_id") != "devicegate-check" {
+				w.WriteHeader(http.StatusUnauthorized)
+				fmt.Fprint(w, `{"error":"invalid_client"}`)
+				return
+			}
+			fmt.Fprintf(w, `{"device_code":"dc","user_code":"BCDF-GHJK","verification_uri":"%s/device","verification_uri_complete":"%s/device?user_code=BCDF-GHJK","expires_in":600,"interval":5}`, issuer, issuer)
+		case "/api/verify":
+			if r.Header.Get("Origin") != self {
+				w.WriteHeader(http.StatusForbidden)
+				return
+			}
+			if r.FormValue("action") == "allow" && r.FormValue("csrf") == "tok" {
+				http.SetCookie(w, &http.Cookie{Name: "state", Value: "mine", Path: "/api/callback"})
+				http.Redirect(w, r, provider+"/authorize?redirect_uri="+url.QueryEscape(issuer+"/api/callback")+"&state=mine", http.StatusSeeOther)
+				return
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprint(w, `<form method="post"><input type="hidden" name="csrf" value="tok"><button name="action" value="allow">Continue</button></form>`)
+		case "/api/callback":
+			if !s.acceptsForeign && r.URL.Query().Get("state") != "mine" {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			fmt.Fprint(w, "all set")
+		case "/device":
+			if !s.noPageHeaders {
+				w.Header().Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+				w.Header().Set("X-Content-Type-Options", "nosniff")
+			}
+			fmt.Fprint(w, `<form action="/api/verify" method="post"></form>`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func check(t *testing.T, target string, args ...string) (int, string) {
+	t.Helper()
+	var out, errs bytes.Buffer
+	code := run(context.Background(), append(args, target), func(string) string { return "" }, &out, &errs)
+	return code, out.String() + errs.String()
+}
+
+// TestDiagnoses: each broken deployment fails the check with the diagnosis
+// that names its cause, and a sound one passes.
+func TestDiagnoses(t *testing.T) {
+	tests := []struct {
+		name   string
+		site   site
+		anchor string // "" means the check passes
+	}{
+		{"sound deployment", site{}, ""},
+		{"handler did not start", site{hostNotRunning: true}, "handler-did-not-start"},
+		{"API not deployed", site{noAPI: true}, "no-api"},
+		{"store unreachable", site{storeDown: true}, "store-unreachable"},
+		{"public URL is another address", site{issuer: "https://old.example.org"}, "wrong-public-url"},
+		{"rewrite missing", site{noRewrite: true}, "well-known-rewrite"},
+		{"page headers missing", site{noPageHeaders: true}, "page-headers"},
+		{"a second CSP names another provider", site{provider: "https://id.fork.example", extraCSP: "form-action 'self' https://accounts.spotify.com"}, "csp-blocks-provider"},
+		{"a second CSP without form-action does not block", site{extraCSP: "default-src 'none'"}, ""},
+		{"callback accepts a foreign state", site{acceptsForeign: true}, "callback-accepts-foreign-state"},
+		{"client address taken from the caller's X-Forwarded-For", site{trustsClientIP: true}, "forwarded-for-spoofable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := tt.site.start(t)
+			code, out := check(t, srv.URL)
+			if tt.anchor == "" {
+				if code != 0 {
+					t.Fatalf("exit %d, want 0:\n%s", code, out)
+				}
+				return
+			}
+			if code != 1 || !strings.Contains(out, "see docs/DEPLOY.md#"+tt.anchor+"\n") {
+				t.Fatalf("exit %d, want 1 with a pointer to #%s:\n%s", code, tt.anchor, out)
+			}
+			if strings.Count(out, "see docs/DEPLOY.md#") != 1 {
+				t.Errorf("one cause should give one diagnosis:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestUnreachableAndUsage(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close()
+	if code, out := check(t, addr); code != 1 || !strings.Contains(out, "#site-unreachable") {
+		t.Errorf("closed port: exit %d\n%s", code, out)
+	}
+	for _, bad := range []string{"ftp://x", "https://x/api", "not a url"} {
+		if code, _ := check(t, bad); code != 2 {
+			t.Errorf("%q: exit %d, want 2", bad, code)
+		}
+	}
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"-client-secret-env", "UNSET", "https://x"}, func(string) string { return "" }, &out, &out); code != 2 {
+		t.Errorf("empty secret variable: exit %d, want 2", code)
+	}
+}
+
+// TestOutputHoldsNoCodes: the check prints neither the device code nor the
+// user code it was given.
+func TestOutputHoldsNoCodes(t *testing.T) {
+	srv := (&site{}).start(t)
+	_, out := check(t, srv.URL)
+	if strings.Contains(out, "BCDF-GHJK") || strings.Contains(out, `"dc"`) {
+		t.Errorf("output holds a code:\n%s", out)
+	}
+}
+
+func TestFormActionAllows(t *testing.T) {
+	self, _ := url.Parse("https://dg.example")
+	tests := []struct {
+		policies []string
+		target   string
+		want     bool
+	}{
+		{[]string{"default-src 'none'"}, "https://any.example/x", true}, // no fallback to default-src
+		{[]string{"form-action 'self'"}, "https://dg.example/demo/authorize", true},
+		{[]string{"form-action 'self'"}, "https://accounts.spotify.com/authorize", false},
+		{[]string{"form-action 'none'"}, "https://dg.example/", false},
+		{[]string{"form-action 'self' https://accounts.spotify.com"}, "https://accounts.spotify.com/authorize?x=1", true},
+		{[]string{"form-action 'self' https://accounts.spotify.com", "form-action 'self'"}, "https://accounts.spotify.com/authorize", false},
+		{[]string{"form-action 'self' https://a.example, form-action https://b.example"}, "https://a.example/", false},
+		{[]string{"form-action *.example.org"}, "https://id.example.org/", true},
+		{[]string{"form-action *.example.org"}, "https://example.org/", false},
+		{[]string{"form-action https:"}, "https://anything.example/", true},
+		{[]string{"form-action http://id.example"}, "https://id.example/", true},
+		{[]string{"form-action https://id.example"}, "http://id.example/", false},
+		{[]string{"form-action https://id.example:8443"}, "https://id.example/", false},
+		{[]string{"form-action https://id.example:*"}, "https://id.example:9/", true},
+		{[]string{"form-action https://id.example/only/this"}, "https://id.example/other", true}, // paths ignored after a redirect
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		for _, p := range tt.policies {
+			h.Add("Content-Security-Policy", p)
+		}
+		target, _ := url.Parse(tt.target)
+		if got, blocking := formActionAllows(h, self, target); got != tt.want {
+			t.Errorf("%q → %s: got %v (%s), want %v", tt.policies, tt.target, got, blocking, tt.want)
+		}
+	}
+}
+
+// TestDiagnosesAreDocumented: every anchor the check points at is a heading
+// of docs/DEPLOY.md (GitHub's heading slugs).
+func TestDiagnosesAreDocumented(t *testing.T) {
+	src, err := os.ReadFile("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../docs/DEPLOY.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slugs := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^#+ (.+)$`).FindAllStringSubmatch(string(doc), -1) {
+		s := strings.ToLower(strings.TrimSpace(m[1]))
+		s = regexp.MustCompile(`[^a-z0-9 _-]`).ReplaceAllString(s, "")
+		slugs[strings.ReplaceAll(s, " ", "-")] = true
+	}
+	anchors := regexp.MustCompile(`fail\("([a-z-]+)"`).FindAllStringSubmatch(string(src), -1)
+	if len(anchors) < 10 {
+		t.Fatalf("found only %d diagnoses in main.go", len(anchors))
+	}
+	for _, a := range anchors {
+		if !slugs[a[1]] {
+			t.Errorf("docs/DEPLOY.md has no heading for #%s", a[1])
+		}
+	}
+}
