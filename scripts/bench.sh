@@ -33,6 +33,7 @@ for a in "$@"; do
 done
 
 started=""
+bin=""
 if [ -z "${DEVICEGATE_TEST_COSMOS:-}" ] && command -v node >/dev/null && command -v npm >/dev/null; then
   eval "$(bash scripts/cosmos-server.sh start)"
   export DEVICEGATE_TEST_COSMOS
@@ -40,22 +41,29 @@ if [ -z "${DEVICEGATE_TEST_COSMOS:-}" ] && command -v node >/dev/null && command
 fi
 bench_pid=""
 cleanup() {
-  # The benchmark stops its own servers; this covers an interrupted run.
+  # The benchmark stops its own servers; this covers an interrupted run: its
+  # whole process group (servers, load generator, valgrind) is stopped.
   if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null; then
-    kill -INT "$bench_pid" 2>/dev/null || true
+    kill -TERM -- "-$bench_pid" 2>/dev/null || true
     wait "$bench_pid" 2>/dev/null || true
+    sleep 1 # the servers shut down on SIGTERM; whatever has not by now is killed
+    kill -KILL -- "-$bench_pid" 2>/dev/null || true
   fi
+  if [ -n "$bin" ]; then rm -f "$bin"; fi
   if [ -n "$started" ]; then bash scripts/cosmos-server.sh stop; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "+ go run ./bench ${args[*]}" >&2
-go build -o "${TMPDIR:-/tmp}/devicegate-bench.$$" ./bench
-"${TMPDIR:-/tmp}/devicegate-bench.$$" "${args[@]}" &
+bin="${TMPDIR:-/tmp}/devicegate-bench.$$"
+go build -o "$bin" ./bench
+# Its own process group (job control on), so cleanup can stop all of it.
+set -m
+"$bin" "${args[@]}" &
 bench_pid=$!
+set +m
 status=0
 wait "$bench_pid" || status=$?
 bench_pid=""
-rm -f "${TMPDIR:-/tmp}/devicegate-bench.$$"
 exit "$status"
