@@ -36,19 +36,25 @@ func putBinding(tx *bbolt.Tx, b *bbolt.Bucket, v *store.Binding) error {
 	return addDue(tx, v.ExpiresAt, kindBinding, []byte(v.ID))
 }
 
-// PutBinding implements store.Bindings. It is durable when it returns: a
-// device holding the refresh token must be able to use it after a crash.
-func (s *Store) PutBinding(ctx context.Context, v *store.Binding) error {
+// writeBindings runs fn on the bindings bucket in a group-committed write
+// transaction (see group.go): durable when it returns, since a device
+// holding the refresh token must be able to use it after a crash.
+func (s *Store) writeBindings(ctx context.Context, fn func(tx *bbolt.Tx, b *bbolt.Bucket) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
+	return s.write(func(tx *bbolt.Tx) error {
 		b, err := bindingBucket(tx)
 		if err != nil {
 			return err
 		}
-		return putBinding(tx, b, v)
+		return fn(tx, b)
 	})
+}
+
+// PutBinding implements store.Bindings.
+func (s *Store) PutBinding(ctx context.Context, v *store.Binding) error {
+	return s.writeBindings(ctx, func(tx *bbolt.Tx, b *bbolt.Bucket) error { return putBinding(tx, b, v) })
 }
 
 // GetBinding implements store.Bindings.
@@ -83,14 +89,7 @@ func (s *Store) GetBinding(ctx context.Context, id string) (*store.Binding, erro
 
 // MoveBinding implements store.Bindings in one transaction.
 func (s *Store) MoveBinding(ctx context.Context, oldID string, v *store.Binding) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
-		b, err := bindingBucket(tx)
-		if err != nil {
-			return err
-		}
+	return s.writeBindings(ctx, func(tx *bbolt.Tx, b *bbolt.Bucket) error {
 		if err := b.Delete([]byte(oldID)); err != nil {
 			return err
 		}
@@ -100,16 +99,7 @@ func (s *Store) MoveBinding(ctx context.Context, oldID string, v *store.Binding)
 
 // DeleteBinding implements store.Bindings.
 func (s *Store) DeleteBinding(ctx context.Context, id string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
-		b, err := bindingBucket(tx)
-		if err != nil {
-			return err
-		}
-		return b.Delete([]byte(id))
-	})
+	return s.writeBindings(ctx, func(_ *bbolt.Tx, b *bbolt.Bucket) error { return b.Delete([]byte(id)) })
 }
 
 // sweepBinding removes the binding under id if it has expired at now. An
