@@ -271,7 +271,7 @@ func (c *checker) forwardedFor(ctx context.Context) (string, error) {
 		return "", c.notDevicegate("/api/health", resp, body)
 	}
 	if h.Client != c.clientAddr {
-		return "", fail("forwarded-for-spoofable", "a caller can choose the address rate limits count it under: DEVICEGATE_TRUSTED_PROXY is true but the front in this deployment does not append the real address to X-Forwarded-For (or DEVICEGATE_TRUSTED_PROXY_HOPS is too low)",
+		return "", fail("forwarded-for-spoofable", "a caller can choose the address rate limits count it under: DEVICEGATE_TRUSTED_PROXY is true but the front in this deployment does not append the real address to X-Forwarded-For (or DEVICEGATE_TRUSTED_PROXY_HOPS counts more fronts than append to it)",
 			"with X-Forwarded-For: %s the caller is counted as %s instead of %s", spoofedAddress, h.Client, c.clientAddr)
 	}
 	return "a forged X-Forwarded-For changes nothing", nil
