@@ -21,7 +21,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -348,18 +347,11 @@ func callbackURLs(cfg *config.Config) map[config.Upstream]string {
 func callbackName(u config.Upstream) string {
 	switch u.Preset {
 	case "generic":
-		return slug(hostOf(u.AuthURL))
+		return slug(upstream.HostOf(u.AuthURL))
 	case "oidc":
-		return slug(hostOf(u.Issuer))
+		return slug(upstream.HostOf(u.Issuer))
 	}
 	return slug(u.Preset)
-}
-
-func hostOf(raw string) string {
-	if p, err := url.Parse(raw); err == nil && p.Hostname() != "" {
-		return p.Hostname()
-	}
-	return raw
 }
 
 // slug keeps letters, digits, dots and hyphens, so a name is one clean

@@ -50,13 +50,6 @@ func (s *server) setCookie(w http.ResponseWriter, name, value string, maxAge tim
 	})
 }
 
-func (s *server) clearCookie(w http.ResponseWriter, name string) {
-	http.SetCookie(w, &http.Cookie{
-		Name: s.cookieName(name), Value: "", Path: "/", MaxAge: -1,
-		Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode,
-	})
-}
-
 func (s *server) cookie(r *http.Request, name string) string {
 	c, err := r.Cookie(s.cookieName(name))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -61,7 +62,7 @@ func Discover(ctx context.Context, issuer string, hc *http.Client) (Preset, erro
 	}
 	return Preset{
 		Name:          "oidc",
-		DisplayName:   hostOf(issuer),
+		DisplayName:   HostOf(issuer),
 		AuthURL:       d.AuthorizationEndpoint,
 		TokenURL:      d.TokenEndpoint,
 		PKCE:          slices.Contains(d.CodeChallengeMethodsSupported, "S256"),
@@ -73,10 +74,12 @@ func Discover(ctx context.Context, issuer string, hc *http.Client) (Preset, erro
 	}, nil
 }
 
-func hostOf(u string) string {
-	s := strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
-	if i := strings.IndexAny(s, "/:"); i >= 0 {
-		s = s[:i]
+// HostOf is the host name of a provider URL (no scheme, port or path),
+// what people see of an issuer that has no display name; a string that is
+// not a URL is returned as it is.
+func HostOf(raw string) string {
+	if p, err := url.Parse(raw); err == nil && p.Hostname() != "" {
+		return p.Hostname()
 	}
-	return s
+	return raw
 }
