@@ -7,8 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=tools/cosmos-server
-pidfile="${TMPDIR:-/tmp}/devicegate-cosmos-server.pid"
-logfile="${TMPDIR:-/tmp}/devicegate-cosmos-server.log"
+# One pidfile and log per checkout (keyed by its absolute path), so two
+# checkouts running tests on one machine never stop each other's server.
+# DEVICEGATE_COSMOS_STATE picks another folder (one per run, if you like).
+state="${DEVICEGATE_COSMOS_STATE:-${TMPDIR:-/tmp}/devicegate-cosmos-$(pwd -P | cksum | cut -d' ' -f1)}"
+mkdir -p "$state"
+pidfile="$state/server.pid"
+logfile="$state/server.log"
 # The public key of Microsoft's Cosmos DB emulator: a well-known test value, not a secret.
 key='C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=='
 readdoc="$dir/node_modules/@vercel/cosmosdb-server/lib/handler/read-document.js"
@@ -22,6 +27,10 @@ install() {
 }
 
 start() {
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo "cosmos-server: already running for this checkout (pid $(cat "$pidfile")); stop it first: bash scripts/cosmos-server.sh stop" >&2
+    exit 1
+  fi
   [ -d "$dir/node_modules/@vercel/cosmosdb-server" ] || install
   port="${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
   # A process group of its own (job control on), so stop ends all of it.
