@@ -130,7 +130,7 @@ func person(t *testing.T, s *server, code, ourChoice, providerChoice string) {
 		b, _ := io.ReadAll(res.Body)
 		return string(b)
 	}
-	confirm := page(c.PostForm(s.base+"/api/verify", url.Values{"user_code": {code}}))
+	confirm := page(c.Get(s.base + "/api/verify?" + url.Values{"user_code": {code}}.Encode())) // as the entry form sends it
 	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(confirm)
 	if m == nil {
 		t.Fatalf("no confirmation page: %s", confirm)
