@@ -255,7 +255,10 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 			return nil, err
 		}
 		built[u] = p
-		logger.Info("provider ready; register this redirect URI there", "provider", p.DisplayName(), "redirect_uri", callbacks[u])
+		// What to enter at the provider, in its own words: most take the
+		// whole redirect URI, Strava a callback domain (preset data).
+		setting, key, value := p.Registration()
+		logger.Info("provider ready; enter this in your app's settings there", "provider", p.DisplayName(), "setting", setting, key, value)
 		return p, nil
 	}
 	var def httpapi.Upstream

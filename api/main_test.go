@@ -484,3 +484,33 @@ func TestSecondDemoInOneFolder(t *testing.T) {
 		}
 	}
 }
+
+// TestStartLineSaysWhatEachProviderAsks: the start-up line for each
+// provider says what to enter at it, in its words: the redirect URI for
+// Spotify, the callback domain for Strava.
+func TestStartLineSaysWhatEachProviderAsks(t *testing.T) {
+	env := map[string]string{
+		"DEVICEGATE_STORE": "memory", "DEVICEGATE_PUBLIC_URL": "http://127.0.0.1:8080",
+		"DEVICEGATE_CLIENTS": `[{"client_id":"tv","name":"TV"},
+		  {"client_id":"bike","name":"Bike","upstream":{"preset":"strava","client_id":"s-1","client_secret_env":"STRAVA_SECRET"}}]`,
+		"DEVICEGATE_UPSTREAM_CLIENT_ID": "sp-1", "DEVICEGATE_UPSTREAM_CLIENT_SECRET": "sp-secret", "STRAVA_SECRET": "st-secret",
+	}
+	cfg, err := config.Load(envMap(env), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	a, err := build(cfg, slog.New(slog.NewTextHandler(&logs, nil)), "http://127.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	for _, want := range []string{
+		`msg="provider ready; enter this in your app's settings there" provider=Spotify setting="Redirect URIs" redirect_uri=http://127.0.0.1:8080/api/callback`,
+		`msg="provider ready; enter this in your app's settings there" provider=Strava setting="Authorization Callback Domain" callback_domain=127.0.0.1`,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("start-up lines lack %s:\n%s", want, logs.String())
+		}
+	}
+}
