@@ -126,8 +126,8 @@ func explainConfig(err error, environ []string, getenv func(string) string, demo
 		msg += "\nSet but read by no setting (misspelled?):\n" + strings.Join(unknown, "\n")
 	}
 	if !demo && getenv("DEVICEGATE_CLIENTS") == "" && getenv("DEVICEGATE_CLIENTS_FILE") == "" && getenv("DEVICEGATE_UPSTREAM_CLIENT_ID") == "" {
-		msg += "\nTo try devicegate first, without an account at a provider, start it with -demo (go run ./api -demo): " +
-			"a built-in demo provider and device client, on http://127.0.0.1:8080. README.md says how to set it up for real."
+		msg += "\nTo try devicegate first, without an account at a provider, start it with -demo (go run ./api -demo, or devicegate -demo): " +
+			"a built-in demo provider and device client. README.md says how to set it up for real."
 	}
 	return errors.New(msg)
 }
