@@ -163,14 +163,18 @@ func TestPhoneAtDoubleZoom(t *testing.T) {
 	// The widest code: W is the broadest letter in most fonts.
 	b.run("type code", typeCode("WWWW-WWWW")...)
 	b.shot("entry")
-	if m := b.measure("#user_code"); m.ScrollWidth > m.ClientWidth || m.Right > m.Viewport || m.PageScroll > int(m.Viewport) {
+	m := b.measure("#user_code")
+	t.Logf("entry field at 195 px: %+v", m)
+	if m.ScrollWidth > m.ClientWidth || m.Right > m.Viewport || m.PageScroll > int(m.Viewport) {
 		t.Errorf("the typed code does not fit its field at 195 px: %+v", m)
 	}
 	b.run("open again", chromedp_Navigate(base+"/device")...)
 	b.run("type the real code", typeCode(da.UserCode)...)
 	b.run("continue", clickAndWait(`button[type=submit]`, `button[value=allow]`)...)
 	b.shot("confirm")
-	if m := b.measure(".code-check .code"); m.Lines != 1 || m.ScrollWidth > m.ClientWidth || m.Right > m.Viewport || m.PageScroll > int(m.Viewport) {
+	m = b.measure(".code-check .code")
+	t.Logf("confirmation code at 195 px: %+v", m)
+	if m.Lines != 1 || m.ScrollWidth > m.ClientWidth || m.Right > m.Viewport || m.PageScroll > int(m.Viewport) {
 		t.Errorf("the code on the confirmation does not fit one line at 195 px: %+v", m)
 	}
 }
