@@ -95,6 +95,27 @@ MUTANTS = [
      "} else if fi.Mode()&fs.ModeSymlink != 0 {", "} else if false && fi.Mode()&fs.ModeSymlink != 0 {", "./api", "TestKeyFileGuarded"),
     ("pages not cached", "api/internal/pages/pages.go",
      '\th.Set("Pragma", "no-cache")\n', "", "./api/internal/httpapi", "TestSecurityHeaders"),
+    # Revocation (RFC 7009) and the operator's device list.
+    ("revoke: the client must own the binding", "api/internal/deviceflow/refresh.go",
+     "if same != 1 {", "if false && same != 1 {", "./api/internal/httpapi", "TestRevokeOtherClientsTokenIsNoOp"),
+    ("revoke: client authenticated before revoking", "api/internal/httpapi/revoke.go",
+     "c, cred, err := s.authenticateClient(r, form)",
+     'c, cred, err := s.authenticateClient(r, form)\n\tif err != nil {\n\t\tc, _ = s.Clients(form.Get("client_id"))\n\t\terr = nil\n\t}',
+     "./api/internal/httpapi", "TestRevokeAuthenticatesFirst"),
+    ("revoke: limited per address", "api/internal/httpapi/revoke.go",
+     'if ok, retry := s.allow(r, "refresh", s.RateRefresh); !ok {',
+     'if ok, retry := s.allow(r, "refresh", s.RateRefresh); false && !ok {',
+     "./api/internal/httpapi", "TestRevokeRateLimited"),
+    ("revoke: limited per client", "api/internal/httpapi/revoke.go",
+     'if ok, retry := s.Limiter.Allow(r.Context(), "refresh-client", s.RateRefreshClient, c.ID); !ok {',
+     'if ok, retry := s.Limiter.Allow(r.Context(), "refresh-client", s.RateRefreshClient, c.ID); false && !ok {',
+     "./api/internal/httpapi", "TestRevokePerClientLimit"),
+    ("revoke: at the provider too", "api/internal/httpapi/revoke.go",
+     "if err := up.Revoke(ctx, tok); err != nil {", "if err := error(nil); err != nil {",
+     "./api/internal/httpapi", "TestRevokeEndsRefresh"),
+    ("devices: the id is no binding key", "api/internal/deviceflow/devices.go",
+     "return s.c.Hasher.Hash(kindDeviceID, bindingID)[:deviceIDLen]", "return bindingID",
+     "./api/internal/httpapi", "TestDevicesListAndDisconnect"),
 ]
 
 def run(name, path, old, new, pkg, tests):
