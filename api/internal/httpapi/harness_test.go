@@ -308,7 +308,7 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	logger := slog.New(slog.NewTextHandler(&syncWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var limiter *ratelimit.Limiter
 	if ctr, ok := hc.backend.(store.Counter); ok {
-		limiter = ratelimit.New(ctr, logger)
+		limiter = ratelimit.New(ctr, logger).WithClock(h.clock.Now)
 	}
 	handler, err := httpapi.New(httpapi.Options{
 		Limiter: limiter, RateAuthorize: hc.rateAuthorize, RateVerify: hc.rateVerify, ProxyHops: hops(hc.trustedProxy),

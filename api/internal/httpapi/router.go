@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -260,10 +261,15 @@ func (s *server) headers(next http.Handler) http.Handler {
 	})
 }
 
-// allow applies a rate limit to the request's client address.
+// allow applies a rate limit to the request's client address, counted in
+// each of the networks it belongs to (ratelimit.Prefixes).
 func (s *server) allow(r *http.Request, name string, rule ratelimit.Rule) (bool, time.Duration) {
-	key := ratelimit.Key(ratelimit.ClientIP(r, s.ProxyHops))
-	return s.Limiter.Allow(r.Context(), name, rule, key)
+	return s.Limiter.AllowAddr(r.Context(), name, rule, s.clientIP(r))
+}
+
+// clientIP is the address the request is counted under.
+func (s *server) clientIP(r *http.Request) netip.Addr {
+	return ratelimit.ClientIP(r, s.ProxyHops)
 }
 
 // isCallback reports whether path is /api/callback or one provider's
