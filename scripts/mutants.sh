@@ -27,7 +27,7 @@ MUTANTS = [
      "if !wellFormedToken(cookie) || !s.Service.CheckDecisionToken(cookie, recordID, token) {", "if !wellFormedToken(cookie) {",
      "./api/internal/httpapi", "TestDecisionTokenBoundToRecord"),
     ("foreign Origin refused", "api/internal/httpapi/verify.go",
-     'if origin := r.Header.Get("Origin"); origin != "" && origin != "null" && origin != s.publicOrigin {',
+     'if origin := r.Header.Get("Origin"); origin != "" && origin != "null" && config.NormalizeOrigin(origin) != s.publicOrigin {',
      'if origin := r.Header.Get("Origin"); false && origin != "" {',
      "./api/internal/httpapi", "TestVerifyInputs"),
     ("lockout", "api/internal/deviceflow/service.go",
