@@ -30,7 +30,7 @@ GOOS=$(go env GOHOSTOS) GOARCH=$(go env GOHOSTARCH) bash scripts/assemble.sh
 api_port=$(freeport)
 swa_port=$(freeport)
 base="http://127.0.0.1:$swa_port"
-secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+secret=$(head -c 32 /dev/urandom | base64 | tr -d "/+=")
 
 echo "== start the handler as the Functions host would (port $api_port)"
 start_group "$work/handler.log" env -C dist/api \
