@@ -112,6 +112,20 @@ func (l *Limiter) Allow(ctx context.Context, name string, rule Rule, key string)
 	if l == nil || rule.Off() {
 		return true, 0
 	}
+	n, retry := l.incr(ctx, name, rule, key)
+	if n <= rule.Limit {
+		return true, 0
+	}
+	if n == rule.Limit+1 {
+		// Log once per window and client, not once per refused request.
+		l.log.WarnContext(ctx, "rate limit reached", "rule", name, "client", key, "limit", rule.String())
+	}
+	return false, retry
+}
+
+// incr counts one event and returns the count and the time left in the
+// window (at least a second).
+func (l *Limiter) incr(ctx context.Context, name string, rule Rule, key string) (int, time.Duration) {
 	n, reset, err := l.counter.Incr(ctx, name+"|"+key, rule.Window)
 	if err != nil {
 		if now := time.Now().Unix(); now-l.warned.Load() >= 60 {
@@ -121,39 +135,34 @@ func (l *Limiter) Allow(ctx context.Context, name string, rule Rule, key string)
 		// memory.Store's Incr cannot fail.
 		n, reset, _ = l.local.Incr(ctx, name+"|"+key, rule.Window)
 	}
-	if n <= rule.Limit {
-		return true, 0
-	}
-	retry := reset.Sub(l.now())
-	if retry < time.Second {
-		retry = time.Second
-	}
-	if n == rule.Limit+1 {
-		// Log once per window and client, not once per refused request.
-		l.log.WarnContext(ctx, "rate limit reached", "rule", name, "client", key, "limit", rule.String())
-	}
-	return false, retry
+	return n, max(reset.Sub(l.now()), time.Second)
 }
 
 // Fail counts one failure (a wrong client secret, a poll of an unknown
 // device code, a user code that matched nothing) for key under rule in the
-// shared counter, and reports whether the count is now over the limit.
-// Once it is, the key is remembered as blocked in this process until the
-// window ends, so Blocked refuses the next attempt before it is tried.
+// shared counter. The failure that spends the budget (the Limit-th) puts
+// the key in this process's block list until the window ends, so that
+// Blocked refuses the next attempt before it is tried: of a budget of
+// Limit, exactly Limit attempts are tried. over reports a failure past
+// the limit (one that slipped in before the block was known) and when to
+// retry.
 //
 // Another instance learns of the block at its own next failure, so across
-// n instances at most n failures past the limit are tried per window (and
-// in one instance, as many as are in flight at the moment the limit is
-// crossed). When the map is full of live blocks, a new block is not
+// n instances at most n−1 failures past the limit are tried per window
+// (and in one instance, as many as are in flight at the moment the budget
+// is spent). When the list is full of live blocks, a new block is not
 // remembered: that key's attempts are then tried, each one counted, and
 // each failure answered as over the limit.
 func (l *Limiter) Fail(ctx context.Context, name string, rule Rule, key string) (over bool, retryAfter time.Duration) {
 	if l == nil || rule.Off() {
 		return false, 0
 	}
-	ok, retry := l.Allow(ctx, name, rule, key)
-	if ok {
+	n, retry := l.incr(ctx, name, rule, key)
+	if n < rule.Limit {
 		return false, 0
+	}
+	if n == rule.Limit {
+		l.log.WarnContext(ctx, "failure budget spent; further attempts refused before they are tried", "rule", name, "client", key, "limit", rule.String())
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -168,7 +177,7 @@ func (l *Limiter) Fail(ctx context.Context, name string, rule Rule, key string) 
 	if len(l.blocked) < maxBlocked {
 		l.blocked[name+"|"+key] = l.now().Add(retry)
 	}
-	return true, retry
+	return n > rule.Limit, retry
 }
 
 // Blocked reports whether key is known, in this process, to be over the

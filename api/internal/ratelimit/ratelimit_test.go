@@ -218,28 +218,30 @@ func TestNestedPrefixesShareABudget(t *testing.T) {
 	}
 }
 
-// TestFailBlocksUntilTheWindowEnds: failures past the limit put the key in
-// the local block list, which Blocked reads without the store, until the
-// counter's window ends; successes (no Fail) count nothing.
+// TestFailBlocksUntilTheWindowEnds: the failure that spends the budget
+// puts the key in the local block list, which Blocked reads without the
+// store, until the counter's window ends, so exactly Limit attempts are
+// tried; a failure past the limit (one already in flight) says so.
 func TestFailBlocksUntilTheWindowEnds(t *testing.T) {
 	c := storetest.NewClock()
 	l := New(memory.New(c.Now), quiet).WithClock(c.Now)
 	rule := Rule{Limit: 2, Window: time.Minute}
 	ctx := context.Background()
 	ip := netip.MustParseAddr("203.0.113.5")
-	for i := range 2 {
-		if over, _ := l.FailAddr(ctx, "auth", rule, ip); over {
-			t.Fatalf("failure %d over a limit of 2", i+1)
-		}
-		if b, _ := l.BlockedAddr("auth", ip); b {
-			t.Fatalf("blocked after %d failures", i+1)
-		}
+	if over, _ := l.FailAddr(ctx, "auth", rule, ip); over {
+		t.Fatal("first failure over a limit of 2")
 	}
-	if over, retry := l.FailAddr(ctx, "auth", rule, ip); !over || retry <= 0 {
-		t.Fatalf("third failure: over=%v retry=%v", over, retry)
+	if b, _ := l.BlockedAddr("auth", ip); b {
+		t.Fatal("blocked after one failure of two")
+	}
+	if over, _ := l.FailAddr(ctx, "auth", rule, ip); over {
+		t.Fatal("second failure over a limit of 2")
 	}
 	if b, retry := l.BlockedAddr("auth", ip); !b || retry <= 0 || retry > time.Minute {
-		t.Errorf("not blocked after the limit: %v %v", b, retry)
+		t.Errorf("not blocked once the budget is spent: %v %v", b, retry)
+	}
+	if over, retry := l.FailAddr(ctx, "auth", rule, ip); !over || retry <= 0 {
+		t.Errorf("a failure past the limit: over=%v retry=%v", over, retry)
 	}
 	if b, _ := l.BlockedAddr("auth", netip.MustParseAddr("203.0.114.5")); b {
 		t.Error("another network blocked")
