@@ -283,7 +283,8 @@ const (
 // a window: someone is guessing codes from many addresses.
 func (s *server) codeMissed(r *http.Request) {
 	already, _ := s.Limiter.Blocked(limitCodeMisses, deploymentKey)
-	if over, retry := s.Limiter.Fail(r.Context(), limitCodeMisses, s.RateCodeMisses, deploymentKey); over && !already {
+	s.Limiter.Fail(r.Context(), limitCodeMisses, s.RateCodeMisses, deploymentKey)
+	if now, retry := s.Limiter.Blocked(limitCodeMisses, deploymentKey); now && !already {
 		// Once per window and instance: the first miss this instance
 		// sees past the ceiling.
 		s.Logger.ErrorContext(r.Context(), "ceiling of failed user-code lookups crossed: someone is guessing codes from many addresses; every address is slowed until the window ends",
