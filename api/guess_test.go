@@ -173,7 +173,7 @@ func TestPrefixBudgetsThroughTheWiring(t *testing.T) {
 	processed := 0
 	for i := range 2500 {
 		ip := fmt.Sprintf("2001:db8:77:%x00::%x", i%100, i+1)
-		st, _, _ := postFrom(t, base, "/api/verify", ip, url.Values{"user_code": {fmt.Sprintf("BCDF-%04d", i)}})
+		st, _, _ := postFrom(t, base, "/api/verify", ip, url.Values{"user_code": {guessedCode(i)}})
 		if st != http.StatusTooManyRequests {
 			processed++
 		}
@@ -229,4 +229,57 @@ func TestPublicURLWithDefaultPort(t *testing.T) {
 	if st != http.StatusFound {
 		t.Errorf("honest Allow with Origin https://devicegate.example: %d, want 302 to the provider", st)
 	}
+}
+
+// TestJunkPollsThroughTheWiring: with the default budget
+// (DEVICEGATE_RATE_POLL_MISSES=30/10m), 100 polls of unknown device codes
+// from one address get 30 invalid_grant answers and 70 429s.
+func TestJunkPollsThroughTheWiring(t *testing.T) {
+	base, _ := serveAppLogs(t, confidentialConfig(t, map[string]string{"DEVICEGATE_TRUSTED_PROXY": "true"}))
+	counts := map[int]int{}
+	for i := range 100 {
+		st, _, _ := postFrom(t, base, "/api/token", "203.0.113.40", url.Values{"client_id": {"demo"},
+			"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {fmt.Sprintf("junk-%d", i)}})
+		counts[st]++
+	}
+	if counts[http.StatusBadRequest] != 30 || counts[http.StatusTooManyRequests] != 70 {
+		t.Errorf("100 junk polls: %v, want 30 × 400 and 70 × 429", counts)
+	}
+}
+
+// TestCodeMissCeilingThroughTheWiring: with the defaults
+// (DEVICEGATE_RATE_VERIFY=20/10m, DEVICEGATE_RATE_CODE_MISSES=500/10m),
+// 600 guessed codes from 30 networks, each within its own budget, cross
+// the ceiling: it is logged as an error, and an address that never
+// guessed gets 3 requests naming a code, not 20.
+func TestCodeMissCeilingThroughTheWiring(t *testing.T) {
+	base, logs := serveAppLogs(t, confidentialConfig(t, map[string]string{"DEVICEGATE_TRUSTED_PROXY": "true"}))
+	for i := range 600 {
+		ip := fmt.Sprintf("10.0.%d.1", i/20)
+		postFrom(t, base, "/api/verify", ip, url.Values{"user_code": {guessedCode(i)}})
+	}
+	if !strings.Contains(logs.String(), `level=ERROR msg="ceiling of failed user-code lookups crossed`) {
+		t.Error("crossing the ceiling was not logged as an error")
+	}
+	processed := 0
+	for i := range 20 {
+		if st, _, _ := postFrom(t, base, "/api/verify", "192.0.2.77", url.Values{"user_code": {guessedCode(5000 + i)}}); st != http.StatusTooManyRequests {
+			processed++
+		}
+	}
+	if processed != 3 {
+		t.Errorf("a fresh address past the ceiling: %d processed, want 3", processed)
+	}
+}
+
+// guessedCode is the i-th guessed user code: valid in shape, almost surely
+// no live code.
+func guessedCode(i int) string {
+	const alphabet = "BCDFGHJKLMNPQRSTVWXZ"
+	b := []byte("BBBBBBBB")
+	for j := 7; j >= 0 && i > 0; j-- {
+		b[j] = alphabet[i%len(alphabet)]
+		i /= len(alphabet)
+	}
+	return string(b[:4]) + "-" + string(b[4:])
 }

@@ -6,6 +6,9 @@ package httpapi_test
 // through the real wiring with the default limits.
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -156,5 +159,60 @@ func TestCodeMissCeilingSlowsEveryAddress(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestClientSecretComparedInConstantTime is a source check, since timing
+// is not something a test can measure reliably: in the token and device
+// authorization endpoints, a client secret is never compared with == or
+// !=, and it is compared with subtle.ConstantTimeCompare.
+func TestClientSecretComparedInConstantTime(t *testing.T) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "api.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mentionsSecret := func(e ast.Expr) bool {
+		found := false
+		ast.Inspect(e, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				found = found || n.Sel.Name == "Secret"
+			case *ast.Ident:
+				found = found || n.Name == "secret" || n.Name == "basicSecret" || n.Name == "postSecret"
+			}
+			return true
+		})
+		return found
+	}
+	constantTime := 0
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.BinaryExpr:
+			if call, ok := n.X.(*ast.CallExpr); ok {
+				if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "ConstantTimeCompare" {
+					return true // its result, compared with 1
+				}
+			}
+			if (n.Op == token.EQL || n.Op == token.NEQ) && (mentionsSecret(n.X) || mentionsSecret(n.Y)) {
+				// Emptiness checks hold no timing signal about the value.
+				if lit, ok := n.Y.(*ast.BasicLit); !ok || lit.Value != `""` {
+					t.Errorf("%s: a secret compared with %s", fset.Position(n.Pos()), n.Op)
+				}
+			}
+		case *ast.CallExpr:
+			if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "ConstantTimeCompare" {
+				for _, a := range n.Args {
+					if mentionsSecret(a) {
+						constantTime++
+						break
+					}
+				}
+			}
+		}
+		return true
+	})
+	if constantTime == 0 {
+		t.Error("the client secret is not compared with subtle.ConstantTimeCompare")
 	}
 }
