@@ -138,7 +138,7 @@ func TestCodeMissCeilingSlowsEveryAddress(t *testing.T) {
 					t.Fatalf("guess %d: %d", i, res.StatusCode)
 				}
 			}
-			if !strings.Contains(b.logs.String(), "ceiling of failed user-code lookups crossed") {
+			if !strings.Contains(b.logs.String(), `level=ERROR msg="ceiling of failed user-code lookups crossed`) {
 				t.Errorf("crossing the ceiling was not logged as an error:\n%s", b.logs.String())
 			}
 			// Instance a learns of it at its next miss.
