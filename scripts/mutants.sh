@@ -133,7 +133,7 @@ MUTANTS = [
      "./api/internal/deviceflow", "TestFastestIntervalStillSlowsDown"),
     ("a binding under the previous key moves to the current one", "api/internal/deviceflow/refresh.go",
      "target := g.current", "target := g.binding.ID",
-     "./api/internal/deviceflow", "TestRotationMovesBindingsToTheCurrentKey"),
+     "./api", "TestKeyRotationKeepsDevicesSignedIn"),
     ("limits survive a failing counter", "api/internal/ratelimit/ratelimit.go",
      'n, reset, _ = l.local.Incr(ctx, name+"|"+key, rule.Window)', "n, reset = 1, time.Now()",
      "./api/internal/ratelimit", "TestCounterFailureFallsBackToLocal"),
