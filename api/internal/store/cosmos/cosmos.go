@@ -15,9 +15,10 @@
 //
 // Update is compare-and-swap: read, change, replace with If-Match on the
 // ETag, and on 412 wait a random while and read again, until the write
-// lands or the context's deadline (or ContentionLimit) passes. Every write sets the item's own ttl to the
-// seconds it has left, because Cosmos counts TTL from an item's last write;
-// expiry is still checked in code, because the TTL sweep is lazy.
+// lands or the context's deadline (or ContentionLimit) passes. Every write
+// sets the item's own ttl to the seconds it has left, because Cosmos counts
+// TTL from an item's last write; expiry is still checked in code, because
+// the TTL sweep is lazy.
 package cosmos
 
 import (
