@@ -92,6 +92,18 @@ func (c *cluster) spread(before []int) []int {
 	return now
 }
 
+// steps lists where the protocol's requests went (pages and assets left
+// out), from the n-th request the front forwarded on.
+func (c *cluster) steps(n int) string {
+	var out []string
+	for _, h := range c.front.Trail()[n:] {
+		if strings.HasPrefix(h.Path, "/api/") || h.Path == "/device" {
+			out = append(out, fmt.Sprintf("%s %s→%d", h.Method, h.Path, h.Instance+1))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
 // requireEach fails unless every instance served at least min requests.
 func requireEach(t *testing.T, what string, spread []int, min int) {
 	t.Helper()
@@ -162,7 +174,7 @@ func TestScaleOut(t *testing.T) {
 	// then the GitHub CLI's library with the person typing the code. The
 	// confirmation's form token, the state cookie and the PKCE verifier
 	// are made on one instance and checked on another.
-	before := c.front.Hits()
+	before, mark := c.front.Hits(), len(c.front.Trail())
 	signIn(t, c.stack, "scale-phone")
 	code, err := device.RequestCode(httpClient, c.base+"/api/authorize", "tv", []string{"openid", "profile"})
 	if err != nil {
@@ -182,7 +194,7 @@ func TestScaleOut(t *testing.T) {
 	c.remember(tok.Token)
 	c.userinfo(tok.Token)
 	requireEach(t, "two whole flows", c.spread(before), 3)
-	t.Logf("two whole flows: requests per instance %v", c.spread(before))
+	t.Logf("two whole flows: requests per instance %v; the steps: %s", c.spread(before), c.steps(mark))
 
 	// Pacing lives in the record: two polls in a row land on two
 	// instances, and the second is still too early.

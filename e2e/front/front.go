@@ -32,9 +32,17 @@ type Front struct {
 	srv      *http.Server
 	proxy    *httputil.ReverseProxy
 
-	mu   sync.Mutex
-	next int
-	hits []int
+	mu    sync.Mutex
+	next  int
+	hits  []int
+	trail []Hop
+}
+
+// Hop is one forwarded request: its method and path (never the query,
+// which can hold a code) and the instance it went to.
+type Hop struct {
+	Method, Path string
+	Instance     int
 }
 
 // Start listens on a free loopback port and forwards to backends (base
@@ -85,6 +93,7 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) {
 	i := f.next
 	f.next = (f.next + 1) % len(f.backends)
 	f.hits[i]++
+	f.trail = append(f.trail, Hop{r.Method, r.URL.Path, i})
 	f.mu.Unlock()
 	f.proxy.ServeHTTP(w, r.WithContext(withBackend(r, i)))
 }
@@ -95,6 +104,13 @@ func (f *Front) Hits() []int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]int(nil), f.hits...)
+}
+
+// Trail returns every request forwarded so far, in order.
+func (f *Front) Trail() []Hop {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Hop(nil), f.trail...)
 }
 
 // Close stops the front.
