@@ -306,3 +306,63 @@ func TestBackoffIsFullJitter(t *testing.T) {
 		}
 	}
 }
+
+// vanishing makes a counter item look as if it disappears between every
+// create and the next increment, for the first rounds: each patch answers
+// 404 and each create 409, as when another instance created the item and
+// its ttl removed it at once. Everything else goes to the test server.
+type vanishing struct {
+	mu     sync.Mutex
+	rounds int
+}
+
+func (v *vanishing) RoundTrip(r *http.Request) (*http.Response, error) {
+	status := 0
+	v.mu.Lock()
+	if v.rounds > 0 && strings.Contains(r.URL.Path, "/docs") {
+		switch r.Method {
+		case http.MethodPatch:
+			status = http.StatusNotFound
+		case http.MethodPost:
+			status = http.StatusConflict
+			v.rounds--
+		}
+	}
+	v.mu.Unlock()
+	if status == 0 {
+		return http.DefaultTransport.RoundTrip(r)
+	}
+	body := `{"code":"x","message":"forced by the test"}`
+	return &http.Response{
+		StatusCode: status, Status: http.StatusText(status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)),
+		Request: r, ContentLength: int64(len(body)),
+	}, nil
+}
+
+// TestIncrOutlastsAnyFixedTryCount: the counter's create-or-increment loop
+// is bounded by the context like Update, not by a count of rounds (the old
+// loop gave up after 10), and it ends with the context when the item never
+// settles.
+func TestIncrOutlastsAnyFixedTryCount(t *testing.T) {
+	v := &vanishing{rounds: 25}
+	s := openWith(t, Options{Now: storetest.NewClock().Now, HTTPClient: &http.Client{Transport: v}, Rand: rand.NewPCG(3, 4)})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	n, _, err := s.Incr(ctx, "k", time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("Incr after 25 vanished rounds: %d, %v; want 1", n, err)
+	}
+	if st := s.Stats(); st.Retries != 25 {
+		t.Errorf("Stats.Retries = %d, want 25", st.Retries)
+	}
+
+	v.mu.Lock()
+	v.rounds = 1 << 30
+	v.mu.Unlock()
+	short, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	if _, _, err := s.Incr(short, "k2", time.Hour); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Incr on an item that never settles: %v, want an error matching context.DeadlineExceeded", err)
+	}
+}
