@@ -357,7 +357,7 @@ func TestProxyRequestRules(t *testing.T) {
 // received is what the test worker saw of one request.
 type received struct {
 	Method, Path, Query, Body, ContentType, Host string
-	Called                                      bool
+	Called                                       bool
 }
 
 // startWorkerStub is a worker that records each request and answers as the
