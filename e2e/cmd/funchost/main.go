@@ -76,8 +76,9 @@ type hostJSON struct {
 			WorkingDirectory      string   `json:"workingDirectory"`
 			Arguments             []string `json:"arguments"`
 		} `json:"description"`
-		EnableForwardingHTTPRequest bool `json:"enableForwardingHttpRequest"`
-		EnableProxyingHTTPRequest   bool `json:"enableProxyingHttpRequest"`
+		EnableForwardingHTTPRequest bool            `json:"enableForwardingHttpRequest"`
+		EnableProxyingHTTPRequest   bool            `json:"enableProxyingHttpRequest"`
+		Port                        json.RawMessage `json:"port"`
 	} `json:"customHandler"`
 	ConfigurationProfile string `json:"configurationProfile"`
 	Extensions           struct {
@@ -219,9 +220,13 @@ func startWorker(ctx context.Context, root string, h hostJSON, target *atomic.Po
 	if fileExists(exe) {
 		assignExecute(exe)
 	}
-	port, err := freePort()
+	// HttpWorkerOptionsSetup.GetPort: customHandler.port when it parses as
+	// a number (written as one or as a string), else an unused port.
+	port, err := strconv.Atoi(strings.Trim(string(h.CustomHandler.Port), `"`))
 	if err != nil {
-		return nil, nil, err
+		if port, err = freePort(); err != nil {
+			return nil, nil, err
+		}
 	}
 	cmd = exec.Command(exe, d.Arguments...)
 	cmd.Dir = wd
