@@ -36,7 +36,9 @@ var errChunkedNoContent = errors.New("'Transfer-Encoding: chunked' header can no
 // forwardRequest rebuilds in as the classic host does, addressed to worker.
 func forwardRequest(in *http.Request, worker *url.URL, inv invocation) (*http.Request, error) {
 	// A chunked body has no Content-Length, so ToHttpRequestMessage copies
-	// no body; but it copies the Transfer-Encoding: chunked header, and
+	// no body; but it copies the Transfer-Encoding: chunked header (Kestrel
+	// keeps it among the request headers: HttpRequestHeaders
+	// .HeaderTransferEncoding, read by Http1MessageBody.For), and
 	// HttpClient then refuses a chunked request without content
 	// (dotnet/runtime SocketsHttpHandler.ValidateAndNormalizeRequest:
 	// net_http_chunked_not_allowed_with_empty_content). The invocation
