@@ -162,9 +162,9 @@ func TestStaticWebAppsHostBodies(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, map[string]string{functionsHost: "swa"})
 	form := url.Values{"client_id": {"tv"}}.Encode()
-	post := func(client *http.Client, body io.Reader) (int, map[string]any, string) {
+	post := func(client *http.Client, path string, body io.Reader) (int, map[string]any, string) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", s.base+"/api/authorize", body)
+		req, _ := http.NewRequest("POST", s.base+path, body)
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		res, err := client.Do(req)
 		if err != nil {
@@ -180,14 +180,21 @@ func TestStaticWebAppsHostBodies(t *testing.T) {
 		return res.StatusCode, m, string(b)
 	}
 
-	if status, _, body := post(chunkedClient(), strings.NewReader(form)); status != 500 || body != "" {
-		t.Errorf("chunked POST through the forwarding host: %d %q, want the host's empty 500", status, body)
+	status, m, _ := post(http.DefaultClient, "/api/authorize", strings.NewReader(form))
+	if status != 200 || m["device_code"] == nil {
+		t.Fatalf("POST with Content-Length through the forwarding host: %d %v", status, m["error"])
 	}
-	status, m, _ := post(http.DefaultClient, strings.NewReader(""))
-	if d, _ := m["error_description"].(string); status != 400 || m["error"] != "invalid_request" || !strings.Contains(d, "Content-Length") {
-		t.Errorf("empty POST through the forwarding host: %d %v", status, m)
+	poll := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "client_id": {"tv"}, "device_code": {m["device_code"].(string)}}.Encode()
+	if status, m, _ := post(http.DefaultClient, "/api/token", strings.NewReader(poll)); status != 400 || m["error"] != "authorization_pending" {
+		t.Errorf("token POST with Content-Length through the forwarding host: %d %v", status, m["error"])
 	}
-	if status, m, _ := post(http.DefaultClient, strings.NewReader(form)); status != 200 || m["device_code"] == nil {
-		t.Errorf("POST with Content-Length through the forwarding host: %d %v", status, m["error"])
+	for path, body := range map[string]string{"/api/authorize": form, "/api/token": poll} {
+		if status, _, got := post(chunkedClient(), path, strings.NewReader(body)); status != 500 || got != "" {
+			t.Errorf("chunked POST %s through the forwarding host: %d %q, want the host's empty 500", path, status, got)
+		}
+		status, m, _ := post(http.DefaultClient, path, strings.NewReader(""))
+		if d, _ := m["error_description"].(string); status != 400 || m["error"] != "invalid_request" || !strings.Contains(d, "Content-Length") {
+			t.Errorf("empty POST %s through the forwarding host: %d %v", path, status, m)
+		}
 	}
 }
