@@ -142,6 +142,7 @@ func (c *checker) run(ctx context.Context) bool {
 		{"client address not spoofable", func() bool { return c.clientAddr != "" }, c.forwardedFor},
 		{"metadata", func() bool { return c.apiReachable }, c.checkMetadata},
 		{"/.well-known rewrite", func() bool { return c.apiReachable }, c.wellKnown},
+		{"chunked form", func() bool { return c.apiReachable }, c.chunkedForm},
 		{"/device page", nil, c.devicePage},
 		{"device authorization", func() bool { return c.metadata != nil }, c.authorize},
 		{"confirmation page", func() bool { return c.userCode != "" }, c.confirmation},
@@ -335,6 +336,51 @@ func (c *checker) wellKnown(ctx context.Context) (string, error) {
 	}
 	// Whether the issuer is right is the metadata check's business.
 	return "answers the metadata", nil
+}
+
+// emptyBodyPrefix starts devicegate's answer to a POST whose body arrived
+// empty (api/internal/httpapi errEmptyBody).
+const emptyBodyPrefix = "the request body is empty"
+
+// unsizedReader hides a body's length, so Go's client sends it chunked.
+type unsizedReader struct{ io.Reader }
+
+// chunkedForm finds out what this deployment does with a form sent chunked
+// (without Content-Length), as a device client sends it whose body length
+// its HTTP library does not know. Three answers are the platform's known
+// ways (docs/DEPLOY.md, "Functions host mode"), said so the operator knows
+// whether clients must send Content-Length: devicegate reads the form (a
+// proxying host, Flex Consumption), devicegate answers that the body arrived
+// empty, or the forwarding Functions host (Static Web Apps) refuses it with
+// an empty 500. Any other answer fails.
+func (c *checker) chunkedForm(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.site+"/api/token",
+		unsizedReader{strings.NewReader(url.Values{"grant_type": {"devicegate-check"}}.Encode())})
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", c.unreachable(c.site+"/api/token", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	_ = json.Unmarshal(body, &e)
+	switch {
+	case resp.StatusCode == http.StatusBadRequest && e.Error == "unsupported_grant_type":
+		return "reaches devicegate whole: device clients may send chunked bodies", nil
+	case resp.StatusCode == http.StatusBadRequest && e.Error == "invalid_request" && strings.HasPrefix(e.Description, emptyBodyPrefix):
+		return "arrives empty: device clients must send Content-Length (docs/DEPLOY.md#functions-host-mode)", nil
+	case resp.StatusCode == http.StatusInternalServerError && len(body) == 0:
+		return "refused by the Functions host (500): device clients must send Content-Length (docs/DEPLOY.md#functions-host-mode)", nil
+	}
+	return "", fail("unexpected-answer", "a form sent chunked got an answer that neither devicegate nor the Functions host gives",
+		"chunked POST /api/token: %d", resp.StatusCode)
 }
 
 func (c *checker) devicePage(ctx context.Context) (string, error) {
