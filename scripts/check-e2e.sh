@@ -102,6 +102,8 @@ bg "$work/swa.log" bash -c 'cd tools/swa && exec npx --no-install swa start "$1/
 up "$site/device"
 expect_pass swa "$site"
 grep -q 'auth.fork.example' "$work/swa.out" || fail "the Allow redirect did not go to the fork's provider"
+# The SWA CLI passes a chunked body on; the forwarding host refuses it.
+grep -q 'chunked form .*refused by the Functions host' "$work/swa.out" || fail "a chunked form through the SWA CLI and the forwarding host was not refused as the host refuses it"
 
 echo "-- do globalHeaders reach /api answers in the SWA CLI?"
 hsts_page=$(curl -s -o /dev/null -D - "$site/device" | grep -ci '^strict-transport-security' || true)
@@ -152,6 +154,7 @@ echo "$chunked" | grep -q '"device_code"' || fail "Flex: chunked device authoriz
 echo "   chunked POST /api/authorize: 200 with a device code"
 expect_pass flex "$flex"
 grep -q 'auth.fork.example' "$work/flex.out" || fail "Flex: the Allow redirect did not go to the fork's provider"
+grep -q 'chunked form .*reaches devicegate whole' "$work/flex.out" || fail "Flex: the check did not see a chunked form reach devicegate"
 
 for f in "$work"/*.out "$work"/*.log; do
   if grep -q -e 'device_code":"[A-Za-z0-9_-]\{20,\}' -e 'access_token' "$f"; then fail "$f holds a code or token"; fi
