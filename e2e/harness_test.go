@@ -255,6 +255,13 @@ func (s *stack) startDevicegate(env map[string]string, secrets ...string) {
 		delete(env, "DEVICEGATE_ADDR")
 	}
 	cmd := exec.Command(binary, s.args...)
+	if mode, ok := env[functionsHost]; ok {
+		// Under the Functions host stand-in, which listens on the public
+		// address and gives the handler its port.
+		delete(env, functionsHost)
+		cmd = functionsHostCommand(t, mode, binary, strings.TrimPrefix(env["DEVICEGATE_ADDR"], "http://"))
+		delete(env, "DEVICEGATE_ADDR")
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: asUser}
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
