@@ -82,6 +82,11 @@ func (s *server) revoke(w http.ResponseWriter, r *http.Request) error {
 			if err := up.RevokeWithSecret(ctx, cred.upstreamSecret, tok); err != nil {
 				var xe *upstream.ExchangeError
 				if errors.As(err, &xe) && xe.ClientRejected() {
+					// Counted like a wrong secret of devicegate's own, as at
+					// the token endpoint: no unlimited oracle for it here.
+					if err := s.clientAuthFailed(ctx, s.clientIP(r), c); err != nil {
+						return s.withChallenge(w, err)
+					}
 					return s.withChallenge(w, invalidClient(cred.basic, up.DisplayName()+" refused the client credentials the device presented; nothing was revoked"))
 				}
 				s.Logger.WarnContext(ctx, "revocation at the provider failed (passthrough); the token is revoked through devicegate only", "client_id", c.ID, "err", err)
