@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -204,6 +205,11 @@ func TestRevokePassthrough(t *testing.T) {
 	rt := tok.json(t)["refresh_token"].(string)
 	wantOAuthError(t, h.revoke("kiosk", rt), http.StatusUnauthorized, "invalid_client")
 	wantOAuthError(t, h.revoke("kiosk", rt, func(f url.Values) { f.Set("client_secret", "wrong") }), http.StatusUnauthorized, "invalid_client")
+	// The provider's refusal counts as a failed client authentication, as
+	// at the token endpoint (its budget stops secret guessing here too).
+	if n := strings.Count(h.logs.String(), "client authentication failed"); n != 1 {
+		t.Errorf("%d failed client authentications logged for the refused secret, want 1", n)
+	}
 	refresh := func() *response {
 		return h.refresh("kiosk", rt, func(f url.Values) { f.Set("client_secret", "up-secret") })
 	}
