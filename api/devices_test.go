@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -18,18 +21,38 @@ import (
 	"github.com/devicegate/devicegate/api/internal/seal"
 )
 
-// TestDevicesCommandOnBolt: "devicegate devices" reads the server's own
-// settings, key file and bbolt file: it lists the two devices a server
-// bound, "disconnect ID" removes one, and afterwards — in the server's
-// wiring again — that one's refresh token is unbound while the other's
-// still refreshes. Nothing printed is a token.
-func TestDevicesCommandOnBolt(t *testing.T) {
-	dir := t.TempDir()
+// TestDevicesCommand: "devicegate devices" reads the server's own
+// settings, key and store (a bbolt file with its key file; a Cosmos DB
+// container): it lists the two devices a server bound, "disconnect ID"
+// removes one, and afterwards — in the server's wiring again — that one's
+// refresh token is unbound while the other's still refreshes. Nothing
+// printed is a token.
+func TestDevicesCommand(t *testing.T) {
+	t.Run("bolt", func(t *testing.T) {
+		testDevicesCommand(t, map[string]string{"DEVICEGATE_STORE": "bolt", "DEVICEGATE_BOLT_PATH": filepath.Join(t.TempDir(), "dg.db")})
+	})
+	t.Run("cosmos", func(t *testing.T) {
+		cs := os.Getenv("DEVICEGATE_TEST_COSMOS")
+		if cs == "" {
+			if os.Getenv("CI") != "" {
+				t.Fatal("DEVICEGATE_TEST_COSMOS is unset under CI")
+			}
+			t.Skip("DEVICEGATE_TEST_COSMOS unset (scripts/cosmos-server.sh start)")
+		}
+		key := make([]byte, 32)
+		rand.Read(key)
+		testDevicesCommand(t, map[string]string{"DEVICEGATE_STORE": "cosmos", "DEVICEGATE_COSMOS_CONNECTION_STRING": cs,
+			"DEVICEGATE_COSMOS_DATABASE": "devices-cmd", "DEVICEGATE_COSMOS_CONTAINER": "c" + strings.ToLower(rand.Text()[:10]),
+			"DEVICEGATE_COSMOS_CREATE": "true", "DEVICEGATE_SECRET_KEY": base64.StdEncoding.EncodeToString(key)})
+	})
+}
+
+func testDevicesCommand(t *testing.T, storeEnv map[string]string) {
 	env := map[string]string{
-		"DEVICEGATE_STORE": "bolt", "DEVICEGATE_BOLT_PATH": filepath.Join(dir, "dg.db"),
 		"DEVICEGATE_UPSTREAM_CLIENT_ID": "sp-1", "DEVICEGATE_UPSTREAM_CLIENT_SECRET": "sp-secret",
 		"DEVICEGATE_CLIENTS": `[{"client_id":"tv","name":"Living-room TV"},{"client_id":"radio","name":"Kitchen radio"}]`,
 	}
+	maps.Copy(env, storeEnv)
 	var environ []string
 	for k, v := range env {
 		environ = append(environ, k+"="+v)
