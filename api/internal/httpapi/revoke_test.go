@@ -228,3 +228,32 @@ func TestRevokePassthrough(t *testing.T) {
 		t.Error("the revoked token's refresh reached the provider")
 	}
 }
+
+// TestRevokeSecretGuessingLimited: the revocation endpoint is no way
+// around the client-secret budget. Wrong secrets of a confidential client
+// at /api/revoke count against the same per-address failure budget as at
+// the token endpoint; past it, even the right secret is 429 slow_down from
+// that address, at either endpoint, and the token stays good.
+func TestRevokeSecretGuessingLimited(t *testing.T) {
+	h := newHarness(t, withLimits(ratelimit.Rule{}, ratelimit.Rule{}, true), withFailureLimits(tenMin(3), ratelimit.Rule{}, ratelimit.Rule{}, ratelimit.Rule{}))
+	rt := h.signIn("console")["refresh_token"].(string)
+	revoke := func(secret string) *response {
+		return h.post("/api/revoke", url.Values{"client_id": {"console"}, "client_secret": {secret}, "token": {rt}}, fromIP("203.0.113.60"))
+	}
+	for i := range 3 {
+		res := revoke("guess-" + guessCode(i))
+		if res.StatusCode != http.StatusUnauthorized && res.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("guess %d: %d %s", i, res.StatusCode, res.body)
+		}
+	}
+	wantOAuthError(t, revoke("s3cret"), http.StatusTooManyRequests, "slow_down")
+	res := h.post("/api/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"console"}, "client_secret": {"s3cret"}, "refresh_token": {rt}}, fromIP("203.0.113.60"))
+	wantOAuthError(t, res, http.StatusTooManyRequests, "slow_down")
+	res = h.post("/api/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"console"}, "client_secret": {"s3cret"}, "refresh_token": {rt}}, fromIP("198.51.100.60"))
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("the owner's refresh from another address: %d %s", res.StatusCode, res.body)
+	}
+	if strings.Contains(h.logs.String(), "guess-") {
+		t.Error("a guessed secret reached the log")
+	}
+}
