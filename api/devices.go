@@ -60,7 +60,7 @@ func devices(ctx context.Context, args []string, environ []string, out, stderr i
 		return err
 	}
 	return admin.Devices(ctx, args, admin.Options{
-		Service: svc, Out: out, Now: time.Now,
+		Service: svc, Out: out,
 		ClientName: func(id string) string {
 			if c, ok := cfg.Client(id); ok {
 				return c.Name

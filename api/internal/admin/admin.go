@@ -26,7 +26,6 @@ type Options struct {
 	// ClientName is a device client's display name ("" if unknown).
 	ClientName func(clientID string) string
 	Out        io.Writer
-	Now        func() time.Time
 }
 
 // DevicesUsage says how to call the devices command.

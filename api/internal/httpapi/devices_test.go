@@ -18,7 +18,7 @@ import (
 func (h *harness) devicesCmd(args ...string) (string, error) {
 	var out bytes.Buffer
 	err := admin.Devices(context.Background(), args, admin.Options{
-		Service: h.svc, Out: &out, Now: h.clock.Now,
+		Service: h.svc, Out: &out,
 		ClientName: func(id string) string {
 			c, _ := findClient(id)
 			if c == nil {
