@@ -87,10 +87,10 @@ func testDevicesCommand(t *testing.T, storeEnv map[string]string) {
 	tvToken, radioToken := "RT-tv-"+rand.Text(), "RT-radio-"+rand.Text()
 	server(func(svc *deviceflow.Service) {
 		ctx := context.Background()
-		if err := svc.BindRefresh(ctx, tvToken, "tv", up, []string{"streaming"}); err != nil {
+		if err := svc.BindRefresh(ctx, tvToken, "tv", up, []string{"streaming"}, ""); err != nil {
 			t.Fatal(err)
 		}
-		if err := svc.BindRefresh(ctx, radioToken, "radio", up, []string{"streaming"}); err != nil {
+		if err := svc.BindRefresh(ctx, radioToken, "radio", up, []string{"streaming"}, ""); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -424,6 +424,7 @@ func newProvider(u config.Upstream, callback, self string, demoServer *demo.Serv
 		preset = demoServer.Preset()
 		// The token endpoint is called server to server, over loopback.
 		preset.TokenURL = self + "/demo/token"
+		preset.AccountURL = self + "/demo/userinfo"
 	case "oidc":
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		var err error
@@ -438,6 +439,7 @@ func newProvider(u config.Upstream, callback, self string, demoServer *demo.Serv
 	case "generic":
 		preset, _ = upstream.Lookup("generic")
 		preset.DisplayName, preset.AuthURL, preset.TokenURL, preset.PKCE = u.Name, u.AuthURL, u.TokenURL, u.PKCE
+		preset.AccountURL, preset.AccountField, preset.AccountScopes = u.AccountURL, u.AccountField, strings.Fields(u.AccountScopes)
 	default:
 		var found bool
 		if preset, found = upstream.Lookup(u.Preset); !found {

@@ -85,7 +85,12 @@ type Upstream struct {
 	AuthURL  string // generic only
 	TokenURL string // generic only
 	PKCE     bool   // generic only; presets know their own
-	ClientID string
+	// AccountURL, AccountField and AccountScopes (generic only) say where
+	// the provider names a token's account, for the person's device list.
+	AccountURL    string
+	AccountField  string
+	AccountScopes string // space-separated (the struct stays comparable)
+	ClientID      string
 	// SecretEnv names the variable ClientSecret came from (for messages).
 	SecretEnv    string
 	ClientSecret string
@@ -189,6 +194,9 @@ var Vars = []Var{
 	{"DEVICEGATE_UPSTREAM_AUTH_URL", "", "generic: the provider's authorization endpoint."},
 	{"DEVICEGATE_UPSTREAM_TOKEN_URL", "", "generic: the provider's token endpoint."},
 	{"DEVICEGATE_UPSTREAM_PKCE", "true", "generic: whether the provider supports PKCE S256."},
+	{"DEVICEGATE_UPSTREAM_ACCOUNT_URL", "", "generic: a URL that answers a GET with an access token with JSON naming the account (OIDC userinfo), so people can list and disconnect their devices at /devices; unset, /devices explains that it cannot."},
+	{"DEVICEGATE_UPSTREAM_ACCOUNT_FIELD", "sub", "generic: the field of the account URL's answer that identifies the account."},
+	{"DEVICEGATE_UPSTREAM_ACCOUNT_SCOPES", "openid", "generic: the scopes (space-separated) a token needs to read the account URL; the /devices sign-in asks for these alone."},
 	{"DEVICEGATE_UPSTREAM_CLIENT_ID", "", "Client id of devicegate's app at the provider (required unless every client names its own upstream)."},
 	{"DEVICEGATE_UPSTREAM_CLIENT_SECRET", "", "Client secret of devicegate's app at the provider (required unless every client using the default upstream is in passthrough mode; never logged)."},
 	{"DEVICEGATE_UPSTREAM_TIMEOUT", "10s", "Time limit for a token exchange with the provider."},
@@ -415,6 +423,14 @@ func (l *loader) defaultUpstream(c *Config) {
 			}
 		}
 		up.PKCE = l.boolean("DEVICEGATE_UPSTREAM_PKCE", true)
+		up.AccountURL = l.get("DEVICEGATE_UPSTREAM_ACCOUNT_URL")
+		up.AccountField = l.or("DEVICEGATE_UPSTREAM_ACCOUNT_FIELD", "sub")
+		up.AccountScopes = l.or("DEVICEGATE_UPSTREAM_ACCOUNT_SCOPES", "openid")
+		if up.AccountURL != "" {
+			if err := checkEndpoint(up.AccountURL, "generic"); err != nil {
+				l.bad("DEVICEGATE_UPSTREAM_ACCOUNT_URL", "%v", err)
+			}
+		}
 	default:
 		if _, ok := upstream.Lookup(up.Preset); !ok {
 			l.bad("DEVICEGATE_UPSTREAM", "unknown preset %q (choose one of %s, or oidc)", up.Preset, strings.Join(upstream.Names(), ", "))

@@ -104,6 +104,10 @@ func (s *Server) Preset() upstream.Preset {
 		AuthStyle:     oauth2.AuthStyleInHeader,
 		RedirectRules: "the demo accepts exactly devicegate's own callback",
 		Scopes:        upstream.OpenIDScopes(),
+		// Its userinfo names the demo user, so /devices works with it.
+		AccountURL:    s.o.BaseURL + "/userinfo",
+		AccountField:  "sub",
+		AccountScopes: []string{"openid"},
 	}
 }
 

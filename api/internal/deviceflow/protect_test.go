@@ -126,7 +126,7 @@ func TestSlowDownNeverOutlivesTheCode(t *testing.T) {
 // and provider; rotation moves the binding; Unbind forgets it.
 func TestRefreshBinding(t *testing.T) {
 	f := newFixture(t)
-	if err := f.svc.BindRefresh(ctx, "rt-1", "tv", "acme", []string{"streaming"}); err != nil {
+	if err := f.svc.BindRefresh(ctx, "rt-1", "tv", "acme", []string{"streaming"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {

@@ -47,14 +47,17 @@ type RefreshGrant struct {
 
 // BindRefresh records that refreshToken was issued to clientID at the
 // provider named upstream with scopes, so that only that client can
-// refresh it. It is called before the tokens reach the device.
-func (s *Service) BindRefresh(ctx context.Context, refreshToken, clientID, upstream string, scopes []string) error {
+// refresh it. It is called before the tokens reach the device. account is
+// the provider's identifier of the person's account, "" when unknown; the
+// binding keeps only its keyed hash (AccountHash).
+func (s *Service) BindRefresh(ctx context.Context, refreshToken, clientID, upstream string, scopes []string, account string) error {
 	if refreshToken == "" {
 		return nil
 	}
 	err := s.c.Store.PutBinding(ctx, &store.Binding{
 		ID: s.c.Hasher.Hash(kindRefresh, refreshToken), ClientID: clientID, Upstream: upstream,
 		Scopes: slices.Clone(scopes), ExpiresAt: s.c.Now().Add(s.c.RefreshLifetime), CreatedAt: s.c.Now(),
+		Account: s.accountHash(upstream, account),
 	})
 	if err != nil {
 		return fmt.Errorf("deviceflow: binding the refresh token: %w", err)

@@ -432,7 +432,7 @@ func TestKeyRotationKeepsFlowsInProgress(t *testing.T) {
 func TestRotationMovesBindingsToTheCurrentKey(t *testing.T) {
 	f := newFixture(t) // key 7
 	for _, tok := range []string{"rt-refreshed", "rt-same", "rt-idle"} {
-		if err := f.svc.BindRefresh(ctx, tok, "tv", "acme", []string{"streaming"}); err != nil {
+		if err := f.svc.BindRefresh(ctx, tok, "tv", "acme", []string{"streaming"}, ""); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -527,7 +527,10 @@ func (s *server) bindTokens(ctx context.Context, c *config.Client, up Upstream, 
 		s.Logger.WarnContext(ctx, "provider granted scopes beyond the client's allowed list; tokens refused", "client_id", c.ID)
 		return oauth.ErrAccessDenied.WithDescription(up.DisplayName() + " granted more than this device may hold (" + err.Error() + "); nothing was delivered")
 	}
-	return s.Service.BindRefresh(context.WithoutCancel(ctx), t.RefreshToken, c.ID, up.Identity(), scopes)
+	if t.RefreshToken == "" {
+		return nil
+	}
+	return s.Service.BindRefresh(context.WithoutCancel(ctx), t.RefreshToken, c.ID, up.Identity(), scopes, s.deviceAccount(ctx, up, t.AccessToken))
 }
 
 // storedTokens converts the provider's tokens for the device flow, with

@@ -55,6 +55,12 @@ type Upstream interface {
 	CanRevoke() bool
 	Revoke(ctx context.Context, refreshToken string) error
 	RevokeWithSecret(ctx context.Context, secret, refreshToken string) error
+	// CanNameAccount says the provider names the account a token belongs
+	// to; Account asks it, with a token of AccountScopes (the person's
+	// own device list, /devices).
+	CanNameAccount() bool
+	AccountScopes() []string
+	Account(ctx context.Context, accessToken string) (string, error)
 }
 
 // Options wires the handlers. All fields but Frontend, Limiter and the
@@ -132,6 +138,8 @@ func Routes() []Route {
 		{"callback", "/api/callback", []string{http.MethodGet}, "provider"},
 		{"metadata", "/api/metadata", []string{http.MethodGet}, ""},
 		{"health", "/api/health", []string{http.MethodGet}, ""},
+		// The person's own device list; /devices is rewritten to it.
+		{"devices", "/api/devices", []string{http.MethodGet, http.MethodPost}, ""},
 	}
 }
 
@@ -169,6 +177,7 @@ func New(o Options) (http.Handler, error) {
 		"callback":  s.page(s.callback),
 		"metadata":  s.api(s.metadata),
 		"health":    s.api(s.health),
+		"devices":   s.page(s.devices),
 	}
 	for _, rt := range Routes() {
 		paths := []string{rt.Path}
@@ -182,6 +191,10 @@ func New(o Options) (http.Handler, error) {
 	}
 	r.Handle("/.well-known/oauth-authorization-server", s.api(s.metadata)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/.well-known/oauth-authorization-server", methodNotAllowed([]string{http.MethodGet, http.MethodHead}))
+	// /devices is the address people are given; Static Web Apps rewrites
+	// it to /api/devices (staticwebapp.config.json), the local server
+	// serves it here.
+	r.Handle("/devices", s.page(s.devices)).Methods(http.MethodGet, http.MethodPost)
 	r.PathPrefix("/api/").Handler(s.api(func(http.ResponseWriter, *http.Request) error {
 		return oauth.Error{Code: "invalid_request", Description: "no such endpoint", Status: http.StatusNotFound}
 	}))
@@ -267,7 +280,7 @@ func (s *server) headers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		csp := pageCSP
-		if strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/api/verify" && !isCallback(r.URL.Path) {
+		if strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/api/verify" && r.URL.Path != "/api/devices" && !isCallback(r.URL.Path) {
 			csp = apiCSP
 		}
 		h["Content-Security-Policy"] = csp

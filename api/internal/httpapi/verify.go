@@ -326,6 +326,12 @@ var errLocked = pageError{status: http.StatusForbidden, kind: pages.ResultDenied
 // stored on the record; then the code is exchanged, with the PKCE verifier.
 func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
+	// A sign-in at /devices comes back here too (one redirect URI per
+	// provider to register): this browser's login cookie holding the
+	// answer's state says it is that, not a device's.
+	if up, state, ok := s.accountLogin(r); ok {
+		return s.accountCallback(w, r, up, state)
+	}
 	// The state cookie is left in place (it outlives the code by
 	// stateGrace): when the person goes Back to the provider and through it
 	// again, the callback can tell them their sign-in already finished, and
@@ -432,7 +438,7 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.callbackProblem(err)
 	}
-	return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultSuccess, Device: c.Name, Provider: provider})
+	return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultSuccess, Device: c.Name, Provider: provider, DevicesLink: up.CanNameAccount()})
 }
 
 // exchangeReason is the access_denied description the device gets when the

@@ -21,7 +21,7 @@ var files embed.FS
 
 // Renderer renders the pages. It is safe for concurrent use.
 type Renderer struct {
-	entry, confirm, result *template.Template
+	entry, confirm, result, devices *template.Template
 }
 
 // New parses the embedded templates once.
@@ -42,6 +42,9 @@ func New() (*Renderer, error) {
 		return nil, err
 	}
 	if r.result, err = parse("result.html"); err != nil {
+		return nil, err
+	}
+	if r.devices, err = parse("devices.html"); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -110,12 +113,16 @@ type ResultData struct {
 	// known, so the page can say what happened to which device
 	// ("Living-room TV is now connected to your Spotify account").
 	Device, Provider string
+	// DevicesLink says the person can disconnect the device later at
+	// /devices (its provider names accounts); the success page says so.
+	DevicesLink bool
 }
 
 type resultView struct {
 	Kind         string // success, denied, expired, error
 	Title, Lead  string
 	ShowStartNew bool
+	DevicesLink  bool
 }
 
 func (d ResultData) view() resultView {
@@ -140,6 +147,7 @@ func (d ResultData) view() resultView {
 	default:
 		v = resultView{Kind: "error", Title: "Something went wrong", Lead: "devicegate could not finish this step. Start again on your device.", ShowStartNew: true}
 	}
+	v.DevicesLink = d.DevicesLink && d.Kind == ResultSuccess
 	if d.Message != "" {
 		// A specific explanation says more than the kind's general one;
 		// showing both would tell the person two different stories.
@@ -177,6 +185,68 @@ func (r *Renderer) Confirm(w http.ResponseWriter, status int, d ConfirmData) err
 // Result writes a result page.
 func (r *Renderer) Result(w http.ResponseWriter, status int, d ResultData) error {
 	return write(w, status, r.result, d.view())
+}
+
+// DevicesView selects what the person's device list shows.
+type DevicesView string
+
+// The views of /devices.
+const (
+	DevicesSignIn  DevicesView = "signin"  // not signed in: the providers to sign in with
+	DevicesList    DevicesView = "list"    // the account's devices
+	DevicesConfirm DevicesView = "confirm" // "Disconnect X?"
+	DevicesDone    DevicesView = "done"    // X was disconnected
+)
+
+// DevicesProvider is a provider the person can sign in with at /devices.
+type DevicesProvider struct {
+	Index int
+	Name  string
+}
+
+// DeviceRow is one device as the person sees it.
+type DeviceRow struct {
+	ID, Name            string
+	Connected, LastUsed string // dates, or "at an unknown time"
+}
+
+// DevicesData is the /devices page.
+type DevicesData struct {
+	View DevicesView
+	// Providers (signin): none means no provider of this deployment names
+	// accounts, and the page explains instead.
+	Providers    []DevicesProvider
+	ProviderName string      // list: the signed-in account's provider
+	Devices      []DeviceRow // list
+	Device       *DeviceRow  // confirm
+	CSRFToken    string      // list, confirm
+	Message      string      // done
+}
+
+// Title is the page's heading.
+func (d DevicesData) Title() string {
+	switch d.View {
+	case DevicesConfirm:
+		return "Disconnect this device?"
+	case DevicesDone:
+		return "Device disconnected"
+	}
+	return "Your devices"
+}
+
+// When says a moment on a device list: a date in UTC, or that it is not
+// known (bindings from before devicegate recorded it).
+func When(t time.Time) string {
+	if t.IsZero() {
+		return "at an unknown time"
+	}
+	return t.UTC().Format("2 Jan 2006, 15:04 UTC")
+}
+
+// Devices writes the person's device list (and its sign-in, confirmation
+// and result).
+func (r *Renderer) Devices(w http.ResponseWriter, status int, d DevicesData) error {
+	return write(w, status, r.devices, d)
 }
 
 // fallback is sent if a template fails, so a person never sees half a page.

@@ -193,6 +193,11 @@ type Binding struct {
 	// until the device's next refresh fills RefreshedAt in.
 	CreatedAt   time.Time `json:"created_at,omitzero"`
 	RefreshedAt time.Time `json:"refreshed_at,omitzero"`
+	// Account is a keyed hash of the provider's identifier of the person's
+	// account (deviceflow's account label), so the person can list and
+	// disconnect their own devices at /devices; "" when the provider did
+	// not name the account. It cannot be turned back into the identifier.
+	Account string `json:"account,omitempty"`
 }
 
 // Expired reports whether the binding is past its lifetime at now.

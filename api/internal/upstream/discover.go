@@ -27,6 +27,9 @@ type discovery struct {
 	// RevocationEndpoint is RFC 7009's endpoint (RFC 8414 §2, OIDC
 	// Session/Discovery registries).
 	RevocationEndpoint string `json:"revocation_endpoint"`
+	// UserinfoEndpoint answers "sub" for an access token with the openid
+	// scope (OIDC Core §5.3).
+	UserinfoEndpoint string `json:"userinfo_endpoint"`
 }
 
 // Discover builds a preset for any OpenID provider from its issuer's
@@ -74,6 +77,9 @@ func Discover(ctx context.Context, issuer string, hc *http.Client) (Preset, erro
 		Issuer:        d.Issuer,
 		IssParameter:  d.IssParameterSupported,
 		RevocationURL: revocationURL(d.RevocationEndpoint),
+		AccountURL:    revocationURL(d.UserinfoEndpoint),
+		AccountField:  "sub",
+		AccountScopes: []string{"openid"},
 		Scopes:        openIDScopes,
 	}, nil
 }
@@ -88,8 +94,9 @@ func HostOf(raw string) string {
 	return raw
 }
 
-// revocationURL keeps a discovered revocation endpoint only if it is an
-// absolute http(s) URL; anything else means the provider has none usable.
+// revocationURL keeps a discovered revocation (or userinfo) endpoint only
+// if it is an absolute http(s) URL; anything else means the provider has
+// none usable.
 func revocationURL(raw string) string {
 	if u, err := url.Parse(raw); err == nil && u.Host != "" && (u.Scheme == "https" || u.Scheme == "http") {
 		return raw

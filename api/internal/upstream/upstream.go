@@ -65,6 +65,16 @@ type Preset struct {
 	// token revoked at devicegate stays valid at the provider until it
 	// lapses there.
 	RevocationURL string
+	// AccountURL answers, to a GET with the person's access token, a JSON
+	// object whose AccountField names their account at the provider: OIDC
+	// userinfo (OIDC Core §5.3) and its "sub", Spotify's /v1/me and its
+	// "id". AccountScopes are the fewest scopes that let the token read it
+	// (the /devices sign-in asks for these alone). "" means the provider
+	// has none devicegate knows of, and the person's device list is not
+	// offered for it.
+	AccountURL    string
+	AccountField  string
+	AccountScopes []string
 }
 
 var presets = map[string]Preset{
@@ -79,6 +89,10 @@ var presets = map[string]Preset{
 		RegisterAt:       "Redirect URIs",
 		RefusesLocalhost: true,
 		Scopes:           spotifyScopes,
+		// "Get Current User's Profile": id needs no scope (the scopes
+		// user-read-private and user-read-email add other fields only).
+		AccountURL:   "https://api.spotify.com/v1/me",
+		AccountField: "id",
 	},
 	"strava": {
 		Name:           "strava",
@@ -111,6 +125,10 @@ var presets = map[string]Preset{
 		// and Twitch have no RFC 7009 endpoint: Strava's deauthorize and
 		// Dropbox's token/revoke end the whole app's grant, not one token.
 		RevocationURL: "https://discord.com/api/oauth2/token/revoke",
+		// "Get Current User" needs the identify scope.
+		AccountURL:    "https://discord.com/api/users/@me",
+		AccountField:  "id",
+		AccountScopes: []string{"identify"},
 	},
 	"dropbox": {
 		Name:          "dropbox",
