@@ -51,10 +51,14 @@ type fakeProvider struct {
 	// revoked holds the refresh tokens revoked at its RFC 7009 endpoint
 	// (/revoke), by the client that revoked them.
 	revoked map[string]string
+	// accounts names, by authorization code, the account that code's
+	// access token ("AT-"+code) belongs to at /userinfo; a code without
+	// one gets 401 there, as a token without the scope would.
+	accounts map[string]string
 }
 
 func newFakeProvider(t testing.TB, clientID, secret string) *fakeProvider {
-	p := &fakeProvider{mode: "ok", challenges: map[string]string{}, clientID: clientID, secret: secret, revoked: map[string]string{}}
+	p := &fakeProvider{mode: "ok", challenges: map[string]string{}, clientID: clientID, secret: secret, revoked: map[string]string{}, accounts: map[string]string{}}
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serveToken))
 	t.Cleanup(p.srv.Close)
 	return p
@@ -81,9 +85,35 @@ func (p *fakeProvider) issue(code, challenge string) {
 	p.challenges[code] = challenge
 }
 
+// issueFor is issue for a code of the person with account sub.
+func (p *fakeProvider) issueFor(code, challenge, sub string) {
+	p.issue(code, challenge)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.accounts[code] = sub
+}
+
+// serveUserinfo answers OIDC userinfo (Core §5.3) for a Bearer token.
+func (p *fakeProvider) serveUserinfo(w http.ResponseWriter, r *http.Request) {
+	at, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer AT-")
+	p.mu.Lock()
+	sub, found := p.accounts[at]
+	p.mu.Unlock()
+	if !ok || !found {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]string{"sub": sub})
+}
+
 func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/revoke" {
 		p.serveRevoke(w, r)
+		return
+	}
+	if r.URL.Path == "/userinfo" {
+		p.serveUserinfo(w, r)
 		return
 	}
 	p.mu.Lock()
@@ -341,6 +371,7 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	preset.AuthURL = "https://accounts.acme.test/authorize"
 	preset.TokenURL = h.provider.srv.URL + "/token"
 	preset.RevocationURL = h.provider.srv.URL + "/revoke"
+	preset.AccountURL, preset.AccountField, preset.AccountScopes = h.provider.srv.URL+"/userinfo", "sub", []string{"openid"}
 	preset.PKCE = true
 	up, err := upstream.New(upstream.Options{
 		Preset: preset, ClientID: "up-client", ClientSecret: "up-secret",
