@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/api/internal/httpapi"
+	"github.com/devicegate/devicegate/api/internal/ratelimit"
 	"github.com/devicegate/devicegate/api/internal/store"
+	"github.com/devicegate/devicegate/api/internal/store/faulty"
 )
 
 // person is one browser at /devices.
@@ -240,6 +242,39 @@ func TestDevicesRefusesAnotherAccountsDevice(t *testing.T) {
 	}
 	if !h.refreshOK("tv", tvRT) {
 		t.Error("another account disconnected the device")
+	}
+	// Enumeration: another account's id answers exactly as an id that
+	// names nothing does.
+	mine := bob.do(http.MethodPost, "/api/devices", url.Values{"action": {"confirm"}, "device": {id}, "csrf": {bobCSRF}}, h.srv.URL)
+	none := bob.do(http.MethodPost, "/api/devices", url.Values{"action": {"confirm"}, "device": {"0123456789ab"}, "csrf": {bobCSRF}}, h.srv.URL)
+	if mine.StatusCode != none.StatusCode || string(mine.body) != string(none.body) {
+		t.Error("another account's device id is told apart from an unknown one")
+	}
+}
+
+// TestDevicesRateLimited: every request to the page counts against the
+// person's-side budget before the store is read, so device ids cannot be
+// tried and lists cannot be read faster than codes can.
+func TestDevicesRateLimited(t *testing.T) {
+	h := newHarness(t, withLimits(ratelimit.Rule{}, ratelimit.Rule{Limit: 10, Window: 10 * time.Minute}, false))
+	h.connect("tv", "alice")
+	alice := h.person()
+	alice.signIn("alice")
+	before := h.store.Calls(faulty.OpEachBinding)
+	var ok, limited int
+	for range 20 {
+		switch res := alice.page(); {
+		case res.StatusCode == http.StatusOK:
+			ok++
+		case res.StatusCode == http.StatusTooManyRequests && res.Header.Get("Retry-After") != "":
+			limited++
+		default:
+			t.Fatalf("answer %d", res.StatusCode)
+		}
+	}
+	reads := h.store.Calls(faulty.OpEachBinding) - before
+	if limited == 0 || ok >= 10 || reads != ok {
+		t.Errorf("20 list views under a budget of 10 shared with the code pages: %d shown, %d limited, %d store listings", ok, limited, reads)
 	}
 }
 
