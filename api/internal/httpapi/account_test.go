@@ -371,3 +371,37 @@ func mustURL(s string) *url.URL {
 }
 
 var _ = httpapi.Routes
+
+// TestDevicesListsPassthroughDevices: a passthrough device's tokens are
+// exchanged at its poll; its account is recorded then, and it is listed.
+func TestDevicesListsPassthroughDevices(t *testing.T) {
+	h := newHarness(t)
+	g := h.authorize("kiosk", "")
+	q := h.allow(g.UserCode)
+	code := "code-" + q.Get("state")[:8]
+	h.provider.issueFor(code, q.Get("code_challenge"), "alice")
+	if res := h.browse(http.MethodGet, "/api/callback?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), nil); res.StatusCode != http.StatusOK {
+		t.Fatalf("callback: %d", res.StatusCode)
+	}
+	if res := pollWith(h, g.DeviceCode); res.StatusCode != http.StatusOK {
+		t.Fatalf("poll: %d %s", res.StatusCode, res.body)
+	}
+	alice := h.person()
+	alice.signIn("alice")
+	if page := alice.page().body; !strings.Contains(string(page), "Shop kiosk") || len(deviceIDs(page)) != 1 {
+		t.Errorf("the passthrough device is not listed: %s", page)
+	}
+}
+
+// TestDevicesPageHeaders: the page carries the pages' CSP (forms to self
+// and the providers only) and is never cached.
+func TestDevicesPageHeaders(t *testing.T) {
+	h := newHarness(t)
+	for _, path := range []string{"/devices", "/api/devices"} {
+		res := h.person().do(http.MethodGet, path, nil, "")
+		if csp := res.Header.Get("Content-Security-Policy"); res.StatusCode != http.StatusOK || !strings.Contains(csp, "form-action 'self' https://accounts.acme.test") ||
+			res.Header.Get("Cache-Control") != "no-store" || res.Header.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("%s: %d, CSP %q, Cache-Control %q", path, res.StatusCode, csp, res.Header.Get("Cache-Control"))
+		}
+	}
+}
