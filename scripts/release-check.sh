@@ -41,7 +41,8 @@ verify() {
       else
         tar -xzf "$dir/$base.tar.gz" -C "$work"
       fi
-      [ "$(cd "$work/$base" && ls | sort | tr '\n' ' ')" = "LICENSE README.md $b$exe " ] || fail "$base holds: $(ls "$work/$base")"
+      held=$(find "$work/$base" -mindepth 1 -printf '%f\n' | LC_ALL=C sort | tr '\n' ' ')
+      [ "$held" = "LICENSE README.md $b$exe " ] || fail "$base holds: $held"
       bin="$work/$base/$b$exe"
       python3 - "$dir/$base.cdx.json" "$version" "$b" <<'PY' || fail "$base.cdx.json"
 import json, sys

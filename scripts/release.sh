@@ -41,7 +41,9 @@ rm -rf "$out"
 mkdir -p "$out"
 
 echo "release: $version (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH, $(go env GOVERSION)) into $out"
-(cd tools && go build -o "$work/cyclonedx-gomod" github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod && go build -o "$work/imagebuild" ./imagebuild)
+# The SBOMs name cyclonedx-gomod with its own hash: built reproducibly too.
+(cd tools && go build -trimpath -buildvcs=false -ldflags=-buildid= -o "$work/cyclonedx-gomod" github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod &&
+  go build -o "$work/imagebuild" ./imagebuild)
 go build -o "$work/archive" ./scripts/archive
 
 # gobuild OS ARCH ARM OUTFILE PACKAGE [TAGS]: the one way every release
@@ -76,8 +78,10 @@ for p in "${platforms[@]}"; do
 done
 
 # The container image: the server built with -tags container (embedded
-# root certificates, as scripts/image.sh), one OCI layout per architecture;
-# the release workflow pushes both under one multi-platform tag.
+# root certificates, as scripts/image.sh), one OCI layout per architecture
+# (image/linux_amd64, image/linux_arm64; scripts/image.sh inspects the
+# amd64 one in detail) and an index of both (image/multi), which the
+# release workflow pushes under the version tag.
 for arch in amd64 arm64; do
   gobuild linux "$arch" "" "$work/image-$arch" ./api container
   mkdir -p "$out/image"
@@ -86,6 +90,11 @@ for arch in amd64 arm64; do
   echo "linux/$arch $digest" >>"$out/devicegate_${version}_image_digests.txt"
   printf '   %-52s %s\n' "image linux/$arch" "$digest"
 done
+# One index naming both: pushed with `crane push --index`, it is the
+# multi-platform image, and its digest is known (and attested) before.
+digest=$("$work/imagebuild" -index "$out/image/multi" "$out/image/linux_amd64" "$out/image/linux_arm64" | cut -d' ' -f2)
+echo "multi-platform $digest" >>"$out/devicegate_${version}_image_digests.txt"
+printf '   %-52s %s\n' "image (multi-platform index)" "$digest"
 
 "$work/archive" -sums "$out"
 echo "release: $(grep -c . "$out/SHA256SUMS") files in $out/SHA256SUMS"
