@@ -8,13 +8,22 @@
 # identical (archives, SBOMs and the container image digests all listed).
 # Verify: every file matches SHA256SUMS; every platform has its three
 # archives, each holding the binary, LICENSE and README.md, with an SBOM
-# naming the version; each linux/amd64 binary (this machine's) prints
-# "NAME VERSION linux/amd64 GOVERSION" for -version; every other binary
-# carries the version and its platform in its build information
-# (`go version -m`), as -version will print it there.
+# naming the version; every Linux binary prints "NAME VERSION PLATFORM
+# GOVERSION" for -version: amd64 here, arm64 under qemu-aarch64, armv7
+# under qemu-arm as a Cortex-A7 and armv6 as the Pi Zero's ARM1176 (Debian
+# qemu-user, installed when missing); the macOS and Windows binaries carry
+# their platform in their build information (`go version -m`) and the
+# version string (with -trimpath, Go records no -ldflags there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail() { echo "release-check: FAIL: $*" >&2; exit 1; }
+
+if ! command -v qemu-aarch64 >/dev/null || ! command -v qemu-arm >/dev/null; then
+  echo "== installing qemu-user (Debian package) to run the arm64, armv7 and armv6 binaries"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get install -y -qq --no-install-recommends qemu-user >/dev/null 2>&1 ||
+    { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends qemu-user >/dev/null; }
+fi
 
 platforms=(linux_amd64 linux_arm64 linux_armv7 linux_armv6 darwin_amd64 darwin_arm64 windows_amd64)
 binaries=(devicegate devicegate-login devicegate-check)
@@ -53,14 +62,21 @@ ok = bom["bomFormat"] == "CycloneDX" and c["version"] == sys.argv[2] and props.g
 sys.exit(0 if ok else f"{sys.argv[1]}: not a CycloneDX SBOM of {sys.argv[3]} {sys.argv[2]}")
 PY
       info=$(go version -m "$bin")
-      for want in "-X main.version=$version" "GOOS=$goos" "GOARCH=$goarch" "CGO_ENABLED=0" "-trimpath=true" ${goarm:+"GOARM=$goarm"}; do
+      for want in "GOOS=$goos" "GOARCH=$goarch" "CGO_ENABLED=0" "-trimpath=true" ${goarm:+"GOARM=$goarm"}; do
         grep -qF -- "$want" <<<"$info" || fail "$base: build information lacks $want"
       done
       grep -qaF -- "$version" "$bin" || fail "$base: the version string is not in the binary"
-      if [ "$p" = linux_amd64 ]; then
-        got=$("$bin" -version) || fail "$base: -version exited $?"
-        [ "$got" = "$b $version linux/amd64 $(go env GOVERSION)" ] || fail "$base -version printed '$got'"
-        echo "   $got"
+      run=()
+      case "$p" in
+        linux_amd64) run=("$bin") ;;
+        linux_arm64) run=(qemu-aarch64 "$bin") ;;
+        linux_armv7) run=(qemu-arm -cpu cortex-a7 "$bin") ;;
+        linux_armv6) run=(qemu-arm -cpu arm1176 "$bin") ;; # the Pi Zero's and Pi 1's core
+      esac
+      if [ ${#run[@]} -gt 0 ]; then
+        got=$("${run[@]}" -version) || fail "$base: -version exited $?"
+        [ "$got" = "$b $version $goos/$arch $(go env GOVERSION)" ] || fail "$base -version printed '$got'"
+        echo "   $p: $got"
       fi
       rm -rf "${work:?}/$base"
     done
