@@ -34,8 +34,8 @@ verify() {
   # shellcheck disable=SC2064 # expand now: the trap outlives this function's locals
   trap "rm -rf '$work'" RETURN
   (cd "$dir" && sha256sum --quiet -c SHA256SUMS) || fail "$dir: files do not match SHA256SUMS"
-  want=$(( ${#platforms[@]} * ${#binaries[@]} * 2 + 1 ))
-  [ "$(wc -l <"$dir/SHA256SUMS")" = "$want" ] || fail "$dir/SHA256SUMS lists $(wc -l <"$dir/SHA256SUMS") files, want $want"
+  nfiles=$(( ${#platforms[@]} * ${#binaries[@]} * 2 + 1 ))
+  [ "$(wc -l <"$dir/SHA256SUMS")" = "$nfiles" ] || fail "$dir/SHA256SUMS lists $(wc -l <"$dir/SHA256SUMS") files, want $nfiles"
   grep -q '^multi-platform sha256:' "$dir/devicegate_${version}_image_digests.txt" || fail "no multi-platform image digest"
   for p in "${platforms[@]}"; do
     IFS=_ read -r goos arch <<<"$p"
@@ -81,7 +81,7 @@ PY
       rm -rf "${work:?}/$base"
     done
   done
-  echo "release-check: $dir verified ($want files; every binary stamped $version)"
+  echo "release-check: $dir verified ($nfiles files; every binary stamped $version)"
 }
 
 if [ "${1:-}" = --verify ]; then
