@@ -4,8 +4,10 @@
 # headless Chromium as the person (axe-core checks every page for WCAG 2.1
 # AA), and three device clients (golang.org/x/oauth2, github.com/cli/oauth,
 # openid-client), with devicegate's real binary on the memory and the
-# Cosmos store; and the device programs of docs/DEVICES.md (Go, Python
-# with Authlib, Node with openid-client, bash with curl and jq) against -demo.
+# Cosmos store, and three instances of it on one Cosmos container behind a
+# round-robin front (TestScaleOut); and the device programs of
+# docs/DEVICES.md (Go, Python with Authlib, Node with openid-client, bash
+# with curl and jq) against -demo.
 # Installs what it needs (Debian chromium, python3-authlib, python3-requests,
 # jq and curl, npm packages from the lockfiles, Go modules); loopback only;
 # stops what it starts.

@@ -29,6 +29,11 @@ type site struct {
 	provider       string // where Allow redirects
 	acceptsForeign bool   // a callback that ignores state
 	trustsClientIP bool   // takes X-Forwarded-For as sent by the caller
+	prg            string // where a typed code posted without a decision is redirected ("" shows the confirmation at once, as devicegate did before)
+	// chunked is what a chunked form meets: "" devicegate reads it (a
+	// proxying host), "empty" it arrives empty, "refused" the forwarding
+	// host's empty 500, "other" a front that answers something else.
+	chunked string
 }
 
 func (s *site) start(t *testing.T) *httptest.Server {
@@ -83,8 +88,27 @@ func (s *site) start(t *testing.T) *httptest.Server {
 		case "/api/metadata":
 			fmt.Fprintf(w, `{"issuer":%q,"device_authorization_endpoint":"%s/api/authorize","token_endpoint":"%s/api/token"}`, issuer, issuer, issuer)
 		case "/api/token":
+			if len(r.TransferEncoding) > 0 {
+				switch s.chunked {
+				case "refused":
+					w.WriteHeader(http.StatusInternalServerError)
+					return
+				case "empty":
+					w.WriteHeader(http.StatusBadRequest)
+					fmt.Fprint(w, `{"error":"invalid_request","error_description":"the request body is empty: send the parameters with a Content-Length header"}`)
+					return
+				case "other":
+					w.WriteHeader(http.StatusBadGateway)
+					fmt.Fprint(w, "<html>Bad Gateway</html>")
+					return
+				}
+			}
 			w.Header().Set("Cache-Control", "no-store")
 			w.WriteHeader(http.StatusBadRequest)
+			if r.PostFormValue("grant_type") == "devicegate-check" {
+				fmt.Fprint(w, `{"error":"unsupported_grant_type"}`)
+				return
+			}
 			fmt.Fprint(w, `{"error":"invalid_request"}`)
 		case "/api/authorize":
 			if r.FormValue("client_id") != "devicegate-check" {
@@ -94,8 +118,17 @@ func (s *site) start(t *testing.T) *httptest.Server {
 			}
 			fmt.Fprintf(w, `{"device_code":"dc","user_code":"BCDF-GHJK","verification_uri":"%s/device","verification_uri_complete":"%s/device?user_code=BCDF-GHJK","expires_in":600,"interval":5}`, issuer, issuer)
 		case "/api/verify":
+			if r.Method == http.MethodGet && s.prg != "" && r.URL.Query().Get("user_code") == "BCDF-GHJK" {
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				fmt.Fprint(w, `<form method="post"><input type="hidden" name="csrf" value="tok"><button name="action" value="allow">Continue</button></form>`)
+				return
+			}
 			if r.Header.Get("Origin") != self {
 				w.WriteHeader(http.StatusForbidden)
+				return
+			}
+			if s.prg != "" && r.FormValue("action") == "" {
+				http.Redirect(w, r, strings.ReplaceAll(s.prg, "SELF", self)+"?user_code="+url.QueryEscape(r.FormValue("user_code")), http.StatusSeeOther)
 				return
 			}
 			if r.FormValue("action") == "allow" && r.FormValue("csrf") == "tok" {
@@ -150,7 +183,12 @@ func TestDiagnoses(t *testing.T) {
 		{"a second CSP names another provider", site{provider: "https://id.fork.example", extraCSP: "form-action 'self' https://accounts.spotify.com"}, "csp-blocks-provider"},
 		{"a second CSP without form-action does not block", site{extraCSP: "default-src 'none'"}, ""},
 		{"callback accepts a foreign state", site{acceptsForeign: true}, "callback-accepts-foreign-state"},
+		{"typed code redirected to its confirmation (Post/Redirect/Get)", site{prg: "/api/verify"}, ""},
+		{"typed code redirected off the site", site{prg: "https://elsewhere.example/api/verify"}, "unexpected-answer"},
 		{"client address taken from the caller's X-Forwarded-For", site{trustsClientIP: true}, "forwarded-for-spoofable"},
+		{"a chunked form is refused by the forwarding host", site{chunked: "refused"}, ""},
+		{"a chunked form arrives empty", site{chunked: "empty"}, ""},
+		{"a chunked form gets an answer no known host gives: noted, not failed", site{chunked: "other"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -260,5 +298,31 @@ func TestDiagnosesAreDocumented(t *testing.T) {
 		if !slugs[a[1]] {
 			t.Errorf("docs/DEPLOY.md has no heading for #%s", a[1])
 		}
+	}
+}
+
+// TestChunkedFormReport: the check notes which answer a chunked form got,
+// so the operator knows whether device clients must send Content-Length,
+// without failing on it; and the answer it recognises as "arrived empty" is
+// the one devicegate gives.
+func TestChunkedFormReport(t *testing.T) {
+	for chunked, want := range map[string]string{
+		"":        "reaches devicegate whole",
+		"empty":   "arrives empty: device clients must send Content-Length",
+		"refused": "refused by the Functions host (500): device clients must send Content-Length",
+		"other":   "answered 502, as neither devicegate nor the Functions host does: device clients must send Content-Length",
+	} {
+		srv := (&site{chunked: chunked}).start(t)
+		code, out := check(t, srv.URL)
+		if code != 0 || !regexp.MustCompile(`(?m)^note +chunked form +`+regexp.QuoteMeta(want)).MatchString(out) {
+			t.Errorf("chunked %q: exit %d, want a line saying %q:\n%s", chunked, code, want, out)
+		}
+	}
+	src, err := os.ReadFile("../../api/internal/httpapi/api.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), `WithDescription("`+emptyBodyPrefix) {
+		t.Errorf("api/internal/httpapi/api.go no longer answers an empty body with a description starting %q", emptyBodyPrefix)
 	}
 }

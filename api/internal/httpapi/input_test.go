@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -111,10 +112,14 @@ func TestVerifyInputs(t *testing.T) {
 		want   string
 	}{
 		{"no code redirects to entry", "GET", "/api/verify", nil, http.StatusSeeOther, ""},
-		{"empty code", "POST", "/api/verify", url.Values{"user_code": {""}}, http.StatusBadRequest, "Please enter the code"},
-		{"malformed code", "POST", "/api/verify", url.Values{"user_code": {"hello"}}, http.StatusBadRequest, "not a valid code"},
-		{"script as code", "POST", "/api/verify", url.Values{"user_code": {"<script>alert(1)</script>"}}, http.StatusBadRequest, "&lt;script&gt;"},
-		{"unknown code", "POST", "/api/verify", url.Values{"user_code": {"BCDF-GHJK"}}, http.StatusNotFound, "could not find"},
+		// The entry form sends the typed code by GET.
+		{"empty code", "GET", "/api/verify?user_code=", nil, http.StatusBadRequest, "Please enter the code"},
+		{"malformed code", "GET", "/api/verify?user_code=hello", nil, http.StatusBadRequest, "not a valid code"},
+		{"script as code", "GET", "/api/verify?" + url.Values{"user_code": {"<script>alert(1)</script>"}}.Encode(), nil, http.StatusBadRequest, "&lt;script&gt;"},
+		{"unknown code", "GET", "/api/verify?user_code=BCDF-GHJK", nil, http.StatusNotFound, "could not find"},
+		// A code posted without a decision (an entry page from before
+		// the form used GET) is redirected to the GET: Post/Redirect/Get.
+		{"typed code by POST", "POST", "/api/verify", url.Values{"user_code": {"hello"}}, http.StatusSeeOther, ""},
 		{"unknown action", "POST", "/api/verify", url.Values{"user_code": {g.UserCode}, "action": {"maybe"}}, http.StatusBadRequest, "Unknown choice"},
 		{"allow without csrf", "POST", "/api/verify", url.Values{"user_code": {g.UserCode}, "action": {"allow"}}, http.StatusForbidden, "enter the code again"},
 		{"deny with wrong csrf", "POST", "/api/verify", url.Values{"user_code": {g.UserCode}, "action": {"deny"}, "csrf": {"AAAA"}}, http.StatusForbidden, "enter the code again"},
@@ -253,5 +258,104 @@ func TestGoldenAnswers(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s answer changed:\n got %s\nwant %s", name, got, want)
 		}
+	}
+}
+
+// unsizedBody hides its length, so Go's client sends it chunked, as a
+// device client does that streams its form.
+type unsizedBody struct{ r *strings.Reader }
+
+func (u unsizedBody) Read(p []byte) (int, error) { return u.r.Read(p) }
+
+// TestEmptyBodySaysWhatToChange: a body that is empty — as a chunked form
+// arrives through the Azure Functions host's request forwarding, without its
+// Content-Type — is answered invalid_request naming Content-Length, not
+// "not a form"; a chunked body that does arrive is read as any other; and a
+// Basic-authenticated client may still send an empty device authorization
+// request (RFC 8628 §3.1).
+func TestEmptyBodySaysWhatToChange(t *testing.T) {
+	h := newHarness(t)
+	form := "application/x-www-form-urlencoded"
+	send := func(path, ctype string, body io.Reader, chunked bool, mod func(*http.Request)) *response {
+		req, _ := http.NewRequest("POST", h.srv.URL+path, body)
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		if chunked {
+			req.ContentLength = -1
+		}
+		if mod != nil {
+			mod(req)
+		}
+		return h.do(req, nil)
+	}
+	basic := func(r *http.Request) { r.SetBasicAuth("console", "s3cret") }
+	const emptyDesc = "the request body is empty: send the parameters as an application/x-www-form-urlencoded body with a Content-Length header"
+	tests := []struct {
+		name    string
+		res     func() *response
+		status  int
+		code    string // "" for success
+		wantDsc string
+	}{
+		{"token, empty and untyped (what the forwarding host delivers)", func() *response { return send("/api/token", "", nil, false, nil) }, 400, "invalid_request", emptyDesc},
+		{"authorize, empty and untyped", func() *response { return send("/api/authorize", "", nil, false, nil) }, 400, "invalid_request", emptyDesc},
+		{"authorize, empty form", func() *response { return send("/api/authorize", form, strings.NewReader(""), false, nil) }, 400, "invalid_request", emptyDesc},
+		{"token, chunked with nothing in it", func() *response {
+			return send("/api/token", form, unsizedBody{strings.NewReader("")}, true, nil)
+		}, 400, "invalid_request", emptyDesc},
+		{"authorize, chunked with nothing in it", func() *response {
+			return send("/api/authorize", form, unsizedBody{strings.NewReader("")}, true, nil)
+		}, 400, "invalid_request", emptyDesc},
+		{"token, empty with Basic credentials", func() *response { return send("/api/token", "", nil, false, basic) }, 400, "invalid_request", emptyDesc},
+		{"authorize, chunked form that arrives", func() *response {
+			return send("/api/authorize", form, unsizedBody{strings.NewReader("client_id=tv")}, true, nil)
+		}, 200, "", ""},
+		{"authorize, empty with Basic credentials", func() *response { return send("/api/authorize", "", nil, false, basic) }, 200, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := tc.res()
+			if tc.code == "" {
+				if res.StatusCode != tc.status {
+					t.Fatalf("status %d: %s", res.StatusCode, res.body)
+				}
+				return
+			}
+			m := wantOAuthError(t, res, tc.status, tc.code)
+			if d, _ := m["error_description"].(string); !strings.HasPrefix(d, tc.wantDsc) {
+				t.Errorf("error_description %q, want it to start %q", d, tc.wantDsc)
+			}
+		})
+	}
+}
+
+// TestNoPageIsAPostAnswer: Back from the result page must never land on a
+// page that was the answer to a POST (Chromium shows ERR_CACHE_MISS for
+// it). Both entry forms send the code by GET, and a code posted without a
+// decision is redirected to the GET that shows its confirmation.
+func TestNoPageIsAPostAnswer(t *testing.T) {
+	h := newHarness(t)
+	g := h.authorize("tv", "")
+	for _, path := range []string{"/device", "/api/verify?user_code=hello"} {
+		res := h.browse(http.MethodGet, path, nil)
+		if !strings.Contains(string(res.body), `<form method="get" action="/api/verify" class="stack">`) {
+			t.Errorf("the entry form at %s does not send the code by GET: %s", path, res.body)
+		}
+	}
+	res := h.browse(http.MethodPost, "/api/verify", url.Values{"user_code": {strings.ToLower(g.UserCode)}})
+	loc := res.Header.Get("Location")
+	if res.StatusCode != http.StatusSeeOther || loc != "/api/verify?user_code="+url.QueryEscape(strings.ToLower(g.UserCode)) {
+		t.Fatalf("a typed code by POST: %d %q", res.StatusCode, loc)
+	}
+	res = h.browse(http.MethodGet, loc, nil)
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(res.body), `value="allow"`) {
+		t.Errorf("the GET the POST led to: %d %s", res.StatusCode, res.body)
+	}
+	// A long paste is cut as the entry page would cut it, not echoed whole
+	// into a URL.
+	res = h.browse(http.MethodPost, "/api/verify", url.Values{"user_code": {strings.Repeat("B", 500)}})
+	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || len(loc) > 100 {
+		t.Errorf("a long paste: %d %q", res.StatusCode, loc)
 	}
 }
