@@ -135,6 +135,13 @@ func (a *AccountSession) owns(b *store.Binding) bool {
 // fine for the small deployments devicegate is for; a larger one would
 // key bindings by account as well (see SECURITY.md).
 func (s *Service) AccountDevices(ctx context.Context, a *AccountSession) ([]Device, error) {
+	// Bindings keep the account's hash under the key current when they
+	// were made, and the session carries its hash under every key in use,
+	// so a rotation's overlap loses none. Once a previous key is removed,
+	// devices signed in under it are no longer listed (they still work)
+	// until they sign in again: rewriting their hash here would race a
+	// concurrent disconnect or rotation (bindings have no compare-and-swap)
+	// and could bring a removed binding back.
 	var out []Device
 	err := s.c.Store.EachBinding(ctx, func(b *store.Binding) error {
 		if a.owns(b) {

@@ -484,6 +484,7 @@ func newBinding(c *Clock) *store.Binding {
 		CreatedAt: c.Now().Add(-time.Hour),
 		// A time with sub-second digits, as a real clock gives.
 		RefreshedAt: c.Now().Add(-time.Minute - 123456789*time.Nanosecond),
+		Account:     "acct-hash",
 	}
 }
 
