@@ -150,6 +150,7 @@ func (c *checker) run(ctx context.Context) bool {
 		{"/.well-known rewrite", func() bool { return c.apiReachable }, c.wellKnown, false},
 		{"chunked form", func() bool { return c.apiReachable }, c.chunkedForm, true},
 		{"/device page", nil, c.devicePage, false},
+		{"/devices page", func() bool { return c.apiReachable }, c.devicesPage, false},
 		{"device authorization", func() bool { return c.metadata != nil }, c.authorize, false},
 		{"confirmation page", func() bool { return c.userCode != "" }, c.confirmation, false},
 		{"allow to the provider", func() bool { return c.csrf != "" }, c.allow, false},
@@ -392,6 +393,21 @@ func (c *checker) chunkedForm(ctx context.Context) (string, error) {
 		return "refused by the Functions host (500): device clients must send Content-Length (docs/DEPLOY.md#functions-host-mode)", nil
 	}
 	return fmt.Sprintf("answered %d, as neither devicegate nor the Functions host does: device clients must send Content-Length (docs/DEPLOY.md#functions-host-mode)", resp.StatusCode), nil
+}
+
+// devicesPage checks that /devices, the person's own device list, reaches
+// the API: on Static Web Apps only the route in staticwebapp.config.json
+// rewrites it to /api/devices.
+func (c *checker) devicesPage(ctx context.Context) (string, error) {
+	resp, body, err := c.do(ctx, http.MethodGet, c.site+"/devices", nil, nil)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Your devices") {
+		return "", fail("devices-rewrite", "/devices does not reach devicegate: the /devices route of staticwebapp.config.json (a rewrite to /api/devices) did not reach the site, or the API lacks the devices function",
+			"/devices: %d", resp.StatusCode)
+	}
+	return "rewritten to the API", nil
 }
 
 func (c *checker) devicePage(ctx context.Context) (string, error) {

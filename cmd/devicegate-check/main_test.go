@@ -24,6 +24,7 @@ type site struct {
 	storeDown      bool   // the handler runs, Cosmos does not answer
 	issuer         string // "" means the site's own URL
 	noRewrite      bool   // staticwebapp.config.json missing
+	noDevicesRoute bool   // its /devices route missing
 	noPageHeaders  bool   // globalHeaders missing
 	extraCSP       string // a second policy added on /api answers by a proxy
 	provider       string // where Allow redirects
@@ -79,6 +80,12 @@ func (s *site) start(t *testing.T) *httptest.Server {
 				client = xff
 			}
 			fmt.Fprintf(w, `{"status":"ok","store":"ok","client":%q}`, client)
+		case "/devices":
+			if s.noDevicesRoute {
+				http.NotFound(w, r)
+				return
+			}
+			fmt.Fprint(w, "<h1>Your devices</h1>")
 		case "/.well-known/oauth-authorization-server":
 			if s.noRewrite {
 				http.NotFound(w, r)
@@ -179,6 +186,7 @@ func TestDiagnoses(t *testing.T) {
 		{"store unreachable", site{storeDown: true}, "store-unreachable"},
 		{"public URL is another address", site{issuer: "https://old.example.org"}, "wrong-public-url"},
 		{"rewrite missing", site{noRewrite: true}, "well-known-rewrite"},
+		{"/devices route missing", site{noDevicesRoute: true}, "devices-rewrite"},
 		{"page headers missing", site{noPageHeaders: true}, "page-headers"},
 		{"a second CSP names another provider", site{provider: "https://id.fork.example", extraCSP: "form-action 'self' https://accounts.spotify.com"}, "csp-blocks-provider"},
 		{"a second CSP without form-action does not block", site{extraCSP: "default-src 'none'"}, ""},

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/devicegate/devicegate/api/internal/config"
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
@@ -79,7 +80,7 @@ func (s *server) devices(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch action {
 	case "signout":
-		s.setCookie(w, accountSessionCookie, "", -1)
+		s.setCookie(w, accountSessionCookie, "", -time.Second)
 		http.Redirect(w, r, "/devices", http.StatusSeeOther)
 		return nil
 	case "confirm":
@@ -210,7 +211,7 @@ func (s *server) accountLogin(r *http.Request) (Upstream, string, bool) {
 // is revoked at once where the provider can.
 func (s *server) accountCallback(w http.ResponseWriter, r *http.Request, up Upstream, state string) error {
 	q := r.URL.Query()
-	s.setCookie(w, accountLoginCookie, "", -1) // one use
+	s.setCookie(w, accountLoginCookie, "", -time.Second) // one use
 	retry := pageError{status: http.StatusBadGateway, kind: pages.ResultError,
 		msg: "devicegate could not sign you in with " + up.DisplayName() + ". Open your devices again to try once more."}
 	if !sameCallback(r.URL.Path, up.RedirectURL()) || !up.CheckIssuer(q.Get("iss")) {

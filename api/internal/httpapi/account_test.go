@@ -190,6 +190,13 @@ func TestDevicesDisconnectOne(t *testing.T) {
 	if ids := deviceIDs(alice.page().body); len(ids) != 1 {
 		t.Errorf("after disconnecting, %d devices listed, want 1", len(ids))
 	}
+	out := alice.do(http.MethodPost, "/api/devices", url.Values{"action": {"signout"}, "csrf": {csrf}}, h.srv.URL)
+	if out.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign out: %d", out.StatusCode)
+	}
+	if body := alice.page().body; len(deviceIDs(body)) != 0 || !strings.Contains(string(body), "Sign in with") {
+		t.Error("after signing out the list is still shown")
+	}
 }
 
 // TestDevicesRefusesForgedPosts: a disconnect without this session's form
