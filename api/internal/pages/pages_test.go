@@ -107,3 +107,34 @@ func TestResults(t *testing.T) {
 		}
 	}
 }
+
+// TestDevicesPages: without a provider that names accounts the page
+// explains instead of offering a sign-in; device names are escaped; an
+// unknown time is said so; the success page links to /devices when asked.
+func TestDevicesPages(t *testing.T) {
+	none := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error {
+		return r.Devices(w, 200, DevicesData{View: DevicesSignIn})
+	})
+	if !strings.Contains(none, "cannot show you your devices") || strings.Contains(none, "<form") {
+		t.Errorf("no provider: %s", none)
+	}
+	list := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error {
+		return r.Devices(w, 200, DevicesData{View: DevicesList, ProviderName: "Acme", CSRFToken: "tok",
+			Devices: []DeviceRow{{ID: "0123456789ab", Name: hostile, Connected: When(time.Time{}), LastUsed: When(time.Date(2026, 12, 3, 16, 4, 0, 0, time.UTC))}}})
+	})
+	if !strings.Contains(list, "Connected at an unknown time · last used 3 Dec 2026, 16:04 UTC") || !strings.Contains(list, `name="csrf" value="tok"`) {
+		t.Errorf("list: %s", list)
+	}
+	success := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error {
+		return r.Result(w, 200, ResultData{Kind: ResultSuccess, Device: "TV", Provider: "Acme", DevicesLink: true})
+	})
+	if !strings.Contains(success, `href="/devices"`) {
+		t.Error("the success page does not say where to disconnect the device")
+	}
+	denied := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error {
+		return r.Result(w, 200, ResultData{Kind: ResultDenied, DevicesLink: true})
+	})
+	if strings.Contains(denied, `href="/devices"`) {
+		t.Error("a denied page offers to disconnect a device that was never connected")
+	}
+}
