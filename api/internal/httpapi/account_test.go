@@ -16,6 +16,7 @@ import (
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
 	"github.com/devicegate/devicegate/api/internal/store"
 	"github.com/devicegate/devicegate/api/internal/store/faulty"
+	"github.com/devicegate/devicegate/api/internal/store/storetest"
 )
 
 // person is one browser at /devices.
@@ -410,5 +411,48 @@ func TestDevicesPageHeaders(t *testing.T) {
 			res.Header.Get("Cache-Control") != "no-store" || res.Header.Get("X-Frame-Options") != "DENY" {
 			t.Errorf("%s: %d, CSP %q, Cache-Control %q", path, res.StatusCode, csp, res.Header.Get("Cache-Control"))
 		}
+	}
+}
+
+// TestCosmosCostOfDevicesPage measures on Cosmos DB what a sign-in flow
+// costs now that it records the account — the same as before: the hash
+// rides on the binding's upsert (TestCosmosCostPerFlowAndRevoke's 8 reads,
+// 2 creates, 5 upserts, plus here 4 upserts of the verify limit's counts,
+// which that test leaves off: two requests × /32 and /24) — and what the
+// person's list costs: per view the person's-side rate counts (IPv4: /32
+// and /24) and one cross-partition query; a disconnect the same and one
+// delete.
+func TestCosmosCostOfDevicesPage(t *testing.T) {
+	c := storetest.NewClock()
+	st := openCosmos(t, c)
+	h := newHarness(t, withBackend(st, c), withLimits(ratelimit.Rule{}, ratelimit.Rule{Limit: 100, Window: 10 * time.Minute}, false))
+	h.connect("tv", "alice") // the first flow of a window creates the rate counters
+	st.ResetStats()
+	h.connect("radio", "alice")
+	f := st.Stats()
+	t.Logf("Cosmos cost of one sign-in flow recording the account: %d point reads, %d creates, %d replaces/upserts, %d deletes, %d queries",
+		f.PointReads, f.Creates, f.Replaces, f.Deletes, f.Queries)
+	if f.Queries != 0 || f.PointReads != 8 || f.Creates != 2 || f.Replaces != 9 || f.Deletes != 0 {
+		t.Errorf("sign-in cost %+v", f)
+	}
+	alice := h.person()
+	alice.signIn("alice")
+	page := alice.page().body
+	st.ResetStats()
+	page = alice.page().body
+	v := st.Stats()
+	t.Logf("Cosmos cost of one /devices view: %d point reads, %d creates, %d replaces/upserts, %d deletes, %d queries", v.PointReads, v.Creates, v.Replaces, v.Deletes, v.Queries)
+	if v.Queries != 1 || v.Deletes != 0 || v.Creates != 0 || v.Replaces != 2 {
+		t.Errorf("view cost %+v", v)
+	}
+	st.ResetStats()
+	res := alice.do(http.MethodPost, "/api/devices", url.Values{"action": {"disconnect"}, "device": {deviceIDs(page)[0]}, "csrf": {csrfFrom(t, page)}}, h.srv.URL)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("disconnect: %d", res.StatusCode)
+	}
+	d := st.Stats()
+	t.Logf("Cosmos cost of one disconnect: %d point reads, %d creates, %d replaces/upserts, %d deletes, %d queries", d.PointReads, d.Creates, d.Replaces, d.Deletes, d.Queries)
+	if d.Queries != 1 || d.Deletes != 1 || d.Replaces != 2 || d.PointReads != 0 || d.Creates != 0 {
+		t.Errorf("disconnect cost %+v", d)
 	}
 }
