@@ -101,9 +101,13 @@ func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"token_type":"Bearer"}`)
 		return
 	case "hang":
+		// Until devicegate gives up, or a minute: only the upstream
+		// timeout can end this before the empty 200 (an "unusable
+		// response") would, however loaded the machine is.
+		io.Copy(io.Discard, r.Body) // the server sees devicegate leave only once the body is read
 		select {
 		case <-r.Context().Done():
-		case <-time.After(2 * time.Second):
+		case <-time.After(time.Minute):
 		}
 		return
 	}
@@ -206,10 +210,17 @@ type harnessConfig struct {
 	// polls of unknown device codes per address, and the deployment-wide
 	// ceiling on user codes that matched nothing.
 	rateClientAuth, rateClientAuthC, ratePollMisses, rateCodeMisses ratelimit.Rule
-	// upstreamTimeout bounds each exchange; short by default so the hang
-	// tests are quick.
+	// upstreamTimeout bounds each exchange: generous by default, since a
+	// loopback exchange on a loaded machine can take far longer than on an
+	// idle one; the tests that make the provider hang set hangTimeout.
 	upstreamTimeout time.Duration
 }
+
+// hangTimeout is the upstream timeout of the tests whose provider hangs:
+// short enough that a hang costs little, yet many times what an exchange
+// with the fake provider takes, for the exchanges those tests expect to
+// succeed.
+const hangTimeout = 2 * time.Second
 
 func withUpstreamTimeout(d time.Duration) harnessOpt {
 	return func(hc *harnessConfig) { hc.upstreamTimeout = d }
@@ -260,7 +271,7 @@ func findClient(id string) (*config.Client, bool) {
 
 func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	t.Helper()
-	hc := &harnessConfig{upstreamTimeout: 500 * time.Millisecond}
+	hc := &harnessConfig{upstreamTimeout: 30 * time.Second}
 	for _, o := range opts {
 		o(hc)
 	}
