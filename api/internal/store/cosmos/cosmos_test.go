@@ -162,9 +162,18 @@ type contender struct {
 	mu     sync.Mutex
 	forced int
 	seen   int
+	// onRequest, if set, sees each request's method and how many 412s
+	// were forced before it.
+	onRequest func(method string, seen int)
 }
 
 func (c *contender) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	seen, on := c.seen, c.onRequest
+	c.mu.Unlock()
+	if on != nil {
+		on(r.Method, seen)
+	}
 	if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/docs/") {
 		c.mu.Lock()
 		force := c.forced != 0
@@ -231,19 +240,54 @@ func TestUpdateOutlastsAnyFixedTryCount(t *testing.T) {
 	}
 }
 
+// expiring is a context whose deadline arrives when expire is called: a
+// deadline on a clock the test moves, so how many rounds fit before it does
+// not depend on how fast a loaded machine runs them (with a 300 ms timer,
+// a slow first read made the count, and the word "contended", flaky).
+type expiring struct {
+	context.Context
+	done chan struct{}
+	once sync.Once
+	at   time.Time
+}
+
+func newExpiring() *expiring {
+	return &expiring{Context: context.Background(), done: make(chan struct{}), at: time.Now().Add(time.Hour)}
+}
+
+func (e *expiring) Deadline() (time.Time, bool) { return e.at, true }
+func (e *expiring) Done() <-chan struct{}       { return e.done }
+func (e *expiring) Err() error {
+	select {
+	case <-e.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+func (e *expiring) expire() { e.once.Do(func() { close(e.done) }) }
+
 // TestUpdateEndsWithTheContextsDeadline: under contention that never ends,
 // Update stops when its context does and says why; nothing is written.
+// The deadline arrives as the fourth round begins, after three lost ones.
 func TestUpdateEndsWithTheContextsDeadline(t *testing.T) {
 	s, ct, r := openContended(t, time.Hour) // the context's deadline must win
+	const rounds = 3
+	ctx := newExpiring()
 	ct.force(-1)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	_, err := s.Update(ctx, r.ID, func(rec *store.Record) error { rec.Interval++; return nil })
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "contended") {
-		t.Errorf("Update under endless contention: %v, want a contention error matching context.DeadlineExceeded", err)
+	ct.mu.Lock()
+	ct.onRequest = func(method string, seen int) {
+		if method == http.MethodGet && seen == rounds {
+			ctx.expire()
+		}
 	}
-	if ct.count() < 2 {
-		t.Errorf("only %d rounds before the deadline", ct.count())
+	ct.mu.Unlock()
+	_, err := s.Update(ctx, r.ID, func(rec *store.Record) error { rec.Interval++; return nil })
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), fmt.Sprintf("contended after %d lost rounds", rounds)) {
+		t.Errorf("Update under endless contention: %v, want a contention error after %d rounds matching context.DeadlineExceeded", err, rounds)
+	}
+	if ct.count() != rounds {
+		t.Errorf("%d rounds, want %d: Update went on past its deadline", ct.count(), rounds)
 	}
 	ct.force(0)
 	if got, _ := s.Get(context.Background(), r.ID); got.Interval != 5 {
