@@ -54,7 +54,7 @@ func (b *browser) tabTo(what string, want func(focused) bool, ours bool) {
 func TestKeyboardOnly(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, nil)
-	ctx, cfg, da := begin(t, s, 120*time.Second)
+	ctx, cfg, da := begin(t, s, 360*time.Second)
 	b := newBrowser(t, "keyboard-desktop", 1366, 860)
 	b.run("open", chromedp_Navigate(s.base+"/device")...)
 

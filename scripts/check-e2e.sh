@@ -27,7 +27,8 @@ root=$(pwd)
 NAME=check-e2e
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
-up() { for _ in $(seq 1 300); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" = "${2:-200}" ] && return 0; sleep 0.1; done; fail "$1 did not answer ${2:-200}"; }
+# up waits up to 2 minutes (a guard against hanging: node servers start slowly on a loaded machine).
+up() { for _ in $(seq 1 1200); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" = "${2:-200}" ] && return 0; sleep 0.1; done; fail "$1 did not answer ${2:-200}"; }
 
 echo "== build: devicegate, the check, the Functions host stand-in; install the SWA CLI (pinned)"
 go build -o "$work/devicegate" ./api

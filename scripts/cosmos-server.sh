@@ -38,7 +38,7 @@ start() {
   node "$dir/node_modules/@vercel/cosmosdb-server/lib/cli.js" --no-ssl -p "$port" >"$logfile" 2>&1 &
   echo $! >"$pidfile"
   set +m
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 1200); do # up to 2 minutes: a guard, node starts slowly on a loaded machine
     if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
       echo "DEVICEGATE_TEST_COSMOS='AccountEndpoint=http://127.0.0.1:$port/;AccountKey=$key;'"
       return 0

@@ -45,4 +45,4 @@ echo "== go vet (e2e module)"
 
 echo "== end-to-end suite (screenshots in e2e/out/)"
 rm -rf e2e/out
-(cd e2e && go test -count=1 -timeout 10m -v ./... 2>&1) | grep -v '^=== \(RUN\|PAUSE\|CONT\)'
+(cd e2e && go test -count=1 -timeout 30m -v ./... 2>&1) | grep -v '^=== \(RUN\|PAUSE\|CONT\)'

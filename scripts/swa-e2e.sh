@@ -19,7 +19,8 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "swa-e2e: FAIL: $*" >&2; for f in "$work"/*.log; do echo "--- $f" >&2; tail -20 "$f" >&2; done; exit 1; }
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitfor() { for _ in $(seq 1 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; fail "$1 did not come up"; }
+# waitfor waits up to 2 minutes (a guard against hanging: the SWA CLI starts slowly on a loaded machine).
+waitfor() { for _ in $(seq 1 1200); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; fail "$1 did not come up"; }
 
 echo "== install the SWA CLI (pinned) and the Cosmos test server"
 (cd tools/swa && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
