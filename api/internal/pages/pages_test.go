@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/devicegate/devicegate/api/internal/i18n"
 )
 
 const hostile = `<script>alert(1)</script>"><img src=x onerror=alert(1)>`
@@ -104,6 +106,28 @@ func TestResults(t *testing.T) {
 			if strings.Contains(body, not) {
 				t.Errorf("result %v with a message still says %q", tc.d.Kind, not)
 			}
+		}
+	}
+}
+
+// TestConfirmInLanguage: the confirmation screen is written in the page's
+// language, the preset scope descriptions included; an operator's own
+// description is shown as written, and names stay escaped.
+func TestConfirmInLanguage(t *testing.T) {
+	de := i18n.Default.Lookup("de")
+	body := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error {
+		return r.Confirm(w, 200, Locale{Lang: de, Switch: "/api/verify?user_code=BCDF-GHJK"}, ConfirmData{ClientName: "Wohnzimmer " + hostile, ClientID: "tv", ProviderName: "Spotify",
+			Scopes: []string{"streaming", "custom"}, UserCode: "BCDF-GHJK", CSRFToken: "tok", ExpiresIn: 60 * time.Second,
+			ScopeText: map[string]string{"streaming": "Play music on this device", "custom": "Die eigenen Worte des Betreibers"}})
+	})
+	for _, want := range []string{`<html lang="de">`, "<strong>Wohnzimmer &lt;script&gt;", "möchte dein <strong>Spotify</strong>-Konto verwenden.",
+		`<li class="described">Musik auf diesem Gerät abspielen <code>streaming</code></li>`,
+		`<li class="described">Die eigenen Worte des Betreibers <code>custom</code></li>`,
+		"Dieser Code läuft in etwa 1 Minute ab.", "Weiter zu Spotify", "Ablehnen",
+		`<a href="/api/verify?lang=fr&amp;user_code=BCDF-GHJK" hreflang="fr" lang="fr">Français</a>`,
+		`<nav class="langs" aria-label="Sprache">`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("German confirmation lacks %q", want)
 		}
 	}
 }
