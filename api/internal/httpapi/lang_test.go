@@ -74,10 +74,10 @@ func TestLanguageSwitcher(t *testing.T) {
 	h := newHarness(t)
 	res := h.get("/device", "en")
 	for _, link := range []string{
-		`<a href="/device?lang=de" hreflang="de" lang="de">Deutsch</a>`,
-		`<a href="/device?lang=ja" hreflang="ja" lang="ja">日本語</a>`,
-		`<a href="/device?lang=pt-BR" hreflang="pt-BR" lang="pt-BR">Português (Brasil)</a>`,
-		`<a href="/device?lang=en" hreflang="en" lang="en" aria-current="true">English</a>`,
+		`<a href="/api/device?lang=de" hreflang="de" lang="de">Deutsch</a>`,
+		`<a href="/api/device?lang=ja" hreflang="ja" lang="ja">日本語</a>`,
+		`<a href="/api/device?lang=pt-BR" hreflang="pt-BR" lang="pt-BR">Português (Brasil)</a>`,
+		`<a href="/api/device?lang=en" hreflang="en" lang="en" aria-current="true">English</a>`,
 	} {
 		if !strings.Contains(string(res.body), link) {
 			t.Errorf("/device lacks the link %s", link)
@@ -87,7 +87,7 @@ func TestLanguageSwitcher(t *testing.T) {
 		t.Errorf("a language was remembered though none was picked: %s", c)
 	}
 
-	res = h.get("/device?lang=fr", "de")
+	res = h.get("/api/device?lang=fr", "de")
 	wantPage(t, "picked French", res, "fr", "Saisissez le code")
 	cookie := res.Header.Get("Set-Cookie")
 	for _, attr := range []string{"devicegate-lang=fr", "Path=/", "SameSite=Lax", "Max-Age=31536000"} {
@@ -113,8 +113,8 @@ func TestLanguageSwitcher(t *testing.T) {
 
 	// Switching again replaces the choice; a value that is not a shipped
 	// language is ignored, and the choice stands.
-	wantPage(t, "picked Japanese", h.get("/device?lang=ja", ""), "ja", "デバイスに表示されたコードを入力")
-	wantPage(t, "bogus lang", h.get("/device?lang=xx-evil", ""), "ja")
+	wantPage(t, "picked Japanese", h.get("/api/device?lang=ja", ""), "ja", "デバイスに表示されたコードを入力")
+	wantPage(t, "bogus lang", h.get("/api/device?lang=xx-evil", ""), "ja")
 	wantPage(t, "expired code", h.get("/api/verify?user_code=BCDF-GHJK", ""), "ja", "そのコードは見つかりませんでした。")
 }
 

@@ -87,7 +87,11 @@ func (s *server) entry(w http.ResponseWriter, r *http.Request) error {
 	if len(typed) > 32 {
 		typed = typed[:32]
 	}
-	here := "/device"
+	// The switcher's links name /api/device, not /device: Static Web Apps
+	// rewrites /device to the handler, and its CLI drops the query string
+	// on the way (static-web-apps-cli routes-engine: the rewrite target
+	// replaces req.url), so ?lang= would never arrive.
+	here := "/api/device"
 	if typed != "" {
 		here += "?" + url.Values{"user_code": {typed}}.Encode()
 	}
@@ -248,7 +252,7 @@ func (s *server) codeProblem(w http.ResponseWriter, r *http.Request, typed strin
 		typed = typed[:32]
 	}
 	entry := func(status int, msg pages.Text) error {
-		return s.Pages.Entry(w, status, pages.Locale{Lang: langOf(r), Switch: "/device"}, pages.EntryData{UserCode: typed, Error: msg})
+		return s.Pages.Entry(w, status, pages.Locale{Lang: langOf(r), Switch: "/api/device"}, pages.EntryData{UserCode: typed, Error: msg})
 	}
 	switch {
 	case errors.Is(err, deviceflow.ErrInvalidUserCode):
