@@ -19,6 +19,16 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+if ! dpkg -s fonts-noto-cjk >/dev/null 2>&1; then
+  # The Japanese pages need CJK glyphs, or the screenshots show boxes.
+  echo "== installing Noto CJK fonts (Debian package) for the Japanese pages"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-noto-cjk >/dev/null
+  else
+    sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends fonts-noto-cjk >/dev/null
+  fi
+fi
+
 echo "== npm packages: openid-client, jsQR, axe-core, oidc-provider (lockfile)"
 (cd e2e/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 
