@@ -95,6 +95,9 @@ MUTANTS = [
      "} else if fi.Mode()&fs.ModeSymlink != 0 {", "} else if false && fi.Mode()&fs.ModeSymlink != 0 {", "./api", "TestKeyFileGuarded"),
     ("pages not cached", "api/internal/pages/pages.go",
      '\th.Set("Pragma", "no-cache")\n', "", "./api/internal/httpapi", "TestSecurityHeaders"),
+    ("translated message with names escaped", "api/internal/i18n/i18n.go",
+     'v = "<strong>" + html.EscapeString(v) + "</strong>"', 'v = "<strong>" + v + "</strong>"',
+     "./api/internal/i18n", "TestFillEscapes"),
 ]
 
 def run(name, path, old, new, pkg, tests):
