@@ -228,8 +228,8 @@ func TestPluralAndTime(t *testing.T) {
 		{"fr", 2 * time.Minute, "2 minutes"},
 		{"es", time.Minute + 31*time.Second, "2 minutos"},
 		{"pt-BR", time.Second, "1 segundo"},
-		{"ja", 9 * time.Minute, "9 分"},
-		{"ja", time.Second, "1 秒"},
+		{"ja", 9 * time.Minute, "9分"},
+		{"ja", time.Second, "1秒"},
 	}
 	for _, tc := range tests {
 		if got := Default.Lookup(tc.tag).Duration(tc.d); got != tc.want {
