@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -205,6 +206,14 @@ type harnessConfig struct {
 	// upstreamTimeout bounds each exchange; short by default so the hang
 	// tests are quick.
 	upstreamTimeout time.Duration
+	// publicURL replaces the test server's own address as PublicURL.
+	publicURL string
+}
+
+// withPublicURL makes the handler believe it is served at u (https, say),
+// for tests that call h.srv.Config.Handler directly.
+func withPublicURL(u string) harnessOpt {
+	return func(hc *harnessConfig) { hc.publicURL = u }
 }
 
 func withUpstreamTimeout(d time.Duration) harnessOpt {
@@ -315,7 +324,7 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 		RateRefresh: hc.rateRefresh, RateRefreshClient: hc.rateRefreshC,
 		Service: svc, Upstream: up, Upstreams: map[string]httpapi.Upstream{"bike": bikeUp},
 		Pages: renderer, Clients: findClient,
-		PublicURL: h.srv.URL, Frontend: frontend.Files,
+		PublicURL: cmp.Or(hc.publicURL, h.srv.URL), Frontend: frontend.Files,
 		Logger: logger,
 		Now:    h.clock.Now, Rand: &lockedReader{r: mrand.NewChaCha8([32]byte{9})},
 	})

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -128,4 +129,28 @@ func TestTooManyAttemptsInLanguage(t *testing.T) {
 		t.Fatalf("status %d", res.StatusCode)
 	}
 	wantPage(t, "too many", res, "de", "Zu viele Versuche", "Bitte warte 1 Sekunde, bevor du es noch einmal versuchst.")
+}
+
+// TestLanguageCookieOverHTTPS: over https the remembered language gets the
+// __Host- prefix and Secure (no subdomain or plain-http page can set it),
+// and only that cookie is read back.
+func TestLanguageCookieOverHTTPS(t *testing.T) {
+	h := newHarness(t, withPublicURL("https://devicegate.example"))
+	rec := httptest.NewRecorder()
+	h.srv.Config.Handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "https://devicegate.example/api/device?lang=es", nil))
+	cookie := rec.Header().Get("Set-Cookie")
+	for _, attr := range []string{"__Host-devicegate-lang=es", "Path=/", "Secure", "SameSite=Lax"} {
+		if !strings.Contains(cookie, attr) {
+			t.Errorf("language cookie %q lacks %s", cookie, attr)
+		}
+	}
+	for name, want := range map[string]string{"__Host-devicegate-lang": `<html lang="es">`, "devicegate-lang": `<html lang="en">`} {
+		req := httptest.NewRequest(http.MethodGet, "https://devicegate.example/device", nil)
+		req.AddCookie(&http.Cookie{Name: name, Value: "es"})
+		rec := httptest.NewRecorder()
+		h.srv.Config.Handler.ServeHTTP(rec, req)
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("with cookie %s the page is not %s", name, want)
+		}
+	}
 }
