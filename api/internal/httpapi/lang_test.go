@@ -1,6 +1,8 @@
 package httpapi_test
 
 import (
+	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -8,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devicegate/devicegate/api/internal/i18n"
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
+	"github.com/devicegate/devicegate/frontend"
 )
 
 // get opens path in the harness browser (its cookie jar) with an
@@ -151,6 +155,25 @@ func TestLanguageCookieOverHTTPS(t *testing.T) {
 		h.srv.Config.Handler.ServeHTTP(rec, req)
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("with cookie %s the page is not %s", name, want)
+		}
+	}
+}
+
+// TestStaticPagesOfferEveryLanguage: the static start and not-found pages,
+// which cannot read Accept-Language, link to the code entry in each
+// shipped language, and in no other.
+func TestStaticPagesOfferEveryLanguage(t *testing.T) {
+	var want strings.Builder
+	for _, l := range i18n.Default.Langs() {
+		fmt.Fprintf(&want, `<li><a href="/api/device?lang=%s" hreflang="%s" lang="%s">%s</a></li>`, l.Tag, l.Tag, l.Tag, l.Name)
+	}
+	for _, name := range []string{"index.html", "404.html"} {
+		b, err := fs.ReadFile(frontend.Files, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), `<nav class="langs" aria-label="Language"><ul>`+want.String()+`</ul></nav>`) {
+			t.Errorf("%s: the language links are not exactly the shipped languages; want\n%s", name, want.String())
 		}
 	}
 }
