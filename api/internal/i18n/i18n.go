@@ -302,6 +302,18 @@ func (l *Lang) Form(key, form string, args ...any) string {
 	return fill(s, args, false)
 }
 
+// SentenceGap is what goes between two sentences a page sets side by side
+// (a bold one and the next): a space, except in scripts written without
+// spaces between sentences (Japanese, Chinese, Thai).
+func (l *Lang) SentenceGap() string {
+	script, _ := l.tag.Script()
+	switch script.String() {
+	case "Jpan", "Hans", "Hant", "Thai":
+		return ""
+	}
+	return " "
+}
+
 // Scope translates a scope description written in English; one this
 // language does not know (an operator's own) is shown as written.
 func (l *Lang) Scope(english string) string {

@@ -264,3 +264,12 @@ func TestFillEscapes(t *testing.T) {
 		t.Errorf("an unknown scope text is changed: %q", got)
 	}
 }
+
+// TestSentenceGap: Japanese sets sentences side by side without a space.
+func TestSentenceGap(t *testing.T) {
+	for tag, want := range map[string]string{"en": " ", "de": " ", "fr": " ", "pt-BR": " ", "ja": ""} {
+		if got := Default.Lookup(tag).SentenceGap(); got != want {
+			t.Errorf("%s: %q, want %q", tag, got, want)
+		}
+	}
+}
