@@ -64,11 +64,10 @@ func TestPagesFollowAcceptLanguage(t *testing.T) {
 	g := h.authorize("tv", "")
 	res := h.get("/api/verify?user_code="+url.QueryEscape(g.UserCode), "ja-JP,ja;q=0.9")
 	wantPage(t, "confirmation", res, "ja", "Living-room TV を接続しますか？", "Acme Music に進む", "拒否", "このコードの有効期限はあと約10分です。")
-	wantPage(t, "wrong code", h.browse(http.MethodPost, "/api/verify", url.Values{"user_code": {"BCDF-GHJK"}}), "en", "We could not find that code")
-	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/api/verify", strings.NewReader(url.Values{"user_code": {"BCDF-GHJK"}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept-Language", "es-ES")
-	wantPage(t, "wrong code, Spanish", h.do(req, h.browser), "es", "No encontramos ese código")
+	// The entry form sends the typed code by GET.
+	wantPage(t, "wrong code", h.get("/api/verify?user_code=BCDF-GHJK", ""), "en", "We could not find that code")
+	wantPage(t, "wrong code, Spanish", h.get("/api/verify?user_code=BCDF-GHJK", "es-ES"), "es", "No encontramos ese código")
+	wantPage(t, "no code, Spanish", h.get("/api/verify?user_code=", "es-ES"), "es", "Introduce el código que aparece en tu dispositivo.")
 }
 
 // TestLanguageSwitcher: every page that can be shown again carries plain
