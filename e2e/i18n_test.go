@@ -39,8 +39,10 @@ var languageWalks = []languageWalk{
 // page are each checked in that language, with axe-core at zero WCAG 2.1
 // A/AA violations in light and dark, no horizontal scrolling at 200 %
 // zoom, and screenshots (e2e/out/lang-<tag>-*.png) to look at.
+//
+// Not parallel: six browsers in turn are a heavy load, and the browser tests
+// running alongside have whole-test deadlines.
 func TestEveryLanguage(t *testing.T) {
-	t.Parallel()
 	needNode(t, "axe-core")
 	s := newStack(t, nil)
 	for _, w := range languageWalks {
