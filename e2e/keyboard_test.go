@@ -72,7 +72,7 @@ func TestKeyboardOnly(t *testing.T) {
 	var note string
 	b.run("read note", chromedp.Text(`#code-note`, &note, chromedp.ByID))
 	b.shot("alphabet-note")
-	if f := b.focused(); f.Value != "" || !strings.Contains(note, "Codes use only the letters B C D F G H J K L M N P Q R S T V W X Z (no vowels, no digits), so A, E, 1 were left out.") {
+	if f := b.focused(); f.Value != "" || !strings.Contains(note, "Codes use only the letters B C D F G H J K L M N P Q R S T V W X Z (no vowels, no digits), so A, E, and 1 were left out.") {
 		t.Errorf("after typing ae1 the field holds %q and the note says %q", f.Value, note)
 	}
 	b.run("type the code", chromedp.KeyEvent(strings.ToLower(da.UserCode)))

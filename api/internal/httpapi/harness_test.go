@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -260,6 +261,14 @@ type harnessConfig struct {
 	// loopback exchange on a loaded machine can take far longer than on an
 	// idle one; the tests that make the provider hang set hangTimeout.
 	upstreamTimeout time.Duration
+	// publicURL replaces the test server's own address as PublicURL.
+	publicURL string
+}
+
+// withPublicURL makes the handler believe it is served at u (https, say),
+// for tests that call h.srv.Config.Handler directly.
+func withPublicURL(u string) harnessOpt {
+	return func(hc *harnessConfig) { hc.publicURL = u }
 }
 
 // hangTimeout is the upstream timeout of the tests whose provider hangs:
@@ -385,7 +394,7 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 		RatePollMisses: hc.ratePollMisses, RateCodeMisses: hc.rateCodeMisses,
 		Service: svc, Upstream: up, Upstreams: map[string]httpapi.Upstream{"bike": bikeUp},
 		Pages: renderer, Clients: findClient,
-		PublicURL: h.srv.URL, Frontend: frontend.Files,
+		PublicURL: cmp.Or(hc.publicURL, h.srv.URL), Frontend: frontend.Files,
 		Logger: logger,
 		Now:    h.clock.Now, Rand: &lockedReader{r: mrand.NewChaCha8([32]byte{9})},
 	})
