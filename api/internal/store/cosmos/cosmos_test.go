@@ -97,7 +97,7 @@ func TestTTLFollowsTheRecord(t *testing.T) {
 		t.Errorf("user-code key ttl %d, want %d", got, want)
 	}
 	c.Advance(4 * time.Minute)
-	if _, err := s.Update(ctx, "rec-ttl", func(r *store.Record) error { r.LastPoll = c.Now(); return nil }); err != nil {
+	if _, err := s.Update(ctx, "rec-ttl", func(r *store.Record) error { r.Failures++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if got := ttlOf("rec-ttl"); got != want-240 {
@@ -120,7 +120,7 @@ func TestContentionRetriesOnETag(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			if _, err := s.Update(ctx, "rec-cas", func(r *store.Record) error { r.Interval++; return nil }); err != nil {
+			if _, err := s.Update(ctx, "rec-cas", func(r *store.Record) error { r.Failures++; return nil }); err != nil {
 				t.Error(err)
 			}
 		})
@@ -128,8 +128,8 @@ func TestContentionRetriesOnETag(t *testing.T) {
 	wg.Wait()
 	got, _ := s.Get(ctx, "rec-cas")
 	st := s.Stats()
-	if got.Interval != 8 {
-		t.Errorf("interval %d after 8 concurrent increments", got.Interval)
+	if got.Failures != 8 {
+		t.Errorf("failures %d after 8 concurrent increments", got.Failures)
 	}
 	if st.Retries == 0 {
 		t.Errorf("no 412 retry under contention: %+v", st)
@@ -215,7 +215,7 @@ func TestUpdateOutlastsAnyFixedTryCount(t *testing.T) {
 	defer cancel()
 	ct.force(40)
 	runs := 0
-	got, err := s.Update(ctx, r.ID, func(rec *store.Record) error { runs++; rec.Interval++; return nil })
+	got, err := s.Update(ctx, r.ID, func(rec *store.Record) error { runs++; rec.Failures++; return nil })
 	if err != nil {
 		t.Fatalf("Update after 40 lost rounds: %v", err)
 	}
@@ -223,8 +223,8 @@ func TestUpdateOutlastsAnyFixedTryCount(t *testing.T) {
 		t.Errorf("%d forced 412s, fn ran %d times; want 40 and 41", ct.count(), runs)
 	}
 	stored, _ := s.Get(ctx, r.ID)
-	if got.Interval != 6 || stored.Interval != 6 {
-		t.Errorf("interval returned %d, stored %d; want 6 (one increment)", got.Interval, stored.Interval)
+	if got.Failures != 1 || stored.Failures != 1 {
+		t.Errorf("failures returned %d, stored %d; want 1 (one increment)", got.Failures, stored.Failures)
 	}
 	if st := s.Stats(); st.Retries != 40 {
 		t.Errorf("Stats.Retries = %d, want 40", st.Retries)
@@ -238,7 +238,7 @@ func TestUpdateEndsWithTheContextsDeadline(t *testing.T) {
 	ct.force(-1)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err := s.Update(ctx, r.ID, func(rec *store.Record) error { rec.Interval++; return nil })
+	_, err := s.Update(ctx, r.ID, func(rec *store.Record) error { rec.Failures++; return nil })
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "contended") {
 		t.Errorf("Update under endless contention: %v, want a contention error matching context.DeadlineExceeded", err)
 	}
@@ -246,8 +246,8 @@ func TestUpdateEndsWithTheContextsDeadline(t *testing.T) {
 		t.Errorf("only %d rounds before the deadline", ct.count())
 	}
 	ct.force(0)
-	if got, _ := s.Get(context.Background(), r.ID); got.Interval != 5 {
-		t.Errorf("interval %d after a failed Update, want 5", got.Interval)
+	if got, _ := s.Get(context.Background(), r.ID); got.Failures != 0 {
+		t.Errorf("failures %d after a failed Update, want 0", got.Failures)
 	}
 }
 
@@ -259,7 +259,7 @@ func TestUpdateHasACeilingWithoutADeadline(t *testing.T) {
 	ct.force(-1)
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.Update(context.Background(), r.ID, func(rec *store.Record) error { rec.Interval++; return nil })
+		_, err := s.Update(context.Background(), r.ID, func(rec *store.Record) error { rec.Failures++; return nil })
 		done <- err
 	}()
 	select {
