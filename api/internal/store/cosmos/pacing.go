@@ -29,8 +29,9 @@ import (
 // answers. A device whose polls rotate over n instances can poll up to n
 // times an interval before one of them says slow_down, and a slow_down
 // raise is known to the instance that gave it (and, after the next durable
-// write, to all). SECURITY.md and DEPLOY.md ("Several instances") say so;
-// the per-address limits bound what a client can send in any case.
+// write, to all). SECURITY.md and DEPLOY.md ("Several instances") say so.
+// Shared pacing never bounded a client that ignores slow_down either: an
+// early poll costs its read whichever instance answers it.
 //
 // The overlays are keyed by record ID, the keyed hash of the device code,
 // so the map holds no live code. It is bounded (maxPaces): when full,
