@@ -159,6 +159,8 @@ MUTANTS = [
      "} else if fi.Mode()&fs.ModeSymlink != 0 {", "} else if false && fi.Mode()&fs.ModeSymlink != 0 {", "./api", "TestKeyFileGuarded"),
     ("pages not cached", "api/internal/pages/pages.go",
      '\th.Set("Pragma", "no-cache")\n', "", "./api/internal/httpapi", "TestSecurityHeaders"),
+    ("cosmos pacing overlays bounded", "api/internal/store/cosmos/pacing.go",
+     "\t\tp.shed(now)\n", "", "./api/internal/store/cosmos", "TestPacerIsBounded"),
 ]
 
 def run(name, path, old, new, pkg, tests):
