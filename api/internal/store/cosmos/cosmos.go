@@ -85,9 +85,11 @@ type Stats struct {
 	Patches    int64 // increments (rate-limit counts)
 	Upserts    int64 // refresh-token bindings
 	Deletes    int64
-	Queries    int64 // always 0: the design uses none
-	Retries    int64 // replaces retried after 412 Precondition Failed
-	RU         float64
+	// Queries counts query pages: 0 on every request path; only the
+	// operator's list of bindings (EachBinding) queries.
+	Queries int64
+	Retries int64 // replaces retried after 412 Precondition Failed
+	RU      float64
 }
 
 // Store is the Cosmos DB backend.
@@ -100,9 +102,9 @@ type Store struct {
 	limit     time.Duration
 	pace      *pacer
 
-	reads, creates, replaces, patches, upserts, deletes, retries atomic.Int64
-	ruMu                                                         sync.Mutex
-	ru                                                           float64
+	reads, creates, replaces, patches, upserts, deletes, retries, queries atomic.Int64
+	ruMu                                                                  sync.Mutex
+	ru                                                                    float64
 }
 
 var (
@@ -201,7 +203,8 @@ func (s *Store) Stats() Stats {
 	s.ruMu.Unlock()
 	return Stats{
 		PointReads: s.reads.Load(), Creates: s.creates.Load(), Replaces: s.replaces.Load(),
-		Patches: s.patches.Load(), Upserts: s.upserts.Load(), Deletes: s.deletes.Load(), Retries: s.retries.Load(), RU: ru,
+		Patches: s.patches.Load(), Upserts: s.upserts.Load(), Deletes: s.deletes.Load(), Retries: s.retries.Load(),
+		Queries: s.queries.Load(), RU: ru,
 	}
 }
 
@@ -214,6 +217,7 @@ func (s *Store) ResetStats() {
 	s.upserts.Store(0)
 	s.deletes.Store(0)
 	s.retries.Store(0)
+	s.queries.Store(0)
 	s.ruMu.Lock()
 	s.ru = 0
 	s.ruMu.Unlock()
