@@ -186,6 +186,8 @@ MUTANTS = [
     ("devices: the id is no binding key", "api/internal/deviceflow/devices.go",
      "return s.c.Hasher.Hash(kindDeviceID, bindingID)[:deviceIDLen]", "return bindingID",
      "./api/internal/httpapi", "TestDevicesListAndDisconnect"),
+    ("cosmos pacing overlays bounded", "api/internal/store/cosmos/pacing.go",
+     "\t\tp.shed(now)\n", "", "./api/internal/store/cosmos", "TestPacerIsBounded"),
 ]
 
 def run(name, path, old, new, pkg, tests):
