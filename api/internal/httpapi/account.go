@@ -46,7 +46,7 @@ func (s *server) accountProviders() []Upstream {
 // errDevicesForm is the answer to a /devices form that did not come from
 // the page devicegate showed this browser's session.
 var errDevicesForm = pageError{status: http.StatusForbidden, kind: pages.ResultError,
-	msg: "This page was open too long or was not sent from devicegate. Open your devices again."}
+	msg: pages.Msg("devices.error.form")}
 
 // devices is the person's own device list, /devices (RFC 8628 says
 // nothing of it; it is devicegate's). GET shows the sign-in, or the
@@ -63,7 +63,7 @@ func (s *server) devices(w http.ResponseWriter, r *http.Request) error {
 	sess, _ := s.Service.CheckAccountSession(s.cookie(r, accountSessionCookie))
 	if r.Method == http.MethodGet {
 		if sess == nil {
-			return s.devicesSignIn(w)
+			return s.devicesSignIn(w, r)
 		}
 		return s.devicesList(w, r, sess)
 	}
@@ -89,7 +89,7 @@ func (s *server) devices(w http.ResponseWriter, r *http.Request) error {
 			return s.deviceProblem(err)
 		}
 		row := s.deviceRow(*d)
-		return s.Pages.Devices(w, http.StatusOK, pages.DevicesData{View: pages.DevicesConfirm, Device: &row, CSRFToken: s.Service.FormToken(sess)})
+		return s.Pages.Devices(w, http.StatusOK, pages.Locale{Lang: langOf(r)}, pages.DevicesData{View: pages.DevicesConfirm, Device: &row, CSRFToken: s.Service.FormToken(sess)})
 	case "disconnect":
 		d, err := s.Service.DisconnectAccountDevice(r.Context(), sess, form.Get("device"))
 		if err != nil {
@@ -97,10 +97,9 @@ func (s *server) devices(w http.ResponseWriter, r *http.Request) error {
 		}
 		name := s.deviceRow(*d).Name
 		s.Logger.InfoContext(r.Context(), "a person disconnected one of their devices", "client_id", d.ClientID, "device", d.ID)
-		return s.Pages.Devices(w, http.StatusOK, pages.DevicesData{View: pages.DevicesDone,
-			Message: name + " is disconnected. It can no longer use your account through devicegate; to use it again, sign it in with a new code."})
+		return s.Pages.Devices(w, http.StatusOK, pages.Locale{Lang: langOf(r)}, pages.DevicesData{View: pages.DevicesDone, DoneDevice: name})
 	}
-	return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: "Unknown choice. Open your devices again."}
+	return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: pages.Msg("devices.error.choice")}
 }
 
 // sameOrigin applies the checks of checkDecision that need no token: a
@@ -118,17 +117,17 @@ func (s *server) sameOrigin(r *http.Request) bool {
 func (s *server) deviceProblem(err error) error {
 	if errors.Is(err, deviceflow.ErrNoSuchDevice) {
 		return pageError{status: http.StatusNotFound, kind: pages.ResultError,
-			msg: "That device is not connected to your account (any more). Open your devices again to see the current list."}
+			msg: pages.Msg("devices.error.gone")}
 	}
 	return err
 }
 
-func (s *server) devicesSignIn(w http.ResponseWriter) error {
+func (s *server) devicesSignIn(w http.ResponseWriter, r *http.Request) error {
 	var ps []pages.DevicesProvider
 	for i, u := range s.accountProviders() {
 		ps = append(ps, pages.DevicesProvider{Index: i, Name: u.DisplayName()})
 	}
-	return s.Pages.Devices(w, http.StatusOK, pages.DevicesData{View: pages.DevicesSignIn, Providers: ps})
+	return s.Pages.Devices(w, http.StatusOK, pages.Locale{Lang: langOf(r), Switch: "/devices"}, pages.DevicesData{View: pages.DevicesSignIn, Providers: ps})
 }
 
 func (s *server) devicesList(w http.ResponseWriter, r *http.Request, sess *deviceflow.AccountSession) error {
@@ -149,7 +148,7 @@ func (s *server) devicesList(w http.ResponseWriter, r *http.Request, sess *devic
 	if provider == "" {
 		provider = "provider"
 	}
-	return s.Pages.Devices(w, http.StatusOK, pages.DevicesData{View: pages.DevicesList, ProviderName: provider,
+	return s.Pages.Devices(w, http.StatusOK, pages.Locale{Lang: langOf(r), Switch: "/devices"}, pages.DevicesData{View: pages.DevicesList, ProviderName: provider,
 		Devices: rows, CSRFToken: s.Service.FormToken(sess)})
 }
 
@@ -165,7 +164,7 @@ func (s *server) deviceRow(d deviceflow.Device) pages.DeviceRow {
 	if last.IsZero() {
 		last = d.SignedIn
 	}
-	return pages.DeviceRow{ID: d.ID, Name: name, Connected: pages.When(d.SignedIn), LastUsed: pages.When(last)}
+	return pages.DeviceRow{ID: d.ID, Name: name, Connected: d.SignedIn, LastUsed: last}
 }
 
 // accountSignIn sends the person to the provider to sign in (authorization
@@ -175,7 +174,7 @@ func (s *server) accountSignIn(w http.ResponseWriter, r *http.Request, provider 
 	ps := s.accountProviders()
 	i, err := strconv.Atoi(provider)
 	if err != nil || i < 0 || i >= len(ps) {
-		return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: "Unknown provider. Open your devices again."}
+		return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: pages.Msg("devices.error.choice")}
 	}
 	state, err := s.randomToken()
 	if err != nil {
@@ -213,14 +212,14 @@ func (s *server) accountCallback(w http.ResponseWriter, r *http.Request, up Upst
 	q := r.URL.Query()
 	s.setCookie(w, accountLoginCookie, "", -time.Second) // one use
 	retry := pageError{status: http.StatusBadGateway, kind: pages.ResultError,
-		msg: "devicegate could not sign you in with " + up.DisplayName() + ". Open your devices again to try once more."}
+		msg: pages.Msg("devices.error.signin", "provider", up.DisplayName())}
 	if !sameCallback(r.URL.Path, up.RedirectURL()) || !up.CheckIssuer(q.Get("iss")) {
 		return pageError{status: http.StatusBadRequest, kind: pages.ResultError,
-			msg: "This sign-in came back from a different provider than the one it was sent to. Open your devices again."}
+			msg: pages.Msg("devices.error.mixup")}
 	}
 	if q.Get("error") != "" || q.Get("code") == "" || len(q.Get("code")) > 4096 {
 		return pageError{status: http.StatusOK, kind: pages.ResultDenied,
-			msg: "You did not finish signing in, so devicegate cannot show your devices. Open your devices again to try once more."}
+			msg: pages.Msg("devices.error.cancelled")}
 	}
 	ctx := r.Context()
 	t, err := up.Exchange(ctx, q.Get("code"), s.Service.AccountVerifier(state))
