@@ -548,3 +548,46 @@ func TestDeployDocIsSound(t *testing.T) {
 		t.Errorf("staticwebapp.config.json apiRuntime %q, want node:22", swa.Platform.APIRuntime)
 	}
 }
+
+// TestProviderCheckNamesTheMissingOne runs scripts/azure-providers.sh as the
+// deploy workflow does, against a stand-in `az` that answers like
+// `az provider show --query registrationState -o tsv`: an unregistered
+// provider fails the job and is named with the command that fixes it; a
+// provider whose state cannot be read (no subscription-scope read access)
+// only warns; all registered passes.
+func TestProviderCheckNamesTheMissingOne(t *testing.T) {
+	dir := t.TempDir()
+	az := `#!/bin/sh
+# az provider show -n NAMESPACE --query registrationState -o tsv
+ns=$4
+case " $UNREGISTERED " in *" $ns "*) echo NotRegistered; exit 0 ;; esac
+case " $UNREADABLE " in *" $ns "*) echo "AuthorizationFailed" >&2; exit 1 ;; esac
+echo Registered
+`
+	if err := os.WriteFile(dir+"/az", []byte(az), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := func(hosting, unregistered, unreadable string) (string, error) {
+		cmd := exec.Command("bash", "../scripts/azure-providers.sh", hosting)
+		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"), "UNREGISTERED="+unregistered, "UNREADABLE="+unreadable)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("functionApp", "", ""); err != nil {
+		t.Errorf("all registered: %v\n%s", err, out)
+	}
+	out, err := run("functionApp", "Microsoft.Storage", "")
+	if err == nil || !strings.Contains(out, "::error::") || !strings.Contains(out, "az provider register --wait -n Microsoft.Storage") {
+		t.Errorf("Microsoft.Storage unregistered: err %v, output:\n%s", err, out)
+	}
+	if strings.Contains(out, "-n Microsoft.Web") {
+		t.Errorf("names a registered provider as missing:\n%s", out)
+	}
+	if out, err := run("containerApp", "Microsoft.App", ""); err == nil || !strings.Contains(out, "-n Microsoft.App") {
+		t.Errorf("Microsoft.App unregistered: err %v, output:\n%s", err, out)
+	}
+	out, err = run("staticWebApp", "", "Microsoft.Web")
+	if err != nil || !strings.Contains(out, "::warning::") || !strings.Contains(out, "Microsoft.Web") {
+		t.Errorf("unreadable state should warn and pass: err %v, output:\n%s", err, out)
+	}
+}
