@@ -591,3 +591,137 @@ echo Registered
 		t.Errorf("unreadable state should warn and pass: err %v, output:\n%s", err, out)
 	}
 }
+
+// workflowStep returns the run: script of the step in deploy.yml whose
+// first line is marker (e.g. "      - id: sha"), dedented, as GitHub runs it.
+func workflowStep(t *testing.T, marker string) string {
+	t.Helper()
+	wf := readRepoFile(t, ".github/workflows/deploy.yml")
+	i := strings.Index(wf, marker+"\n")
+	if i < 0 {
+		t.Fatalf("deploy.yml has no step %q", marker)
+	}
+	rest := wf[i:]
+	j := strings.Index(rest, "        run: |\n")
+	if j < 0 {
+		t.Fatalf("step %q has no run: | script", marker)
+	}
+	var lines []string
+	for _, line := range strings.Split(rest[j+len("        run: |\n"):], "\n") {
+		if line != "" && !strings.HasPrefix(line, "          ") {
+			break
+		}
+		lines = append(lines, strings.TrimPrefix(line, "          "))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// runStep runs a workflow script the way GitHub does (bash -e, pipefail),
+// with the given environment and stand-in commands first on PATH.
+func runStep(t *testing.T, script string, env map[string]string, standIns map[string]string) (string, map[string]string, error) {
+	t.Helper()
+	// The deploy steps parse az's JSON with jq, as GitHub's runners have it;
+	// so does every machine .ci/run runs on (ci.yml installs it).
+	if _, err := exec.LookPath("jq"); err != nil {
+		t.Fatal("jq is needed to run the deploy workflow's steps: apt-get install jq")
+	}
+	dir := t.TempDir()
+	for name, body := range standIns {
+		if err := os.WriteFile(dir+"/"+name, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outFile := dir + "/github_output"
+	cmd := exec.Command("bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"), "GITHUB_OUTPUT="+outFile, "GITHUB_SHA=0123456789abcdef")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	outputs := map[string]string{}
+	if b, e := os.ReadFile(outFile); e == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				outputs[k] = v
+			}
+		}
+	}
+	return string(out), outputs, err
+}
+
+// TestGateRefusesAnotherHostingsAddress runs the deploy gate's script: a
+// DEVICEGATE_PUBLIC_URL holding another hosting's default address stops
+// the deploy with a message naming both; the hosting's own address and a
+// custom domain pass; an unknown hosting is refused.
+func TestGateRefusesAnotherHostingsAddress(t *testing.T) {
+	script := workflowStep(t, "      - id: sha")
+	cases := []struct {
+		hosting, url string
+		ok           bool
+	}{
+		{"containerApp", "https://devicegate.azurestaticapps.net", false},
+		{"functionApp", "https://nice-sea-0a1b2c3d4.5.azurestaticapps.net", false},
+		{"staticWebApp", "https://devicegate-app.example.westeurope.azurecontainerapps.io", false},
+		{"containerApp", "https://devicegate-abc-d9e8f7.westeurope-01.azurewebsites.net", false},
+		{"functionApp", "https://devicegate-abc.azurewebsites.net", true},
+		{"containerApp", "https://login.example.org", true},
+		{"functionApp", "", true},
+		{"appService", "", false},
+	}
+	for _, c := range cases {
+		out, outputs, err := runStep(t, script, map[string]string{"HOSTING": c.hosting, "PUBLIC_URL": c.url, "EVENT": "workflow_run", "RUN_SHA": "feedface"}, nil)
+		if (err == nil) != c.ok {
+			t.Errorf("hosting %s, DEVICEGATE_PUBLIC_URL %q: passed = %v, want %v\n%s", c.hosting, c.url, err == nil, c.ok, out)
+			continue
+		}
+		if !c.ok && c.url != "" && !(strings.Contains(out, "::error::") && strings.Contains(out, c.hosting) && strings.Contains(out, c.url)) {
+			t.Errorf("hosting %s, %q: the refusal does not name the hosting and the address:\n%s", c.hosting, c.url, out)
+		}
+		if c.ok && (outputs["hosting"] != c.hosting || outputs["sha"] != "feedface") {
+			t.Errorf("hosting %s: gate outputs %v", c.hosting, outputs)
+		}
+	}
+}
+
+// TestFunctionAppJobUsesOnlyItsOwnDeployment runs the functionapp job's
+// target step against a stand-in az: outputs of another hosting are
+// refused (their address is not used), a missing storage role is named,
+// and a functionApp deployment yields its app and its own address.
+func TestFunctionAppJobUsesOnlyItsOwnDeployment(t *testing.T) {
+	script := workflowStep(t, "      - id: target")
+	outputs := func(hosting string) string {
+		return `{"hosting":{"value":"` + hosting + `"},"publicUrl":{"value":"https://` + hosting + `.example.net"},` +
+			`"functionAppName":{"value":"devicegate-abc"},"functionAppPrincipalId":{"value":"11111111-2222-3333-4444-555555555555"},` +
+			`"storageAccountName":{"value":"devicegateabc"}}`
+	}
+	az := func(hosting, roles string) map[string]string {
+		return map[string]string{"az": `
+case "$1 $2 $3" in
+  "deployment group show") cat <<'JSON'
+` + outputs(hosting) + `
+JSON
+  ;;
+  "storage account show") echo /subscriptions/s/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/devicegateabc ;;
+  "rest --method get") case "$*" in *"principalId%20eq%20'11111111-2222-3333-4444-555555555555'"*) printf '%s\n' ` + roles + ` ;; esac ;;
+  *) echo "unexpected az $*" >&2; exit 2 ;;
+esac
+`}
+	}
+	owner := "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
+	env := map[string]string{"RESOURCE_GROUP": "devicegate"}
+
+	for _, other := range []string{"staticWebApp", "containerApp"} {
+		out, got, err := runStep(t, script, env, az(other, owner))
+		if err == nil || !strings.Contains(out, "hosting="+other) || got["url"] != "" {
+			t.Errorf("outputs of %s: err %v, outputs %v\n%s", other, err, got, out)
+		}
+	}
+	out, got, err := runStep(t, script, env, az("functionApp", "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/ba92f5b4-2d11-453d-a403-e96b0029c9fe"))
+	if err == nil || !strings.Contains(out, "Storage Blob Data Owner") || got["app"] != "" {
+		t.Errorf("no Blob Data Owner role: err %v, outputs %v\n%s", err, got, out)
+	}
+	out, got, err = runStep(t, script, env, az("functionApp", owner))
+	if err != nil || got["app"] != "devicegate-abc" || got["url"] != "https://functionApp.example.net" {
+		t.Errorf("a functionApp deployment: err %v, outputs %v\n%s", err, got, out)
+	}
+}
