@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -30,12 +32,31 @@ func invalidRequest(desc string) error {
 	return oauth.ErrInvalidRequest.WithDescription(desc)
 }
 
+// errEmptyBody answers a POST whose body holds nothing. Behind Static Web
+// Apps the Azure Functions host rebuilds each request and copies its body
+// only when Content-Length is above zero, dropping Content-Type with it
+// (azure-functions-host HttpRequestExtensions.ToHttpRequestMessage): a body
+// sent chunked either never reaches devicegate (the host's client refuses to
+// send the rebuilt request and the host answers 500) or, where something in
+// front has removed the chunked framing or the client spoke HTTP/2 without a
+// length, arrives here empty and untyped. The description says what the
+// client must change rather than that its form is not a form (docs/DEPLOY.md,
+// "Functions host mode").
+var errEmptyBody = oauth.ErrInvalidRequest.WithDescription("the request body is empty: send the parameters as an application/x-www-form-urlencoded body with a Content-Length header; a body sent chunked, without Content-Length, does not reach devicegate through the Azure Functions host")
+
 // parseForm reads an application/x-www-form-urlencoded body, as RFC 6749
 // §3.2 and RFC 8628 §3.1 require, and rejects repeated parameters (RFC 6749
 // §3.1: parameters must not be included more than once). Only the body
-// counts: parameters in the query string are not read.
+// counts: parameters in the query string are not read. An empty body is
+// errEmptyBody, checked before the type, since the forwarding host drops
+// the type with the body.
 func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	const formType = "application/x-www-form-urlencoded"
+	// ContentLength is 0 for "Content-Length: 0" and for a request without
+	// any body framing, -1 for a chunked body (counted below).
+	if r.ContentLength == 0 {
+		return emptyForm(r)
+	}
 	// The plain type, as devices send it, needs no parsing (and ParseMediaType
 	// allocates); anything else is parsed as before.
 	if ct := r.Header.Get("Content-Type"); ct != formType {
@@ -44,13 +65,18 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 			return nil, invalidRequest("the request body must be application/x-www-form-urlencoded")
 		}
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	body := &countingReader{r: http.MaxBytesReader(w, r.Body, maxFormBytes)}
+	r.Body = body
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, oauth.Error{Code: "invalid_request", Description: "the request body is too large", Status: http.StatusRequestEntityTooLarge}
 		}
 		return nil, invalidRequest("the request body is not valid form encoding")
+	}
+	if body.n == 0 {
+		// A chunked body with no bytes in it.
+		return emptyForm(r)
 	}
 	for k, v := range r.PostForm {
 		if len(v) > 1 {
@@ -59,6 +85,32 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	}
 	return r.PostForm, nil
 }
+
+// emptyForm decides a request whose body is empty. Only a client that
+// authenticates with HTTP Basic may send nothing in it: a device
+// authorization request then needs no parameter (RFC 8628 §3.1 asks for
+// client_id only from a client not authenticating per RFC 6749 §3.2.1, and
+// scope is optional). Every other empty body is errEmptyBody.
+func emptyForm(r *http.Request) (url.Values, error) {
+	if _, _, ok := r.BasicAuth(); ok {
+		return url.Values{}, nil
+	}
+	return nil, errEmptyBody
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.ReadCloser
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.r.Close() }
 
 // safeName quotes a parameter name for an error description, cut short and
 // reduced to printable ASCII so a hostile name cannot shape our answer.
@@ -121,6 +173,13 @@ func (s *server) authenticateClient(r *http.Request, form url.Values) (*config.C
 		if len(secret) > 1024 {
 			return nil, cred, invalidClient(hasBasic, "client authentication failed")
 		}
+		if secret != "" {
+			// The provider compares this secret: devicegate must not be
+			// an unlimited oracle for it either.
+			if err := s.clientAuthBlocked(r, c); err != nil {
+				return nil, cred, err
+			}
+		}
 		cred.upstreamSecret = secret
 		return c, cred, nil
 	}
@@ -130,11 +189,76 @@ func (s *server) authenticateClient(r *http.Request, form url.Values) (*config.C
 	if secret == "" {
 		return nil, cred, invalidClient(hasBasic, "client authentication is required for this client")
 	}
+	// RFC 6749 §2.3.1: brute force against the secret must be stopped. An
+	// address or client over its budget of failures is refused before the
+	// secret is compared, so a guess past the budget learns nothing.
+	if err := s.clientAuthBlocked(r, c); err != nil {
+		return nil, cred, err
+	}
 	if subtle.ConstantTimeCompare([]byte(secret), []byte(c.Secret)) != 1 {
+		if err := s.clientAuthFailed(r.Context(), s.clientIP(r), c); err != nil {
+			return nil, cred, err
+		}
 		return nil, cred, invalidClient(hasBasic, "client authentication failed")
 	}
 	return c, cred, nil
 }
+
+// Rate-limit names of failed client authentications.
+const (
+	limitClientAuth       = "client-auth"        // per address (each network of it)
+	limitClientAuthClient = "client-auth-client" // per client_id
+)
+
+// clientAuthBlocked refuses, before any secret is compared or passed on,
+// a request from an address or for a client whose failed authentications
+// are over their budget (RateClientAuth, RateClientAuthClient).
+func (s *server) clientAuthBlocked(r *http.Request, c *config.Client) error {
+	if b, retry := s.Limiter.BlockedAddr(limitClientAuth, s.clientIP(r)); b {
+		return tooManyFailures(retry, "this address")
+	}
+	if b, retry := s.Limiter.Blocked(limitClientAuthClient, c.ID); b {
+		return tooManyFailures(retry, "this client")
+	}
+	return nil
+}
+
+// clientAuthFailed logs a failed client authentication — the client and
+// the address, never the value tried — and counts it against the address
+// and the client. Past either budget it returns the 429 to answer instead
+// of invalid_client; until then nil.
+func (s *server) clientAuthFailed(ctx context.Context, ip netip.Addr, c *config.Client) error {
+	s.Logger.WarnContext(ctx, "client authentication failed", "client_id", c.ID, "address", ip.String())
+	overAddr, retryAddr := s.Limiter.FailAddr(ctx, limitClientAuth, s.RateClientAuth, ip)
+	overClient, retryClient := s.Limiter.Fail(ctx, limitClientAuthClient, s.RateClientAuthClient, c.ID)
+	switch {
+	case overAddr:
+		return tooManyFailures(retryAddr, "this address")
+	case overClient:
+		return tooManyFailures(retryClient, "this client")
+	}
+	return nil
+}
+
+// tooManyFailures is the answer past a budget of failed client
+// authentications: 429 with Retry-After (RFC 6585 §4) and slow_down, as
+// for the other limits of the token endpoint. Not invalid_client: the
+// secret was not compared, and a device told invalid_client concludes its
+// secret is wrong, while slow_down tells it to wait and try again, which
+// is the truth (SECURITY.md gives the reasoning).
+func tooManyFailures(retry time.Duration, who string) error {
+	return limited{retry: retry, err: oauth.Error{Code: "slow_down", Status: http.StatusTooManyRequests,
+		Description: "too many failed client authentications from " + who + "; retry after " + strconv.Itoa(int((retry+time.Second-1)/time.Second)) + " seconds"}}
+}
+
+// limited marks an error answer that must carry Retry-After.
+type limited struct {
+	retry time.Duration
+	err   oauth.Error
+}
+
+func (l limited) Error() string { return l.err.Error() }
+func (l limited) Unwrap() error { return l.err }
 
 // credentials is what a request's client authentication carried beyond the
 // client's identity.
@@ -218,12 +342,18 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// withChallenge adds WWW-Authenticate for a challenge error and returns it.
+// withChallenge adds WWW-Authenticate for a challenge error (Retry-After
+// for a limited one) and returns it.
 func (s *server) withChallenge(w http.ResponseWriter, err error) error {
 	var c challenge
 	if errors.As(err, &c) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="devicegate", charset="UTF-8"`)
 		return c.err
+	}
+	var l limited
+	if errors.As(err, &l) {
+		retryAfter(w, l.retry)
+		return l.err
 	}
 	return err
 }
@@ -266,6 +396,11 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if len(form) == 0 {
+		// A token request always names its grant type (RFC 6749 §4.1.3,
+		// RFC 8628 §3.4), so an empty body is never one, Basic or not.
+		return errEmptyBody
+	}
 	gt := form.Get("grant_type")
 	switch gt {
 	case "":
@@ -294,14 +429,32 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 	if dc == "" {
 		return invalidRequest("device_code is required")
 	}
+	// Polls of device codes that match nothing (or another client's) are
+	// limited per address, and an address over that budget is refused
+	// before the store is read: junk polls cost no database read.
+	ip := s.clientIP(r)
+	if b, retry := s.Limiter.BlockedAddr(limitPollMisses, ip); b {
+		return tooManyPollMisses(w, retry)
+	}
 	if len(dc) > 512 {
+		if over, retry := s.Limiter.FailAddr(r.Context(), limitPollMisses, s.RatePollMisses, ip); over {
+			return tooManyPollMisses(w, retry)
+		}
 		return oauth.ErrInvalidGrant.WithDescription("unknown or already used device_code")
 	}
-	var tok *deviceflow.TokenResponse
+	var (
+		tok     *deviceflow.TokenResponse
+		outcome deviceflow.Outcome
+	)
 	if c.Passthrough() {
-		tok, _, err = s.Service.PollExchange(r.Context(), c.ID, dc, s.exchanger(c, up, cred.upstreamSecret))
+		tok, outcome, err = s.Service.PollExchange(r.Context(), c.ID, dc, s.exchanger(c, up, cred.upstreamSecret, ip))
 	} else {
-		tok, _, err = s.Service.Poll(r.Context(), c.ID, dc)
+		tok, outcome, err = s.Service.Poll(r.Context(), c.ID, dc)
+	}
+	if outcome == deviceflow.OutcomeUnknown {
+		if over, retry := s.Limiter.FailAddr(r.Context(), limitPollMisses, s.RatePollMisses, ip); over {
+			return tooManyPollMisses(w, retry)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, oauth.ErrInvalidClient) && cred.basic {
@@ -313,12 +466,23 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// limitPollMisses names the per-address budget of polls naming unknown
+// device codes.
+const limitPollMisses = "poll-misses"
+
+// tooManyPollMisses is the answer past that budget.
+func tooManyPollMisses(w http.ResponseWriter, retry time.Duration) error {
+	retryAfter(w, retry)
+	return oauth.Error{Code: "slow_down", Status: http.StatusTooManyRequests,
+		Description: "too many polls of unknown device codes from this address; retry after " + strconv.Itoa(int((retry+time.Second-1)/time.Second)) + " seconds"}
+}
+
 // exchanger is the passthrough exchange with the secret the device
 // presented, its failures sorted into what the flow should do: a secret the
 // provider refuses is the device's to fix (invalid_client, code kept); a
 // provider out of reach is retried on the next poll (authorization_pending);
 // a code the provider refuses, or an unusable answer, ends the flow.
-func (s *server) exchanger(c *config.Client, up Upstream, secret string) deviceflow.Exchanger {
+func (s *server) exchanger(c *config.Client, up Upstream, secret string, ip netip.Addr) deviceflow.Exchanger {
 	return func(ctx context.Context, code, verifier string) (*deviceflow.Tokens, error) {
 		t, err := up.ExchangeWithSecret(ctx, secret, code, verifier)
 		if err == nil {
@@ -339,6 +503,9 @@ func (s *server) exchanger(c *config.Client, up Upstream, secret string) devicef
 		errors.As(err, &xe)
 		switch {
 		case xe != nil && (xe.ClientRejected() || (xe.Kind == upstream.KindRejected && xe.Code == "unauthorized_client")):
+			// Counted like a wrong secret of our own: the next tries
+			// from this address or for this client wait once over budget.
+			_ = s.clientAuthFailed(ctx, ip, c)
 			return nil, &deviceflow.ExchangeFailure{Retry: true, Answer: oauth.ErrInvalidClient.WithDescription(
 				provider + " refused the client credentials the device presented; the sign-in is kept, so poll again with the right client secret")}
 		case xe != nil && xe.Kind != upstream.KindUnavailable:
@@ -466,7 +633,11 @@ func (s *server) refreshFailed(w http.ResponseWriter, r *http.Request, c *config
 			code := xe.Code
 			if xe.ClientRejected() {
 				if c.Passthrough() {
-					// The device's secret was refused: its credentials, its error.
+					// The device's secret was refused: its credentials, its
+					// error, counted like a wrong secret of our own.
+					if err := s.clientAuthFailed(r.Context(), s.clientIP(r), c); err != nil {
+						return s.withChallenge(w, err)
+					}
 					return s.withChallenge(w, invalidClient(cred.basic, provider+" refused the client credentials the device presented"))
 				}
 				// devicegate's own credentials were refused: the operator's
