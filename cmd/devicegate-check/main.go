@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	clientID := flags.String("client-id", "devicegate-check", "device client the check signs in as; list it in DEVICEGATE_CLIENTS (a public client is enough)")
 	secretEnv := flags.String("client-secret-env", "", "name of an environment variable holding the check client's secret, if it is confidential")
 	timeout := flags.Duration("timeout", 20*time.Second, "time limit for each request")
+	showVersion := flags.Bool("version", false, "print the version and exit")
 	flags.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: devicegate-check [flags] URL\n\nProbes a devicegate deployment end to end and explains each failure.\n\n")
 		flags.PrintDefaults()
@@ -61,6 +62,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return 0
 		}
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, versionLine("devicegate-check"))
+		return 0
 	}
 	if flags.NArg() != 1 {
 		flags.Usage()
@@ -395,7 +400,7 @@ func (c *checker) devicePage(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `action="/api/verify"`) {
-		return "", fail("site-missing", "the code-entry page is not served: the static pages (dist/site) were not deployed, or the /device route is missing from staticwebapp.config.json",
+		return "", fail("site-missing", "the code-entry page is not served: the site (dist/site) was not deployed, or staticwebapp.config.json lacks the /device rewrite to /api/device",
 			"/device: %d", resp.StatusCode)
 	}
 	h := resp.Header
@@ -413,7 +418,7 @@ func (c *checker) devicePage(ctx context.Context) (string, error) {
 		missing = append(missing, "Strict-Transport-Security")
 	}
 	if len(missing) > 0 {
-		return "", fail("page-headers", "the static pages lack security headers: staticwebapp.config.json's globalHeaders did not reach the site", "/device lacks %s", strings.Join(missing, ", "))
+		return "", fail("page-headers", "the code-entry page lacks security headers: the handler sets them on /api/device; something in front strips them", "/device lacks %s", strings.Join(missing, ", "))
 	}
 	return "served with its security headers", nil
 }
