@@ -193,6 +193,11 @@ type Binding struct {
 	// until the device's next refresh fills RefreshedAt in.
 	CreatedAt   time.Time `json:"created_at,omitzero"`
 	RefreshedAt time.Time `json:"refreshed_at,omitzero"`
+	// Key is the fingerprint of the server key ID was computed under
+	// (deviceflow.Hasher.Fingerprint; it reveals nothing about the key).
+	// It lets the operator see how many devices still depend on a previous
+	// key before removing it; empty on bindings written before it existed.
+	Key string `json:"key,omitempty"`
 }
 
 // Expired reports whether the binding is past its lifetime at now.
