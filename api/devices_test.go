@@ -106,6 +106,11 @@ func testDevicesCommand(t *testing.T, storeEnv map[string]string) {
 	if len(rows) != 2 || !strings.Contains(out.String(), "Living-room TV (tv)") || !strings.Contains(out.String(), "accounts.spotify.com") {
 		t.Fatalf("list:\n%s", out.String())
 	}
+	// Both bound under the current key: the census says the previous key
+	// (none is set here) could go without signing anyone out.
+	if !strings.Contains(out.String(), "Every device is bound under the current key") || !regexp.MustCompile(`(?m)\bcurrent$`).MatchString(out.String()) {
+		t.Errorf("list does not say which key the devices depend on:\n%s", out.String())
+	}
 	if strings.Contains(out.String(), tvToken) || strings.Contains(out.String(), radioToken) {
 		t.Fatal("the list shows a token")
 	}

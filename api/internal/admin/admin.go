@@ -79,17 +79,36 @@ func list(ctx context.Context, o Options) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tDEVICE\tPROVIDER\tSCOPES\tSIGNED IN\tLAST REFRESHED\tEXPIRES")
+	fmt.Fprintln(tw, "ID\tDEVICE\tPROVIDER\tSCOPES\tSIGNED IN\tLAST REFRESHED\tEXPIRES\tKEY")
+	keys := map[deviceflow.KeyState]int{}
 	for _, d := range devices {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, name(o, d.ClientID), provider(d.Upstream),
-			strings.Join(d.Scopes, " "), when(d.SignedIn, "unknown"), when(d.Refreshed, refreshedUnknown(d)), when(d.ExpiresAt, "-"))
+		keys[d.Key]++
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, name(o, d.ClientID), provider(d.Upstream),
+			strings.Join(d.Scopes, " "), when(d.SignedIn, "unknown"), when(d.Refreshed, refreshedUnknown(d)), when(d.ExpiresAt, "-"), d.Key)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.Out, "%d device(s). Times are UTC; LAST REFRESHED is recorded up to %s late. \"unknown\": bound before devicegate recorded it.\n",
 		len(devices), deviceflow.RefreshedGranularity)
+	keyCensus(o.Out, keys)
 	return nil
+}
+
+// keyCensus says what removing DEVICEGATE_SECRET_KEY_PREVIOUS would do
+// now: a binding is keyed by a hash of its refresh token, which devicegate
+// does not keep, so it cannot be re-keyed from the store; it moves to the
+// current key at the device's next refresh. Once no device depends on the
+// previous key, the rotation can end before the refresh lifetime is over.
+func keyCensus(w io.Writer, keys map[deviceflow.KeyState]int) {
+	prev, unknown := keys[deviceflow.KeyPrevious], keys[deviceflow.KeyUnknown]
+	switch {
+	case prev == 0 && unknown == 0:
+		fmt.Fprintln(w, "Every device is bound under the current key: DEVICEGATE_SECRET_KEY_PREVIOUS (if set) can be removed without signing anyone out.")
+	default:
+		fmt.Fprintf(w, "%d device(s) still depend on DEVICEGATE_SECRET_KEY_PREVIOUS and %d may (bound before devicegate recorded the key): removing it now signs those out. "+
+			"Each moves to the current key at its next refresh; or disconnect them and remove it.\n", prev, unknown)
+	}
 }
 
 // refreshedUnknown is what LAST REFRESHED shows when none is recorded: a

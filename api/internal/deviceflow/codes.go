@@ -132,6 +132,14 @@ const (
 )
 
 // Hash returns the hex HMAC of code, domain-separated by kind.
+// kindKeyID labels a key's fingerprint.
+const kindKeyID = "key-id"
+
+// Fingerprint names h's key without revealing it: an HMAC of a fixed
+// label under the key, cut to 12 hex digits. Two keys share one with
+// negligible probability; it only tells keys apart in the operator's list.
+func (h *Hasher) Fingerprint() string { return h.Hash(kindKeyID, "")[:12] }
+
 func (h *Hasher) Hash(kind, code string) string {
 	// Every poll hashes its device code: a keyed HMAC is reused (Reset
 	// restores the keyed state) instead of built, and the sum and its hex

@@ -36,6 +36,38 @@ type Device struct {
 	// recorded (a refresh is recorded up to RefreshedGranularity late).
 	SignedIn, Refreshed time.Time
 	ExpiresAt           time.Time
+	// Key says which server key the binding depends on: KeyCurrent,
+	// KeyPrevious (removing DEVICEGATE_SECRET_KEY_PREVIOUS signs it out
+	// unless it refreshes first), or KeyUnknown (bound before devicegate
+	// recorded the key; it moves to KeyCurrent at its next refresh).
+	Key KeyState
+}
+
+// KeyState is which configured key a binding depends on.
+type KeyState string
+
+const (
+	KeyCurrent  KeyState = "current"
+	KeyPrevious KeyState = "previous"
+	KeyUnknown  KeyState = "unknown"
+)
+
+// keyState names the key with fingerprint fp among the configured ones.
+// A fingerprint of no configured key cannot occur for a live binding that
+// a refresh could still find; it reads as unknown.
+func (s *Service) keyState(fp string) KeyState {
+	if fp == "" {
+		return KeyUnknown
+	}
+	for i, h := range s.hashers() {
+		if h.Fingerprint() == fp {
+			if i == 0 {
+				return KeyCurrent
+			}
+			return KeyPrevious
+		}
+	}
+	return KeyUnknown
 }
 
 // ErrNoSuchDevice: no live binding has the id given.
@@ -52,7 +84,7 @@ func (s *Service) Devices(ctx context.Context) ([]Device, error) {
 	err := s.c.Store.EachBinding(ctx, func(b *store.Binding) error {
 		out = append(out, Device{
 			ID: s.deviceID(b.ID), ClientID: b.ClientID, Upstream: b.Upstream, Scopes: slices.Clone(b.Scopes),
-			SignedIn: b.CreatedAt, Refreshed: b.RefreshedAt, ExpiresAt: b.ExpiresAt,
+			SignedIn: b.CreatedAt, Refreshed: b.RefreshedAt, ExpiresAt: b.ExpiresAt, Key: s.keyState(b.Key),
 		})
 		return nil
 	})

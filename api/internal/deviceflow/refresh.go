@@ -58,6 +58,7 @@ func (s *Service) BindRefresh(ctx context.Context, refreshToken, clientID, upstr
 		ID: s.c.Hasher.Hash(kindRefresh, refreshToken), ClientID: clientID, Upstream: upstream,
 		Scopes: slices.Clone(scopes), ExpiresAt: s.c.Now().Add(s.c.RefreshLifetime), CreatedAt: s.c.Now(),
 		Account: s.accountHash(upstream, account),
+		Key:     s.c.Hasher.Fingerprint(),
 	})
 	if err != nil {
 		return fmt.Errorf("deviceflow: binding the refresh token: %w", err)
@@ -110,6 +111,7 @@ func (s *Service) Refreshed(ctx context.Context, g *RefreshGrant, newToken strin
 	next.Scopes = slices.Clone(scopes)
 	next.ExpiresAt = now.Add(s.c.RefreshLifetime)
 	next.RefreshedAt = now
+	next.Key = s.c.Hasher.Fingerprint() // every write below is under the current key
 	target := g.current
 	if newToken != "" {
 		target = s.c.Hasher.Hash(kindRefresh, newToken)
@@ -120,7 +122,7 @@ func (s *Service) Refreshed(ctx context.Context, g *RefreshGrant, newToken strin
 		next.ID = target
 		err = s.c.Store.MoveBinding(ctx, g.binding.ID, next)
 	case g.binding.ExpiresAt.Sub(now) < s.c.RefreshLifetime/2 || !slices.Equal(scopes, g.binding.Scopes) ||
-		now.Sub(lastUse(g.binding)) >= RefreshedGranularity:
+		now.Sub(lastUse(g.binding)) >= RefreshedGranularity || g.binding.Key != next.Key:
 		err = s.c.Store.PutBinding(ctx, next)
 	}
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -470,5 +471,60 @@ func TestRotationMovesBindingsToTheCurrentKey(t *testing.T) {
 	// The move left nothing under the old key.
 	if _, err := f.svc.CheckRefresh(ctx, "rt-refreshed", "tv", "acme"); !errors.Is(err, deviceflow.ErrRefreshUnbound) {
 		t.Errorf("the old-key binding is still there: %v", err)
+	}
+}
+
+// TestDevicesTellWhichKey: the operator's list says which bindings still
+// depend on the previous key (removing it signs those out), which moved to
+// the current key at a refresh, and which predate the key being recorded,
+// so a rotation can end as soon as none depends on the previous key.
+func TestDevicesTellWhichKey(t *testing.T) {
+	f := newFixture(t) // key 7
+	for _, tok := range []string{"rt-moves", "rt-stays"} {
+		if err := f.svc.BindRefresh(ctx, tok, "tv", "acme", []string{"streaming"}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A binding written before bindings recorded their key.
+	if err := f.store.PutBinding(ctx, &store.Binding{ID: "written-by-an-older-release", ClientID: "tv", Upstream: "acme",
+		ExpiresAt: f.clock.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	oldHasher, _ := deviceflow.NewHasher(bytes.Repeat([]byte{7}, 32))
+	newHasher, _ := deviceflow.NewHasher(bytes.Repeat([]byte{9}, 32))
+	if oldHasher.Fingerprint() == newHasher.Fingerprint() {
+		t.Fatal("two keys share a fingerprint")
+	}
+	cfg := f.cfg
+	cfg.Hasher, cfg.Previous = newHasher, []*deviceflow.Hasher{oldHasher}
+	overlap, err := deviceflow.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	census := func() map[deviceflow.KeyState]int {
+		t.Helper()
+		ds, err := overlap.Devices(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[deviceflow.KeyState]int{}
+		for _, d := range ds {
+			out[d.Key]++
+		}
+		return out
+	}
+	if got, want := census(), map[deviceflow.KeyState]int{deviceflow.KeyPrevious: 2, deviceflow.KeyUnknown: 1}; !maps.Equal(got, want) {
+		t.Errorf("before any refresh: %v, want %v", got, want)
+	}
+	g, err := overlap.CheckRefresh(ctx, "rt-moves", "tv", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := overlap.Refreshed(ctx, g, "", []string{"streaming"}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[deviceflow.KeyState]int{deviceflow.KeyCurrent: 1, deviceflow.KeyPrevious: 1, deviceflow.KeyUnknown: 1}
+	if got := census(); !maps.Equal(got, want) {
+		t.Errorf("after one device refreshed: %v, want %v", got, want)
 	}
 }

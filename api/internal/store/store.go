@@ -198,6 +198,11 @@ type Binding struct {
 	// disconnect their own devices at /devices; "" when the provider did
 	// not name the account. It cannot be turned back into the identifier.
 	Account string `json:"account,omitempty"`
+	// Key is the fingerprint of the server key ID was computed under
+	// (deviceflow.Hasher.Fingerprint; it reveals nothing about the key).
+	// It lets the operator see how many devices still depend on a previous
+	// key before removing it; empty on bindings written before it existed.
+	Key string `json:"key,omitempty"`
 }
 
 // Expired reports whether the binding is past its lifetime at now.
