@@ -140,6 +140,14 @@ func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 	challenge, ok := p.challenges[code]
 	delete(p.challenges, code)
 	p.mu.Unlock()
+	// RFC 7636 §4.1: a verifier is 43 to 128 unreserved characters; a
+	// real provider refuses a shorter one.
+	if v := r.PostForm.Get("code_verifier"); challenge != "" && !validVerifier(v) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":"invalid_grant","error_description":"code_verifier is not 43-128 unreserved characters"}`)
+		return
+	}
 	sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
 	pkceOK := base64.RawURLEncoding.EncodeToString(sum[:]) == challenge ||
 		(challenge == "" && r.PostForm.Get("code_verifier") == "") // a provider without PKCE
@@ -157,6 +165,20 @@ func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, `{"access_token":"AT-`+code+`","token_type":"Bearer","expires_in":3600,"refresh_token":"RT-`+code+`","scope":"`+scope+`"}`)
 }
 
+// validVerifier applies RFC 7636 §4.1: 43 to 128 characters of
+// [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
+func validVerifier(v string) bool {
+	if len(v) < 43 || len(v) > 128 {
+		return false
+	}
+	for _, c := range v {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.ContainsRune("-._~", c)) {
+			return false
+		}
+	}
+	return true
+}
+
 // harness is devicegate's API on a loopback server, with a settable clock,
 // deterministic randomness, a fault-injecting store and a fake provider.
 type harness struct {
@@ -166,6 +188,7 @@ type harness struct {
 	provider *fakeProvider // the default upstream, "Acme Music"
 	bike     *fakeProvider // the "bike" client's own upstream, Strava's preset
 	srv      *httptest.Server
+	client   *http.Client // a device: no cookies (trusts the server's certificate under withTLS)
 	browser  *http.Client // keeps cookies, does not follow redirects
 	logs     *bytes.Buffer
 	svc      *deviceflow.Service
@@ -202,6 +225,9 @@ type harnessConfig struct {
 	rateRefresh   ratelimit.Rule // per address
 	rateRefreshC  ratelimit.Rule // per client
 	trustedProxy  bool
+	// tls serves over https, so the public URL is https (__Host- cookies,
+	// Secure, HSTS).
+	tls bool
 	// upstreamTimeout bounds each exchange; short by default so the hang
 	// tests are quick.
 	upstreamTimeout time.Duration
@@ -219,6 +245,11 @@ func withLimits(authorize, verify ratelimit.Rule, trustedProxy bool) harnessOpt 
 
 func withRefreshLimits(perAddress, perClient ratelimit.Rule) harnessOpt {
 	return func(hc *harnessConfig) { hc.rateRefresh, hc.rateRefreshC = perAddress, perClient }
+}
+
+// withTLS serves the harness over https.
+func withTLS() harnessOpt {
+	return func(hc *harnessConfig) { hc.tls = true }
 }
 
 func withBackend(s store.Store, c *storetest.Clock) harnessOpt {
@@ -261,7 +292,11 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	h := &harness{t: t, clock: hc.clock, store: faulty.Wrap(hc.backend), logs: &bytes.Buffer{},
 		provider: newFakeProvider(t, "up-client", "up-secret"), bike: newFakeProvider(t, "bike-up", "bike-secret")}
 	h.srv = httptest.NewUnstartedServer(nil)
-	h.srv.Start()
+	if hc.tls {
+		h.srv.StartTLS()
+	} else {
+		h.srv.Start()
+	}
 	t.Cleanup(h.srv.Close)
 
 	hasher, err := deviceflow.NewHasher(bytes.Repeat([]byte{42}, 32))
@@ -325,7 +360,8 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	h.srv.Config.Handler = handler
 	h.svc = svc
 	jar, _ := cookiejar.New(nil)
-	h.browser = &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	h.client = h.srv.Client()
+	h.browser = &http.Client{Transport: h.client.Transport, Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return h
 }
 
@@ -376,7 +412,7 @@ func (r *response) json(t testing.TB) map[string]any {
 func (h *harness) do(req *http.Request, c *http.Client) *response {
 	h.t.Helper()
 	if c == nil {
-		c = http.DefaultClient
+		c = h.client
 	}
 	res, err := c.Do(req)
 	if err != nil {
