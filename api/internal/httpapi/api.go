@@ -504,7 +504,7 @@ func grantedScopes(c *config.Client, answer string, fallback []string) ([]string
 		return slices.Clone(fallback), nil
 	}
 	for _, sc := range scopes {
-		if true {
+		if c.AllowsScope(sc) {
 			continue
 		}
 		return nil, errors.New("the provider granted scope " + safeName(sc) + ", which this client may not hold")
