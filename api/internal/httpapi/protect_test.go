@@ -252,3 +252,36 @@ func mustRequest(t *testing.T, method, u string) *http.Request {
 	}
 	return req
 }
+
+// TestFormBodiesOnly: a body of another type is refused with a
+// description that says which type to send (RFC 6749 §3.2, RFC 8628
+// §3.1), rather than read as if it were absent.
+func TestFormBodiesOnly(t *testing.T) {
+	h := newHarness(t)
+	for _, ct := range []string{"application/json", "text/plain", "multipart/form-data; boundary=x"} {
+		req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/api/authorize", strings.NewReader("client_id=tv"))
+		req.Header.Set("Content-Type", ct)
+		m := wantOAuthError(t, h.do(req, nil), http.StatusBadRequest, "invalid_request")
+		if d, _ := m["error_description"].(string); !strings.Contains(d, "application/x-www-form-urlencoded") {
+			t.Errorf("%s body: %q, want the description to name the form type", ct, d)
+		}
+	}
+}
+
+// TestProviderErrorCodeShapeChecked: an error the provider's redirect
+// carries reaches the device only if it has the shape of an RFC 6749
+// §4.1.2.1 code, so a crafted redirect cannot put its own words into what
+// the device shows.
+func TestProviderErrorCodeShapeChecked(t *testing.T) {
+	h := newHarness(t)
+	g := h.authorize("tv", "")
+	q := h.allow(g.UserCode)
+	res := h.browse(http.MethodGet, "/api/callback?"+url.Values{"error": {"Call +1 555 0100 to restore your account"}, "state": {q.Get("state")}}.Encode(), nil)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("callback: %d %s", res.StatusCode, res.body)
+	}
+	m := wantOAuthError(t, h.poll("tv", g.DeviceCode), http.StatusBadRequest, "access_denied")
+	if d, _ := m["error_description"].(string); strings.Contains(d, "555") || !strings.Contains(d, "invalid error code") {
+		t.Errorf("the device was told %q", d)
+	}
+}
