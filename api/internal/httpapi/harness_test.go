@@ -228,6 +228,10 @@ type harnessConfig struct {
 	// tls serves over https, so the public URL is https (__Host- cookies,
 	// Secure, HSTS).
 	tls bool
+	// issuer and issPromised are the default upstream's RFC 9207 issuer
+	// and promise, as oidc discovery would set them.
+	issuer      string
+	issPromised bool
 	// upstreamTimeout bounds each exchange; short by default so the hang
 	// tests are quick.
 	upstreamTimeout time.Duration
@@ -245,6 +249,12 @@ func withLimits(authorize, verify ratelimit.Rule, trustedProxy bool) harnessOpt 
 
 func withRefreshLimits(perAddress, perClient ratelimit.Rule) harnessOpt {
 	return func(hc *harnessConfig) { hc.rateRefresh, hc.rateRefreshC = perAddress, perClient }
+}
+
+// withIssuer gives the default upstream an issuer (and the RFC 9207
+// promise to send iss), as oidc discovery does.
+func withIssuer(issuer string, promised bool) harnessOpt {
+	return func(hc *harnessConfig) { hc.issuer, hc.issPromised = issuer, promised }
 }
 
 // withTLS serves the harness over https.
@@ -320,6 +330,7 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	preset.AuthURL = "https://accounts.acme.test/authorize"
 	preset.TokenURL = h.provider.srv.URL + "/token"
 	preset.PKCE = true
+	preset.Issuer, preset.IssParameter = hc.issuer, hc.issPromised
 	up, err := upstream.New(upstream.Options{
 		Preset: preset, ClientID: "up-client", ClientSecret: "up-secret",
 		RedirectURL: h.srv.URL + "/api/callback", Timeout: hc.upstreamTimeout,

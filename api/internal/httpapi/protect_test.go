@@ -285,3 +285,51 @@ func TestProviderErrorCodeShapeChecked(t *testing.T) {
 		t.Errorf("the device was told %q", d)
 	}
 }
+
+// TestCallbackChecksTheIssuer: for a provider whose issuer is known (oidc),
+// the callback refuses an authorization response naming another issuer,
+// and — when the provider promised RFC 9207 iss — one naming none; the
+// device is told the sign-in ended. The right iss is accepted.
+func TestCallbackChecksTheIssuer(t *testing.T) {
+	const issuer = "https://accounts.acme.test"
+	for _, tc := range []struct {
+		name     string
+		promised bool
+		iss      string
+		ok       bool
+	}{
+		{"another issuer", false, "https://evil.test", false},
+		{"none, though promised", true, "", false},
+		{"the right one", true, issuer, true},
+		{"none, not promised", false, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, withIssuer(issuer, tc.promised))
+			g := h.authorize("tv", "")
+			q := h.allow(g.UserCode)
+			code := "code-" + q.Get("state")[:8]
+			h.provider.issue(code, q.Get("code_challenge"))
+			v := url.Values{"code": {code}, "state": {q.Get("state")}}
+			if tc.iss != "" {
+				v.Set("iss", tc.iss)
+			}
+			res := h.browse(http.MethodGet, "/api/callback?"+v.Encode(), nil)
+			if tc.ok {
+				if res.StatusCode != http.StatusOK {
+					t.Fatalf("callback: %d %s", res.StatusCode, res.body)
+				}
+				if res := h.poll("tv", g.DeviceCode); res.StatusCode != http.StatusOK {
+					t.Errorf("poll: %d %s", res.StatusCode, res.body)
+				}
+				return
+			}
+			if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(res.body), "different provider") {
+				t.Fatalf("callback with iss %q: %d %s", tc.iss, res.StatusCode, res.body)
+			}
+			if h.provider.exchangeCount() != 0 {
+				t.Error("the code was exchanged")
+			}
+			wantOAuthError(t, h.poll("tv", g.DeviceCode), http.StatusBadRequest, "access_denied")
+		})
+	}
+}
