@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, environ []string, stderr io.Writer)
 	getenv := func(k string) string { return vars[k] }
 	flags := flag.NewFlagSet("devicegate", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	demoMode := flags.Bool("demo", false, "also run a built-in demo OAuth provider and a device client \"demo\", to try the whole flow locally")
+	demoMode := flags.Bool("demo", false, "also run a built-in demo OAuth provider and a device client \"demo\" (and \"devicegate-check\" for the deployment check), to try the whole flow locally")
 	addr := flags.String("addr", "", "listen address (overrides DEVICEGATE_ADDR), e.g. 127.0.0.1:8080")
 	flags.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: devicegate [-demo] [-addr host:port]\n\nAn OAuth 2.0 Device Authorization Grant proxy. Configured by DEVICEGATE_* environment variables (see README.md).\n\n")
@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, environ []string, stderr io.Writer)
 	}
 	cfg, err := config.Load(listenEnv(getenv, *addr), *demoMode)
 	if err != nil {
-		return err
+		return explainConfig(err, environ, getenv, *demoMode)
 	}
 	// Under the Functions host, routine lines go to stdout (see levelSplit).
 	info := stderr
@@ -110,6 +110,26 @@ func run(ctx context.Context, args []string, environ []string, stderr io.Writer)
 			fmt.Fprintf(stderr, demoHelp, cfg.PublicURL)
 		}
 	})
+}
+
+// explainConfig adds to a configuration error what a newcomer needs next:
+// the variables set under a name no setting reads (the misspelling that
+// probably caused a "required" above), and, when nothing names a provider
+// app or a device client yet, that -demo runs the whole flow without one.
+func explainConfig(err error, environ []string, getenv func(string) string, demo bool) error {
+	var le *config.LoadError
+	if !errors.As(err, &le) {
+		return err
+	}
+	msg := err.Error()
+	if unknown := le.UnknownVariables(environ); len(unknown) > 0 {
+		msg += "\nSet but read by no setting (misspelled?):\n" + strings.Join(unknown, "\n")
+	}
+	if !demo && getenv("DEVICEGATE_CLIENTS") == "" && getenv("DEVICEGATE_CLIENTS_FILE") == "" && getenv("DEVICEGATE_UPSTREAM_CLIENT_ID") == "" {
+		msg += "\nTo try devicegate first, without an account at a provider, start it with -demo (go run ./api -demo, or devicegate -demo): " +
+			"a built-in demo provider and device client. README.md says how to set it up for real."
+	}
+	return errors.New(msg)
 }
 
 // listenEnv returns getenv with DEVICEGATE_ADDR decided: the -addr flag
@@ -212,7 +232,13 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 		}
 		cfg.Upstream.ClientID, cfg.Upstream.ClientSecret = clientID, clientSecret
 		if len(cfg.Clients) == 0 {
-			cfg.Clients = []config.Client{{ID: "demo", Name: "Demo device", DefaultScopes: []string{"profile"}}}
+			// demo is the device; devicegate-check is the client the
+			// deployment check uses by default (docs/DEPLOY.md has every
+			// deployment add it), so the check passes against -demo as is.
+			cfg.Clients = []config.Client{
+				{ID: "demo", Name: "Demo device", DefaultScopes: []string{"profile"}},
+				{ID: "devicegate-check", Name: "Deployment check", DefaultScopes: []string{"profile"}},
+			}
 		}
 	}
 	// One provider per distinct upstream: clients that share an app at a
@@ -229,7 +255,10 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 			return nil, err
 		}
 		built[u] = p
-		logger.Info("provider ready; register this redirect URI there", "provider", p.DisplayName(), "redirect_uri", callbacks[u])
+		// What to enter at the provider, in its own words: most take the
+		// whole redirect URI, Strava a callback domain (preset data).
+		setting, key, value := p.Registration()
+		logger.Info("provider ready; enter this in your app's settings there", "provider", p.DisplayName(), "setting", setting, key, value)
 		return p, nil
 	}
 	var def httpapi.Upstream
@@ -429,7 +458,16 @@ func openStore(cfg *config.Config, logger *slog.Logger) (store.Store, error) {
 	case "memory":
 		return memory.New(time.Now), nil
 	case "bolt":
-		return bolt.Open(cfg.BoltPath, bolt.Options{Now: time.Now, Logger: logger})
+		st, err := bolt.Open(cfg.BoltPath, bolt.Options{Now: time.Now, Logger: logger})
+		if errors.Is(err, bolt.ErrLocked) {
+			return nil, fmt.Errorf("%w\nAnother devicegate is running from this folder (on another port, or in another terminal). Stop it, "+
+				"or run this one with DEVICEGATE_STORE=memory (nothing kept across restarts), or start it from another folder "+
+				"(or point DEVICEGATE_BOLT_PATH at another file)", err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
 	}
 	return nil, fmt.Errorf("unknown store %q", cfg.Store)
 }

@@ -252,13 +252,17 @@ func TestDemoWiring(t *testing.T) {
 			t.Errorf("%s: %d", path, res.StatusCode)
 		}
 	}
-	res, err := http.PostForm(base+"/api/authorize", map[string][]string{"client_id": {"demo"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != 200 {
-		t.Errorf("authorize: %d", res.StatusCode)
+	// demo is the device; devicegate-check is the deployment check's
+	// default client, so the check passes against -demo as it is.
+	for _, client := range []string{"demo", "devicegate-check"} {
+		res, err := http.PostForm(base+"/api/authorize", map[string][]string{"client_id": {client}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("authorize %s: %d", client, res.StatusCode)
+		}
 	}
 }
 
@@ -427,5 +431,86 @@ func TestRunStartMessages(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil || strings.Contains(out2.String(), "level=WARN") || !strings.Contains(out2.String(), "devicegate is ready") {
 		t.Errorf("free port: %v\n%s", err, out2.String())
+	}
+}
+
+// TestConfigErrorsNameMisspellingsAndDemo: a newcomer's first start. The
+// misspelled variable is named next to the "required" it causes, not only
+// when the start succeeds; with nothing configured at all, -demo is
+// suggested; once a provider app is configured, it is not.
+func TestConfigErrorsNameMisspellingsAndDemo(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), nil, []string{"DEVICEGATE_CLEINTS=[]", "HOME=/nowhere"}, &out)
+	if err == nil {
+		t.Fatal("run accepted a configuration without clients")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"DEVICEGATE_CLIENTS: required",
+		"DEVICEGATE_CLEINTS: no such setting; ignored (did you mean DEVICEGATE_CLIENTS?)",
+		"start it with -demo (go run ./api -demo",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error lacks %q:\n%s", want, msg)
+		}
+	}
+	err = run(context.Background(), nil, []string{"DEVICEGATE_UPSTREAM_CLIENT_ID=abc", "DEVICEGATE_STORE=floppy"}, &out)
+	if err == nil || strings.Contains(err.Error(), "-demo") || strings.Contains(err.Error(), "misspelled") {
+		t.Errorf("a configured provider app: %v", err)
+	}
+}
+
+// TestSecondDemoInOneFolder: the bolt file is locked by the first
+// devicegate; the second is told what to do about it.
+func TestSecondDemoInOneFolder(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Load(envMap(map[string]string{"DEVICEGATE_BOLT_PATH": filepath.Join(dir, "devicegate.db")}), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	first, err := openStore(cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	_, err = openStore(cfg, logger)
+	if err == nil {
+		t.Fatal("a second store opened the locked file")
+	}
+	for _, want := range []string{"locked by another devicegate process", "Stop it", "DEVICEGATE_STORE=memory", "another folder"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error lacks %q: %v", want, err)
+		}
+	}
+}
+
+// TestStartLineSaysWhatEachProviderAsks: the start-up line for each
+// provider says what to enter at it, in its words: the redirect URI for
+// Spotify, the callback domain for Strava.
+func TestStartLineSaysWhatEachProviderAsks(t *testing.T) {
+	env := map[string]string{
+		"DEVICEGATE_STORE": "memory", "DEVICEGATE_PUBLIC_URL": "http://127.0.0.1:8080",
+		"DEVICEGATE_CLIENTS": `[{"client_id":"tv","name":"TV"},
+		  {"client_id":"bike","name":"Bike","upstream":{"preset":"strava","client_id":"s-1","client_secret_env":"STRAVA_SECRET"}}]`,
+		"DEVICEGATE_UPSTREAM_CLIENT_ID": "sp-1", "DEVICEGATE_UPSTREAM_CLIENT_SECRET": "sp-secret", "STRAVA_SECRET": "st-secret",
+	}
+	cfg, err := config.Load(envMap(env), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	a, err := build(cfg, slog.New(slog.NewTextHandler(&logs, nil)), "http://127.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	for _, want := range []string{
+		`msg="provider ready; enter this in your app's settings there" provider=Spotify setting="Redirect URIs" redirect_uri=http://127.0.0.1:8080/api/callback`,
+		`msg="provider ready; enter this in your app's settings there" provider=Strava setting="Authorization Callback Domain" callback_domain=127.0.0.1`,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("start-up lines lack %s:\n%s", want, logs.String())
+		}
 	}
 }

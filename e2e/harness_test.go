@@ -336,6 +336,13 @@ func chromiumPath(t *testing.T) string {
 // newBrowser opens a fresh browser profile with a phone-sized window.
 func newBrowser(t *testing.T, name string, width, height int) *browser {
 	t.Helper()
+	return newBrowserFor(t, name, width, height, 60*time.Second)
+}
+
+// newBrowserFor is newBrowser for a test whose person takes longer than a
+// minute in all.
+func newBrowserFor(t *testing.T, name string, width, height int, limit time.Duration) *browser {
+	t.Helper()
 	// Not t.TempDir: Chromium's helpers may still write to the profile for
 	// a moment after the browser is told to stop.
 	profile, err := os.MkdirTemp("", "devicegate-e2e-chromium-")
@@ -357,7 +364,7 @@ func newBrowser(t *testing.T, name string, width, height int) *browser {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, limit)
 	t.Cleanup(func() {
 		cancelTimeout()
 		cancel()

@@ -52,7 +52,7 @@ echo "== 1. the check against devicegate -demo"
 port=$(freeport)
 bg "$work/demo.log" env DEVICEGATE_STORE=memory "$work/devicegate" -demo -addr "127.0.0.1:$port"
 up "http://127.0.0.1:$port/api/health"
-expect_pass demo "http://127.0.0.1:$port" -client-id demo
+expect_pass demo "http://127.0.0.1:$port" # no -client-id: -demo registers devicegate-check
 stop "$pgid"
 
 echo "== 2. the check against dist/ behind the SWA CLI, a fork for another provider"

@@ -78,8 +78,13 @@ poll() { curl -s "$@" -d client_id=tv -d "client_secret=$secret" -d grant_type=u
 echo "-- poll before approval, secret in the body"
 [ "$(poll | json "['error']")" = authorization_pending ] || fail "first poll"
 
-echo "-- the person: confirmation page, Allow"
-curl -s -c "$jar" -b "$jar" -d "user_code=$(echo "$uc" | tr 'A-Z' 'a-z' | tr -d -)" "$base/api/verify" >"$work/confirm.html"
+echo "-- the person: the code typed (sent by GET, as the entry form does), confirmation page, Allow"
+typed=$(echo "$uc" | tr 'A-Z' 'a-z' | tr -d -)
+# A code posted without a decision (an entry page from before) is sent on
+# to the GET with 303: no page in the browser's history answers a POST.
+prg=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -d "user_code=$typed" "$base/api/verify")
+[ "$prg" = "303 $base/api/verify?user_code=$typed" ] || fail "a posted code was not redirected to its GET: $prg"
+curl -s -G -c "$jar" -b "$jar" --data-urlencode "user_code=$typed" "$base/api/verify" >"$work/confirm.html"
 grep -q "SWA TV" "$work/confirm.html" || fail "confirmation page"
 csrf=$(grep -o 'name="csrf" value="[^"]*"' "$work/confirm.html" | sed 's/.*value="//;s/"$//')
 loc=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" -H "Origin: $base" \

@@ -413,6 +413,17 @@ func (c *checker) confirmation(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if resp.StatusCode == http.StatusSeeOther {
+		// Post/Redirect/Get, as devicegate answers a typed code since its
+		// entry form sends the code by GET: follow it on this site only.
+		loc, lerr := resp.Location()
+		if lerr != nil || !strings.HasPrefix(loc.String(), c.site+"/api/verify?") {
+			return "", fail("unexpected-answer", "the verification page sent the typed code somewhere else than its own confirmation", "/api/verify: 303 to %q", resp.Header.Get("Location"))
+		}
+		if resp, body, err = c.do(ctx, http.MethodGet, loc.String(), nil, nil); err != nil {
+			return "", err
+		}
+	}
 	m := csrfField.FindSubmatch(body)
 	switch {
 	case resp.StatusCode == http.StatusForbidden:

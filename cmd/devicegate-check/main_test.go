@@ -29,6 +29,7 @@ type site struct {
 	provider       string // where Allow redirects
 	acceptsForeign bool   // a callback that ignores state
 	trustsClientIP bool   // takes X-Forwarded-For as sent by the caller
+	prg            string // where a typed code posted without a decision is redirected ("" shows the confirmation at once, as devicegate did before)
 }
 
 func (s *site) start(t *testing.T) *httptest.Server {
@@ -94,8 +95,17 @@ func (s *site) start(t *testing.T) *httptest.Server {
 			}
 			fmt.Fprintf(w, `{"device_code":"dc","user_code":"BCDF-GHJK","verification_uri":"%s/device","verification_uri_complete":"%s/device?user_code=BCDF-GHJK","expires_in":600,"interval":5}`, issuer, issuer)
 		case "/api/verify":
+			if r.Method == http.MethodGet && s.prg != "" && r.URL.Query().Get("user_code") == "BCDF-GHJK" {
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				fmt.Fprint(w, `<form method="post"><input type="hidden" name="csrf" value="tok"><button name="action" value="allow">Continue</button></form>`)
+				return
+			}
 			if r.Header.Get("Origin") != self {
 				w.WriteHeader(http.StatusForbidden)
+				return
+			}
+			if s.prg != "" && r.FormValue("action") == "" {
+				http.Redirect(w, r, strings.ReplaceAll(s.prg, "SELF", self)+"?user_code="+url.QueryEscape(r.FormValue("user_code")), http.StatusSeeOther)
 				return
 			}
 			if r.FormValue("action") == "allow" && r.FormValue("csrf") == "tok" {
@@ -150,6 +160,8 @@ func TestDiagnoses(t *testing.T) {
 		{"a second CSP names another provider", site{provider: "https://id.fork.example", extraCSP: "form-action 'self' https://accounts.spotify.com"}, "csp-blocks-provider"},
 		{"a second CSP without form-action does not block", site{extraCSP: "default-src 'none'"}, ""},
 		{"callback accepts a foreign state", site{acceptsForeign: true}, "callback-accepts-foreign-state"},
+		{"typed code redirected to its confirmation (Post/Redirect/Get)", site{prg: "/api/verify"}, ""},
+		{"typed code redirected off the site", site{prg: "https://elsewhere.example/api/verify"}, "unexpected-answer"},
 		{"client address taken from the caller's X-Forwarded-For", site{trustsClientIP: true}, "forwarded-for-spoofable"},
 	}
 	for _, tt := range tests {

@@ -178,6 +178,9 @@ func login(ctx context.Context, cfg *oauth2.Config, o options, stdout, stderr io
 		link = da.VerificationURI
 	}
 	fmt.Fprintf(stderr, "\nTo sign in, open  %s\nand enter the code  %s\n", da.VerificationURI, da.UserCode)
+	if onlyHere(da.VerificationURI) {
+		fmt.Fprint(stderr, loopbackNote)
+	}
 	if !o.noQR {
 		fmt.Fprintf(stderr, "\nOr scan this with your phone:\n\n")
 		if err := writeQR(stderr, link); err != nil {
@@ -207,6 +210,21 @@ func login(ctx context.Context, cfg *oauth2.Config, o options, stdout, stderr io
 		fmt.Fprintln(stderr, "Signed in.")
 	}
 	return nil
+}
+
+// loopbackNote is shown under a link to a loopback address, which only
+// this computer can open: a phone scanning the QR code would reach itself.
+const loopbackNote = `
+That address is on this computer only: open it in a browser here. A phone
+cannot reach it. To approve on a phone, deploy devicegate (docs/DEPLOY.md)
+or run it behind HTTPS at home — see "Reaching it from your phone" in
+README.md.
+`
+
+// onlyHere reports whether link points at a loopback address.
+func onlyHere(link string) bool {
+	u, err := url.Parse(link)
+	return err == nil && isLoopbackHost(u.Hostname())
 }
 
 // spinner shows that we are waiting and how long the code has left.

@@ -130,7 +130,7 @@ func person(t *testing.T, s *server, code, ourChoice, providerChoice string) {
 		b, _ := io.ReadAll(res.Body)
 		return string(b)
 	}
-	confirm := page(c.PostForm(s.base+"/api/verify", url.Values{"user_code": {code}}))
+	confirm := page(c.Get(s.base + "/api/verify?" + url.Values{"user_code": {code}}.Encode())) // as the entry form sends it
 	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(confirm)
 	if m == nil {
 		t.Fatalf("no confirmation page: %s", confirm)
@@ -229,6 +229,12 @@ func TestLoginStdoutAndDenials(t *testing.T) {
 	if strings.Contains(stderr.String(), "written to") || !strings.HasSuffix(stderr.String(), "Signed in.\n") {
 		t.Errorf("stderr after a login to stdout ends %q", stderr.String())
 	}
+	// The link is a loopback address: the person is told a phone cannot
+	// open it, and where to read how to make one that can.
+	if !strings.Contains(stderr.String(), "That address is on this computer only: open it in a browser here. A phone\ncannot reach it.") ||
+		!strings.Contains(stderr.String(), "docs/DEPLOY.md") || !strings.Contains(stderr.String(), `"Reaching it from your phone" in`) {
+		t.Errorf("no loopback note under the link:\n%s", stderr.String())
+	}
 
 	for _, tc := range []struct{ ours, provider string }{{"deny", ""}, {"allow", "deny"}} {
 		code, _, stderr, wait := startLogin(t, s, "-client-id", "demo", "-no-qr")
@@ -273,6 +279,24 @@ func TestUsageErrors(t *testing.T) {
 		err := run(context.Background(), tc.args, func(string) string { return "" }, io.Discard, io.Discard, false)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestOnlyHere: which links get the note that a phone cannot open them.
+func TestOnlyHere(t *testing.T) {
+	for link, want := range map[string]bool{
+		"http://127.0.0.1:8080/device":             true,
+		"http://127.0.0.2:8080/device":             true,
+		"http://[::1]:8080/device":                 true,
+		"http://localhost:8080/device":             true,
+		"https://devicegate.example.net/device":    false,
+		"https://dg.azurestaticapps.net/device":    false,
+		"https://192.0.2.10/device":                false,
+		"https://127.0.0.1.nip.example.net/device": false,
+	} {
+		if got := onlyHere(link); got != want {
+			t.Errorf("onlyHere(%q) = %v, want %v", link, got, want)
 		}
 	}
 }

@@ -230,10 +230,29 @@ func LoadFrom(getenv func(string) string, readFile func(string) ([]byte, error),
 	l.logging(c)
 	l.warnings(c)
 	if len(l.errs) > 0 {
-		return nil, fmt.Errorf("invalid configuration:\n%w", errors.Join(l.errs...))
+		return nil, &LoadError{err: fmt.Errorf("invalid configuration:\n%w", errors.Join(l.errs...)), partial: c}
 	}
 	c.Warnings = l.warns
 	return c, nil
+}
+
+// LoadError is an invalid configuration: every problem found, one per
+// line. It also knows what was read before the problems were counted, so
+// that a misspelled variable can be named alongside the problem it
+// probably causes ("DEVICEGATE_CLIENTS: required" next to
+// "DEVICEGATE_CLEINTS: no such setting").
+type LoadError struct {
+	err     error
+	partial *Config
+}
+
+func (e *LoadError) Error() string { return e.err.Error() }
+func (e *LoadError) Unwrap() error { return e.err }
+
+// UnknownVariables is Config.UnknownVariables for the configuration as far
+// as it could be read.
+func (e *LoadError) UnknownVariables(environ []string) []string {
+	return e.partial.UnknownVariables(environ)
 }
 
 // loader reads variables and collects every problem (errs) and every

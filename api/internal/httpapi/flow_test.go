@@ -47,7 +47,7 @@ func TestFullFlow(t *testing.T) {
 
 	// The person types the code in lower case with spaces.
 	typed := strings.ToLower(g.UserCode[:4] + " " + g.UserCode[5:])
-	res := h.browse(http.MethodPost, "/api/verify", url.Values{"user_code": {typed}})
+	res := h.browse(http.MethodGet, "/api/verify?"+url.Values{"user_code": {typed}}.Encode(), nil)
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("confirmation: %d %s", res.StatusCode, res.body)
 	}
@@ -80,7 +80,10 @@ func TestFullFlow(t *testing.T) {
 			stateCookie = c
 		}
 	}
-	if stateCookie == nil || !stateCookie.HttpOnly || stateCookie.SameSite != http.SameSiteLaxMode || stateCookie.MaxAge <= 0 || stateCookie.MaxAge > 600 {
+	if stateCookie == nil || !stateCookie.HttpOnly || stateCookie.SameSite != http.SameSiteLaxMode || stateCookie.MaxAge <= 600 || stateCookie.MaxAge > 600+3600 {
+		// It outlives the code (10 min) by an hour: long enough to tell a
+		// person back from the provider too late that their code expired,
+		// bounded all the same.
 		t.Errorf("state cookie %+v", stateCookie)
 	}
 
@@ -320,6 +323,54 @@ func TestExpiryAtEveryStep(t *testing.T) {
 	for _, g := range []grant{g1, g2, g3} {
 		wantOAuthError(t, h.poll("tv", g.DeviceCode), http.StatusBadRequest, "expired_token")
 	}
+}
+
+// TestExpiredWhileAtProvider: the code runs out while the person is still
+// at the provider. A browser keeps the state cookie for its Max-Age, so
+// that must reach past the code's end; then the callback recognises this
+// browser's own sign-in and says the code expired, not that the sign-in
+// cannot be matched to this browser.
+func TestExpiredWhileAtProvider(t *testing.T) {
+	h := newHarness(t)
+	g := h.authorize("tv", "")
+	csrf := h.confirm(g.UserCode)
+	res := h.browse(http.MethodPost, "/api/verify", url.Values{"user_code": {g.UserCode}, "csrf": {csrf}, "action": {"allow"}})
+	if res.StatusCode != http.StatusFound {
+		t.Fatalf("allow: %d %s", res.StatusCode, res.body)
+	}
+	var maxAge time.Duration
+	for _, c := range res.Cookies() {
+		if c.Name == "devicegate-state" {
+			maxAge = time.Duration(c.MaxAge) * time.Second
+		}
+	}
+	loc, _ := url.Parse(res.Header.Get("Location"))
+	state := loc.Query().Get("state")
+	h.provider.issue("c-late", loc.Query().Get("code_challenge"))
+
+	// The person comes back 20 minutes after the code (10 minutes) ran
+	// out. The test's cookie jar keeps real time, so what a browser on
+	// this clock would still send is decided here from Max-Age.
+	late := 30 * time.Minute
+	h.clock.Advance(late)
+	if maxAge <= late {
+		t.Fatalf("the state cookie lives %v from Allow: a browser has dropped it %v later, and the callback cannot tell this browser's expired sign-in from a stranger's", maxAge, late)
+	}
+	res = h.browse(http.MethodGet, "/api/callback?code=c-late&state="+url.QueryEscape(state), nil)
+	if body := string(res.body); res.StatusCode != http.StatusGone || !strings.Contains(body, "ran out while you were signing in") ||
+		!strings.Contains(body, "Start again on your device") || strings.Contains(body, "could not match") {
+		t.Errorf("callback after the code expired: %d %s", res.StatusCode, body)
+	}
+	if n := h.provider.exchangeCount(); n != 0 {
+		t.Errorf("%d exchanges for an expired code", n)
+	}
+	// The longer-lived cookie binds nothing new: another browser, or this
+	// one with another state, is still refused.
+	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/api/callback?code=c-late&state="+url.QueryEscape(state), nil)
+	if res := h.do(req, nil); res.StatusCode != http.StatusBadRequest || !strings.Contains(string(res.body), "could not match") {
+		t.Errorf("callback from a browser without the cookie: %d", res.StatusCode)
+	}
+	wantOAuthError(t, h.poll("tv", g.DeviceCode), http.StatusBadRequest, "expired_token")
 }
 
 func TestSlowDownOverHTTP(t *testing.T) {

@@ -111,10 +111,14 @@ func TestVerifyInputs(t *testing.T) {
 		want   string
 	}{
 		{"no code redirects to entry", "GET", "/api/verify", nil, http.StatusSeeOther, ""},
-		{"empty code", "POST", "/api/verify", url.Values{"user_code": {""}}, http.StatusBadRequest, "Please enter the code"},
-		{"malformed code", "POST", "/api/verify", url.Values{"user_code": {"hello"}}, http.StatusBadRequest, "not a valid code"},
-		{"script as code", "POST", "/api/verify", url.Values{"user_code": {"<script>alert(1)</script>"}}, http.StatusBadRequest, "&lt;script&gt;"},
-		{"unknown code", "POST", "/api/verify", url.Values{"user_code": {"BCDF-GHJK"}}, http.StatusNotFound, "could not find"},
+		// The entry form sends the typed code by GET.
+		{"empty code", "GET", "/api/verify?user_code=", nil, http.StatusBadRequest, "Please enter the code"},
+		{"malformed code", "GET", "/api/verify?user_code=hello", nil, http.StatusBadRequest, "not a valid code"},
+		{"script as code", "GET", "/api/verify?" + url.Values{"user_code": {"<script>alert(1)</script>"}}.Encode(), nil, http.StatusBadRequest, "&lt;script&gt;"},
+		{"unknown code", "GET", "/api/verify?user_code=BCDF-GHJK", nil, http.StatusNotFound, "could not find"},
+		// A code posted without a decision (an entry page from before
+		// the form used GET) is redirected to the GET: Post/Redirect/Get.
+		{"typed code by POST", "POST", "/api/verify", url.Values{"user_code": {"hello"}}, http.StatusSeeOther, ""},
 		{"unknown action", "POST", "/api/verify", url.Values{"user_code": {g.UserCode}, "action": {"maybe"}}, http.StatusBadRequest, "Unknown choice"},
 		{"allow without csrf", "POST", "/api/verify", url.Values{"user_code": {g.UserCode}, "action": {"allow"}}, http.StatusForbidden, "enter the code again"},
 		{"deny with wrong csrf", "POST", "/api/verify", url.Values{"user_code": {g.UserCode}, "action": {"deny"}, "csrf": {"AAAA"}}, http.StatusForbidden, "enter the code again"},
@@ -253,5 +257,35 @@ func TestGoldenAnswers(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s answer changed:\n got %s\nwant %s", name, got, want)
 		}
+	}
+}
+
+// TestNoPageIsAPostAnswer: Back from the result page must never land on a
+// page that was the answer to a POST (Chromium shows ERR_CACHE_MISS for
+// it). Both entry forms send the code by GET, and a code posted without a
+// decision is redirected to the GET that shows its confirmation.
+func TestNoPageIsAPostAnswer(t *testing.T) {
+	h := newHarness(t)
+	g := h.authorize("tv", "")
+	for _, path := range []string{"/device", "/api/verify?user_code=hello"} {
+		res := h.browse(http.MethodGet, path, nil)
+		if !strings.Contains(string(res.body), `<form method="get" action="/api/verify" class="stack">`) {
+			t.Errorf("the entry form at %s does not send the code by GET: %s", path, res.body)
+		}
+	}
+	res := h.browse(http.MethodPost, "/api/verify", url.Values{"user_code": {strings.ToLower(g.UserCode)}})
+	loc := res.Header.Get("Location")
+	if res.StatusCode != http.StatusSeeOther || loc != "/api/verify?user_code="+url.QueryEscape(strings.ToLower(g.UserCode)) {
+		t.Fatalf("a typed code by POST: %d %q", res.StatusCode, loc)
+	}
+	res = h.browse(http.MethodGet, loc, nil)
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(res.body), `value="allow"`) {
+		t.Errorf("the GET the POST led to: %d %s", res.StatusCode, res.body)
+	}
+	// A long paste is cut as the entry page would cut it, not echoed whole
+	// into a URL.
+	res = h.browse(http.MethodPost, "/api/verify", url.Values{"user_code": {strings.Repeat("B", 500)}})
+	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || len(loc) > 100 {
+		t.Errorf("a long paste: %d %q", res.StatusCode, loc)
 	}
 }

@@ -29,6 +29,16 @@ const (
 // csrfLifetime bounds how long a confirmation page stays submittable.
 const csrfLifetime = time.Hour
 
+// stateGrace is how long the state cookie outlives its code. A person can
+// still be signing in at the provider when the code runs out; when the
+// provider sends them back, the cookie must still be there for the callback
+// to recognise this browser's own sign-in and say that the code expired,
+// rather than that the sign-in cannot be matched to this browser. The
+// longer life binds nothing new: the cookie only names a record and its
+// state, and the callback refuses any record past its expiry whatever the
+// cookie says.
+const stateGrace = time.Hour
+
 func (s *server) cookieName(base string) string {
 	if s.secure {
 		return "__Host-" + base
@@ -67,8 +77,12 @@ func (s *server) randomToken() (string, error) {
 }
 
 // verify handles the person's side: GET shows the confirmation for a code
-// in the query (or sends them to the entry page), POST with no action shows
-// it for a typed code, and POST with action=allow or action=deny decides.
+// in the query (or sends them to the entry page), POST with action=allow or
+// action=deny decides. The entry form sends the typed code by GET, and a
+// POST with no action (an entry page from before that) is sent there with
+// 303, so no page a person can go Back to is the answer to a POST: Back
+// twice from the result would otherwise land on Chromium's
+// ERR_CACHE_MISS ("Confirm Form Resubmission") instead of the confirmation.
 //
 // Every request here that names a code — showing its confirmation,
 // allowing, denying, or a decision that fails its form check — counts
@@ -78,10 +92,13 @@ func (s *server) randomToken() (string, error) {
 func (s *server) verify(w http.ResponseWriter, r *http.Request) error {
 	var code, action, csrf string
 	if r.Method == http.MethodGet {
-		if code = r.URL.Query().Get("user_code"); code == "" {
+		// Present but empty is an empty entry form, answered with the
+		// entry page and its error; absent is a bare link to this path.
+		if !r.URL.Query().Has("user_code") {
 			http.Redirect(w, r, "/device", http.StatusSeeOther)
 			return nil
 		}
+		code = r.URL.Query().Get("user_code")
 	} else {
 		form, err := parseForm(w, r)
 		if err != nil {
@@ -89,7 +106,15 @@ func (s *server) verify(w http.ResponseWriter, r *http.Request) error {
 		}
 		code, action, csrf = form.Get("user_code"), form.Get("action"), form.Get("csrf")
 		switch action {
-		case "", "allow", "deny":
+		case "":
+			// Post/Redirect/Get: the GET it leads to looks the code up
+			// (and counts against the budget), this answer does not.
+			if len(code) > 32 {
+				code = code[:32]
+			}
+			http.Redirect(w, r, "/api/verify?user_code="+url.QueryEscape(code), http.StatusSeeOther)
+			return nil
+		case "allow", "deny":
 		default:
 			return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: "Unknown choice. Please enter the code again."}
 		}
@@ -132,7 +157,7 @@ func (s *server) verify(w http.ResponseWriter, r *http.Request) error {
 		return errClientGone
 	}
 	left := b.Record.ExpiresAt.Sub(s.Now())
-	s.setCookie(w, stateCookie, b.RecordID+"."+b.State, left)
+	s.setCookie(w, stateCookie, b.RecordID+"."+b.State, left+stateGrace)
 	http.Redirect(w, r, up.AuthCodeURL(b.State, b.Verifier, b.Record.Scopes), http.StatusFound)
 	return nil
 }
@@ -250,10 +275,11 @@ var errLocked = pageError{status: http.StatusForbidden, kind: pages.ResultDenied
 // stored on the record; then the code is exchanged, with the PKCE verifier.
 func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	// The state cookie is left in place (it expires with the code): when
-	// the person goes Back to the provider and through it again, the
-	// callback can tell them their sign-in already finished, instead of
-	// failing to match it to this browser.
+	// The state cookie is left in place (it outlives the code by
+	// stateGrace): when the person goes Back to the provider and through it
+	// again, the callback can tell them their sign-in already finished, and
+	// when the code ran out while they were at the provider, that it
+	// expired — instead of failing to match it to this browser.
 	cookie := s.cookie(r, stateCookie)
 	recordID, cookieState, ok := strings.Cut(cookie, ".")
 	if !ok || recordID == "" || cookieState == "" {
@@ -414,7 +440,10 @@ func (s *server) callbackProblem(err error) error {
 	case errors.Is(err, deviceflow.ErrCodeDenied):
 		return pageError{status: http.StatusConflict, kind: pages.ResultDenied, msg: "This request had already ended. Start again on your device."}
 	case errors.Is(err, deviceflow.ErrCodeExpired), errors.Is(err, deviceflow.ErrUnknownCode):
-		return pageError{status: http.StatusGone, kind: pages.ResultExpired}
+		// The browser's own state cookie got us here, so this is the
+		// person whose code ran out while they were at the provider.
+		return pageError{status: http.StatusGone, kind: pages.ResultExpired,
+			msg: "The code from your device ran out while you were signing in, so nothing was shared. Start again on your device to get a new code."}
 	}
 	return err
 }

@@ -37,6 +37,13 @@ type Preset struct {
 	// RedirectRules tells a person registering the app what redirect URIs
 	// the provider accepts.
 	RedirectRules string
+	// RegisterAt names the setting of the app at the provider where the
+	// callback is entered, as the provider's own pages name it ("Redirect
+	// URIs"); "" means "redirect URI". RegisterDomain says that setting
+	// takes the callback's host only, not the whole URL (Strava's
+	// Authorization Callback Domain).
+	RegisterAt     string
+	RegisterDomain bool
 	// RefusesLocalhost says the provider rejects redirect URIs on
 	// "localhost" (but takes loopback IP literals); config warns about a
 	// localhost public URL.
@@ -64,6 +71,7 @@ var presets = map[string]Preset{
 		PKCE:             true,
 		AuthStyle:        oauth2.AuthStyleInHeader,
 		RedirectRules:    "HTTPS, or a loopback IP literal such as http://127.0.0.1:8080/api/callback; \"localhost\" is refused.",
+		RegisterAt:       "Redirect URIs",
 		RefusesLocalhost: true,
 		Scopes:           spotifyScopes,
 	},
@@ -76,6 +84,8 @@ var presets = map[string]Preset{
 		AuthStyle:      oauth2.AuthStyleInParams,
 		ScopeSeparator: ",",
 		RedirectRules:  "Set the app's Authorization Callback Domain to your devicegate host (no scheme, no path); localhost and 127.0.0.1 are allowed for trials.",
+		RegisterAt:     "Authorization Callback Domain",
+		RegisterDomain: true,
 		// Strava's token answer also carries an "athlete" object; devicegate
 		// passes on the standard fields only.
 		AuthParams: map[string]string{"approval_prompt": "auto"},
@@ -89,6 +99,7 @@ var presets = map[string]Preset{
 		PKCE:          false, // not documented by Discord
 		AuthStyle:     oauth2.AuthStyleInHeader,
 		RedirectRules: "Add <public URL>/api/callback under OAuth2 → Redirects; it must match exactly. http is accepted for localhost only.",
+		RegisterAt:    "OAuth2 → Redirects",
 		Scopes:        discordScopes,
 	},
 	"dropbox": {
@@ -99,6 +110,7 @@ var presets = map[string]Preset{
 		PKCE:          true,
 		AuthStyle:     oauth2.AuthStyleInHeader,
 		RedirectRules: "Add <public URL>/api/callback under Redirect URIs; HTTPS is required except for localhost.",
+		RegisterAt:    "Redirect URIs",
 		// Without it Dropbox issues short-lived tokens and no refresh token.
 		AuthParams: map[string]string{"token_access_type": "offline"},
 		Scopes:     dropboxScopes,
@@ -111,6 +123,7 @@ var presets = map[string]Preset{
 		PKCE:          false, // not supported by Twitch
 		AuthStyle:     oauth2.AuthStyleInParams,
 		RedirectRules: "Add <public URL>/api/callback as an OAuth Redirect URL; HTTPS is required except for http://localhost.",
+		RegisterAt:    "OAuth Redirect URLs",
 		// Twitch answers with "scope" as a JSON array; devicegate turns it
 		// into the usual space-separated string.
 		Scopes: twitchScopes,
@@ -222,6 +235,25 @@ func (p *Provider) Identity() string { return p.cfg.Endpoint.TokenURL + " " + p.
 // deployment has its own (RFC 9700 §4.4.2), so the callback knows which
 // provider an answer came from.
 func (p *Provider) RedirectURL() string { return p.cfg.RedirectURL }
+
+// Registration says what to enter in the settings of devicegate's app at
+// the provider so that it sends people back here: the setting, as the
+// provider names it; key, "redirect_uri" or "callback_domain", for a log
+// line; and the value — the whole redirect URL, or its host for a
+// provider that asks for a domain (Strava).
+func (p *Provider) Registration() (setting, key, value string) {
+	setting = p.preset.RegisterAt
+	if setting == "" {
+		setting = "redirect URI"
+	}
+	if p.preset.RegisterDomain {
+		u, err := url.Parse(p.cfg.RedirectURL)
+		if err == nil {
+			return setting, "callback_domain", u.Hostname()
+		}
+	}
+	return setting, "redirect_uri", p.cfg.RedirectURL
+}
 
 // CheckIssuer applies RFC 9207 to an authorization response's iss: when
 // the provider's issuer is known, a given iss must equal it, and a provider

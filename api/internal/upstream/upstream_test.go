@@ -259,3 +259,36 @@ func TestCheckIssuer(t *testing.T) {
 		})
 	}
 }
+
+// TestRegistration: each preset says what its provider's app settings ask
+// for — Strava a callback domain (the host alone), the others the whole
+// redirect URI — under the name the provider's pages use.
+func TestRegistration(t *testing.T) {
+	const redirect = "https://devicegate.example.net/api/callback/strava"
+	want := map[string][3]string{
+		"spotify": {"Redirect URIs", "redirect_uri", redirect},
+		"strava":  {"Authorization Callback Domain", "callback_domain", "devicegate.example.net"},
+		"discord": {"OAuth2 → Redirects", "redirect_uri", redirect},
+		"dropbox": {"Redirect URIs", "redirect_uri", redirect},
+		"twitch":  {"OAuth Redirect URLs", "redirect_uri", redirect},
+		"generic": {"redirect URI", "redirect_uri", redirect},
+	}
+	for _, name := range Names() {
+		w, ok := want[name]
+		if !ok {
+			t.Errorf("preset %s: no expectation here; say what its provider asks for", name)
+			continue
+		}
+		preset, _ := Lookup(name)
+		if preset.AuthURL == "" {
+			preset.AuthURL, preset.TokenURL = "https://id.example/authorize", "https://id.example/token"
+		}
+		p, err := New(Options{Preset: preset, ClientID: "c", ClientSecret: "s", RedirectURL: redirect})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if setting, key, value := p.Registration(); [3]string{setting, key, value} != w {
+			t.Errorf("%s: Registration() = %q %q %q, want %q", name, setting, key, value, w)
+		}
+	}
+}
