@@ -141,7 +141,7 @@ func TestClientAddressThroughTheWiring(t *testing.T) {
 		// The budget (default 20 per 10 minutes) is the connection's, however
 		// the header varies.
 		for i := range 21 {
-			res := postForm(t, base+"/api/verify", fmt.Sprintf("192.0.2.%d", i+1), url.Values{"user_code": {"BBBB-BBBB"}})
+			res := get(t, base+"/api/verify?user_code=BBBB-BBBB", fmt.Sprintf("192.0.2.%d", i+1))
 			if want := map[bool]int{true: http.StatusNotFound, false: http.StatusTooManyRequests}[i < 20]; res.StatusCode != want {
 				t.Fatalf("code lookup %d with a fresh forged address: %d, want %d", i+1, res.StatusCode, want)
 			}
