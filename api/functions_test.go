@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -140,6 +141,118 @@ func TestHostJSON(t *testing.T) {
 			t.Errorf("host.json logLevel %s = %q; want Information", category, lvl)
 		}
 	}
+}
+
+// TestHostJSONHasNoExtensionBundle: both host.json files leave out
+// extensionBundle. devicegate's functions are HTTP only, and the host
+// carries the HTTP trigger itself (azure-functions-host
+// ScriptStartupTypeLocator: HttpWebJobsStartup is a built-in extension;
+// WebJobs.Script.csproj references Microsoft.Azure.WebJobs.Extensions.Http);
+// with a bundle configured the host resolves and loads it at every cold
+// start (GetExtensionBundleBinPathAsync) for nothing (docs/DEPLOY.md,
+// "Functions host mode").
+func TestHostJSONHasNoExtensionBundle(t *testing.T) {
+	for _, f := range []string{"../host.json", "functionapp/host.json"} {
+		var h map[string]json.RawMessage
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &h); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if _, ok := h["extensionBundle"]; ok {
+			t.Errorf("%s has an extensionBundle; HTTP-only functions need none", f)
+		}
+	}
+}
+
+// TestFlexPackage checks api/functionapp, the Flex Consumption package:
+// its host.json is the root one but for the request proxying and the empty
+// route prefix, and its one catch-all function takes every path and every
+// method the handler serves, pages and well-known included, anonymously.
+func TestFlexPackage(t *testing.T) {
+	read := func(f string) map[string]any {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		return m
+	}
+	swa, flex := read("../host.json"), read("functionapp/host.json")
+	sch, fch := swa["customHandler"].(map[string]any), flex["customHandler"].(map[string]any)
+	if fch["enableProxyingHttpRequest"] != true || fch["enableForwardingHttpRequest"] != nil {
+		t.Errorf("functionapp/host.json customHandler %v: want enableProxyingHttpRequest and no forwarding", fch)
+	}
+	if _, ok := flex["configurationProfile"]; ok {
+		t.Error("functionapp/host.json sets a configurationProfile (docs/DEPLOY.md: a catch-all function.json instead)")
+	}
+	if p := flex["extensions"].(map[string]any)["http"].(map[string]any)["routePrefix"]; p != "" {
+		t.Errorf("functionapp/host.json routePrefix %v, want empty: the handler serves / and /.well-known too", p)
+	}
+	// Everything else is the same as the Static Web Apps package.
+	for _, k := range []string{"version", "logging"} {
+		if a, b := mustJSON(t, swa[k]), mustJSON(t, flex[k]); a != b {
+			t.Errorf("host.json %s differs between the packages:\n%s\n%s", k, a, b)
+		}
+	}
+	if a, b := mustJSON(t, sch["description"]), mustJSON(t, fch["description"]); a != b {
+		t.Errorf("customHandler.description differs between the packages:\n%s\n%s", a, b)
+	}
+
+	files, _ := filepath.Glob("functionapp/*/function.json")
+	if len(files) != 1 {
+		t.Fatalf("functionapp has %d functions, want one catch-all", len(files))
+	}
+	var fj functionJSON
+	if err := json.Unmarshal([]byte(mustJSON(t, read(files[0]))), &fj); err != nil {
+		t.Fatal(err)
+	}
+	var trig int
+	for _, b := range fj.Bindings {
+		if b.Type != "httpTrigger" {
+			continue
+		}
+		trig++
+		if b.Route != "{*path}" || b.AuthLevel != "anonymous" {
+			t.Errorf("%s: route %q authLevel %q, want {*path} anonymous", files[0], b.Route, b.AuthLevel)
+		}
+		// The host maps the listed methods as a route constraint
+		// (WebScriptHostHttpRoutesManager: HttpMethodRouteConstraint); a
+		// method not listed never reaches the handler. The pages and
+		// /.well-known answer GET and HEAD.
+		want := map[string]bool{"GET": true, "HEAD": true}
+		for _, r := range httpapi.Routes() {
+			for _, m := range r.Methods {
+				want[m] = true
+			}
+		}
+		var got []string
+		for _, m := range b.Methods {
+			got = append(got, strings.ToUpper(m))
+		}
+		wantList := slices.Sorted(maps.Keys(want))
+		slices.Sort(got)
+		if !slices.Equal(got, wantList) {
+			t.Errorf("%s: methods %v, want %v", files[0], got, wantList)
+		}
+	}
+	if trig != 1 {
+		t.Errorf("%s: %d httpTrigger bindings, want 1", files[0], trig)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestBicepSettingsAreDocumented: every DEVICEGATE_* app setting the Bicep

@@ -162,6 +162,26 @@ var clientSeq atomic.Int64
 func newStack(t *testing.T, extra map[string]string) *stack {
 	t.Helper()
 	s := newStackAt(t)
+	env := s.withProvider()
+	for k, v := range extra {
+		env[k] = v
+	}
+	if env["DEVICEGATE_UPSTREAM"] == "oidc" {
+		// Endpoints from the provider's discovery document, not from us.
+		env["DEVICEGATE_UPSTREAM_ISSUER"] = s.provider.Issuer
+		delete(env, "DEVICEGATE_UPSTREAM_AUTH_URL")
+		delete(env, "DEVICEGATE_UPSTREAM_TOKEN_URL")
+	}
+	s.startDevicegate(env, op.ClientSecret)
+	return s
+}
+
+// withProvider starts the zitadel provider with a fresh client whose
+// redirect URI is s.base's callback, stops it when the test ends, and
+// returns baseEnv with devicegate's settings for it.
+func (s *stack) withProvider() map[string]string {
+	t := s.t
+	t.Helper()
 	clientID := fmt.Sprintf("devicegate-%d", clientSeq.Add(1))
 	var err error
 	if s.provider, err = op.Start(clientID, s.base+"/api/callback"); err != nil {
@@ -179,17 +199,7 @@ func newStack(t *testing.T, extra map[string]string) *stack {
 		"DEVICEGATE_UPSTREAM_CLIENT_SECRET": op.ClientSecret,
 		"DEVICEGATE_RATE_VERIFY":            "100/1m",
 	})
-	for k, v := range extra {
-		env[k] = v
-	}
-	if env["DEVICEGATE_UPSTREAM"] == "oidc" {
-		// Endpoints from the provider's discovery document, not from us.
-		env["DEVICEGATE_UPSTREAM_ISSUER"] = s.provider.Issuer
-		delete(env, "DEVICEGATE_UPSTREAM_AUTH_URL")
-		delete(env, "DEVICEGATE_UPSTREAM_TOKEN_URL")
-	}
-	s.startDevicegate(env, op.ClientSecret)
-	return s
+	return env
 }
 
 // newStackAt is a stack for a devicegate on a free loopback port, not yet
@@ -245,6 +255,13 @@ func (s *stack) startDevicegate(env map[string]string, secrets ...string) {
 		delete(env, "DEVICEGATE_ADDR")
 	}
 	cmd := exec.Command(binary, s.args...)
+	if mode, ok := env[functionsHost]; ok {
+		// Under the Functions host stand-in, which listens on the public
+		// address and gives the handler its port.
+		delete(env, functionsHost)
+		cmd = functionsHostCommand(t, mode, binary, strings.TrimPrefix(env["DEVICEGATE_ADDR"], "http://"))
+		delete(env, "DEVICEGATE_ADDR")
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: asUser}
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {

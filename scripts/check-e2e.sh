@@ -11,7 +11,13 @@
 #      run (built for another platform), with a wrong public URL, with
 #      X-Forwarded-For trusted though the front does not append to it, and
 #      with an unknown check client: the check must fail with the matching
-#      diagnosis.
+#      diagnosis;
+#   4. the Flex Consumption package, dist/functionapp, behind the stand-in
+#      alone in Flex mode (request proxying, one catch-all function): pages,
+#      assets, /.well-known and the API on one origin, the check passing with
+#      X-Forwarded-For trusted (the proxying host sets it itself), and a
+#      chunked POST read whole. (A whole flow with a browser through it is
+#      e2e/funchost_test.go.)
 # It also records whether the SWA CLI adds staticwebapp.config.json's
 # globalHeaders to /api answers.
 # Loopback only; every process runs in its own process group, stopped on exit.
@@ -86,7 +92,7 @@ api() {
     missing) rm "$app/handler" ;;
     wrong-platform) printf '\x7fELF\x02\x01\x01\x00 not a program for this machine\n' >"$app/handler"; chmod 0755 "$app/handler" ;;
   esac
-  bg "$work/api-$variant.log" env "${fork_env[@]}" "$@" "$work/funchost" -root "$app" -addr "127.0.0.1:$api_port"
+  bg "$work/api-$variant.log" env "${fork_env[@]}" "$@" "$work/funchost" -mode swa -root "$app" -addr "127.0.0.1:$api_port"
   api_pgid=$pgid
   up "http://127.0.0.1:$api_port/api/health" "${expect_code:-200}"
 }
@@ -96,6 +102,8 @@ bg "$work/swa.log" bash -c 'cd tools/swa && exec npx --no-install swa start "$1/
 up "$site/device"
 expect_pass swa "$site"
 grep -q 'auth.fork.example' "$work/swa.out" || fail "the Allow redirect did not go to the fork's provider"
+# The SWA CLI passes a chunked body on; the forwarding host refuses it.
+grep -q 'chunked form .*refused by the Functions host' "$work/swa.out" || fail "a chunked form through the SWA CLI and the forwarding host was not refused as the host refuses it"
 
 echo "-- do globalHeaders reach /api answers in the SWA CLI?"
 hsts_page=$(curl -s -o /dev/null -D - "$site/device" | grep -ci '^strict-transport-security' || true)
@@ -123,6 +131,30 @@ expect_fail spoofable forwarded-for-spoofable "$site"
 echo "-- the check client is not configured"
 api good DEVICEGATE_PUBLIC_URL="$site"
 expect_fail no-client check-client "$site" -client-id not-configured
+
+stop "$api_pgid"
+
+echo "== 4. Flex Consumption: dist/functionapp behind the stand-in alone (-mode flex), one origin"
+flex_port=$(freeport)
+flex="http://127.0.0.1:$flex_port"
+rm -rf "$work/functionapp"; cp -r dist/functionapp "$work/functionapp"
+bg "$work/flex.log" env "${fork_env[@]}" DEVICEGATE_PUBLIC_URL="$flex" DEVICEGATE_TRUSTED_PROXY=true \
+  "$work/funchost" -mode flex -root "$work/functionapp" -addr "127.0.0.1:$flex_port"
+up "$flex/api/health"
+echo "-- pages, assets and metadata come from the handler on the same origin"
+for path in / /device /assets/app.css /.well-known/oauth-authorization-server; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$flex$path")
+  [ "$code" = 200 ] || fail "Flex: $path answered $code"
+done
+curl -s "$flex/.well-known/oauth-authorization-server" | grep -q "\"token_endpoint\":\"$flex/api/token\"" || fail "Flex: metadata does not name this origin's token endpoint"
+curl -s -D - -o /dev/null "$flex/device" | grep -qi '^content-security-policy:.*form-action' || fail "Flex: the page lacks the handler's CSP"
+echo "-- a chunked POST reaches the handler whole (curl sends Transfer-Encoding: chunked)"
+chunked=$(curl -s -H 'Transfer-Encoding: chunked' -d client_id=devicegate-check "$flex/api/authorize")
+echo "$chunked" | grep -q '"device_code"' || fail "Flex: chunked device authorization: $(echo "$chunked" | head -c 200)"
+echo "   chunked POST /api/authorize: 200 with a device code"
+expect_pass flex "$flex"
+grep -q 'auth.fork.example' "$work/flex.out" || fail "Flex: the Allow redirect did not go to the fork's provider"
+grep -q 'chunked form .*reaches devicegate whole' "$work/flex.out" || fail "Flex: the check did not see a chunked form reach devicegate"
 
 for f in "$work"/*.out "$work"/*.log; do
   if grep -q -e 'device_code":"[A-Za-z0-9_-]\{20,\}' -e 'access_token' "$f"; then fail "$f holds a code or token"; fi

@@ -4,7 +4,8 @@
 # headless Chromium as the person (axe-core checks every page for WCAG 2.1
 # AA), and three device clients (golang.org/x/oauth2, github.com/cli/oauth,
 # openid-client), with devicegate's real binary on the memory and the
-# Cosmos store.
+# Cosmos store, and three instances of it on one Cosmos container behind a
+# round-robin front (TestScaleOut).
 # Installs what it needs (Debian chromium, npm packages from the lockfile,
 # Go modules); loopback only; stops what it starts.
 set -euo pipefail

@@ -7,6 +7,9 @@
 # defaultExecutablePath, arguments, working directory, port variable, the
 # host's own chmod attempt). /api/health must answer through it.
 #
+# The Flex Consumption package (dist/functionapp) is launched the same way,
+# by the stand-in in flex mode, and must serve / and /api/health.
+#
 # It also measures the launcher's cold-start cost: time from launch to the
 # first healthy answer with the copy (0644, read-only) against a direct exec
 # (0755, writable).
@@ -58,7 +61,7 @@ n=0
 launch() {
   local mode=$1 log
   n=$((n + 1)); app="$work/app-$mode-$n"
-  cp -r dist/api "$app"
+  cp -r "dist/${pkg:-api}" "$app"
   tmp=${reuse_tmp:-"$app.tmp"}; mkdir -p "$tmp"
   port=$(freeport)
   log="$work/$mode.log"
@@ -72,11 +75,11 @@ launch() {
   if [ "$mode" = readonly ]; then
     # env comes after the namespace command: sudo would drop the variables.
     bg "$log" "${ns[@]}" env "${env_common[@]}" DEVICEGATE_PUBLIC_URL="http://127.0.0.1:$port" TMPDIR="$tmp" \
-      sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro,noexec "$1" && exec "$2" -root "$1" -addr "$3"' \
-      sh "$app" "$work/funchost" "127.0.0.1:$port"
+      sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro,noexec "$1" && exec "$2" -mode "$4" -root "$1" -addr "$3"' \
+      sh "$app" "$work/funchost" "127.0.0.1:$port" "${host_mode:-swa}"
   else
     bg "$log" env "${env_common[@]}" DEVICEGATE_PUBLIC_URL="http://127.0.0.1:$port" TMPDIR="$tmp" \
-      "$work/funchost" -root "$app" -addr "127.0.0.1:$port"
+      "$work/funchost" -mode "${host_mode:-swa}" -root "$app" -addr "127.0.0.1:$port"
   fi
   local ok=""
   for _ in $(seq 1 600); do
@@ -104,6 +107,14 @@ grep -q '\[worker Error\].*"level":"INFO"' "$work/readonly.log" && fail "an INFO
 ls -d "$tmp"/devicegate-handler.* >/dev/null 2>&1 || fail "no private copy in TMPDIR"
 echo "   /api/health 200 after ${ms} ms (launcher copied the handler to TMPDIR)"
 cold_copy=$ms
+stop "$pgid"
+
+echo "== the Flex Consumption package, every file 0644 on a read-only, noexec mount, under the stand-in in flex mode"
+pkg=functionapp host_mode=flex launch readonly
+curl -s "http://127.0.0.1:$port/api/health" | grep -q '"status":"ok"' || fail "Flex: health body"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")" = 200 ] || fail "Flex: / is not served by the handler"
+grep -q 'not executable in place' "$work/readonly.log" || fail "Flex: the launcher did not report running a copy"
+echo "   Flex: / and /api/health 200 after ${ms} ms"
 stop "$pgid"
 
 echo "== launch a second time on the same instance: the old copy is not reused, a stale one is swept"
@@ -138,4 +149,4 @@ done
 median() { printf '%s\n' "$@" | sort -n | sed -n 3p; }
 size=$(stat -c %s dist/api/handler)
 echo "   handler $((size / 1024 / 1024)) MB; launch to first /api/health: copy median $(median "${copies[@]}") ms (${copies[*]}), direct median $(median "${directs[@]}") ms (${directs[*]})"
-echo "launch-test: 3 passed, 0 failed (first read-only launch ${cold_copy} ms)"
+echo "launch-test: 4 passed, 0 failed (first read-only launch ${cold_copy} ms)"

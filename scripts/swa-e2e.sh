@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proves devicegate's Azure shape locally: the assembled dist/ behind the
-# Azure Static Web Apps CLI, the handler started as the Functions host would
-# start it (port from FUNCTIONS_CUSTOMHANDLER_PORT), the Cosmos store on the
+# Azure Static Web Apps CLI, the handler started and reached through the
+# Functions host stand-in in its Static Web Apps mode (e2e/cmd/funchost
+# -mode swa: host.json, launch.sh, request forwarding), the Cosmos store on the
 # Cosmos DB-compatible test server, and the demo provider upstream. It walks
 # a whole device flow through the SWA port. Loopback only; every process it
 # starts is stopped on exit.
@@ -32,9 +33,21 @@ swa_port=$(freeport)
 base="http://127.0.0.1:$swa_port"
 secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 
-echo "== start the handler as the Functions host would (port $api_port)"
-start_group "$work/handler.log" env -C dist/api \
-  FUNCTIONS_CUSTOMHANDLER_PORT="$api_port" \
+worker_port=$(freeport)
+echo "== start the Functions host stand-in (-mode swa, port $api_port) on dist/api, the handler with -demo on port $worker_port"
+# The stand-in's copy of dist/api runs the handler with -demo, on a fixed
+# port (customHandler.port, as HttpWorkerOptionsSetup reads it), because the
+# demo provider the browser visits lives in the handler, outside the API.
+(cd e2e && go build -o "$work/funchost" ./cmd/funchost)
+cp -r dist/api "$work/api"
+python3 - "$work/api/host.json" "$worker_port" <<'PY'
+import json, sys
+h = json.load(open(sys.argv[1]))
+h["customHandler"]["description"]["arguments"] = ["launch.sh", "-demo"]
+h["customHandler"]["port"] = sys.argv[2]
+json.dump(h, open(sys.argv[1], "w"))
+PY
+start_group "$work/handler.log" env \
   DEVICEGATE_PUBLIC_URL="$base" \
   DEVICEGATE_STORE=cosmos \
   DEVICEGATE_COSMOS_CONNECTION_STRING="$DEVICEGATE_TEST_COSMOS" \
@@ -46,7 +59,7 @@ start_group "$work/handler.log" env -C dist/api \
   DEVICEGATE_LOG_LEVEL=debug \
   DEVICEGATE_CLIENTS='[{"client_id":"tv","name":"SWA TV","scopes":["profile"],"default_scopes":["profile"],"secret_env":"SWA_TV_SECRET"}]' \
   SWA_TV_SECRET="$secret" \
-  ./handler -demo
+  "$work/funchost" -mode swa -root "$work/api" -addr "127.0.0.1:$api_port"
 waitfor "http://127.0.0.1:$api_port/api/health"
 
 echo "== start the SWA CLI in front (port $swa_port)"
@@ -92,7 +105,7 @@ loc=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" -H "Origin: 
 case "$loc" in "$base/demo/authorize?"*) ;; *) fail "allow redirected to $loc" ;; esac
 
 echo "-- the demo provider (reached directly: it is not part of the SWA app)"
-demo="http://127.0.0.1:$api_port/demo/authorize?${loc#*\?}"
+demo="http://127.0.0.1:$worker_port/demo/authorize?${loc#*\?}"
 curl -s -c "$jar" -b "$jar" "$demo" >"$work/consent.html"
 python3 - "$work/consent.html" >"$work/consent.form" <<'PY'
 import html, re, sys, urllib.parse
@@ -101,7 +114,7 @@ fields = {k: html.unescape(v) for k, v in re.findall(r'<input type="hidden" name
 fields.update(decision="allow", username="swa")
 print(urllib.parse.urlencode(fields))
 PY
-back=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" -d @"$work/consent.form" "http://127.0.0.1:$api_port/demo/authorize")
+back=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" -d @"$work/consent.form" "http://127.0.0.1:$worker_port/demo/authorize")
 case "$back" in "$base/api/callback?"*) ;; *) fail "the demo provider sent the browser to $back" ;; esac
 
 echo "-- callback through SWA"
@@ -123,8 +136,9 @@ python3 - "$work/handler.log" <<'PY'
 import collections, json, sys
 ops, ru = collections.Counter(), 0.0
 for line in open(sys.argv[1]):
+    # The stand-in relays the handler's lines behind a prefix of its own.
     try:
-        e = json.loads(line)
+        e = json.loads(line[line.find("{"):])
     except ValueError:
         continue
     if e.get("msg") == "cosmos operation":

@@ -137,16 +137,18 @@ func (c *checker) run(ctx context.Context) bool {
 		name  string
 		needs func() bool
 		fn    func(context.Context) (string, error)
+		note  bool // reports what the platform does; never fails the check
 	}{
-		{"api health", nil, c.health},
-		{"client address not spoofable", func() bool { return c.clientAddr != "" }, c.forwardedFor},
-		{"metadata", func() bool { return c.apiReachable }, c.checkMetadata},
-		{"/.well-known rewrite", func() bool { return c.apiReachable }, c.wellKnown},
-		{"/device page", nil, c.devicePage},
-		{"device authorization", func() bool { return c.metadata != nil }, c.authorize},
-		{"confirmation page", func() bool { return c.userCode != "" }, c.confirmation},
-		{"allow to the provider", func() bool { return c.csrf != "" }, c.allow},
-		{"callback refuses a foreign state", func() bool { return c.callbackURL != nil }, c.callback},
+		{"api health", nil, c.health, false},
+		{"client address not spoofable", func() bool { return c.clientAddr != "" }, c.forwardedFor, false},
+		{"metadata", func() bool { return c.apiReachable }, c.checkMetadata, false},
+		{"/.well-known rewrite", func() bool { return c.apiReachable }, c.wellKnown, false},
+		{"chunked form", func() bool { return c.apiReachable }, c.chunkedForm, true},
+		{"/device page", nil, c.devicePage, false},
+		{"device authorization", func() bool { return c.metadata != nil }, c.authorize, false},
+		{"confirmation page", func() bool { return c.userCode != "" }, c.confirmation, false},
+		{"allow to the provider", func() bool { return c.csrf != "" }, c.allow, false},
+		{"callback refuses a foreign state", func() bool { return c.callbackURL != nil }, c.callback, false},
 	}
 	for _, s := range steps {
 		if s.needs != nil && !s.needs() {
@@ -154,6 +156,10 @@ func (c *checker) run(ctx context.Context) bool {
 			continue
 		}
 		detail, err := s.fn(ctx)
+		if s.note {
+			fmt.Fprintf(c.out, "note  %-34s %s\n", s.name, detail)
+			continue
+		}
 		if err == nil {
 			fmt.Fprintf(c.out, "ok    %-34s %s\n", s.name, detail)
 			continue
@@ -335,6 +341,52 @@ func (c *checker) wellKnown(ctx context.Context) (string, error) {
 	}
 	// Whether the issuer is right is the metadata check's business.
 	return "answers the metadata", nil
+}
+
+// emptyBodyPrefix starts devicegate's answer to a POST whose body arrived
+// empty (api/internal/httpapi errEmptyBody).
+const emptyBodyPrefix = "the request body is empty"
+
+// unsizedReader hides a body's length, so Go's client sends it chunked.
+type unsizedReader struct{ io.Reader }
+
+// chunkedForm finds out what this deployment does with a form sent chunked
+// (without Content-Length), as a device client sends it whose body length
+// its HTTP library does not know, and says whether device clients must send
+// Content-Length. Three answers are the platform's known ways
+// (docs/DEPLOY.md, "Functions host mode"): devicegate reads the form (a
+// proxying host, Flex Consumption), devicegate answers that the body
+// arrived empty, or the forwarding Functions host (Static Web Apps) refuses
+// it with an empty 500. It is a note, not a check: a front answering in yet
+// another way is reported, but does not fail a deployment whose own clients
+// send Content-Length.
+func (c *checker) chunkedForm(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.site+"/api/token",
+		unsizedReader{strings.NewReader(url.Values{"grant_type": {"devicegate-check"}}.Encode())})
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "no answer (" + err.Error() + "): device clients must send Content-Length", nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	_ = json.Unmarshal(body, &e)
+	switch {
+	case resp.StatusCode == http.StatusBadRequest && e.Error == "unsupported_grant_type":
+		return "reaches devicegate whole: device clients may send chunked bodies", nil
+	case resp.StatusCode == http.StatusBadRequest && e.Error == "invalid_request" && strings.HasPrefix(e.Description, emptyBodyPrefix):
+		return "arrives empty: device clients must send Content-Length (docs/DEPLOY.md#functions-host-mode)", nil
+	case resp.StatusCode == http.StatusInternalServerError && len(body) == 0:
+		return "refused by the Functions host (500): device clients must send Content-Length (docs/DEPLOY.md#functions-host-mode)", nil
+	}
+	return fmt.Sprintf("answered %d, as neither devicegate nor the Functions host does: device clients must send Content-Length (docs/DEPLOY.md#functions-host-mode)", resp.StatusCode), nil
 }
 
 func (c *checker) devicePage(ctx context.Context) (string, error) {

@@ -30,6 +30,10 @@ type site struct {
 	acceptsForeign bool   // a callback that ignores state
 	trustsClientIP bool   // takes X-Forwarded-For as sent by the caller
 	prg            string // where a typed code posted without a decision is redirected ("" shows the confirmation at once, as devicegate did before)
+	// chunked is what a chunked form meets: "" devicegate reads it (a
+	// proxying host), "empty" it arrives empty, "refused" the forwarding
+	// host's empty 500, "other" a front that answers something else.
+	chunked string
 }
 
 func (s *site) start(t *testing.T) *httptest.Server {
@@ -84,8 +88,27 @@ func (s *site) start(t *testing.T) *httptest.Server {
 		case "/api/metadata":
 			fmt.Fprintf(w, `{"issuer":%q,"device_authorization_endpoint":"%s/api/authorize","token_endpoint":"%s/api/token"}`, issuer, issuer, issuer)
 		case "/api/token":
+			if len(r.TransferEncoding) > 0 {
+				switch s.chunked {
+				case "refused":
+					w.WriteHeader(http.StatusInternalServerError)
+					return
+				case "empty":
+					w.WriteHeader(http.StatusBadRequest)
+					fmt.Fprint(w, `{"error":"invalid_request","error_description":"the request body is empty: send the parameters with a Content-Length header"}`)
+					return
+				case "other":
+					w.WriteHeader(http.StatusBadGateway)
+					fmt.Fprint(w, "<html>Bad Gateway</html>")
+					return
+				}
+			}
 			w.Header().Set("Cache-Control", "no-store")
 			w.WriteHeader(http.StatusBadRequest)
+			if r.PostFormValue("grant_type") == "devicegate-check" {
+				fmt.Fprint(w, `{"error":"unsupported_grant_type"}`)
+				return
+			}
 			fmt.Fprint(w, `{"error":"invalid_request"}`)
 		case "/api/authorize":
 			if r.FormValue("client_id") != "devicegate-check" {
@@ -163,6 +186,9 @@ func TestDiagnoses(t *testing.T) {
 		{"typed code redirected to its confirmation (Post/Redirect/Get)", site{prg: "/api/verify"}, ""},
 		{"typed code redirected off the site", site{prg: "https://elsewhere.example/api/verify"}, "unexpected-answer"},
 		{"client address taken from the caller's X-Forwarded-For", site{trustsClientIP: true}, "forwarded-for-spoofable"},
+		{"a chunked form is refused by the forwarding host", site{chunked: "refused"}, ""},
+		{"a chunked form arrives empty", site{chunked: "empty"}, ""},
+		{"a chunked form gets an answer no known host gives: noted, not failed", site{chunked: "other"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -272,5 +298,31 @@ func TestDiagnosesAreDocumented(t *testing.T) {
 		if !slugs[a[1]] {
 			t.Errorf("docs/DEPLOY.md has no heading for #%s", a[1])
 		}
+	}
+}
+
+// TestChunkedFormReport: the check notes which answer a chunked form got,
+// so the operator knows whether device clients must send Content-Length,
+// without failing on it; and the answer it recognises as "arrived empty" is
+// the one devicegate gives.
+func TestChunkedFormReport(t *testing.T) {
+	for chunked, want := range map[string]string{
+		"":        "reaches devicegate whole",
+		"empty":   "arrives empty: device clients must send Content-Length",
+		"refused": "refused by the Functions host (500): device clients must send Content-Length",
+		"other":   "answered 502, as neither devicegate nor the Functions host does: device clients must send Content-Length",
+	} {
+		srv := (&site{chunked: chunked}).start(t)
+		code, out := check(t, srv.URL)
+		if code != 0 || !regexp.MustCompile(`(?m)^note +chunked form +`+regexp.QuoteMeta(want)).MatchString(out) {
+			t.Errorf("chunked %q: exit %d, want a line saying %q:\n%s", chunked, code, want, out)
+		}
+	}
+	src, err := os.ReadFile("../../api/internal/httpapi/api.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), `WithDescription("`+emptyBodyPrefix) {
+		t.Errorf("api/internal/httpapi/api.go no longer answers an empty body with a description starting %q", emptyBodyPrefix)
 	}
 }

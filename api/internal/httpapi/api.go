@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -30,12 +31,31 @@ func invalidRequest(desc string) error {
 	return oauth.ErrInvalidRequest.WithDescription(desc)
 }
 
+// errEmptyBody answers a POST whose body holds nothing. Behind Static Web
+// Apps the Azure Functions host rebuilds each request and copies its body
+// only when Content-Length is above zero, dropping Content-Type with it
+// (azure-functions-host HttpRequestExtensions.ToHttpRequestMessage): a body
+// sent chunked either never reaches devicegate (the host's client refuses to
+// send the rebuilt request and the host answers 500) or, where something in
+// front has removed the chunked framing or the client spoke HTTP/2 without a
+// length, arrives here empty and untyped. The description says what the
+// client must change rather than that its form is not a form (docs/DEPLOY.md,
+// "Functions host mode").
+var errEmptyBody = oauth.ErrInvalidRequest.WithDescription("the request body is empty: send the parameters as an application/x-www-form-urlencoded body with a Content-Length header; a body sent chunked, without Content-Length, does not reach devicegate through the Azure Functions host")
+
 // parseForm reads an application/x-www-form-urlencoded body, as RFC 6749
 // §3.2 and RFC 8628 §3.1 require, and rejects repeated parameters (RFC 6749
 // §3.1: parameters must not be included more than once). Only the body
-// counts: parameters in the query string are not read.
+// counts: parameters in the query string are not read. An empty body is
+// errEmptyBody, checked before the type, since the forwarding host drops
+// the type with the body.
 func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	const formType = "application/x-www-form-urlencoded"
+	// ContentLength is 0 for "Content-Length: 0" and for a request without
+	// any body framing, -1 for a chunked body (counted below).
+	if r.ContentLength == 0 {
+		return emptyForm(r)
+	}
 	// The plain type, as devices send it, needs no parsing (and ParseMediaType
 	// allocates); anything else is parsed as before.
 	if ct := r.Header.Get("Content-Type"); ct != formType {
@@ -44,13 +64,18 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 			return nil, invalidRequest("the request body must be application/x-www-form-urlencoded")
 		}
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	body := &countingReader{r: http.MaxBytesReader(w, r.Body, maxFormBytes)}
+	r.Body = body
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, oauth.Error{Code: "invalid_request", Description: "the request body is too large", Status: http.StatusRequestEntityTooLarge}
 		}
 		return nil, invalidRequest("the request body is not valid form encoding")
+	}
+	if body.n == 0 {
+		// A chunked body with no bytes in it.
+		return emptyForm(r)
 	}
 	for k, v := range r.PostForm {
 		if len(v) > 1 {
@@ -59,6 +84,32 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	}
 	return r.PostForm, nil
 }
+
+// emptyForm decides a request whose body is empty. Only a client that
+// authenticates with HTTP Basic may send nothing in it: a device
+// authorization request then needs no parameter (RFC 8628 §3.1 asks for
+// client_id only from a client not authenticating per RFC 6749 §3.2.1, and
+// scope is optional). Every other empty body is errEmptyBody.
+func emptyForm(r *http.Request) (url.Values, error) {
+	if _, _, ok := r.BasicAuth(); ok {
+		return url.Values{}, nil
+	}
+	return nil, errEmptyBody
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.ReadCloser
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.r.Close() }
 
 // safeName quotes a parameter name for an error description, cut short and
 // reduced to printable ASCII so a hostile name cannot shape our answer.
@@ -265,6 +316,11 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 	form, err := parseForm(w, r)
 	if err != nil {
 		return err
+	}
+	if len(form) == 0 {
+		// A token request always names its grant type (RFC 6749 §4.1.3,
+		// RFC 8628 §3.4), so an empty body is never one, Basic or not.
+		return errEmptyBody
 	}
 	gt := form.Get("grant_type")
 	switch gt {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -257,6 +258,75 @@ func TestGoldenAnswers(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s answer changed:\n got %s\nwant %s", name, got, want)
 		}
+	}
+}
+
+// unsizedBody hides its length, so Go's client sends it chunked, as a
+// device client does that streams its form.
+type unsizedBody struct{ r *strings.Reader }
+
+func (u unsizedBody) Read(p []byte) (int, error) { return u.r.Read(p) }
+
+// TestEmptyBodySaysWhatToChange: a body that is empty — as a chunked form
+// arrives through the Azure Functions host's request forwarding, without its
+// Content-Type — is answered invalid_request naming Content-Length, not
+// "not a form"; a chunked body that does arrive is read as any other; and a
+// Basic-authenticated client may still send an empty device authorization
+// request (RFC 8628 §3.1).
+func TestEmptyBodySaysWhatToChange(t *testing.T) {
+	h := newHarness(t)
+	form := "application/x-www-form-urlencoded"
+	send := func(path, ctype string, body io.Reader, chunked bool, mod func(*http.Request)) *response {
+		req, _ := http.NewRequest("POST", h.srv.URL+path, body)
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		if chunked {
+			req.ContentLength = -1
+		}
+		if mod != nil {
+			mod(req)
+		}
+		return h.do(req, nil)
+	}
+	basic := func(r *http.Request) { r.SetBasicAuth("console", "s3cret") }
+	const emptyDesc = "the request body is empty: send the parameters as an application/x-www-form-urlencoded body with a Content-Length header"
+	tests := []struct {
+		name    string
+		res     func() *response
+		status  int
+		code    string // "" for success
+		wantDsc string
+	}{
+		{"token, empty and untyped (what the forwarding host delivers)", func() *response { return send("/api/token", "", nil, false, nil) }, 400, "invalid_request", emptyDesc},
+		{"authorize, empty and untyped", func() *response { return send("/api/authorize", "", nil, false, nil) }, 400, "invalid_request", emptyDesc},
+		{"authorize, empty form", func() *response { return send("/api/authorize", form, strings.NewReader(""), false, nil) }, 400, "invalid_request", emptyDesc},
+		{"token, chunked with nothing in it", func() *response {
+			return send("/api/token", form, unsizedBody{strings.NewReader("")}, true, nil)
+		}, 400, "invalid_request", emptyDesc},
+		{"authorize, chunked with nothing in it", func() *response {
+			return send("/api/authorize", form, unsizedBody{strings.NewReader("")}, true, nil)
+		}, 400, "invalid_request", emptyDesc},
+		{"token, empty with Basic credentials", func() *response { return send("/api/token", "", nil, false, basic) }, 400, "invalid_request", emptyDesc},
+		{"authorize, chunked form that arrives", func() *response {
+			return send("/api/authorize", form, unsizedBody{strings.NewReader("client_id=tv")}, true, nil)
+		}, 200, "", ""},
+		{"authorize, empty with Basic credentials", func() *response { return send("/api/authorize", "", nil, false, basic) }, 200, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := tc.res()
+			if tc.code == "" {
+				if res.StatusCode != tc.status {
+					t.Fatalf("status %d: %s", res.StatusCode, res.body)
+				}
+				return
+			}
+			m := wantOAuthError(t, res, tc.status, tc.code)
+			if d, _ := m["error_description"].(string); !strings.HasPrefix(d, tc.wantDsc) {
+				t.Errorf("error_description %q, want it to start %q", d, tc.wantDsc)
+			}
+		})
 	}
 }
 

@@ -147,6 +147,16 @@ type Store interface {
 	// must not have side effects beyond the record. If fn returns an error
 	// nothing is written and Update returns that error. The ID and
 	// UserCodeHash cannot be changed. Update returns the record as written.
+	//
+	// Contention is not failure: concurrent Updates of one record, from one
+	// process or several, all apply, each exactly once, in some order. A
+	// backend that detects a conflicting write (Cosmos DB's ETag) tries
+	// again with randomised backoff until it writes or ctx ends; when ctx
+	// has no deadline the backend sets one of several seconds. Update never
+	// gives up after a fixed number of rounds. If ctx ends first, Update
+	// returns an error matching ctx.Err() with errors.Is; a write in flight
+	// at that moment may or may not have landed, as with any write whose
+	// answer was lost.
 	Update(ctx context.Context, id string, fn func(*Record) error) (*Record, error)
 	// Delete removes the record and its user-code key. Deleting a missing
 	// record is not an error.

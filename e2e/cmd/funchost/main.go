@@ -1,12 +1,28 @@
 // Command funchost stands in for the Azure Functions host where the real one
 // cannot be installed: it starts a custom handler from an assembled Functions
-// app folder the way the host does, and forwards the function routes to it.
+// app folder the way the host does, and passes HTTP requests to it the way
+// the host does in the two modes devicegate ships.
 //
-//	go run ./cmd/funchost -root ../dist/api -addr 127.0.0.1:7071
+//	go run ./cmd/funchost -mode swa  -root ../dist/api         -addr 127.0.0.1:7071
+//	go run ./cmd/funchost -mode flex -root ../dist/functionapp -addr 127.0.0.1:7071
 //
-// Each behaviour copies what the host's source does (Azure/azure-functions-host,
-// src/WebJobs.Script/Workers/...), so a package that starts here starts for
-// the same reasons there:
+// Modes (docs/DEPLOY.md, "Functions host mode"):
+//   - swa: Static Web Apps managed functions. host.json sets
+//     customHandler.enableForwardingHttpRequest; one function.json per API
+//     route under routePrefix "api". The host rebuilds each request
+//     (HttpRequestExtensions.ToHttpRequestMessage) and sends it with its own
+//     HttpClient; forward.go has those rules. The SWA front (the SWA CLI in
+//     tests) stands in front of this.
+//   - flex: a Flex Consumption function app. host.json sets
+//     customHandler.enableProxyingHttpRequest and routePrefix ""; one
+//     catch-all function.json. The host proxies each request through YARP
+//     (DefaultHttpWorkerService.ProxyInvocationRequest,
+//     DefaultHttpProxyService); proxy.go has those rules. The stand-in is
+//     alone in front: pages, assets and API on one origin.
+//
+// Sources: Azure/azure-functions-host (src/WebJobs.Script/...,
+// src/WebJobs.Script.WebHost/...), dotnet/yarp (src/ReverseProxy/...) and
+// dotnet/runtime (System.Net.Http), cited beside each rule. Start-up rules:
 //   - HttpWorkerDescription.ApplyDefaultsAndValidate: a relative
 //     defaultExecutablePath becomes root/path only if that file exists;
 //     otherwise it is left to the PATH. A rooted path is used as is.
@@ -25,8 +41,9 @@
 //   - stderr lines are logged as errors, stdout lines as information
 //     (HttpWorkerDescription.UseStdErrorStreamForErrorsOnly).
 //
-// When the worker does not start, every /api request gets 503 "Function host
-// is not running.", which is what Static Web Apps answers in that case.
+// When the worker does not start, every request a function route matches
+// gets 503 "Function host is not running.", which is what Static Web Apps
+// answers in that case.
 package main
 
 import (
@@ -40,7 +57,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -60,13 +76,48 @@ type hostJSON struct {
 			WorkingDirectory      string   `json:"workingDirectory"`
 			Arguments             []string `json:"arguments"`
 		} `json:"description"`
-		EnableForwardingHTTPRequest bool `json:"enableForwardingHttpRequest"`
+		EnableForwardingHTTPRequest bool            `json:"enableForwardingHttpRequest"`
+		EnableProxyingHTTPRequest   bool            `json:"enableProxyingHttpRequest"`
+		Port                        json.RawMessage `json:"port"`
 	} `json:"customHandler"`
-	Extensions struct {
+	ConfigurationProfile string `json:"configurationProfile"`
+	Extensions           struct {
 		HTTP struct {
 			RoutePrefix *string `json:"routePrefix"`
 		} `json:"http"`
 	} `json:"extensions"`
+}
+
+// Modes the stand-in plays.
+const (
+	modeSWA  = "swa"
+	modeFlex = "flex"
+)
+
+// checkMode refuses a host.json the real host would run in another way than
+// mode says, so the stand-in never plays a mode the package does not ask for.
+// DefaultHttpWorkerService.InvokeAsync: enableProxyingHttpRequest is checked
+// first and wins; enableForwardingHttpRequest is the classic rebuild; with
+// neither, an HTTP function gets the JSON invocation payload, which devicegate
+// does not speak.
+func checkMode(mode string, h hostJSON) error {
+	ch := h.CustomHandler
+	if h.ConfigurationProfile != "" {
+		return fmt.Errorf("host.json: configurationProfile %q is not emulated (docs/DEPLOY.md, \"Functions host mode\")", h.ConfigurationProfile)
+	}
+	switch mode {
+	case modeSWA:
+		if ch.EnableProxyingHTTPRequest || !ch.EnableForwardingHTTPRequest {
+			return errors.New("host.json: mode swa needs customHandler.enableForwardingHttpRequest and not enableProxyingHttpRequest")
+		}
+	case modeFlex:
+		if !ch.EnableProxyingHTTPRequest {
+			return errors.New("host.json: mode flex needs customHandler.enableProxyingHttpRequest")
+		}
+	default:
+		return fmt.Errorf("unknown -mode %q (swa or flex)", mode)
+	}
+	return nil
 }
 
 type route struct {
@@ -78,15 +129,16 @@ type route struct {
 func main() {
 	root := flag.String("root", ".", "the Functions app folder (host.json, function folders)")
 	addr := flag.String("addr", "127.0.0.1:7071", "listen address")
+	mode := flag.String("mode", modeSWA, "which host to play: swa (Static Web Apps managed functions, request forwarding) or flex (Flex Consumption, request proxying, alone in front)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("funchost: ")
-	if err := run(*root, *addr); err != nil {
+	if err := run(*root, *addr, *mode); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(root, addr string) error {
+func run(root, addr, mode string) error {
 	root, err := filepath.Abs(root)
 	if err != nil {
 		return err
@@ -99,9 +151,12 @@ func run(root, addr string) error {
 	if err := json.Unmarshal(b, &h); err != nil {
 		return fmt.Errorf("host.json: %w", err)
 	}
-	if !h.CustomHandler.EnableForwardingHTTPRequest {
-		return errors.New("host.json: only enableForwardingHttpRequest is emulated")
+	if err := checkMode(mode, h); err != nil {
+		return err
 	}
+	// HttpOptions.RoutePrefix (Microsoft.Azure.WebJobs.Extensions.Http)
+	// defaults to "api"; WebScriptHostHttpRoutesManager puts it in front
+	// of every function route.
 	prefix := "api"
 	if p := h.Extensions.HTTP.RoutePrefix; p != nil {
 		prefix = *p
@@ -124,9 +179,9 @@ func run(root, addr string) error {
 		// the API answers 503.
 		log.Printf("error: the custom handler did not start: %v", err)
 	}
-	srv := &http.Server{Handler: handler(routes, &target), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: newHost(mode, routes, &target), ReadHeaderTimeout: 5 * time.Second}
 	go func() { <-ctx.Done(); _ = srv.Close() }()
-	log.Printf("listening on %s, app root %s", ln.Addr(), root)
+	log.Printf("listening on %s, mode %s, app root %s", ln.Addr(), mode, root)
 	err = srv.Serve(ln)
 	if worker != nil {
 		_ = worker.Process.Signal(syscall.SIGTERM)
@@ -165,9 +220,13 @@ func startWorker(ctx context.Context, root string, h hostJSON, target *atomic.Po
 	if fileExists(exe) {
 		assignExecute(exe)
 	}
-	port, err := freePort()
+	// HttpWorkerOptionsSetup.GetPort: customHandler.port when it parses as
+	// a number (written as one or as a string), else an unused port.
+	port, err := strconv.Atoi(strings.Trim(string(h.CustomHandler.Port), `"`))
 	if err != nil {
-		return nil, nil, err
+		if port, err = freePort(); err != nil {
+			return nil, nil, err
+		}
 	}
 	cmd = exec.Command(exe, d.Arguments...)
 	cmd.Dir = wd
@@ -245,43 +304,6 @@ func relay(r io.Reader, level string, done chan<- struct{}) {
 	_, _ = io.Copy(io.Discard, r)
 }
 
-func handler(routes []route, target *atomic.Pointer[url.URL]) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rt := match(routes, r.URL.Path)
-		if rt == nil {
-			http.NotFound(w, r)
-			return
-		}
-		if !rt.methods[strings.ToLower(r.Method)] {
-			w.WriteHeader(http.StatusMethodNotAllowed)
-			return
-		}
-		u := target.Load()
-		if u == nil {
-			w.Header().Set("Content-Type", "text/plain")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, "Function host is not running.")
-			return
-		}
-		// The request goes on as it came, X-Forwarded-* included: this
-		// stand-in adds no forwarding headers of its own, so what the
-		// handler sees of the client is what the front in front of it sent.
-		p := &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.SetURL(u)
-				pr.Out.Host = pr.In.Host
-				for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"} {
-					if v, ok := pr.In.Header[h]; ok {
-						pr.Out.Header[h] = v
-					}
-				}
-			},
-			ErrorLog: log.Default(),
-		}
-		p.ServeHTTP(w, r)
-	})
-}
-
 // loadRoutes reads every function folder's httpTrigger route and methods.
 func loadRoutes(root, prefix string) ([]route, error) {
 	files, err := filepath.Glob(filepath.Join(root, "*", "function.json"))
@@ -313,9 +335,15 @@ func loadRoutes(root, prefix string) ([]route, error) {
 			if path == "" {
 				path = name
 			}
-			rt := route{name: name, methods: map[string]bool{}}
+			// A trigger without methods has no method constraint.
+			rt := route{name: name}
+			if len(bd.Methods) > 0 {
+				rt.methods = map[string]bool{}
+			}
 			for _, s := range strings.Split(strings.Trim(prefix+"/"+path, "/"), "/") {
-				rt.segments = append(rt.segments, s)
+				if s != "" {
+					rt.segments = append(rt.segments, s)
+				}
 			}
 			for _, m := range bd.Methods {
 				rt.methods[strings.ToLower(m)] = true
@@ -329,12 +357,22 @@ func loadRoutes(root, prefix string) ([]route, error) {
 	return routes, nil
 }
 
-// match implements the route templates function.json uses: literal
-// segments, {name}, optional {name?} and catch-all {*name}.
-func match(routes []route, path string) *route {
+// match finds the function whose route template and methods take the
+// request. WebScriptHostHttpRoutesManager.InitializeHttpFunctionRoutes maps
+// each httpTrigger's route (the function's name when route is empty) under
+// the route prefix, with an HttpMethodRouteConstraint of its methods: a
+// method the function does not list matches no route at all (no 405).
+// Templates (ASP.NET Core routing): literal segments compared without
+// regard to case, {name}, optional {name?} as the last segment, and a
+// catch-all {*name}, which also matches nothing (so "{*path}" under an
+// empty prefix takes "/").
+func match(routes []route, path, method string) *route {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if len(parts) == 1 && parts[0] == "" {
+		parts = nil
+	}
 	for i := range routes {
-		if matchSegments(routes[i].segments, parts) {
+		if matchSegments(routes[i].segments, parts) && (routes[i].methods == nil || routes[i].methods[strings.ToLower(method)]) {
 			return &routes[i]
 		}
 	}

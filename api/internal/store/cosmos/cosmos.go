@@ -14,9 +14,11 @@
 //   - a refresh-token binding: id = "b." + the token's hash (binding.go).
 //
 // Update is compare-and-swap: read, change, replace with If-Match on the
-// ETag, and on 412 read again. Every write sets the item's own ttl to the
-// seconds it has left, because Cosmos counts TTL from an item's last write;
-// expiry is still checked in code, because the TTL sweep is lazy.
+// ETag, and on 412 wait a random while and read again, until the write
+// lands or the context's deadline (or ContentionLimit) passes. Every write
+// sets the item's own ttl to the seconds it has left, because Cosmos counts
+// TTL from an item's last write; expiry is still checked in code, because
+// the TTL sweep is lazy.
 package cosmos
 
 import (
@@ -58,7 +60,20 @@ type Options struct {
 	Logger          *slog.Logger
 	// HTTPClient overrides the transport (tests, emulators).
 	HTTPClient *http.Client
+	// Rand draws the jitter of the waits between compare-and-swap rounds;
+	// nil means math/rand/v2's shared source. Tests inject a fixed one.
+	Rand rand.Source
+	// ContentionLimit bounds how long Update and Incr keep retrying a
+	// contended item when the context has no deadline; 0 means
+	// DefaultContentionLimit. A deadline on the context always wins.
+	ContentionLimit time.Duration
 }
+
+// DefaultContentionLimit is how long a contended Update keeps trying when
+// its context has no deadline. Request contexts have none; this is well
+// under the server's 40 s write timeout and the 45 s at which Azure cuts a
+// request, so a request never outlives its answer retrying.
+const DefaultContentionLimit = 10 * time.Second
 
 // Stats counts the operations sent to Cosmos DB and what they cost.
 type Stats struct {
@@ -77,6 +92,8 @@ type Store struct {
 	container *azcosmos.ContainerClient
 	now       store.Clock
 	log       *slog.Logger
+	jitter    *jitter
+	limit     time.Duration
 
 	reads, creates, replaces, deletes, retries atomic.Int64
 	ruMu                                       sync.Mutex
@@ -87,10 +104,6 @@ var (
 	_ store.Store   = (*Store)(nil)
 	_ store.Counter = (*Store)(nil)
 )
-
-// maxTries bounds compare-and-swap rounds; contention on one record is at
-// most a device polling and a person approving, so a handful suffices.
-const maxTries = 10
 
 // New connects to the container described by o.
 func New(ctx context.Context, o Options) (*Store, error) {
@@ -130,7 +143,10 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		// what failed.
 		return nil, errors.New("store/cosmos: the connection settings are not valid (check the endpoint and key format)")
 	}
-	s := &Store{client: client, now: o.Now, log: o.Logger}
+	if o.ContentionLimit <= 0 {
+		o.ContentionLimit = DefaultContentionLimit
+	}
+	s := &Store{client: client, now: o.Now, log: o.Logger, jitter: newJitter(o.Rand), limit: o.ContentionLimit}
 	if o.CreateIfMissing {
 		if err := s.create(ctx, o.Database, o.Container); err != nil {
 			return nil, err
@@ -325,12 +341,19 @@ func (s *Store) GetByUserCode(ctx context.Context, userCodeHash string) (*store.
 	return s.Get(ctx, u.RecordID)
 }
 
-// Update implements store.Store as compare-and-swap on the ETag.
+// Update implements store.Store as compare-and-swap on the ETag. A 412
+// (another writer won) or a 429 (throttled) means read and try again: for
+// as long as the context allows, or the contention limit when it sets no
+// deadline, never for a fixed number of rounds, because how many rounds a
+// writer loses depends on how many others contend and how loaded the
+// machine is, not on anything Update can know.
 func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) error) (*store.Record, error) {
-	for try := range maxTries {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	for try := 0; ; try++ {
 		cur, etag, err := s.readRecord(ctx, id)
 		if err != nil {
-			return nil, err
+			return nil, s.gaveUp(ctx, try, err)
 		}
 		keyID, keyUser := cur.ID, cur.UserCodeHash
 		if err := fn(cur); err != nil {
@@ -351,23 +374,61 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 		switch status(err) {
 		case http.StatusPreconditionFailed, http.StatusTooManyRequests:
 			s.retries.Add(1)
-			if err := backoff(ctx, try); err != nil {
-				return nil, err
+			if err := s.backoff(ctx, try); err != nil {
+				return nil, s.gaveUp(ctx, try+1, err)
 			}
 		case http.StatusNotFound:
 			return nil, store.ErrNotFound
 		default:
-			return nil, fmt.Errorf("store/cosmos: replace: %w", err)
+			return nil, s.gaveUp(ctx, try, fmt.Errorf("store/cosmos: replace: %w", err))
 		}
 	}
-	return nil, fmt.Errorf("store/cosmos: record still contended after %d tries", maxTries)
 }
 
-// backoff waits a little, more each try, with jitter so that contending
-// writers do not collide again in step.
-func backoff(ctx context.Context, try int) error {
-	d := time.Duration(5<<min(try, 6))*time.Millisecond + rand.N(10*time.Millisecond)
-	t := time.NewTimer(d)
+// bound gives ctx the contention limit as its deadline when it has none.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.limit)
+}
+
+// gaveUp is Update's error after lost rounds: when the context ended after
+// at least one lost round, contention is the reason, whichever call the
+// deadline happened to interrupt.
+func (s *Store) gaveUp(ctx context.Context, lost int, err error) error {
+	if cerr := ctx.Err(); cerr != nil && lost > 0 && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("store/cosmos: record still contended after %d lost rounds: %w", lost, cerr)
+	}
+	return s.ended(ctx, err)
+}
+
+// ended makes an error that came from the context ending say so, since
+// the SDK reports it as a transport failure.
+func (s *Store) ended(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w (%w)", err, cerr)
+	}
+	return err
+}
+
+// Backoff between compare-and-swap rounds: "full jitter", a wait drawn
+// uniformly from [0, min(backoffCap, backoffBase·2^try)). Drawing from the
+// whole range, rather than adding a little noise to a fixed step, is what
+// stops writers that lost together from colliding again together.
+const (
+	backoffBase = 4 * time.Millisecond
+	backoffCap  = 250 * time.Millisecond
+)
+
+// backoff waits before round try+1, or returns ctx's error if the context
+// ends first.
+func (s *Store) backoff(ctx context.Context, try int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ceil := min(backoffCap, backoffBase<<min(try, 16))
+	t := time.NewTimer(s.jitter.below(ceil))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
@@ -375,6 +436,33 @@ func backoff(ctx context.Context, try int) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// jitter draws waits from an injected source; a rand.Source is not safe
+// for concurrent use, hence the lock.
+type jitter struct {
+	mu  sync.Mutex
+	src *rand.Rand
+}
+
+func newJitter(src rand.Source) *jitter {
+	if src == nil {
+		return &jitter{} // the shared, concurrency-safe source
+	}
+	return &jitter{src: rand.New(src)}
+}
+
+// below returns a duration in [0, d).
+func (j *jitter) below(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	if j.src == nil {
+		return rand.N(d)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return time.Duration(j.src.Int64N(int64(d)))
 }
 
 // Delete implements store.Store: the record, then its user-code key.
@@ -433,7 +521,9 @@ type counterItem struct {
 // has its own item, whose ttl ends shortly after the window does; the
 // first event of a window creates it.
 func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int, time.Time, error) {
-	for range maxTries {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	for try := 0; ; try++ {
 		now := s.now()
 		start := store.WindowStart(now, window)
 		reset := start.Add(window)
@@ -453,7 +543,7 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 		}
 		s.chargeErr(ctx, "patch", &s.replaces, err)
 		if status(err) != http.StatusNotFound {
-			return 0, time.Time{}, fmt.Errorf("store/cosmos: counter: %w", err)
+			return 0, time.Time{}, s.ended(ctx, fmt.Errorf("store/cosmos: counter: %w", err))
 		}
 		body, _ := json.Marshal(counterItem{ID: id, N: 1, Reset: reset, TTL: max(1, int(reset.Sub(now)/time.Second)+60)})
 		cr, err := s.container.CreateItem(ctx, pk(id), body, nil)
@@ -463,10 +553,16 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 		}
 		s.chargeErr(ctx, "create", &s.creates, err)
 		if status(err) != http.StatusConflict {
-			return 0, time.Time{}, fmt.Errorf("store/cosmos: counter: %w", err)
+			return 0, time.Time{}, s.ended(ctx, fmt.Errorf("store/cosmos: counter: %w", err))
 		}
-		// Another instance created it first: increment theirs.
+		// Another instance created it first: increment theirs. Normally the
+		// next patch finds it; the loop only goes on if the item vanished
+		// again in between, and then ends with the context like Update.
 		s.retries.Add(1)
+		if try > 0 {
+			if err := s.backoff(ctx, try-1); err != nil {
+				return 0, time.Time{}, fmt.Errorf("store/cosmos: counter could not be created or incremented: %w", err)
+			}
+		}
 	}
-	return 0, time.Time{}, errors.New("store/cosmos: counter could not be created or incremented")
 }

@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -39,14 +42,19 @@ var containers atomic.Int64
 
 func open(t *testing.T, now store.Clock) *Store {
 	t.Helper()
-	s, err := New(context.Background(), Options{
-		ConnectionString: connection(t),
-		Database:         "devicegate-test",
-		Container:        fmt.Sprintf("c%d-%d", time.Now().UnixNano(), containers.Add(1)),
-		CreateIfMissing:  true,
-		Now:              now,
-		Logger:           quiet,
-	})
+	return openWith(t, Options{Now: now})
+}
+
+// openWith opens a fresh container on the test server with o's other
+// settings.
+func openWith(t *testing.T, o Options) *Store {
+	t.Helper()
+	o.ConnectionString = connection(t)
+	o.Database = "devicegate-test"
+	o.Container = fmt.Sprintf("c%d-%d", time.Now().UnixNano(), containers.Add(1))
+	o.CreateIfMissing = true
+	o.Logger = quiet
+	s, err := New(context.Background(), o)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -186,5 +194,218 @@ func TestOptionsValidation(t *testing.T) {
 	_, err := New(ctx, Options{ConnectionString: "AccountEndpoint=nope;AccountKey=s3cr3t-value", Database: "d", Container: "c"})
 	if err == nil || strings.Contains(err.Error(), "s3cr3t") {
 		t.Errorf("bad connection string: %v", err)
+	}
+}
+
+// contender answers the next forced replaces (PUT of a document) with 412
+// Precondition Failed, as Cosmos DB does when another writer changed the
+// item since it was read; forced < 0 means every replace. Everything else
+// goes to the test server.
+type contender struct {
+	mu     sync.Mutex
+	forced int
+	seen   int
+}
+
+func (c *contender) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/docs/") {
+		c.mu.Lock()
+		force := c.forced != 0
+		if c.forced > 0 {
+			c.forced--
+		}
+		if force {
+			c.seen++
+		}
+		c.mu.Unlock()
+		if force {
+			body := `{"code":"PreconditionFailed","message":"one of the specified pre-condition is not met"}`
+			return &http.Response{
+				StatusCode: http.StatusPreconditionFailed, Status: "412 Precondition Failed", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+				Header:  http.Header{"Content-Type": {"application/json"}, "X-Ms-Request-Charge": {"1"}},
+				Body:    io.NopCloser(strings.NewReader(body)),
+				Request: r, ContentLength: int64(len(body)),
+			}, nil
+		}
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (c *contender) force(n int) { c.mu.Lock(); c.forced, c.seen = n, 0; c.mu.Unlock() }
+func (c *contender) count() int  { c.mu.Lock(); defer c.mu.Unlock(); return c.seen }
+
+// openContended opens a store whose replaces the returned contender can
+// make fail with 412, with a fixed jitter source.
+func openContended(t *testing.T, limit time.Duration) (*Store, *contender, *store.Record) {
+	t.Helper()
+	c := storetest.NewClock()
+	ct := &contender{}
+	s := openWith(t, Options{Now: c.Now, HTTPClient: &http.Client{Transport: ct}, Rand: rand.NewPCG(1, 2), ContentionLimit: limit})
+	r := &store.Record{ID: "rec-412", UserCodeHash: "uc-412", Status: store.StatusPending, CreatedAt: c.Now(), ExpiresAt: c.Now().Add(time.Hour), Interval: 5}
+	if err := s.Create(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	return s, ct, r
+}
+
+// TestUpdateOutlastsAnyFixedTryCount: a record that loses many more
+// compare-and-swap rounds than any small fixed count (40 here; the old
+// loop gave up after 10) is still written, exactly once, while the context
+// lasts.
+func TestUpdateOutlastsAnyFixedTryCount(t *testing.T) {
+	s, ct, r := openContended(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ct.force(40)
+	runs := 0
+	got, err := s.Update(ctx, r.ID, func(rec *store.Record) error { runs++; rec.Interval++; return nil })
+	if err != nil {
+		t.Fatalf("Update after 40 lost rounds: %v", err)
+	}
+	if ct.count() != 40 || runs != 41 {
+		t.Errorf("%d forced 412s, fn ran %d times; want 40 and 41", ct.count(), runs)
+	}
+	stored, _ := s.Get(ctx, r.ID)
+	if got.Interval != 6 || stored.Interval != 6 {
+		t.Errorf("interval returned %d, stored %d; want 6 (one increment)", got.Interval, stored.Interval)
+	}
+	if st := s.Stats(); st.Retries != 40 {
+		t.Errorf("Stats.Retries = %d, want 40", st.Retries)
+	}
+}
+
+// TestUpdateEndsWithTheContextsDeadline: under contention that never ends,
+// Update stops when its context does and says why; nothing is written.
+func TestUpdateEndsWithTheContextsDeadline(t *testing.T) {
+	s, ct, r := openContended(t, time.Hour) // the context's deadline must win
+	ct.force(-1)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := s.Update(ctx, r.ID, func(rec *store.Record) error { rec.Interval++; return nil })
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "contended") {
+		t.Errorf("Update under endless contention: %v, want a contention error matching context.DeadlineExceeded", err)
+	}
+	if ct.count() < 2 {
+		t.Errorf("only %d rounds before the deadline", ct.count())
+	}
+	ct.force(0)
+	if got, _ := s.Get(context.Background(), r.ID); got.Interval != 5 {
+		t.Errorf("interval %d after a failed Update, want 5", got.Interval)
+	}
+}
+
+// TestUpdateHasACeilingWithoutADeadline: a context without a deadline
+// (request contexts have none) gets ContentionLimit, so a request never
+// retries past its own answer.
+func TestUpdateHasACeilingWithoutADeadline(t *testing.T) {
+	s, ct, r := openContended(t, 300*time.Millisecond)
+	ct.force(-1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Update(context.Background(), r.ID, func(rec *store.Record) error { rec.Interval++; return nil })
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Update without a deadline under endless contention: %v, want the contention limit's deadline", err)
+		}
+	case <-time.After(time.Minute): // a watchdog, not a measurement: the limit is 300 ms
+		t.Fatal("Update without a deadline kept retrying past its contention limit")
+	}
+	if s.limit != 300*time.Millisecond {
+		t.Errorf("limit %v", s.limit)
+	}
+	if d := openWith(t, Options{}); d.limit != DefaultContentionLimit {
+		t.Errorf("default limit %v, want %v", d.limit, DefaultContentionLimit)
+	}
+}
+
+// TestBackoffIsFullJitter: the waits between rounds are drawn from the
+// whole range [0, ceiling), from the injected source, so writers that lost
+// together spread out instead of colliding again in step. A fixed step
+// with a little noise (what the loop did before) fails the spread check.
+func TestBackoffIsFullJitter(t *testing.T) {
+	for _, try := range []int{0, 3, 10} {
+		ceil := min(backoffCap, backoffBase<<try)
+		j := newJitter(rand.NewPCG(7, 8))
+		lo, hi := ceil, time.Duration(0)
+		for range 1000 {
+			d := j.below(ceil)
+			if d < 0 || d >= ceil {
+				t.Fatalf("try %d: wait %v outside [0, %v)", try, d, ceil)
+			}
+			lo, hi = min(lo, d), max(hi, d)
+		}
+		if lo > ceil/10 || hi < ceil*9/10 {
+			t.Errorf("try %d: waits span only [%v, %v] of [0, %v)", try, lo, hi, ceil)
+		}
+		// The same seed draws the same waits: the randomness is injected.
+		a, b := newJitter(rand.NewPCG(7, 8)), newJitter(rand.NewPCG(7, 8))
+		for range 10 {
+			if a.below(ceil) != b.below(ceil) {
+				t.Fatal("two jitters from one seed disagree")
+			}
+		}
+	}
+}
+
+// vanishing makes a counter item look as if it disappears between every
+// create and the next increment, for the first rounds: each patch answers
+// 404 and each create 409, as when another instance created the item and
+// its ttl removed it at once. Everything else goes to the test server.
+type vanishing struct {
+	mu     sync.Mutex
+	rounds int
+}
+
+func (v *vanishing) RoundTrip(r *http.Request) (*http.Response, error) {
+	status := 0
+	v.mu.Lock()
+	if v.rounds > 0 && strings.Contains(r.URL.Path, "/docs") {
+		switch r.Method {
+		case http.MethodPatch:
+			status = http.StatusNotFound
+		case http.MethodPost:
+			status = http.StatusConflict
+			v.rounds--
+		}
+	}
+	v.mu.Unlock()
+	if status == 0 {
+		return http.DefaultTransport.RoundTrip(r)
+	}
+	body := `{"code":"x","message":"forced by the test"}`
+	return &http.Response{
+		StatusCode: status, Status: http.StatusText(status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)),
+		Request: r, ContentLength: int64(len(body)),
+	}, nil
+}
+
+// TestIncrOutlastsAnyFixedTryCount: the counter's create-or-increment loop
+// is bounded by the context like Update, not by a count of rounds (the old
+// loop gave up after 10), and it ends with the context when the item never
+// settles.
+func TestIncrOutlastsAnyFixedTryCount(t *testing.T) {
+	v := &vanishing{rounds: 25}
+	s := openWith(t, Options{Now: storetest.NewClock().Now, HTTPClient: &http.Client{Transport: v}, Rand: rand.NewPCG(3, 4)})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	n, _, err := s.Incr(ctx, "k", time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("Incr after 25 vanished rounds: %d, %v; want 1", n, err)
+	}
+	if st := s.Stats(); st.Retries != 25 {
+		t.Errorf("Stats.Retries = %d, want 25", st.Retries)
+	}
+
+	v.mu.Lock()
+	v.rounds = 1 << 30
+	v.mu.Unlock()
+	short, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	if _, _, err := s.Incr(short, "k2", time.Hour); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Incr on an item that never settles: %v, want an error matching context.DeadlineExceeded", err)
 	}
 }

@@ -127,7 +127,10 @@ func (s *Store) GetByUserCode(_ context.Context, userCodeHash string) (*store.Re
 
 // Update implements store.Store. Holding the lock across fn means fn runs
 // exactly once here; callers must not rely on that.
-func (s *Store) Update(_ context.Context, id string, fn func(*store.Record) error) (*store.Record, error) {
+func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) error) (*store.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, err := s.liveLocked(id)

@@ -61,6 +61,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"UpdateKeepsKeys", testUpdateKeepsKeys},
 		{"DeleteFreesBothKeys", testDelete},
 		{"ConcurrentUpdatesAllApply", testConcurrentUpdates},
+		{"UpdateEndsWithItsContext", testUpdateEndsWithItsContext},
 		{"ExactlyOneTakesTheToken", testExactlyOnce},
 		{"UpdateIsAtomicAgainstInterleavedWrite", testInterleavedWrite},
 		{"BindingPutGetDelete", testBindingRoundTrip},
@@ -318,8 +319,14 @@ func testDelete(t *testing.T, s store.Store, c *Clock) {
 	mustCreate(t, s, r)
 }
 
+// testConcurrentUpdates checks the contract on store.Store.Update:
+// contention is not failure. Every one of n concurrent increments must
+// apply while the context lasts, however many rounds a backend's
+// compare-and-swap loses; the deadline is generous because the contract
+// bounds Update by its context, not by a count of rounds.
 func testConcurrentUpdates(t *testing.T, s store.Store, c *Clock) {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	r := newRecord(c)
 	r.Interval = 0
 	mustCreate(t, s, r)
@@ -342,6 +349,26 @@ func testConcurrentUpdates(t *testing.T, s store.Store, c *Clock) {
 	}
 	if got.Interval != n {
 		t.Errorf("after %d concurrent increments Interval = %d (lost updates)", n, got.Interval)
+	}
+}
+
+// testUpdateEndsWithItsContext: an Update whose context has ended answers
+// with the context's error and writes nothing.
+func testUpdateEndsWithItsContext(t *testing.T, s store.Store, c *Clock) {
+	r := newRecord(c)
+	mustCreate(t, s, r)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := s.Update(ctx, r.ID, func(rec *store.Record) error { rec.Interval = 99; return nil })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Update with an ended context: %v, want an error matching context.Canceled", err)
+	}
+	got, err := s.Get(context.Background(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Interval != r.Interval {
+		t.Errorf("an Update whose context had ended wrote Interval = %d", got.Interval)
 	}
 }
 
