@@ -319,6 +319,8 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (*app, error) {
 		Logger: logger, Now: time.Now, Rand: rand.Reader,
 		Limiter: limiter, RateAuthorize: cfg.RateAuthorize, RateVerify: cfg.RateVerify,
 		RateRefresh: cfg.RateRefresh, RateRefreshClient: cfg.RateRefreshClient, ProxyHops: proxyHops(cfg, logger),
+		RateClientAuth: cfg.RateClientAuth, RateClientAuthClient: cfg.RateClientAuthClient,
+		RatePollMisses: cfg.RatePollMisses, RateCodeMisses: cfg.RateCodeMisses,
 	})
 	if err != nil {
 		return nil, err

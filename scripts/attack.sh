@@ -8,6 +8,12 @@
 #   2. Two public clients of one provider: B refreshing A's refresh token
 #      gets invalid_grant; A refreshing it gets new tokens.
 #   3. 120 junk refreshes from one address: 429 after the limit.
+#   4. 3,000 client-secret guesses from one address: at most the budget
+#      (DEVICEGATE_RATE_CLIENT_AUTH, 10/10m) compared, the rest 429, each
+#      failure logged with client and address and no secret in the log;
+#      a 4-digit client secret is refused at start.
+#   5. 2,500 guessed user codes from 100 /64s of one /48: at most the /48's
+#      budget (8 × DEVICEGATE_RATE_VERIFY) processed.
 # Addresses are told apart by X-Forwarded-For (DEVICEGATE_TRUSTED_PROXY).
 # Loopback only; the server's whole process group is stopped on exit.
 set -euo pipefail
@@ -21,16 +27,25 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+clients='[{"client_id":"demo","name":"Demo device","scopes":["profile"]},{"client_id":"radio","name":"Kitchen radio","scopes":["profile"]},{"client_id":"console","name":"Console","scopes":["profile"],"secret_env":"CONSOLE_SECRET"}]'
+# A 4-digit client secret stops the start (config is read before listening).
+if weak=$(cd "$work" && DEVICEGATE_STORE=memory DEVICEGATE_CLIENTS="$clients" CONSOLE_SECRET=4711 timeout 20 ./devicegate -demo -addr 127.0.0.1:0 2>&1); then
+  echo "FAIL  a 4-digit client secret was accepted at start"; exit 1
+elif grep -q "CONSOLE_SECRET" <<<"$weak" && grep -q "openssl rand -base64 32" <<<"$weak" && ! grep -q 4711 <<<"$weak"; then
+  echo "ok    a 4-digit client secret is refused at start: $(grep -o 'the secret in CONSOLE_SECRET[^;]*' <<<"$weak")"
+else
+  echo "FAIL  refusal of a weak secret does not say how to fix it, or shows it: $weak"; exit 1
+fi
+secret=$(head -c 32 /dev/urandom | base64)
 (cd "$work" && exec setsid env DEVICEGATE_STORE=memory DEVICEGATE_RATE_VERIFY=3/10m DEVICEGATE_RATE_REFRESH=30/10m \
-  DEVICEGATE_TRUSTED_PROXY=true \
-  DEVICEGATE_CLIENTS='[{"client_id":"demo","name":"Demo device","scopes":["profile"]},{"client_id":"radio","name":"Kitchen radio","scopes":["profile"]}]' \
+  DEVICEGATE_TRUSTED_PROXY=true DEVICEGATE_CLIENTS="$clients" CONSOLE_SECRET="$secret" \
   ./devicegate -demo -addr "127.0.0.1:$port") >"$work/server.log" 2>&1 &
 pgid=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/api/health" && break; sleep 0.1; done
-python3 - "http://127.0.0.1:$port" <<'PY'
-import http.cookiejar, json, re, html, sys, urllib.error, urllib.parse, urllib.request
+python3 - "http://127.0.0.1:$port" "$work/server.log" "$secret" <<'PY'
+import http.cookiejar, json, re, html, sys, time, urllib.error, urllib.parse, urllib.request
 
-base = sys.argv[1]
+base, server_log, real_secret = sys.argv[1], sys.argv[2], sys.argv[3]
 ok = True
 
 def check(cond, what):
@@ -128,6 +143,38 @@ for i in range(120):
 first429 = codes.index(429) if 429 in codes else None
 check(first429 == 30 and all(c == 429 for c in codes[30:]) and all(c == 400 for c in codes[:30]),
       f"120 junk refreshes: {codes.count(400)} invalid_grant, then 429 from request {first429 + 1 if first429 is not None else None}")
+# 4. Client-secret guesses from one address.
+guesser = client("203.0.113.77")
+statuses, t0 = {}, time.monotonic()
+for i in range(3000):
+    st, hd, body = guesser("POST", "/api/token", {"client_id": "console", "client_secret": "guess%04d" % i,
+        "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": "x"})
+    key = (st, json.loads(body).get("error"), "Retry-After" in hd)
+    statuses[key] = statuses.get(key, 0) + 1
+took = time.monotonic() - t0
+compared = statuses.get((401, "invalid_client", False), 0)
+refused = statuses.get((429, "slow_down", True), 0)
+check(compared <= 10 and compared + refused == 3000,
+      f"3,000 secret guesses from one address in {took:.1f} s: {compared} compared (invalid_client), {refused} refused 429 slow_down with Retry-After; all answers: {statuses}")
+st, _, body = guesser("POST", "/api/token", {"client_id": "console", "client_secret": real_secret,
+    "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": "x"})
+check(st == 429, f"the right secret from the blocked address is refused before comparing: {st}")
+st, _, body = client("198.51.100.78")("POST", "/api/authorize", {"client_id": "console", "client_secret": real_secret})
+check(st == 200, f"the right secret from another address authenticates: {st}")
+log = open(server_log).read()
+logged = log.count('msg="client authentication failed" client_id=console address=203.0.113.77')
+check(logged == compared, f"{logged} failed authentications logged with client and address (want {compared})")
+check("guess" not in log and real_secret not in log, "no guessed or real secret in the log")
+
+# 5. Guessed user codes from 100 /64s of one /48 (each /64 in its own /56).
+processed, t0 = 0, time.monotonic()
+for i in range(2500):
+    ip = "2001:db8:77:%x00::%x" % (i % 100, i + 1)
+    code = "".join(alphabet[(i * 13 + j * 7 + 3) % 20] for j in range(8))
+    st, _, _ = client(ip)("GET", "/api/verify?user_code=" + code[:4] + "-" + code[4:])
+    processed += st != 429
+took = time.monotonic() - t0
+check(processed <= 8 * 3, f"2,500 guessed codes from 100 /64s of one /48 in {took:.1f} s: {processed} processed (the /48's budget is 8 x 3 = 24)")
 print("attack: %d passed, %d failed" % ((1, 0) if ok else (0, 1)))
 sys.exit(0 if ok else 1)
 PY

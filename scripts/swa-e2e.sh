@@ -31,7 +31,7 @@ GOOS=$(go env GOHOSTOS) GOARCH=$(go env GOHOSTARCH) bash scripts/assemble.sh
 api_port=$(freeport)
 swa_port=$(freeport)
 base="http://127.0.0.1:$swa_port"
-secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+secret=$(head -c 32 /dev/urandom | base64 | tr -d "/+=")
 
 worker_port=$(freeport)
 echo "== start the Functions host stand-in (-mode swa, port $api_port) on dist/api, the handler with -demo on port $worker_port"

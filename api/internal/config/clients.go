@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -157,6 +158,10 @@ func parseClients(data []byte, file string, getenv func(string) string, timeout 
 				bad("secret_env cannot be used in passthrough mode: there the device authenticates with the provider's client secret")
 			} else if cl.Secret = getenv(cl.SecretEnv); cl.Secret == "" {
 				bad("secret_env names %s, which is unset or empty", cl.SecretEnv)
+			} else if bits := SecretBits(cl.Secret); bits < MinSecretBits {
+				// RFC 6749 §10.10: a guessable secret is no secret, and
+				// rate limits only slow guessing down.
+				bad("the secret in %s is too weak to guess-proof (about %d bits estimated, at least %d needed); generate one with: openssl rand -base64 32", cl.SecretEnv, bits, MinSecretBits)
 			}
 		}
 		if cj.Upstream != nil {
@@ -346,4 +351,57 @@ func unwrapPathError(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// MinSecretBits is the least estimated entropy a device client's secret
+// must have: 128 bits, what RFC 6749 §10.10 and RFC 6819 §5.1.4.2.2 point
+// to for credentials that must not be guessable (2^128 guesses is out of
+// reach at any rate).
+const MinSecretBits = 128
+
+// SecretBits estimates the entropy of a secret in bits, conservatively: its
+// length times the lesser of log2 of the alphabet its character classes
+// span (lower case, upper case, digits, anything else) and the Shannon
+// entropy of its own character frequencies. A random base64 secret of 32
+// bytes (openssl rand -base64 32) scores about 200; a 4-digit PIN 8; a
+// long repeated word far below 128. It is an estimate: a secret built
+// from a phrase can score more than it holds, never the other way round
+// for a random one of 32 bytes.
+func SecretBits(secret string) int {
+	if secret == "" {
+		return 0
+	}
+	var lower, upper, digit, other bool
+	freq := map[rune]int{}
+	n := 0
+	for _, r := range secret {
+		switch {
+		case r >= 'a' && r <= 'z':
+			lower = true
+		case r >= 'A' && r <= 'Z':
+			upper = true
+		case r >= '0' && r <= '9':
+			digit = true
+		default:
+			other = true
+		}
+		freq[r]++
+		n++
+	}
+	alphabet := 0
+	for _, c := range []struct {
+		in   bool
+		size int
+	}{{lower, 26}, {upper, 26}, {digit, 10}, {other, 33}} {
+		if c.in {
+			alphabet += c.size
+		}
+	}
+	perChar := math.Log2(float64(alphabet))
+	shannon := 0.0
+	for _, k := range freq {
+		p := float64(k) / float64(n)
+		shannon -= p * math.Log2(p)
+	}
+	return int(float64(n) * min(perChar, shannon))
 }

@@ -135,6 +135,15 @@ type Config struct {
 	// client IP and per device client.
 	RateRefresh       ratelimit.Rule
 	RateRefreshClient ratelimit.Rule
+	// RateClientAuth and RateClientAuthClient limit failed client
+	// authentications per client IP and per device client.
+	RateClientAuth       ratelimit.Rule
+	RateClientAuthClient ratelimit.Rule
+	// RatePollMisses limits polls of unknown device codes per client IP.
+	RatePollMisses ratelimit.Rule
+	// RateCodeMisses is the deployment-wide ceiling on user codes that
+	// match nothing.
+	RateCodeMisses ratelimit.Rule
 	// RefreshLifetime is how long a refresh token stays usable through
 	// devicegate without being refreshed.
 	RefreshLifetime time.Duration
@@ -202,8 +211,12 @@ var Vars = []Var{
 	{"DEVICEGATE_RATE_VERIFY", "20/10m", "Requests naming a user code allowed per client IP: showing a code's confirmation, Allow and Deny each count (COUNT/WINDOW, or off); what keeps guessing user codes hopeless (SECURITY.md)."},
 	{"DEVICEGATE_RATE_REFRESH", "30/10m", "Refresh-token grants allowed per client IP (COUNT/WINDOW, or off)."},
 	{"DEVICEGATE_RATE_REFRESH_CLIENT", "600/10m", "Refresh-token grants allowed per device client, across all addresses (COUNT/WINDOW, or off); keeps junk from reaching the provider in your app's name."},
+	{"DEVICEGATE_RATE_CLIENT_AUTH", "10/10m", "Failed client authentications (wrong client secret) allowed per client IP, and eight times that per IPv4 /24 or IPv6 /48 (COUNT/WINDOW, or off); past it, requests are refused with 429 before their secret is compared."},
+	{"DEVICEGATE_RATE_CLIENT_AUTH_CLIENT", "100/10m", "Failed client authentications allowed per device client, across all addresses (COUNT/WINDOW, or off); past it, that client's requests are refused with 429 before their secret is compared."},
+	{"DEVICEGATE_RATE_POLL_MISSES", "30/10m", "Polls naming an unknown device code allowed per client IP (COUNT/WINDOW, or off); past it, polls are refused before the store is read."},
+	{"DEVICEGATE_RATE_CODE_MISSES", "500/10m", "Deployment-wide ceiling on typed user codes that match nothing (COUNT/WINDOW, or off); past it, every address is slowed to 3 code requests a window and an error is logged (SECURITY.md)."},
 	{"DEVICEGATE_REFRESH_LIFETIME", "2160h", "How long a refresh token stays usable through devicegate without a refresh (90 days); each refresh renews it, 1h to 8760h."},
-	{"DEVICEGATE_SECRET_KEY_PREVIOUS", "", "The key before a rotation, base64; flows started under it still finish. Remove it after the code lifetime."},
+	{"DEVICEGATE_SECRET_KEY_PREVIOUS", "", "The key before a rotation, base64; flows started under it still finish, and a device's refresh token found under it is moved to the current key at its next refresh. Keep it for DEVICEGATE_REFRESH_LIFETIME after the rotation, or devices that have not refreshed since must sign in again (SECURITY.md, Keys)."},
 	{"DEVICEGATE_LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"DEVICEGATE_LOG_FORMAT", "text", "text or json."},
 }
@@ -354,6 +367,13 @@ func (l *loader) listen(c *Config) {
 	}
 
 	c.PublicURL = strings.TrimRight(l.get("DEVICEGATE_PUBLIC_URL"), "/")
+	if c.PublicURL != "" {
+		// Browsers send the origin in its normal form (RFC 6454 §6.1:
+		// lower-case scheme and host, no default port); a URL typed as
+		// https://Host:443 must compare equal to it, and every URL handed
+		// out is built from the normal form.
+		c.PublicURL = NormalizeOrigin(c.PublicURL)
+	}
 	if c.PublicURL == "" {
 		host, port, _ := net.SplitHostPort(c.Addr)
 		if host == "" || host == "0.0.0.0" || host == "::" {
@@ -500,6 +520,10 @@ func (l *loader) front(c *Config) {
 	c.RateVerify = l.rule("DEVICEGATE_RATE_VERIFY", "20/10m")
 	c.RateRefresh = l.rule("DEVICEGATE_RATE_REFRESH", "30/10m")
 	c.RateRefreshClient = l.rule("DEVICEGATE_RATE_REFRESH_CLIENT", "600/10m")
+	c.RateClientAuth = l.rule("DEVICEGATE_RATE_CLIENT_AUTH", "10/10m")
+	c.RateClientAuthClient = l.rule("DEVICEGATE_RATE_CLIENT_AUTH_CLIENT", "100/10m")
+	c.RatePollMisses = l.rule("DEVICEGATE_RATE_POLL_MISSES", "30/10m")
+	c.RateCodeMisses = l.rule("DEVICEGATE_RATE_CODE_MISSES", "500/10m")
 	c.RefreshLifetime = l.duration("DEVICEGATE_REFRESH_LIFETIME", 90*24*time.Hour, time.Hour, 365*24*time.Hour)
 }
 
@@ -591,6 +615,35 @@ func checkPublicURL(v string) error {
 		return fmt.Errorf("%q must use https (plain http is allowed only for loopback addresses)", v)
 	}
 	return nil
+}
+
+// NormalizeOrigin returns scheme://host[:port] of an absolute http(s) URL
+// in the form RFC 6454 §6.1 serialises an origin: scheme and host in lower
+// case, the port dropped when it is the scheme's default (80, 443), and
+// nothing after the authority but what was there (the path, query and
+// fragment are left for checkPublicURL to refuse). Anything that does not
+// parse is returned unchanged.
+func NormalizeOrigin(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" {
+		return v
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	u.Host = host
+	if u.Path == "/" {
+		u.Path = ""
+	}
+	return u.String()
 }
 
 // checkEndpoint checks a URL setting of the kind ("generic", "oidc")

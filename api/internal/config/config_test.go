@@ -101,7 +101,7 @@ func TestGenericAndClientsFile(t *testing.T) {
 	m["DEVICEGATE_UPSTREAM_TOKEN_URL"] = "http://127.0.0.1:9/token"
 	m["DEVICEGATE_UPSTREAM_PKCE"] = "false"
 	m["DEVICEGATE_CLIENTS"] = `[{"client_id":"tv","name":"TV","scopes":["a","b"],"default_scopes":["a"],"secret_env":"TV_SECRET"}]`
-	m["TV_SECRET"] = "tvsecret"
+	m["TV_SECRET"] = strongSecret
 	m["DEVICEGATE_SECRET_KEY"] = key
 	m["DEVICEGATE_CODE_LIFETIME"] = "300"
 	m["DEVICEGATE_SECRET_KEY_PREVIOUS"] = "bm8="
@@ -115,7 +115,7 @@ func TestGenericAndClientsFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl, _ := c.Client("tv")
-	if c.Upstream.Name != "Acme" || c.Upstream.PKCE || cl.Secret != "tvsecret" || cl.Public() || cl.AllowsScope("c") || !cl.AllowsScope("b") ||
+	if c.Upstream.Name != "Acme" || c.Upstream.PKCE || cl.Secret != strongSecret || cl.Public() || cl.AllowsScope("c") || !cl.AllowsScope("b") ||
 		c.CodeLifetime != 5*time.Minute || c.PollInterval != 10*time.Second || len(c.SecretKey) != 32 {
 		t.Errorf("%+v %+v", c, cl)
 	}
@@ -614,7 +614,7 @@ func TestWarnings(t *testing.T) {
 func TestUnknownVariables(t *testing.T) {
 	m := base()
 	m["DEVICEGATE_CLIENTS"] = `[{"client_id":"tv","secret_env":"DEVICEGATE_TV_SECRET"}]`
-	m["DEVICEGATE_TV_SECRET"] = "tv-secret-value"
+	m["DEVICEGATE_TV_SECRET"] = strongSecret
 	c, err := Load(env(m), false)
 	if err != nil {
 		t.Fatal(err)
@@ -644,5 +644,64 @@ func TestUnknownVariables(t *testing.T) {
 	}
 	if len(c.UnknownVariables([]string{"DEVICEGATE_COLOUR=1", "DEVICEGATE_ADDR=x", "DEVICEGATE_SHAPE=2"})) != 2 {
 		t.Error("not one warning per unknown name")
+	}
+}
+
+// strongSecret is what openssl rand -base64 32 prints.
+const strongSecret = "q0vN8mZ1c3YxT2pLr6W9sHk4uJdF7eGaBiC5oQyXlPw="
+
+// TestWeakClientSecretRefused: a device client's secret under 128 bits of
+// estimated entropy stops the start, with the variable named, no value
+// shown, and how to make a good one; what openssl rand prints passes.
+func TestWeakClientSecretRefused(t *testing.T) {
+	for _, weak := range []string{"4711", "s3cret", "correcthorse", strings.Repeat("ab", 40), "Passw0rd!Passw0rd!"} {
+		m := base()
+		m["DEVICEGATE_CLIENTS"] = `[{"client_id":"tv","secret_env":"TV_SECRET"}]`
+		m["TV_SECRET"] = weak
+		_, err := Load(env(m), false)
+		if err == nil {
+			t.Errorf("secret of %d characters (%d bits estimated) accepted", len(weak), SecretBits(weak))
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, "TV_SECRET") || !strings.Contains(msg, "openssl rand -base64 32") || strings.Contains(msg, weak) {
+			t.Errorf("message %q: want the variable and openssl rand -base64 32, never the value", msg)
+		}
+	}
+	for _, strong := range []string{strongSecret, "3f9a1c7e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a"} {
+		if bits := SecretBits(strong); bits < MinSecretBits {
+			t.Errorf("a random 32-byte secret scores %d bits", bits)
+		}
+		m := base()
+		m["DEVICEGATE_CLIENTS"] = `[{"client_id":"tv","secret_env":"TV_SECRET"}]`
+		m["TV_SECRET"] = strong
+		if _, err := Load(env(m), false); err != nil {
+			t.Errorf("strong secret refused: %v", err)
+		}
+	}
+}
+
+// TestPublicURLNormalised: the public URL is kept as browsers serialise
+// its origin (RFC 6454 §6.1), so the Origin check and every URL handed
+// out agree with what a browser sends.
+func TestPublicURLNormalised(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://Host.Example:443":  "https://host.example",
+		"https://host.example/":     "https://host.example",
+		"HTTPS://HOST.example:8443": "https://host.example:8443",
+		"http://127.0.0.1:80":       "http://127.0.0.1",
+		"http://[::1]:8080/":        "http://[::1]:8080",
+	} {
+		m := base()
+		m["DEVICEGATE_PUBLIC_URL"] = in
+		m["DEVICEGATE_SECRET_KEY"] = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+		c, err := Load(env(m), false)
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		if c.PublicURL != want {
+			t.Errorf("%s became %s, want %s", in, c.PublicURL, want)
+		}
 	}
 }

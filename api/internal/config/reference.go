@@ -25,7 +25,7 @@ var ClientFields = []Field{
 	{"scopes", "any", "The scopes the device may ask for. Empty or absent: any scope."},
 	{"default_scopes", "none", "Scopes used when the device asks for none; each must be in scopes."},
 	{"scope_descriptions", "the preset's", "What the confirmation screen says for each scope, as an object: {\"user-read-currently-playing\": \"See the track you are playing\"}. Replaces the preset's description of that scope; a scope described nowhere is shown by its identifier. See \"Scope descriptions\"."},
-	{"secret_env", "public client", "Name of the variable holding this device client's own secret at devicegate. Absent: a public client, identified by client_id alone (usual for devices, which cannot keep a secret). Not allowed in passthrough mode."},
+	{"secret_env", "public client", "Name of the variable holding this device client's own secret at devicegate, at least 128 bits of estimated entropy (make one with openssl rand -base64 32; a weaker one stops the start). Absent: a public client, identified by client_id alone (usual for devices, which cannot keep a secret). Not allowed in passthrough mode."},
 	{"mode", "proxy", "proxy: devicegate holds the provider's client secret and does the code exchange. passthrough: the device presents the provider's client secret at the token endpoint and devicegate exchanges the code with it at poll time, never storing the secret. See \"Proxy or passthrough\"."},
 	{"upstream", "the default upstream", "This client's own provider, as an object with the fields below. Absent: the DEVICEGATE_UPSTREAM_* variables."},
 	{"upstream.preset", "", "Required. spotify, strava, discord, dropbox, twitch, generic or oidc."},

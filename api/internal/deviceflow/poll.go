@@ -25,6 +25,10 @@ const (
 	// OutcomeExchange: passthrough mode; this poll may exchange the
 	// authorization code with the client secret the device presented.
 	OutcomeExchange
+	// OutcomeUnknown: invalid_grant; no record has this device code, or
+	// it belongs to another client. The token endpoint counts these per
+	// address (junk polls).
+	OutcomeUnknown
 )
 
 func (o Outcome) String() string {
@@ -43,6 +47,8 @@ func (o Outcome) String() string {
 		return "invalid_grant"
 	case OutcomeExchange:
 		return "exchange"
+	case OutcomeUnknown:
+		return "unknown_device_code"
 	}
 	return "unknown"
 }
@@ -51,10 +57,15 @@ func (o Outcome) String() string {
 const SlowDownStep = 5 * time.Second
 
 // PollTolerance is how much earlier than its interval a poll may arrive and
-// still count as on time. Timers, scheduling and network latency make a
-// well-behaved device's polls arrive a little early now and then; without
-// slack, such jitter would earn it slow_down for nothing.
-const PollTolerance = time.Second
+// still count as on time: a fifth of the interval, at most a second.
+// Timers, scheduling and network latency make a well-behaved device's polls
+// arrive a little early now and then; without slack, such jitter would earn
+// it slow_down for nothing. A fixed second would switch slow_down off for
+// an interval of one second (every poll, however fast, would be on time);
+// a fifth of it still refuses back-to-back polls.
+func PollTolerance(interval time.Duration) time.Duration {
+	return min(time.Second, interval/5)
+}
 
 // Decide is the one place a poll is decided: given the record and the time,
 // exactly one outcome. Terminal states come first, so a device that polls
@@ -87,7 +98,7 @@ func Decide(r *store.Record, now time.Time) Outcome {
 		return OutcomePending
 	}
 	interval := time.Duration(r.Interval) * time.Second
-	if now.Sub(r.LastPoll) < interval-PollTolerance {
+	if now.Sub(r.LastPoll) < interval-PollTolerance(interval) {
 		return OutcomeSlowDown
 	}
 	return OutcomePending

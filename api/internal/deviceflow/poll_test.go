@@ -57,6 +57,24 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+// TestFastestIntervalStillSlowsDown: at the fastest interval the
+// configuration allows (DEVICEGATE_POLL_INTERVAL=1s), back-to-back polls
+// and polls well before the second are slow_down, while a device polling
+// each second with a little jitter is on time.
+func TestFastestIntervalStillSlowsDown(t *testing.T) {
+	rec := store.Record{Status: store.StatusPending, CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute), Interval: 1, LastPoll: t0}
+	for _, early := range []time.Duration{0, time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond, 790 * time.Millisecond} {
+		if got := Decide(&rec, t0.Add(early)); got != OutcomeSlowDown {
+			t.Errorf("poll %v after the last at a 1 s interval: %v, want slow_down", early, got)
+		}
+	}
+	for _, onTime := range []time.Duration{850 * time.Millisecond, time.Second, 1200 * time.Millisecond} {
+		if got := Decide(&rec, t0.Add(onTime)); got != OutcomePending {
+			t.Errorf("poll %v after the last at a 1 s interval: %v, want authorization_pending", onTime, got)
+		}
+	}
+}
+
 // TestJitterNeverTrapsAWellBehavedDevice simulates a device that follows RFC
 // 8628: it waits its interval (with up to ±800 ms of jitter) and adds 5 s to
 // it on slow_down. It must spend almost all its polls pending, and never

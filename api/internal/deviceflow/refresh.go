@@ -33,6 +33,9 @@ var (
 // RefreshGrant is a refresh token found bound to the requesting client.
 type RefreshGrant struct {
 	binding *store.Binding
+	// current is the token's binding ID under the current key; it differs
+	// from binding.ID when the binding was found under a previous key.
+	current string
 	// Scopes are the scopes the token was granted with.
 	Scopes []string
 }
@@ -81,23 +84,30 @@ func (s *Service) CheckRefresh(ctx context.Context, refreshToken, clientID, upst
 	if same != 1 {
 		return nil, ErrRefreshWrongClient
 	}
-	return &RefreshGrant{binding: b, Scopes: slices.Clone(b.Scopes)}, nil
+	return &RefreshGrant{binding: b, current: s.c.Hasher.Hash(kindRefresh, refreshToken), Scopes: slices.Clone(b.Scopes)}, nil
 }
 
 // Refreshed records a successful refresh of g. When the provider rotated
 // the refresh token (newToken non-empty and different), the binding moves
-// to the new token and the old one stops working through devicegate; when
-// it did not, the binding stays, renewed once half its life is gone (so a
-// device refreshing hourly costs no write per refresh).
+// to the new token and the old one stops working through devicegate. When
+// it did not but the binding was found under a previous key, the binding
+// moves to the same token's ID under the current key, so that removing the
+// previous key later signs nobody out who refreshed meanwhile. Otherwise
+// the binding stays, renewed once half its life is gone (so a device
+// refreshing hourly costs no write per refresh).
 func (s *Service) Refreshed(ctx context.Context, g *RefreshGrant, newToken string, scopes []string) error {
 	now := s.c.Now()
 	next := g.binding.Clone()
 	next.Scopes = slices.Clone(scopes)
 	next.ExpiresAt = now.Add(s.c.RefreshLifetime)
+	target := g.current
+	if newToken != "" {
+		target = s.c.Hasher.Hash(kindRefresh, newToken)
+	}
 	var err error
 	switch {
-	case newToken != "" && s.c.Hasher.Hash(kindRefresh, newToken) != g.binding.ID:
-		next.ID = s.c.Hasher.Hash(kindRefresh, newToken)
+	case target != g.binding.ID:
+		next.ID = target
 		err = s.c.Store.MoveBinding(ctx, g.binding.ID, next)
 	case g.binding.ExpiresAt.Sub(now) < s.c.RefreshLifetime/2 || !slices.Equal(scopes, g.binding.Scopes):
 		err = s.c.Store.PutBinding(ctx, next)

@@ -307,9 +307,9 @@ func (s *Service) PollExchange(ctx context.Context, clientID, deviceCode string,
 	case errors.Is(err, store.ErrExpired):
 		return nil, OutcomeExpired, oauth.ErrExpiredToken.WithDescription("the device_code has expired; start again")
 	case errors.Is(err, store.ErrNotFound):
-		return nil, OutcomeUsed, oauth.ErrInvalidGrant.WithDescription("unknown or already used device_code")
+		return nil, OutcomeUnknown, oauth.ErrInvalidGrant.WithDescription("unknown or already used device_code")
 	case errors.Is(err, errWrongClient):
-		return nil, OutcomeUsed, oauth.ErrInvalidGrant.WithDescription("the device_code was issued to another client")
+		return nil, OutcomeUnknown, oauth.ErrInvalidGrant.WithDescription("the device_code was issued to another client")
 	case err != nil:
 		return nil, 0, fmt.Errorf("deviceflow: polling: %w", err)
 	}

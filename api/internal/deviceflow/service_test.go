@@ -423,3 +423,53 @@ func TestKeyRotationKeepsFlowsInProgress(t *testing.T) {
 		t.Errorf("poll without the previous key: %v", err)
 	}
 }
+
+// TestRotationMovesBindingsToTheCurrentKey: with a provider that does not
+// rotate refresh tokens, a binding made under the old key is found during
+// the overlap and moved to the current key by the device's refresh, so the
+// device keeps refreshing once the previous key is removed. A device that
+// did not refresh during the overlap is signed out then: the reason the
+// previous key must stay for the refresh lifetime.
+func TestRotationMovesBindingsToTheCurrentKey(t *testing.T) {
+	f := newFixture(t) // key 7
+	for _, tok := range []string{"rt-refreshed", "rt-same", "rt-idle"} {
+		if err := f.svc.BindRefresh(ctx, tok, "tv", "acme", []string{"streaming"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldHasher, _ := deviceflow.NewHasher(bytes.Repeat([]byte{7}, 32))
+	newHasher, _ := deviceflow.NewHasher(bytes.Repeat([]byte{9}, 32))
+	cfg := f.cfg
+	cfg.Hasher, cfg.Previous = newHasher, []*deviceflow.Hasher{oldHasher}
+	overlap, err := deviceflow.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The provider answers without a refresh token, or with the same one.
+	for tok, answered := range map[string]string{"rt-refreshed": "", "rt-same": "rt-same"} {
+		g, err := overlap.CheckRefresh(ctx, tok, "tv", "acme")
+		if err != nil {
+			t.Fatalf("%s during the overlap: %v", tok, err)
+		}
+		if err := overlap.Refreshed(ctx, g, answered, []string{"streaming"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.Previous = nil
+	after, err := deviceflow.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{"rt-refreshed", "rt-same"} {
+		if _, err := after.CheckRefresh(ctx, tok, "tv", "acme"); err != nil {
+			t.Errorf("%s after the previous key was removed: %v", tok, err)
+		}
+	}
+	if _, err := after.CheckRefresh(ctx, "rt-idle", "tv", "acme"); !errors.Is(err, deviceflow.ErrRefreshUnbound) {
+		t.Errorf("a binding nobody refreshed during the overlap: %v, want unbound", err)
+	}
+	// The move left nothing under the old key.
+	if _, err := f.svc.CheckRefresh(ctx, "rt-refreshed", "tv", "acme"); !errors.Is(err, deviceflow.ErrRefreshUnbound) {
+		t.Errorf("the old-key binding is still there: %v", err)
+	}
+}

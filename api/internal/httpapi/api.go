@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -172,6 +173,13 @@ func (s *server) authenticateClient(r *http.Request, form url.Values) (*config.C
 		if len(secret) > 1024 {
 			return nil, cred, invalidClient(hasBasic, "client authentication failed")
 		}
+		if secret != "" {
+			// The provider compares this secret: devicegate must not be
+			// an unlimited oracle for it either.
+			if err := s.clientAuthBlocked(r, c); err != nil {
+				return nil, cred, err
+			}
+		}
 		cred.upstreamSecret = secret
 		return c, cred, nil
 	}
@@ -181,11 +189,76 @@ func (s *server) authenticateClient(r *http.Request, form url.Values) (*config.C
 	if secret == "" {
 		return nil, cred, invalidClient(hasBasic, "client authentication is required for this client")
 	}
+	// RFC 6749 §2.3.1: brute force against the secret must be stopped. An
+	// address or client over its budget of failures is refused before the
+	// secret is compared, so a guess past the budget learns nothing.
+	if err := s.clientAuthBlocked(r, c); err != nil {
+		return nil, cred, err
+	}
 	if subtle.ConstantTimeCompare([]byte(secret), []byte(c.Secret)) != 1 {
+		if err := s.clientAuthFailed(r.Context(), s.clientIP(r), c); err != nil {
+			return nil, cred, err
+		}
 		return nil, cred, invalidClient(hasBasic, "client authentication failed")
 	}
 	return c, cred, nil
 }
+
+// Rate-limit names of failed client authentications.
+const (
+	limitClientAuth       = "client-auth"        // per address (each network of it)
+	limitClientAuthClient = "client-auth-client" // per client_id
+)
+
+// clientAuthBlocked refuses, before any secret is compared or passed on,
+// a request from an address or for a client whose failed authentications
+// are over their budget (RateClientAuth, RateClientAuthClient).
+func (s *server) clientAuthBlocked(r *http.Request, c *config.Client) error {
+	if b, retry := s.Limiter.BlockedAddr(limitClientAuth, s.clientIP(r)); b {
+		return tooManyFailures(retry, "this address")
+	}
+	if b, retry := s.Limiter.Blocked(limitClientAuthClient, c.ID); b {
+		return tooManyFailures(retry, "this client")
+	}
+	return nil
+}
+
+// clientAuthFailed logs a failed client authentication — the client and
+// the address, never the value tried — and counts it against the address
+// and the client. Past either budget it returns the 429 to answer instead
+// of invalid_client; until then nil.
+func (s *server) clientAuthFailed(ctx context.Context, ip netip.Addr, c *config.Client) error {
+	s.Logger.WarnContext(ctx, "client authentication failed", "client_id", c.ID, "address", ip.String())
+	overAddr, retryAddr := s.Limiter.FailAddr(ctx, limitClientAuth, s.RateClientAuth, ip)
+	overClient, retryClient := s.Limiter.Fail(ctx, limitClientAuthClient, s.RateClientAuthClient, c.ID)
+	switch {
+	case overAddr:
+		return tooManyFailures(retryAddr, "this address")
+	case overClient:
+		return tooManyFailures(retryClient, "this client")
+	}
+	return nil
+}
+
+// tooManyFailures is the answer past a budget of failed client
+// authentications: 429 with Retry-After (RFC 6585 §4) and slow_down, as
+// for the other limits of the token endpoint. Not invalid_client: the
+// secret was not compared, and a device told invalid_client concludes its
+// secret is wrong, while slow_down tells it to wait and try again, which
+// is the truth (SECURITY.md gives the reasoning).
+func tooManyFailures(retry time.Duration, who string) error {
+	return limited{retry: retry, err: oauth.Error{Code: "slow_down", Status: http.StatusTooManyRequests,
+		Description: "too many failed client authentications from " + who + "; retry after " + strconv.Itoa(int((retry+time.Second-1)/time.Second)) + " seconds"}}
+}
+
+// limited marks an error answer that must carry Retry-After.
+type limited struct {
+	retry time.Duration
+	err   oauth.Error
+}
+
+func (l limited) Error() string { return l.err.Error() }
+func (l limited) Unwrap() error { return l.err }
 
 // credentials is what a request's client authentication carried beyond the
 // client's identity.
@@ -269,12 +342,18 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// withChallenge adds WWW-Authenticate for a challenge error and returns it.
+// withChallenge adds WWW-Authenticate for a challenge error (Retry-After
+// for a limited one) and returns it.
 func (s *server) withChallenge(w http.ResponseWriter, err error) error {
 	var c challenge
 	if errors.As(err, &c) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="devicegate", charset="UTF-8"`)
 		return c.err
+	}
+	var l limited
+	if errors.As(err, &l) {
+		retryAfter(w, l.retry)
+		return l.err
 	}
 	return err
 }
@@ -350,14 +429,32 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 	if dc == "" {
 		return invalidRequest("device_code is required")
 	}
+	// Polls of device codes that match nothing (or another client's) are
+	// limited per address, and an address over that budget is refused
+	// before the store is read: junk polls cost no database read.
+	ip := s.clientIP(r)
+	if b, retry := s.Limiter.BlockedAddr(limitPollMisses, ip); b {
+		return tooManyPollMisses(w, retry)
+	}
 	if len(dc) > 512 {
+		if over, retry := s.Limiter.FailAddr(r.Context(), limitPollMisses, s.RatePollMisses, ip); over {
+			return tooManyPollMisses(w, retry)
+		}
 		return oauth.ErrInvalidGrant.WithDescription("unknown or already used device_code")
 	}
-	var tok *deviceflow.TokenResponse
+	var (
+		tok     *deviceflow.TokenResponse
+		outcome deviceflow.Outcome
+	)
 	if c.Passthrough() {
-		tok, _, err = s.Service.PollExchange(r.Context(), c.ID, dc, s.exchanger(c, up, cred.upstreamSecret))
+		tok, outcome, err = s.Service.PollExchange(r.Context(), c.ID, dc, s.exchanger(c, up, cred.upstreamSecret, ip))
 	} else {
-		tok, _, err = s.Service.Poll(r.Context(), c.ID, dc)
+		tok, outcome, err = s.Service.Poll(r.Context(), c.ID, dc)
+	}
+	if outcome == deviceflow.OutcomeUnknown {
+		if over, retry := s.Limiter.FailAddr(r.Context(), limitPollMisses, s.RatePollMisses, ip); over {
+			return tooManyPollMisses(w, retry)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, oauth.ErrInvalidClient) && cred.basic {
@@ -369,12 +466,23 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// limitPollMisses names the per-address budget of polls naming unknown
+// device codes.
+const limitPollMisses = "poll-misses"
+
+// tooManyPollMisses is the answer past that budget.
+func tooManyPollMisses(w http.ResponseWriter, retry time.Duration) error {
+	retryAfter(w, retry)
+	return oauth.Error{Code: "slow_down", Status: http.StatusTooManyRequests,
+		Description: "too many polls of unknown device codes from this address; retry after " + strconv.Itoa(int((retry+time.Second-1)/time.Second)) + " seconds"}
+}
+
 // exchanger is the passthrough exchange with the secret the device
 // presented, its failures sorted into what the flow should do: a secret the
 // provider refuses is the device's to fix (invalid_client, code kept); a
 // provider out of reach is retried on the next poll (authorization_pending);
 // a code the provider refuses, or an unusable answer, ends the flow.
-func (s *server) exchanger(c *config.Client, up Upstream, secret string) deviceflow.Exchanger {
+func (s *server) exchanger(c *config.Client, up Upstream, secret string, ip netip.Addr) deviceflow.Exchanger {
 	return func(ctx context.Context, code, verifier string) (*deviceflow.Tokens, error) {
 		t, err := up.ExchangeWithSecret(ctx, secret, code, verifier)
 		if err == nil {
@@ -395,6 +503,9 @@ func (s *server) exchanger(c *config.Client, up Upstream, secret string) devicef
 		errors.As(err, &xe)
 		switch {
 		case xe != nil && (xe.ClientRejected() || (xe.Kind == upstream.KindRejected && xe.Code == "unauthorized_client")):
+			// Counted like a wrong secret of our own: the next tries
+			// from this address or for this client wait once over budget.
+			_ = s.clientAuthFailed(ctx, ip, c)
 			return nil, &deviceflow.ExchangeFailure{Retry: true, Answer: oauth.ErrInvalidClient.WithDescription(
 				provider + " refused the client credentials the device presented; the sign-in is kept, so poll again with the right client secret")}
 		case xe != nil && xe.Kind != upstream.KindUnavailable:
@@ -522,7 +633,11 @@ func (s *server) refreshFailed(w http.ResponseWriter, r *http.Request, c *config
 			code := xe.Code
 			if xe.ClientRejected() {
 				if c.Passthrough() {
-					// The device's secret was refused: its credentials, its error.
+					// The device's secret was refused: its credentials, its
+					// error, counted like a wrong secret of our own.
+					if err := s.clientAuthFailed(r.Context(), s.clientIP(r), c); err != nil {
+						return s.withChallenge(w, err)
+					}
 					return s.withChallenge(w, invalidClient(cred.basic, provider+" refused the client credentials the device presented"))
 				}
 				// devicegate's own credentials were refused: the operator's

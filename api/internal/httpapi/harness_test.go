@@ -232,6 +232,10 @@ type harnessConfig struct {
 	// and promise, as oidc discovery would set them.
 	issuer      string
 	issPromised bool
+	// Failure budgets: client authentications per address and per client,
+	// polls of unknown device codes per address, and the deployment-wide
+	// ceiling on user codes that matched nothing.
+	rateClientAuth, rateClientAuthC, ratePollMisses, rateCodeMisses ratelimit.Rule
 	// upstreamTimeout bounds each exchange; short by default so the hang
 	// tests are quick.
 	upstreamTimeout time.Duration
@@ -260,6 +264,12 @@ func withIssuer(issuer string, promised bool) harnessOpt {
 // withTLS serves the harness over https.
 func withTLS() harnessOpt {
 	return func(hc *harnessConfig) { hc.tls = true }
+}
+
+func withFailureLimits(clientAuth, clientAuthPerClient, pollMisses, codeMisses ratelimit.Rule) harnessOpt {
+	return func(hc *harnessConfig) {
+		hc.rateClientAuth, hc.rateClientAuthC, hc.ratePollMisses, hc.rateCodeMisses = clientAuth, clientAuthPerClient, pollMisses, codeMisses
+	}
 }
 
 func withBackend(s store.Store, c *storetest.Clock) harnessOpt {
@@ -354,11 +364,13 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	logger := slog.New(slog.NewTextHandler(&syncWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var limiter *ratelimit.Limiter
 	if ctr, ok := hc.backend.(store.Counter); ok {
-		limiter = ratelimit.New(ctr, logger)
+		limiter = ratelimit.New(ctr, logger).WithClock(h.clock.Now)
 	}
 	handler, err := httpapi.New(httpapi.Options{
 		Limiter: limiter, RateAuthorize: hc.rateAuthorize, RateVerify: hc.rateVerify, ProxyHops: hops(hc.trustedProxy),
 		RateRefresh: hc.rateRefresh, RateRefreshClient: hc.rateRefreshC,
+		RateClientAuth: hc.rateClientAuth, RateClientAuthClient: hc.rateClientAuthC,
+		RatePollMisses: hc.ratePollMisses, RateCodeMisses: hc.rateCodeMisses,
 		Service: svc, Upstream: up, Upstreams: map[string]httpapi.Upstream{"bike": bikeUp},
 		Pages: renderer, Clients: findClient,
 		PublicURL: h.srv.URL, Frontend: frontend.Files,

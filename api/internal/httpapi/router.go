@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -83,6 +84,21 @@ type Options struct {
 	// client IP and per device client.
 	RateRefresh       ratelimit.Rule
 	RateRefreshClient ratelimit.Rule
+	// RateClientAuth and RateClientAuthClient limit failed client
+	// authentications (a wrong secret) per client IP — in each network
+	// of it — and per device client; over either, the next attempts are
+	// refused before their secret is compared.
+	RateClientAuth       ratelimit.Rule
+	RateClientAuthClient ratelimit.Rule
+	// RatePollMisses limits polls naming an unknown device code (or one
+	// of another client) per client IP; over it, polls are refused before
+	// the store is read.
+	RatePollMisses ratelimit.Rule
+	// RateCodeMisses is the deployment-wide ceiling on user codes that
+	// matched nothing; over it, every address is held to
+	// SlowedVerify requests naming a code per window, and it is logged
+	// as an error.
+	RateCodeMisses ratelimit.Rule
 	// ProxyHops is how many trusted proxies in front append to
 	// X-Forwarded-For (see ratelimit.ClientIP); 0 ignores the header.
 	ProxyHops int
@@ -133,7 +149,7 @@ func New(o Options) (http.Handler, error) {
 	s := &server{
 		Options:      o,
 		secure:       pu.Scheme == "https",
-		publicOrigin: pu.Scheme + "://" + pu.Host,
+		publicOrigin: config.NormalizeOrigin(pu.Scheme + "://" + pu.Host),
 	}
 	s.pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 		"form-action 'self'" + upstreamOrigins(o.Upstream, o.Upstreams) + "; frame-ancestors 'none'; base-uri 'none'"
@@ -260,10 +276,15 @@ func (s *server) headers(next http.Handler) http.Handler {
 	})
 }
 
-// allow applies a rate limit to the request's client address.
+// allow applies a rate limit to the request's client address, counted in
+// each of the networks it belongs to (ratelimit.Prefixes).
 func (s *server) allow(r *http.Request, name string, rule ratelimit.Rule) (bool, time.Duration) {
-	key := ratelimit.Key(ratelimit.ClientIP(r, s.ProxyHops))
-	return s.Limiter.Allow(r.Context(), name, rule, key)
+	return s.Limiter.AllowAddr(r.Context(), name, rule, s.clientIP(r))
+}
+
+// clientIP is the address the request is counted under.
+func (s *server) clientIP(r *http.Request) netip.Addr {
+	return ratelimit.ClientIP(r, s.ProxyHops)
 }
 
 // isCallback reports whether path is /api/callback or one provider's

@@ -11,9 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/devicegate/devicegate/api/internal/config"
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
 	"github.com/devicegate/devicegate/api/internal/oauth"
 	"github.com/devicegate/devicegate/api/internal/pages"
+	"github.com/devicegate/devicegate/api/internal/ratelimit"
 	"github.com/devicegate/devicegate/api/internal/upstream"
 )
 
@@ -122,7 +124,18 @@ func (s *server) verify(w http.ResponseWriter, r *http.Request) error {
 	if ok, retry := s.allow(r, "verify", s.RateVerify); !ok {
 		return pageError{status: http.StatusTooManyRequests, kind: pages.ResultTooMany, retry: retry}
 	}
+	// Past the deployment-wide ceiling on codes that matched nothing,
+	// every address is held to SlowedVerify requests a window as well.
+	if b, _ := s.Limiter.Blocked(limitCodeMisses, deploymentKey); b {
+		slowed := ratelimit.Rule{Limit: s.slowedVerify(), Window: s.RateCodeMisses.Window}
+		if ok, retry := s.allow(r, "verify-slowed", slowed); !ok {
+			return pageError{status: http.StatusTooManyRequests, kind: pages.ResultTooMany, retry: retry}
+		}
+	}
 	p, err := s.Service.Lookup(r.Context(), code)
+	if errors.Is(err, deviceflow.ErrUnknownCode) {
+		s.codeMissed(r)
+	}
 	if err != nil {
 		return s.codeProblem(w, code, err)
 	}
@@ -224,7 +237,10 @@ func (s *server) checkDecision(r *http.Request, recordID, token string) error {
 	// "null" is what browsers send as the Origin of a form posted from a
 	// page with Referrer-Policy: no-referrer (ours): it says nothing, and
 	// Sec-Fetch-Site and the token still decide.
-	if origin := r.Header.Get("Origin"); origin != "" && origin != "null" && origin != s.publicOrigin {
+	// Origins are compared in their normal form (config.NormalizeOrigin),
+	// so a public URL configured as https://Host:443 still matches the
+	// https://host a browser sends.
+	if origin := r.Header.Get("Origin"); origin != "" && origin != "null" && config.NormalizeOrigin(origin) != s.publicOrigin {
 		return expired
 	}
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
@@ -264,6 +280,41 @@ func (s *server) codeProblem(w http.ResponseWriter, typed string, err error) err
 		return errLocked
 	}
 	return err
+}
+
+// SlowedVerify is how many requests naming a user code each address (each
+// network of it, scaled as ratelimit.Prefixes says) may make per window
+// while the deployment-wide ceiling on failed lookups is crossed: enough
+// for one person to open their code, retype it once and press Allow.
+const SlowedVerify = 3
+
+// slowedVerify is SlowedVerify, or the verify limit when that is lower.
+func (s *server) slowedVerify() int {
+	if s.RateVerify.Off() {
+		return SlowedVerify
+	}
+	return min(SlowedVerify, s.RateVerify.Limit)
+}
+
+// The deployment-wide count of user codes that matched nothing.
+const (
+	limitCodeMisses = "code-misses"
+	deploymentKey   = "deployment"
+)
+
+// codeMissed counts a user code that matched nothing against the
+// deployment-wide ceiling (RateCodeMisses), in the shared store so that
+// every instance sees one count. Crossing it is logged as an error, once
+// a window: someone is guessing codes from many addresses.
+func (s *server) codeMissed(r *http.Request) {
+	already, _ := s.Limiter.Blocked(limitCodeMisses, deploymentKey)
+	s.Limiter.Fail(r.Context(), limitCodeMisses, s.RateCodeMisses, deploymentKey)
+	if now, retry := s.Limiter.Blocked(limitCodeMisses, deploymentKey); now && !already {
+		// Once per window and instance: the first miss this instance
+		// sees past the ceiling.
+		s.Logger.ErrorContext(r.Context(), "ceiling of failed user-code lookups crossed: someone is guessing codes from many addresses; every address is slowed until the window ends",
+			"limit", s.RateCodeMisses.String(), "slowed_to_per_address", s.slowedVerify(), "until", retry.Round(time.Second).String())
+	}
 }
 
 // errLocked is the page for a code locked after failed attempts.

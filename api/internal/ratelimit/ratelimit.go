@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,15 @@ func ParseRule(s string) (Rule, error) {
 	return Rule{Limit: limit, Window: window}, nil
 }
 
+// Times is the rule with n times the limit in the same window, for a
+// network wider than one address (see Prefixes).
+func (r Rule) Times(n int) Rule {
+	if r.Off() {
+		return r
+	}
+	return Rule{Limit: r.Limit * n, Window: r.Window}
+}
+
 // Off reports whether the rule limits nothing.
 func (r Rule) Off() bool { return r.Limit == 0 }
 
@@ -66,11 +76,31 @@ type Limiter struct {
 	// warned is when the last fallback warning was logged (Unix seconds),
 	// so an outage is one log line a minute, not one a request.
 	warned atomic.Int64
+	// now is the clock the blocks below are timed by: the counter's own,
+	// so a window ends for both at the same moment.
+	now func() time.Time
+	// blocked remembers, in this process, failure keys the shared count put
+	// over their limit, with the end of that window, so that Blocked can
+	// refuse before a secret is compared or a store is read, at no cost.
+	mu      sync.Mutex
+	blocked map[string]time.Time
 }
+
+// maxBlocked bounds the blocked map (about 100 bytes an entry); expired
+// entries are dropped when it fills. See Fail for what a full map means.
+const maxBlocked = 1 << 17
 
 // New returns a Limiter counting in c.
 func New(c store.Counter, log *slog.Logger) *Limiter {
-	return &Limiter{counter: c, log: log, local: memory.New(nil)}
+	return &Limiter{counter: c, log: log, local: memory.New(nil), now: time.Now, blocked: map[string]time.Time{}}
+}
+
+// WithClock sets the clock the Limiter times its remembered blocks by; it
+// must be the counter's (tests inject one into both).
+func (l *Limiter) WithClock(now func() time.Time) *Limiter {
+	l.now = now
+	l.local = memory.New(now)
+	return l
 }
 
 // Allow counts one event for key under rule and reports whether it is
@@ -82,6 +112,20 @@ func (l *Limiter) Allow(ctx context.Context, name string, rule Rule, key string)
 	if l == nil || rule.Off() {
 		return true, 0
 	}
+	n, retry := l.incr(ctx, name, rule, key)
+	if n <= rule.Limit {
+		return true, 0
+	}
+	if n == rule.Limit+1 {
+		// Log once per window and client, not once per refused request.
+		l.log.WarnContext(ctx, "rate limit reached", "rule", name, "client", key, "limit", rule.String())
+	}
+	return false, retry
+}
+
+// incr counts one event and returns the count and the time left in the
+// window (at least a second).
+func (l *Limiter) incr(ctx context.Context, name string, rule Rule, key string) (int, time.Duration) {
 	n, reset, err := l.counter.Incr(ctx, name+"|"+key, rule.Window)
 	if err != nil {
 		if now := time.Now().Unix(); now-l.warned.Load() >= 60 {
@@ -91,18 +135,104 @@ func (l *Limiter) Allow(ctx context.Context, name string, rule Rule, key string)
 		// memory.Store's Incr cannot fail.
 		n, reset, _ = l.local.Incr(ctx, name+"|"+key, rule.Window)
 	}
-	if n <= rule.Limit {
-		return true, 0
+	return n, max(reset.Sub(l.now()), time.Second)
+}
+
+// Fail counts one failure (a wrong client secret, a poll of an unknown
+// device code, a user code that matched nothing) for key under rule in the
+// shared counter. The failure that spends the budget (the Limit-th) puts
+// the key in this process's block list until the window ends, so that
+// Blocked refuses the next attempt before it is tried: of a budget of
+// Limit, exactly Limit attempts are tried. over reports a failure past
+// the limit (one that slipped in before the block was known) and when to
+// retry.
+//
+// Another instance learns of the block at its own next failure, so across
+// n instances at most n−1 failures past the limit are tried per window
+// (and in one instance, as many as are in flight at the moment the budget
+// is spent). When the list is full of live blocks, a new block is not
+// remembered: that key's attempts are then tried, each one counted, and
+// each failure answered as over the limit.
+func (l *Limiter) Fail(ctx context.Context, name string, rule Rule, key string) (over bool, retryAfter time.Duration) {
+	if l == nil || rule.Off() {
+		return false, 0
 	}
-	retry := time.Until(reset)
-	if retry < time.Second {
-		retry = time.Second
+	n, retry := l.incr(ctx, name, rule, key)
+	if n < rule.Limit {
+		return false, 0
 	}
-	if n == rule.Limit+1 {
-		// Log once per window and client, not once per refused request.
-		l.log.WarnContext(ctx, "rate limit reached", "rule", name, "client", key, "limit", rule.String())
+	if n == rule.Limit {
+		l.log.WarnContext(ctx, "failure budget spent; further attempts refused before they are tried", "rule", name, "client", key, "limit", rule.String())
 	}
-	return false, retry
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.blocked) >= maxBlocked {
+		now := l.now()
+		for k, until := range l.blocked {
+			if !now.Before(until) {
+				delete(l.blocked, k)
+			}
+		}
+	}
+	if len(l.blocked) < maxBlocked {
+		l.blocked[name+"|"+key] = l.now().Add(retry)
+	}
+	return n > rule.Limit, retry
+}
+
+// Blocked reports whether key is known, in this process, to be over the
+// limit of failures named name, and for how long; it reads no store.
+func (l *Limiter) Blocked(name, key string) (bool, time.Duration) {
+	if l == nil {
+		return false, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	until, ok := l.blocked[name+"|"+key]
+	if !ok {
+		return false, 0
+	}
+	left := until.Sub(l.now())
+	if left <= 0 {
+		delete(l.blocked, name+"|"+key)
+		return false, 0
+	}
+	return true, max(left, time.Second)
+}
+
+// AllowAddr is Allow for a client address, counted in each network of
+// Prefixes(ip) under that network's share of rule, narrowest first. A
+// request refused by a narrower network is not counted in the wider ones,
+// so one /64 that floods cannot spend its /48's budget for its neighbours
+// beyond its own limit.
+func (l *Limiter) AllowAddr(ctx context.Context, name string, rule Rule, ip netip.Addr) (bool, time.Duration) {
+	for _, p := range Prefixes(ip) {
+		if ok, retry := l.Allow(ctx, name, rule.Times(p.Factor), p.Key); !ok {
+			return false, retry
+		}
+	}
+	return true, 0
+}
+
+// FailAddr is Fail for a client address, in each network of Prefixes(ip),
+// narrowest first, stopping at the first one over its limit.
+func (l *Limiter) FailAddr(ctx context.Context, name string, rule Rule, ip netip.Addr) (bool, time.Duration) {
+	for _, p := range Prefixes(ip) {
+		if over, retry := l.Fail(ctx, name, rule.Times(p.Factor), p.Key); over {
+			return true, retry
+		}
+	}
+	return false, 0
+}
+
+// BlockedAddr is Blocked for any network of Prefixes(ip).
+func (l *Limiter) BlockedAddr(name string, ip netip.Addr) (bool, time.Duration) {
+	for _, p := range Prefixes(ip) {
+		if blocked, retry := l.Blocked(name, p.Key); blocked {
+			return true, retry
+		}
+	}
+	return false, 0
 }
 
 // ClientIP returns the address of the client that sent r.
@@ -155,6 +285,33 @@ func ParseHost(s string) (netip.Addr, bool) {
 		}
 	}
 	return netip.Addr{}, false
+}
+
+// Prefix is one network a client address is counted in, and how many
+// times a rule's per-address limit that network gets.
+type Prefix struct {
+	Key    string
+	Factor int
+}
+
+// Prefixes lists the networks an address is counted in, narrowest first:
+// for IPv4 the address (×1) and its /24 (×8); for IPv6 its /64 (×1), /56
+// (×4) and /48 (×8). One subscriber usually holds a /64, a site a /56 or
+// /48, and a /48 (65,536 /64s) is free from tunnel brokers: counted per
+// /64 alone, it would hold 65,536 budgets. Counted per /48 too, it holds
+// eight. SECURITY.md gives the arithmetic.
+func Prefixes(ip netip.Addr) []Prefix {
+	switch {
+	case !ip.IsValid():
+		return []Prefix{{"unknown", 1}}
+	case ip.Is4():
+		p24, _ := ip.Prefix(24)
+		return []Prefix{{ip.String(), 1}, {p24.String(), 8}}
+	}
+	p64, _ := ip.Prefix(64)
+	p56, _ := ip.Prefix(56)
+	p48, _ := ip.Prefix(48)
+	return []Prefix{{p64.String(), 1}, {p56.String(), 4}, {p48.String(), 8}}
 }
 
 // Key is what limits count by: an IPv4 address, or the /64 network of an

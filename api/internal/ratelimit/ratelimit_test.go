@@ -158,3 +158,103 @@ func FuzzParseHost(f *testing.F) {
 		_ = Key(ip)
 	})
 }
+
+// TestNestedPrefixesShareABudget: 100 /64s of one /48, each under its own
+// limit, together get no more than the /48's budget (eight times the
+// per-address limit); a /64 that floods spends no more of its /48 than its
+// own limit; another /48 is untouched. IPv4 counts per address and per /24.
+func TestNestedPrefixesShareABudget(t *testing.T) {
+	c := storetest.NewClock()
+	l := New(memory.New(c.Now), quiet).WithClock(c.Now)
+	rule := Rule{Limit: 3, Window: time.Minute}
+	ctx := context.Background()
+	allowed := 0
+	for i := range 100 {
+		// Each /64 in a /56 of its own, so only the /48 binds.
+		ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 7, byte(i), 0, 15: 1})
+		for range 5 {
+			if ok, _ := l.AllowAddr(ctx, "verify", rule, ip); ok {
+				allowed++
+			}
+		}
+	}
+	if allowed != 8*rule.Limit {
+		t.Errorf("100 /64s of one /48 were allowed %d requests, want the /48's %d", allowed, 8*rule.Limit)
+	}
+	if ok, _ := l.AllowAddr(ctx, "verify", rule, netip.MustParseAddr("2001:db8:8::1")); !ok {
+		t.Error("another /48 was refused")
+	}
+
+	// A flooding /64 spends only its own limit of its /48.
+	l = New(memory.New(c.Now), quiet).WithClock(c.Now)
+	flood := netip.MustParseAddr("2001:db8:9:1::1")
+	for range 100 {
+		l.AllowAddr(ctx, "verify", rule, flood)
+	}
+	neighbour := 0
+	for i := range 10 {
+		ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 9, byte(10 + i), 0, 15: 1})
+		for range 3 {
+			if ok, _ := l.AllowAddr(ctx, "verify", rule, ip); ok {
+				neighbour++
+			}
+		}
+	}
+	if want := 8*rule.Limit - rule.Limit; neighbour != want {
+		t.Errorf("neighbours of a flooding /64 got %d, want %d", neighbour, want)
+	}
+
+	l = New(memory.New(c.Now), quiet).WithClock(c.Now)
+	allowed = 0
+	for i := range 50 {
+		for range 5 {
+			if ok, _ := l.AllowAddr(ctx, "verify", rule, netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})); ok {
+				allowed++
+			}
+		}
+	}
+	if allowed != 8*rule.Limit {
+		t.Errorf("50 addresses of one IPv4 /24 were allowed %d, want %d", allowed, 8*rule.Limit)
+	}
+}
+
+// TestFailBlocksUntilTheWindowEnds: the failure that spends the budget
+// puts the key in the local block list, which Blocked reads without the
+// store, until the counter's window ends, so exactly Limit attempts are
+// tried; a failure past the limit (one already in flight) says so.
+func TestFailBlocksUntilTheWindowEnds(t *testing.T) {
+	c := storetest.NewClock()
+	l := New(memory.New(c.Now), quiet).WithClock(c.Now)
+	rule := Rule{Limit: 2, Window: time.Minute}
+	ctx := context.Background()
+	ip := netip.MustParseAddr("203.0.113.5")
+	if over, _ := l.FailAddr(ctx, "auth", rule, ip); over {
+		t.Fatal("first failure over a limit of 2")
+	}
+	if b, _ := l.BlockedAddr("auth", ip); b {
+		t.Fatal("blocked after one failure of two")
+	}
+	if over, _ := l.FailAddr(ctx, "auth", rule, ip); over {
+		t.Fatal("second failure over a limit of 2")
+	}
+	if b, retry := l.BlockedAddr("auth", ip); !b || retry <= 0 || retry > time.Minute {
+		t.Errorf("not blocked once the budget is spent: %v %v", b, retry)
+	}
+	if over, retry := l.FailAddr(ctx, "auth", rule, ip); !over || retry <= 0 {
+		t.Errorf("a failure past the limit: over=%v retry=%v", over, retry)
+	}
+	if b, _ := l.BlockedAddr("auth", netip.MustParseAddr("203.0.114.5")); b {
+		t.Error("another network blocked")
+	}
+	if b, _ := l.Blocked("other", Key(ip)); b {
+		t.Error("another rule blocked")
+	}
+	c.Advance(time.Minute)
+	if b, _ := l.BlockedAddr("auth", ip); b {
+		t.Error("still blocked after the window")
+	}
+	var nilLimiter *Limiter
+	if over, _ := nilLimiter.Fail(ctx, "auth", rule, "k"); over {
+		t.Error("a nil limiter failed")
+	}
+}
