@@ -373,7 +373,7 @@ MUTANTS += [
     ("repeated parameters refused", "api/internal/httpapi/api.go",
      "\t\tif len(v) > 1 {\n", "\t\tif false && len(v) > 1 {\n", HA, "TestMalformedRequests"),
     ("query parameters not read as the form", "api/internal/httpapi/api.go",
-     "\treturn r.PostForm, nil\n", "\treturn r.Form, nil\n", HA, "TestMalformedRequests"),
+     "\treturn r.PostForm, nil\n", "\treturn r.Form, nil\n", HA, "TestQueryParametersNotRead"),
     ("scopes beyond the client's list refused at authorize", "api/internal/httpapi/api.go",
      "\t\tif !c.AllowsScope(sc) {\n\t\t\treturn nil, oauth.ErrInvalidScope", "\t\tif false {\n\t\t\treturn nil, oauth.ErrInvalidScope",
      HA, "TestMalformedRequests"),

@@ -262,10 +262,20 @@ func TestFormBodiesOnly(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/api/authorize", strings.NewReader("client_id=tv"))
 		req.Header.Set("Content-Type", ct)
 		m := wantOAuthError(t, h.do(req, nil), http.StatusBadRequest, "invalid_request")
-		if d, _ := m["error_description"].(string); !strings.Contains(d, "application/x-www-form-urlencoded") {
-			t.Errorf("%s body: %q, want the description to name the form type", ct, d)
+		if d, _ := m["error_description"].(string); d != "the request body must be application/x-www-form-urlencoded" {
+			t.Errorf("%s body: %q, want the answer that names the form type (not, say, an empty body)", ct, d)
 		}
 	}
+}
+
+// TestQueryParametersNotRead: only the body is the form (RFC 6749 §3.2:
+// the token endpoint takes POST parameters; RFC 8628 §3.1 the same), so a
+// parameter put in the query string of a POST counts for nothing.
+func TestQueryParametersNotRead(t *testing.T) {
+	h := newHarness(t)
+	wantOAuthError(t, h.post("/api/authorize?client_id=tv", url.Values{"scope": {"streaming"}}), http.StatusBadRequest, "invalid_request")
+	res := h.post("/api/token?device_code=x&grant_type="+url.QueryEscape(httpapi.GrantTypeDeviceCode), url.Values{"client_id": {"tv"}})
+	wantOAuthError(t, res, http.StatusBadRequest, "invalid_request")
 }
 
 // TestProviderErrorCodeShapeChecked: an error the provider's redirect
