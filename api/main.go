@@ -56,6 +56,9 @@ func main() {
 // run is devicegate with its arguments and environment (os.Environ form,
 // NAME=value); it returns when ctx ends or a signal stops it.
 func run(ctx context.Context, args []string, environ []string, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "devices" {
+		return devices(ctx, args[1:], environ, os.Stdout, stderr)
+	}
 	vars := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -68,7 +71,7 @@ func run(ctx context.Context, args []string, environ []string, stderr io.Writer)
 	demoMode := flags.Bool("demo", false, "also run a built-in demo OAuth provider and a device client \"demo\" (and \"devicegate-check\" for the deployment check), to try the whole flow locally")
 	addr := flags.String("addr", "", "listen address (overrides DEVICEGATE_ADDR), e.g. 127.0.0.1:8080")
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: devicegate [-demo] [-addr host:port]\n\nAn OAuth 2.0 Device Authorization Grant proxy. Configured by DEVICEGATE_* environment variables (see README.md).\n\n")
+		fmt.Fprintf(stderr, "Usage: devicegate [-demo] [-addr host:port]\n       devicegate devices [disconnect ID]\n\nAn OAuth 2.0 Device Authorization Grant proxy. Configured by DEVICEGATE_* environment variables (see README.md).\n\n")
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {

@@ -3,9 +3,12 @@ package e2e
 import (
 	"bufio"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -52,7 +55,7 @@ func startOIDCProvider(t *testing.T, clientID, clientSecret, redirectURI string)
 // newOIDCProviderStack is devicegate in front of oidc-provider, configured
 // as the oidc upstream (endpoints from discovery) or the generic one
 // (explicit URLs), PKCE on either way.
-func newOIDCProviderStack(t *testing.T, kind string) *stack {
+func newOIDCProviderStack(t *testing.T, kind string) (*stack, string) {
 	t.Helper()
 	s := newStackAt(t)
 	secret := rand.Text()
@@ -74,7 +77,55 @@ func newOIDCProviderStack(t *testing.T, kind string) *stack {
 		env["DEVICEGATE_UPSTREAM_PKCE"] = "true"
 	}
 	s.startDevicegate(env, secret)
-	return s
+	return s, secret
+}
+
+// activeAtProvider asks oidc-provider's introspection endpoint (RFC 7662),
+// as devicegate's client, whether refreshToken is still alive there.
+func activeAtProvider(t *testing.T, s *stack, secret, refreshToken string) bool {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.discover.IntrospectionEndpoint,
+		strings.NewReader(url.Values{"token": {refreshToken}, "token_type_hint": {"refresh_token"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("devicegate", secret)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m struct {
+		Active *bool `json:"active"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&m); err != nil || res.StatusCode != http.StatusOK || m.Active == nil {
+		t.Fatalf("introspection: HTTP %d, %v", res.StatusCode, err)
+	}
+	return *m.Active
+}
+
+// revokeThroughDevicegate is the device's RFC 7009 request to devicegate's
+// advertised revocation endpoint, as client tv.
+func revokeThroughDevicegate(t *testing.T, s *stack, refreshToken string) {
+	t.Helper()
+	res, err := http.Get(s.base + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		RevocationEndpoint string `json:"revocation_endpoint"`
+	}
+	json.NewDecoder(res.Body).Decode(&m)
+	res.Body.Close()
+	if m.RevocationEndpoint != s.base+"/api/revoke" {
+		t.Fatalf("revocation_endpoint %q", m.RevocationEndpoint)
+	}
+	res, err = http.PostForm(m.RevocationEndpoint, url.Values{"client_id": {"tv"}, "token": {refreshToken}, "token_type_hint": {"refresh_token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: HTTP %d", res.StatusCode)
+	}
 }
 
 // signInAtOIDCProvider: the person, on oidc-provider's own pages after
@@ -106,7 +157,7 @@ func TestOIDCProvider(t *testing.T) {
 	for _, kind := range []string{"oidc", "generic"} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
-			s := newOIDCProviderStack(t, kind)
+			s, secret := newOIDCProviderStack(t, kind)
 
 			ctx, cfg, da := begin(t, s, 90*time.Second)
 			b := newBrowser(t, "oidc-provider-"+kind, 390, 844)
@@ -135,6 +186,28 @@ func TestOIDCProvider(t *testing.T) {
 			}
 			s.remember(fresh.AccessToken, fresh.RefreshToken)
 			s.userinfo(fresh.AccessToken)
+
+			// The device revokes its refresh token (RFC 7009) through
+			// devicegate: its next refresh there is invalid_grant, and with
+			// the oidc upstream (revocation_endpoint from discovery) the
+			// token is dead at oidc-provider too. The generic upstream has
+			// no revocation URL: the token is dead through devicegate only.
+			rt := fresh.RefreshToken
+			if rt == "" {
+				rt = tok.RefreshToken
+			}
+			if !activeAtProvider(t, s, secret, rt) {
+				t.Fatal("the refresh token is not active at the provider before the revocation")
+			}
+			revokeThroughDevicegate(t, s, rt)
+			_, err = cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: rt, Expiry: time.Now().Add(-time.Minute)}).Token()
+			var rerr *oauth2.RetrieveError
+			if !errors.As(err, &rerr) || rerr.ErrorCode != "invalid_grant" {
+				t.Errorf("refresh after revoking: %v, want invalid_grant", err)
+			}
+			if alive := activeAtProvider(t, s, secret, rt); alive != (kind == "generic") {
+				t.Errorf("%s upstream: active at the provider after revoking = %v", kind, alive)
+			}
 
 			// Another person, with no session at the provider yet, cancels there.
 			ctx, cfg, da = begin(t, s, 60*time.Second)

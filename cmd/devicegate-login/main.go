@@ -8,7 +8,8 @@
 // person approves (keeping to the polling interval and slow_down), and
 // writes the tokens as JSON to a file (mode 0600) or standard output.
 // With -refresh it renews tokens from such a file through devicegate,
-// which holds the provider's client secret.
+// which holds the provider's client secret; with -logout it revokes the
+// file's refresh token (RFC 7009) and removes the file.
 package main
 
 import (
@@ -51,13 +52,14 @@ Examples:
   devicegate-login -client-id tv https://devicegate.example.net > tokens.json
   devicegate-login -client-id tv -scope "user-read-currently-playing" -out tokens.json http://127.0.0.1:8080
   devicegate-login -client-id tv -refresh tokens.json http://127.0.0.1:8080
+  devicegate-login -client-id tv -logout tokens.json http://127.0.0.1:8080
 
 Flags:
 `
 
 type options struct {
-	base, clientID, clientSecret, scope, out, refresh string
-	noQR                                              bool
+	base, clientID, clientSecret, scope, out, refresh, logout string
+	noQR                                                      bool
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, tty bool) error {
@@ -68,6 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.scope, "scope", "", "scopes to ask for, space-separated (default: the client's defaults)")
 	fs.StringVar(&o.out, "out", "", "write the tokens to this file (mode 0600) instead of standard output")
 	fs.StringVar(&o.refresh, "refresh", "", "renew the tokens in this file and write them back")
+	fs.StringVar(&o.logout, "logout", "", "revoke the refresh token in this file at devicegate (and, where it can, at the provider), then remove the file")
 	fs.BoolVar(&o.noQR, "no-qr", false, "do not draw the QR code")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
@@ -90,9 +93,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.clientID == "" {
 		return errors.New("-client-id is required")
 	}
-	cfg, err := discover(ctx, o)
+	if o.refresh != "" && o.logout != "" {
+		return errors.New("give -refresh or -logout, not both")
+	}
+	cfg, m, err := discover(ctx, o)
 	if err != nil {
 		return err
+	}
+	if o.logout != "" {
+		return logout(ctx, cfg, m, o, stderr)
 	}
 	if o.refresh != "" {
 		return refresh(ctx, cfg, o, stderr)
@@ -134,24 +143,25 @@ func isLoopbackHost(h string) bool {
 type metadata struct {
 	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint"`
 	TokenEndpoint               string `json:"token_endpoint"`
+	RevocationEndpoint          string `json:"revocation_endpoint"`
 }
 
 var client = &http.Client{Timeout: 30 * time.Second}
 
 // discover reads the endpoints from the server's metadata.
-func discover(ctx context.Context, o options) (*oauth2.Config, error) {
+func discover(ctx context.Context, o options) (*oauth2.Config, *metadata, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.base+"/.well-known/oauth-authorization-server", nil)
 	if err != nil {
-		return nil, fmt.Errorf("%q is not a URL", o.base)
+		return nil, nil, fmt.Errorf("%q is not a URL", o.base)
 	}
 	res, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach devicegate at %s: %w", o.base, err)
+		return nil, nil, fmt.Errorf("cannot reach devicegate at %s: %w", o.base, err)
 	}
 	defer res.Body.Close()
 	var m metadata
 	if res.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&m) != nil || m.DeviceAuthorizationEndpoint == "" || m.TokenEndpoint == "" {
-		return nil, fmt.Errorf("%s does not look like a devicegate server (no usable /.well-known/oauth-authorization-server)", o.base)
+		return nil, nil, fmt.Errorf("%s does not look like a devicegate server (no usable /.well-known/oauth-authorization-server)", o.base)
 	}
 	var scopes []string
 	if o.scope != "" {
@@ -164,7 +174,7 @@ func discover(ctx context.Context, o options) (*oauth2.Config, error) {
 		// In the body, not Basic: Azure Static Web Apps overwrites the
 		// Authorization header on its way to devicegate.
 		Endpoint: oauth2.Endpoint{DeviceAuthURL: m.DeviceAuthorizationEndpoint, TokenURL: m.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams},
-	}, nil
+	}, &m, nil
 }
 
 func login(ctx context.Context, cfg *oauth2.Config, o options, stdout, stderr io.Writer, tty bool) error {
@@ -341,6 +351,60 @@ func refresh(ctx context.Context, cfg *oauth2.Config, o options, stderr io.Write
 		return err
 	}
 	fmt.Fprintf(stderr, "Refreshed. New tokens written to %s%s.\n", o.refresh, validity(tok))
+	return nil
+}
+
+// logout revokes the refresh token in o.logout at devicegate's revocation
+// endpoint (RFC 7009; client authentication in the body, as at the token
+// endpoint) and, once devicegate answered 200, removes the file. On any
+// failure the file stays, so the person can try again.
+func logout(ctx context.Context, cfg *oauth2.Config, m *metadata, o options, stderr io.Writer) error {
+	b, err := os.ReadFile(o.logout)
+	if err != nil {
+		return err
+	}
+	var tf tokenFile
+	if err := json.Unmarshal(b, &tf); err != nil {
+		return fmt.Errorf("%s is not a tokens file written by devicegate-login", o.logout)
+	}
+	if tf.RefreshToken != "" {
+		if m.RevocationEndpoint == "" {
+			return fmt.Errorf("%s offers no revocation endpoint (an older devicegate?); %s is kept", o.base, o.logout)
+		}
+		form := url.Values{"client_id": {cfg.ClientID}, "token": {tf.RefreshToken}, "token_type_hint": {"refresh_token"}}
+		if cfg.ClientSecret != "" {
+			form.Set("client_secret", cfg.ClientSecret)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.RevocationEndpoint, strings.NewReader(form.Encode()))
+		if err != nil {
+			return fmt.Errorf("the revocation endpoint %q is not a URL", m.RevocationEndpoint)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		res, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("cannot reach devicegate to revoke (%s is kept): %w", o.logout, err)
+		}
+		defer res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			var e struct {
+				Error       string `json:"error"`
+				Description string `json:"error_description"`
+			}
+			_ = json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&e)
+			if e.Error == "" {
+				return fmt.Errorf("devicegate answered the revocation with HTTP %d; %s is kept", res.StatusCode, o.logout)
+			}
+			return fmt.Errorf("devicegate refused the revocation: %s (%s); %s is kept", e.Error, e.Description, o.logout)
+		}
+	}
+	if err := os.Remove(o.logout); err != nil {
+		return fmt.Errorf("revoked, but removing %s failed: %w", o.logout, err)
+	}
+	if tf.RefreshToken == "" {
+		fmt.Fprintf(stderr, "%s held no refresh token; removed it. Its access token lapses on its own.\n", o.logout)
+	} else {
+		fmt.Fprintf(stderr, "Signed out: the refresh token is revoked and %s removed. Its access token lapses on its own.\n", o.logout)
+	}
 	return nil
 }
 

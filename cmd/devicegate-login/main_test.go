@@ -300,3 +300,49 @@ func TestOnlyHere(t *testing.T) {
 		}
 	}
 }
+
+// TestLogout: -logout revokes the file's refresh token at devicegate and
+// removes the file; a copy of it no longer refreshes (invalid_grant). A
+// failed revocation keeps the file.
+func TestLogout(t *testing.T) {
+	t.Parallel()
+	s := startDevicegate(t)
+	out := filepath.Join(t.TempDir(), "tokens.json")
+	code, _, stderr, wait := startLogin(t, s, "-client-id", "demo", "-out", out)
+	person(t, s, code, "allow", "allow")
+	if err := wait(); err != nil {
+		t.Fatalf("login: %v\n%s", err, stderr.String())
+	}
+	b, _ := os.ReadFile(out)
+	var tf tokenFile
+	if json.Unmarshal(b, &tf) != nil || tf.RefreshToken == "" {
+		t.Fatalf("token file holds no refresh token")
+	}
+	kept := filepath.Join(t.TempDir(), "copy.json")
+	os.WriteFile(kept, b, 0o600)
+	noenv := func(string) string { return "" }
+
+	// Another client's logout fails at its client authentication first
+	// (unknown client) and keeps the file.
+	var o, e bytes.Buffer
+	if err := run(context.Background(), []string{"-client-id", "nobody", "-logout", out, s.base}, noenv, &o, &e, false); err == nil || !strings.Contains(err.Error(), "is kept") {
+		t.Fatalf("logout as an unknown client: %v", err)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatalf("the file was removed after a refused revocation: %v", err)
+	}
+	e.Reset()
+	if err := run(context.Background(), []string{"-client-id", "demo", "-logout", out, s.base}, noenv, &o, &e, false); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("the tokens file is still there: %v", err)
+	}
+	if !strings.HasPrefix(e.String(), "Signed out: the refresh token is revoked") || strings.Contains(e.String()+o.String(), tf.RefreshToken) {
+		t.Errorf("logout printed %q / %q", e.String(), o.String())
+	}
+	err := run(context.Background(), []string{"-client-id", "demo", "-refresh", kept, s.base}, noenv, &o, &e, false)
+	if err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("refresh with the revoked token: %v, want invalid_grant", err)
+	}
+}

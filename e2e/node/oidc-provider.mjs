@@ -30,7 +30,10 @@ const provider = new Provider(issuer, {
   async findAccount(_ctx, id) {
     return { accountId: id, async claims() { return { sub: id, name: id }; } };
   },
-  features: { devInteractions: { enabled: true } },
+  // Revocation (RFC 7009, advertised as revocation_endpoint) so that
+  // devicegate's /api/revoke reaches it; introspection (RFC 7662) so the
+  // test can ask whether a token is still alive here.
+  features: { devInteractions: { enabled: true }, revocation: { enabled: true }, introspection: { enabled: true } },
   ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 600, RefreshToken: 3600, Grant: 3600, Interaction: 600, Session: 3600 },
 });
 

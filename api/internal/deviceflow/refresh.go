@@ -17,6 +17,11 @@ import (
 // one that was unplugged longer must.
 const DefaultRefreshLifetime = 90 * 24 * time.Hour
 
+// RefreshedGranularity is how stale a binding's RefreshedAt may grow
+// before a refresh writes it: a refresh that would not otherwise write
+// the binding records itself only when the last record is this old.
+const RefreshedGranularity = 24 * time.Hour
+
 // Errors of the refresh binding (RFC 9700 §4.14: a refresh token is bound
 // to the client it was issued to). The token endpoint answers each with
 // invalid_grant and never contacts the provider.
@@ -49,7 +54,7 @@ func (s *Service) BindRefresh(ctx context.Context, refreshToken, clientID, upstr
 	}
 	err := s.c.Store.PutBinding(ctx, &store.Binding{
 		ID: s.c.Hasher.Hash(kindRefresh, refreshToken), ClientID: clientID, Upstream: upstream,
-		Scopes: slices.Clone(scopes), ExpiresAt: s.c.Now().Add(s.c.RefreshLifetime),
+		Scopes: slices.Clone(scopes), ExpiresAt: s.c.Now().Add(s.c.RefreshLifetime), CreatedAt: s.c.Now(),
 	})
 	if err != nil {
 		return fmt.Errorf("deviceflow: binding the refresh token: %w", err)
@@ -93,13 +98,15 @@ func (s *Service) CheckRefresh(ctx context.Context, refreshToken, clientID, upst
 // it did not but the binding was found under a previous key, the binding
 // moves to the same token's ID under the current key, so that removing the
 // previous key later signs nobody out who refreshed meanwhile. Otherwise
-// the binding stays, renewed once half its life is gone (so a device
-// refreshing hourly costs no write per refresh).
+// the binding stays, renewed once half its life is gone or its
+// RefreshedAt is a day old (so a device refreshing hourly costs at most one
+// write a day, and the operator's list is a day late at worst).
 func (s *Service) Refreshed(ctx context.Context, g *RefreshGrant, newToken string, scopes []string) error {
 	now := s.c.Now()
 	next := g.binding.Clone()
 	next.Scopes = slices.Clone(scopes)
 	next.ExpiresAt = now.Add(s.c.RefreshLifetime)
+	next.RefreshedAt = now
 	target := g.current
 	if newToken != "" {
 		target = s.c.Hasher.Hash(kindRefresh, newToken)
@@ -109,13 +116,24 @@ func (s *Service) Refreshed(ctx context.Context, g *RefreshGrant, newToken strin
 	case target != g.binding.ID:
 		next.ID = target
 		err = s.c.Store.MoveBinding(ctx, g.binding.ID, next)
-	case g.binding.ExpiresAt.Sub(now) < s.c.RefreshLifetime/2 || !slices.Equal(scopes, g.binding.Scopes):
+	case g.binding.ExpiresAt.Sub(now) < s.c.RefreshLifetime/2 || !slices.Equal(scopes, g.binding.Scopes) ||
+		now.Sub(lastUse(g.binding)) >= RefreshedGranularity:
 		err = s.c.Store.PutBinding(ctx, next)
 	}
 	if err != nil {
 		return fmt.Errorf("deviceflow: moving the refresh binding: %w", err)
 	}
 	return nil
+}
+
+// lastUse is when b was last recorded in use: its last recorded refresh,
+// else its sign-in; zero for a binding older than both fields, which the
+// next refresh therefore writes (filling RefreshedAt in: the migration).
+func lastUse(b *store.Binding) time.Time {
+	if !b.RefreshedAt.IsZero() {
+		return b.RefreshedAt
+	}
+	return b.CreatedAt
 }
 
 // Unbind forgets g, for a refresh token the provider declared dead.

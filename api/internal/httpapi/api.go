@@ -691,20 +691,26 @@ type metadataDoc struct {
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
-	ServiceDocumentation              string   `json:"service_documentation,omitempty"`
+	// RFC 8414 §2: RFC 7009 revocation, authenticated as at the token
+	// endpoint.
+	RevocationEndpoint                     string   `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported []string `json:"revocation_endpoint_auth_methods_supported"`
+	ServiceDocumentation                   string   `json:"service_documentation,omitempty"`
 }
 
 // metadata serves RFC 8414 metadata, so device libraries can discover the
 // endpoints from the base URL alone.
 func (s *server) metadata(w http.ResponseWriter, _ *http.Request) error {
 	oauth.WriteJSON(w, http.StatusOK, metadataDoc{
-		Issuer:                            s.PublicURL,
-		DeviceAuthorizationEndpoint:       s.PublicURL + "/api/authorize",
-		TokenEndpoint:                     s.PublicURL + "/api/token",
-		GrantTypesSupported:               []string{GrantTypeDeviceCode, "refresh_token"},
-		ResponseTypesSupported:            []string{},
-		TokenEndpointAuthMethodsSupported: []string{"none", "client_secret_basic", "client_secret_post"},
-		ServiceDocumentation:              "https://github.com/devicegate/devicegate",
+		Issuer:                                 s.PublicURL,
+		DeviceAuthorizationEndpoint:            s.PublicURL + "/api/authorize",
+		TokenEndpoint:                          s.PublicURL + "/api/token",
+		GrantTypesSupported:                    []string{GrantTypeDeviceCode, "refresh_token"},
+		ResponseTypesSupported:                 []string{},
+		TokenEndpointAuthMethodsSupported:      []string{"none", "client_secret_basic", "client_secret_post"},
+		RevocationEndpoint:                     s.PublicURL + "/api/revoke",
+		RevocationEndpointAuthMethodsSupported: []string{"none", "client_secret_basic", "client_secret_post"},
+		ServiceDocumentation:                   "https://github.com/devicegate/devicegate",
 	})
 	return nil
 }

@@ -48,10 +48,13 @@ type fakeProvider struct {
 	mode       string            // "ok", "400", "500", "garbage", "hang", "notoken"
 	challenges map[string]string // code → code_challenge it was issued for
 	exchanges  int
+	// revoked holds the refresh tokens revoked at its RFC 7009 endpoint
+	// (/revoke), by the client that revoked them.
+	revoked map[string]string
 }
 
 func newFakeProvider(t testing.TB, clientID, secret string) *fakeProvider {
-	p := &fakeProvider{mode: "ok", challenges: map[string]string{}, clientID: clientID, secret: secret}
+	p := &fakeProvider{mode: "ok", challenges: map[string]string{}, clientID: clientID, secret: secret, revoked: map[string]string{}}
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serveToken))
 	t.Cleanup(p.srv.Close)
 	return p
@@ -79,6 +82,10 @@ func (p *fakeProvider) issue(code, challenge string) {
 }
 
 func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/revoke" {
+		p.serveRevoke(w, r)
+		return
+	}
 	p.mu.Lock()
 	mode, wantSecret := p.mode, p.secret
 	p.exchanges++
@@ -120,7 +127,10 @@ func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 	if r.PostForm.Get("grant_type") == "refresh_token" {
 		w.Header().Set("Content-Type", "application/json")
 		rt := r.PostForm.Get("refresh_token")
-		if !strings.HasPrefix(rt, "RT-") {
+		p.mu.Lock()
+		_, revoked := p.revoked[rt]
+		p.mu.Unlock()
+		if !strings.HasPrefix(rt, "RT-") || revoked {
 			w.WriteHeader(http.StatusBadRequest)
 			io.WriteString(w, `{"error":"invalid_grant","error_description":"refresh token revoked"}`)
 			return
@@ -177,6 +187,42 @@ func validVerifier(v string) bool {
 		}
 	}
 	return true
+}
+
+// serveRevoke is an RFC 7009 endpoint: it authenticates the client as the
+// token endpoint does (§2.1) and answers 200 for any token (§2.2),
+// remembering the ones it revoked; a revoked refresh token is then refused
+// by the token endpoint.
+func (p *fakeProvider) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("token") == "" {
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":"invalid_request"}`)
+		return
+	}
+	if id, secret, ok := r.BasicAuth(); !(ok && id == p.clientID && secret == p.secret) &&
+		!(r.PostForm.Get("client_id") == p.clientID && r.PostForm.Get("client_secret") == p.secret) {
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"error":"invalid_client"}`)
+		return
+	}
+	p.revoked[r.PostForm.Get("token")] = p.clientID
+}
+
+// isRevoked reports whether the provider's revocation endpoint revoked rt.
+func (p *fakeProvider) isRevoked(rt string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.revoked[rt]
+	return ok
+}
+
+// revocations is how many tokens the provider revoked.
+func (p *fakeProvider) revocations() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.revoked)
 }
 
 // harness is devicegate's API on a loopback server, with a settable clock,
@@ -339,6 +385,7 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	preset.DisplayName = "Acme Music"
 	preset.AuthURL = "https://accounts.acme.test/authorize"
 	preset.TokenURL = h.provider.srv.URL + "/token"
+	preset.RevocationURL = h.provider.srv.URL + "/revoke"
 	preset.PKCE = true
 	preset.Issuer, preset.IssParameter = hc.issuer, hc.issPromised
 	up, err := upstream.New(upstream.Options{

@@ -50,6 +50,11 @@ type Upstream interface {
 	RedirectURL() string
 	// CheckIssuer applies RFC 9207 to an authorization response's iss.
 	CheckIssuer(iss string) bool
+	// CanRevoke says the provider has an RFC 7009 revocation endpoint;
+	// Revoke and RevokeWithSecret (passthrough) use it.
+	CanRevoke() bool
+	Revoke(ctx context.Context, refreshToken string) error
+	RevokeWithSecret(ctx context.Context, secret, refreshToken string) error
 }
 
 // Options wires the handlers. All fields but Frontend, Limiter and the
@@ -120,6 +125,7 @@ func Routes() []Route {
 	return []Route{
 		{"authorize", "/api/authorize", []string{http.MethodPost}, ""},
 		{"token", "/api/token", []string{http.MethodPost}, ""},
+		{"revoke", "/api/revoke", []string{http.MethodPost}, ""},
 		{"verify", "/api/verify", []string{http.MethodGet, http.MethodPost}, ""},
 		// Each provider of a deployment has its own callback,
 		// /api/callback/{provider}; one provider alone keeps /api/callback.
@@ -158,6 +164,7 @@ func New(o Options) (http.Handler, error) {
 	handlers := map[string]http.Handler{
 		"authorize": s.api(s.authorize),
 		"token":     s.api(s.token),
+		"revoke":    s.api(s.revoke),
 		"verify":    s.page(s.verify),
 		"callback":  s.page(s.callback),
 		"metadata":  s.api(s.metadata),

@@ -184,6 +184,15 @@ type Binding struct {
 	// ExpiresAt ends the binding: past it the refresh token is refused and
 	// the device must sign in again. A refresh renews it.
 	ExpiresAt time.Time `json:"expires_at"`
+	// CreatedAt is when the device signed in (the binding was first made);
+	// a move to a rotated token keeps it. RefreshedAt is when the device
+	// last refreshed, recorded when the binding is written anyway and at
+	// most a day late otherwise (see deviceflow.Service.Refreshed). Both
+	// are zero on bindings written before they existed: every backend
+	// reads those as they are, and the operator's list shows "unknown"
+	// until the device's next refresh fills RefreshedAt in.
+	CreatedAt   time.Time `json:"created_at,omitzero"`
+	RefreshedAt time.Time `json:"refreshed_at,omitzero"`
 }
 
 // Expired reports whether the binding is past its lifetime at now.
@@ -212,6 +221,11 @@ type Bindings interface {
 	MoveBinding(ctx context.Context, oldID string, b *Binding) error
 	// DeleteBinding removes a binding; a missing one is not an error.
 	DeleteBinding(ctx context.Context, id string) error
+	// EachBinding calls fn with every live binding, in no set order, until
+	// fn returns an error, which EachBinding then returns. It is for the
+	// operator's tools (devicegate devices), never the request path: on
+	// Cosmos DB it is a cross-partition query. fn may keep the binding.
+	EachBinding(ctx context.Context, fn func(*Binding) error) error
 }
 
 // Clock is the time source backends use for expiry checks; tests inject one.

@@ -24,6 +24,9 @@ type discovery struct {
 	// IssParameterSupported is RFC 9207's promise that every authorization
 	// response carries iss.
 	IssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+	// RevocationEndpoint is RFC 7009's endpoint (RFC 8414 §2, OIDC
+	// Session/Discovery registries).
+	RevocationEndpoint string `json:"revocation_endpoint"`
 }
 
 // Discover builds a preset for any OpenID provider from its issuer's
@@ -70,6 +73,7 @@ func Discover(ctx context.Context, issuer string, hc *http.Client) (Preset, erro
 		RedirectRules: "Register <public URL>/api/callback as a redirect URI of a confidential web client.",
 		Issuer:        d.Issuer,
 		IssParameter:  d.IssParameterSupported,
+		RevocationURL: revocationURL(d.RevocationEndpoint),
 		Scopes:        openIDScopes,
 	}, nil
 }
@@ -82,4 +86,13 @@ func HostOf(raw string) string {
 		return p.Hostname()
 	}
 	return raw
+}
+
+// revocationURL keeps a discovered revocation endpoint only if it is an
+// absolute http(s) URL; anything else means the provider has none usable.
+func revocationURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" && (u.Scheme == "https" || u.Scheme == "http") {
+		return raw
+	}
+	return ""
 }

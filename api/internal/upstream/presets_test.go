@@ -113,6 +113,16 @@ func TestDiscover(t *testing.T) {
 	if p.AuthURL != srv.URL+"/auth" || p.TokenURL != srv.URL+"/token" || !p.PKCE || p.AuthStyle != oauth2.AuthStyleInParams || p.DisplayName != "127.0.0.1" {
 		t.Errorf("preset %+v", p)
 	}
+	if p.RevocationURL != "" {
+		t.Errorf("a revocation URL without revocation_endpoint: %q", p.RevocationURL)
+	}
+	for raw, want := range map[string]string{srv.URL + "/revoke": srv.URL + "/revoke", "javascript:alert(1)": "", "/relative": ""} {
+		doc["revocation_endpoint"] = raw
+		if p, err := Discover(ctx, srv.URL, nil); err != nil || p.RevocationURL != want {
+			t.Errorf("revocation_endpoint %q: %q %v, want %q", raw, p.RevocationURL, err, want)
+		}
+	}
+	delete(doc, "revocation_endpoint")
 	doc["issuer"] = "https://someone-else.example"
 	if _, err := Discover(ctx, srv.URL, nil); err == nil || !strings.Contains(err.Error(), "names issuer") {
 		t.Errorf("issuer mismatch: %v", err)

@@ -60,6 +60,11 @@ type Preset struct {
 	// IssParameter says the provider promises iss on every authorization
 	// response (RFC 9207 §3), so one without it is refused.
 	IssParameter bool
+	// RevocationURL is the provider's RFC 7009 revocation endpoint, when it
+	// has one (OIDC discovery's revocation_endpoint); "" means none, and a
+	// token revoked at devicegate stays valid at the provider until it
+	// lapses there.
+	RevocationURL string
 }
 
 var presets = map[string]Preset{
@@ -101,6 +106,11 @@ var presets = map[string]Preset{
 		RedirectRules: "Add <public URL>/api/callback under OAuth2 → Redirects; it must match exactly. http is accepted for localhost only.",
 		RegisterAt:    "OAuth2 → Redirects",
 		Scopes:        discordScopes,
+		// Discord's RFC 8414 metadata (discord.com/.well-known/
+		// oauth-authorization-server) names it. Spotify, Strava, Dropbox
+		// and Twitch have no RFC 7009 endpoint: Strava's deauthorize and
+		// Dropbox's token/revoke end the whole app's grant, not one token.
+		RevocationURL: "https://discord.com/api/oauth2/token/revoke",
 	},
 	"dropbox": {
 		Name:          "dropbox",

@@ -126,3 +126,40 @@ func sweepBinding(_ *Store, tx *bbolt.Tx, id []byte, due, now time.Time) (sweepO
 	}
 	return dropped, b.Delete(id)
 }
+
+// EachBinding implements store.Bindings. It decodes the live bindings in
+// one read transaction and calls fn after it ends, so fn may write.
+// An undecodable binding is skipped (the sweep drops it).
+func (s *Store) EachBinding(ctx context.Context, fn func(*store.Binding) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := s.now()
+	var live []*store.Binding
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b, err := bindingBucket(tx)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			bd := &store.Binding{}
+			if json.Unmarshal(v, bd) != nil || bd.ID != string(k) || bd.Expired(now) {
+				return nil
+			}
+			live = append(live, bd)
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, bd := range live {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(bd); err != nil {
+			return err
+		}
+	}
+	return nil
+}

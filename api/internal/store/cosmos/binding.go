@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/data/azcosmos"
+
 	"github.com/devicegate/devicegate/api/internal/store"
 )
 
@@ -67,4 +69,32 @@ func (s *Store) MoveBinding(ctx context.Context, oldID string, b *store.Binding)
 // DeleteBinding implements store.Bindings.
 func (s *Store) DeleteBinding(ctx context.Context, id string) error {
 	return s.deleteItem(ctx, bindingKey(id))
+}
+
+// EachBinding implements store.Bindings with the one query devicegate
+// makes: binding items across every partition (each item is its own), a
+// filter the gateway serves for cross-partition queries (azcosmos
+// ContainerClient.NewQueryItemsPager). It is for the operator's list only.
+func (s *Store) EachBinding(ctx context.Context, fn func(*store.Binding) error) error {
+	pager := s.container.NewQueryItemsPager("SELECT * FROM c WHERE STARTSWITH(c.id, @prefix)", azcosmos.NewPartitionKey(),
+		&azcosmos.QueryOptions{QueryParameters: []azcosmos.QueryParameter{{Name: "@prefix", Value: bindingKey("")}}})
+	now := s.now()
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			s.queries.Add(1)
+			return fmt.Errorf("store/cosmos: listing bindings: %w", err)
+		}
+		s.charge(ctx, "query", &s.queries, page.Response)
+		for _, raw := range page.Items {
+			var it bindingItem
+			if json.Unmarshal(raw, &it) != nil || it.Binding == nil || bindingKey(it.Binding.ID) != it.ID || it.Binding.Expired(now) {
+				continue
+			}
+			if err := fn(it.Binding); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -81,9 +81,11 @@ type Stats struct {
 	Creates    int64
 	Replaces   int64
 	Deletes    int64
-	Queries    int64 // always 0: the design uses none
-	Retries    int64 // replaces retried after 412 Precondition Failed
-	RU         float64
+	// Queries counts query pages: 0 on every request path; only the
+	// operator's list of bindings (EachBinding) queries.
+	Queries int64
+	Retries int64 // replaces retried after 412 Precondition Failed
+	RU      float64
 }
 
 // Store is the Cosmos DB backend.
@@ -95,9 +97,9 @@ type Store struct {
 	jitter    *jitter
 	limit     time.Duration
 
-	reads, creates, replaces, deletes, retries atomic.Int64
-	ruMu                                       sync.Mutex
-	ru                                         float64
+	reads, creates, replaces, deletes, retries, queries atomic.Int64
+	ruMu                                                sync.Mutex
+	ru                                                  float64
 }
 
 var (
@@ -196,7 +198,7 @@ func (s *Store) Stats() Stats {
 	s.ruMu.Unlock()
 	return Stats{
 		PointReads: s.reads.Load(), Creates: s.creates.Load(), Replaces: s.replaces.Load(),
-		Deletes: s.deletes.Load(), Retries: s.retries.Load(), RU: ru,
+		Deletes: s.deletes.Load(), Retries: s.retries.Load(), Queries: s.queries.Load(), RU: ru,
 	}
 }
 
@@ -207,6 +209,7 @@ func (s *Store) ResetStats() {
 	s.replaces.Store(0)
 	s.deletes.Store(0)
 	s.retries.Store(0)
+	s.queries.Store(0)
 	s.ruMu.Lock()
 	s.ru = 0
 	s.ruMu.Unlock()

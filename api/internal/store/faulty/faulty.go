@@ -33,6 +33,7 @@ const (
 	OpGetBinding
 	OpMoveBinding
 	OpDeleteBinding
+	OpEachBinding
 	// OpIncr is store.Counter's Incr, when the inner store has one.
 	OpIncr
 	numOps
@@ -40,10 +41,10 @@ const (
 
 // Ops lists every Op, for table-driven tests.
 var Ops = []Op{OpCreate, OpGet, OpGetByUserCode, OpUpdate, OpDelete, OpPing,
-	OpPutBinding, OpGetBinding, OpMoveBinding, OpDeleteBinding, OpIncr}
+	OpPutBinding, OpGetBinding, OpMoveBinding, OpDeleteBinding, OpEachBinding, OpIncr}
 
 var opNames = [numOps]string{"Create", "Get", "GetByUserCode", "Update", "Delete", "Ping",
-	"PutBinding", "GetBinding", "MoveBinding", "DeleteBinding", "Incr"}
+	"PutBinding", "GetBinding", "MoveBinding", "DeleteBinding", "EachBinding", "Incr"}
 
 // String returns the method name the Op stands for.
 func (op Op) String() string {
@@ -200,6 +201,14 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	return s.inner.Delete(ctx, id)
+}
+
+// EachBinding implements store.Bindings.
+func (s *Store) EachBinding(ctx context.Context, fn func(*store.Binding) error) error {
+	if err := s.enter(ctx, OpEachBinding); err != nil {
+		return err
+	}
+	return s.inner.EachBinding(ctx, fn)
 }
 
 // Ping implements store.Store.

@@ -82,6 +82,8 @@ func (f *fixture) call(ctx context.Context, op faulty.Op) error {
 		err = f.s.MoveBinding(ctx, "rt-old", &store.Binding{ID: "rt-new", ClientID: "tv", ExpiresAt: time.Now().Add(time.Hour)})
 	case faulty.OpDeleteBinding:
 		err = f.s.DeleteBinding(ctx, "no-such-binding")
+	case faulty.OpEachBinding:
+		err = f.s.EachBinding(ctx, func(*store.Binding) error { return nil })
 	case faulty.OpIncr:
 		_, _, err = f.s.Incr(ctx, "k", time.Minute)
 	default:

@@ -49,3 +49,26 @@ func (s *Store) DeleteBinding(_ context.Context, id string) error {
 	delete(s.bindings, id)
 	return nil
 }
+
+// EachBinding implements store.Bindings. It copies the live bindings under
+// the lock and calls fn after releasing it, so fn may use the store.
+func (s *Store) EachBinding(ctx context.Context, fn func(*store.Binding) error) error {
+	s.mu.Lock()
+	now := s.now()
+	live := make([]*store.Binding, 0, len(s.bindings))
+	for _, b := range s.bindings {
+		if !b.Expired(now) {
+			live = append(live, b.Clone())
+		}
+	}
+	s.mu.Unlock()
+	for _, b := range live {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -67,6 +67,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"BindingPutGetDelete", testBindingRoundTrip},
 		{"BindingExpires", testBindingExpiry},
 		{"BindingMoves", testBindingMove},
+		{"BindingsEnumerate", testBindingEach},
+		{"BindingWithoutTimesReads", testBindingLegacy},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
@@ -479,6 +481,9 @@ func newBinding(c *Clock) *store.Binding {
 		Upstream:  "https://accounts.example.test/token",
 		Scopes:    []string{"streaming", "user-read-email"},
 		ExpiresAt: c.Now().Add(90 * 24 * time.Hour),
+		CreatedAt: c.Now().Add(-time.Hour),
+		// A time with sub-second digits, as a real clock gives.
+		RefreshedAt: c.Now().Add(-time.Minute - 123456789*time.Nanosecond),
 	}
 }
 
@@ -486,6 +491,8 @@ func sameBinding(t *testing.T, got, want *store.Binding) {
 	t.Helper()
 	g, w := got.Clone(), want.Clone()
 	g.ExpiresAt, w.ExpiresAt = g.ExpiresAt.UTC(), w.ExpiresAt.UTC()
+	g.CreatedAt, w.CreatedAt = g.CreatedAt.UTC(), w.CreatedAt.UTC()
+	g.RefreshedAt, w.RefreshedAt = g.RefreshedAt.UTC(), w.RefreshedAt.UTC()
 	if !reflect.DeepEqual(g, w) {
 		t.Fatalf("binding differs:\n got %+v\nwant %+v", g, w)
 	}
@@ -569,4 +576,81 @@ func testBindingMove(t *testing.T, s store.Store, c *Clock) {
 		t.Fatalf("the new binding after Move: %v", err)
 	}
 	sameBinding(t, got, next)
+}
+
+// testBindingEach: EachBinding yields every live binding, as stored, and
+// neither an expired nor a deleted one. The store may hold bindings of
+// other tests (a shared server), so only this test's are checked.
+func testBindingEach(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	a, b, short := newBinding(c), newBinding(c), newBinding(c)
+	short.ExpiresAt = c.Now().Add(time.Minute)
+	for _, v := range []*store.Binding{a, b, short} {
+		if err := s.PutBinding(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Advance(time.Minute)
+	seen := func() map[string]*store.Binding {
+		t.Helper()
+		out := map[string]*store.Binding{}
+		err := s.EachBinding(ctx, func(v *store.Binding) error {
+			if out[v.ID] != nil {
+				t.Errorf("binding %s yielded twice", v.ID)
+			}
+			out[v.ID] = v
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("EachBinding: %v", err)
+		}
+		return out
+	}
+	got := seen()
+	for _, want := range []*store.Binding{a, b} {
+		if got[want.ID] == nil {
+			t.Fatalf("EachBinding did not yield a live binding")
+		}
+		sameBinding(t, got[want.ID], want)
+	}
+	if got[short.ID] != nil {
+		t.Errorf("EachBinding yielded an expired binding")
+	}
+	if err := s.DeleteBinding(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	got = seen()
+	if got[a.ID] != nil || got[b.ID] == nil {
+		t.Errorf("after deleting one: yielded deleted=%v other=%v, want false true", got[a.ID] != nil, got[b.ID] != nil)
+	}
+	stop := errors.New("stop")
+	if err := s.EachBinding(ctx, func(*store.Binding) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("EachBinding with fn failing: %v, want fn's error", err)
+	}
+}
+
+// testBindingLegacy: a binding written before CreatedAt and RefreshedAt
+// existed (zero, so absent from the stored JSON) reads and lists as it
+// is, with both zero.
+func testBindingLegacy(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	b := newBinding(c)
+	b.CreatedAt, b.RefreshedAt = time.Time{}, time.Time{}
+	if err := s.PutBinding(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetBinding(ctx, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.CreatedAt.IsZero() || !got.RefreshedAt.IsZero() {
+		t.Errorf("times of a binding without them: %v %v, want zero", got.CreatedAt, got.RefreshedAt)
+	}
+	found := false
+	if err := s.EachBinding(ctx, func(v *store.Binding) error {
+		found = found || v.ID == b.ID
+		return nil
+	}); err != nil || !found {
+		t.Errorf("EachBinding over a binding without times: found=%v err=%v", found, err)
+	}
 }

@@ -1,0 +1,41 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/devicegate/devicegate/api/internal/ratelimit"
+	"github.com/devicegate/devicegate/api/internal/store/storetest"
+)
+
+// TestCosmosCostPerFlowAndRevoke measures on Cosmos DB what one whole
+// sign-in (authorize, confirm, callback, poll) costs, and one revocation:
+// what a refresh without rotation costs (the refresh rate counts — from
+// IPv4, one per network the address is counted in, /32 and /24, and one
+// per client — and one binding read) plus the binding's delete; no query.
+func TestCosmosCostPerFlowAndRevoke(t *testing.T) {
+	c := storetest.NewClock()
+	st := openCosmos(t, c)
+	h := newHarness(t, withBackend(st, c), withRefreshLimits(ratelimit.Rule{Limit: 30, Window: 10 * time.Minute}, ratelimit.Rule{Limit: 600, Window: 10 * time.Minute}))
+	h.signIn("tv") // the first flow of a window creates the rate counters
+	st.ResetStats()
+	rt := h.signIn("tv")["refresh_token"].(string)
+	f := st.Stats()
+	t.Logf("Cosmos cost of one sign-in flow: %d point reads, %d creates, %d replaces/upserts, %d deletes, %d queries, %.1f RU (test server's charge)",
+		f.PointReads, f.Creates, f.Replaces, f.Deletes, f.Queries, f.RU)
+	if f.Queries != 0 {
+		t.Errorf("a sign-in queried: %+v", f)
+	}
+	h.revoke("tv", "RT-unknown") // creates the two refresh counters of the window
+	st.ResetStats()
+	if res := h.revoke("tv", rt); res.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d %s", res.StatusCode, res.body)
+	}
+	s := st.Stats()
+	t.Logf("Cosmos cost of one revocation: %d point reads, %d creates, %d replaces/upserts, %d deletes, %d queries, %.1f RU (test server's charge)",
+		s.PointReads, s.Creates, s.Replaces, s.Deletes, s.Queries, s.RU)
+	if s.Queries != 0 || s.PointReads != 1 || s.Creates != 0 || s.Replaces != 3 || s.Deletes != 1 {
+		t.Errorf("revocation cost %+v", s)
+	}
+}
