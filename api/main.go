@@ -70,14 +70,19 @@ func run(ctx context.Context, args []string, environ []string, stderr io.Writer)
 	flags.SetOutput(stderr)
 	demoMode := flags.Bool("demo", false, "also run a built-in demo OAuth provider and a device client \"demo\" (and \"devicegate-check\" for the deployment check), to try the whole flow locally")
 	addr := flags.String("addr", "", "listen address (overrides DEVICEGATE_ADDR), e.g. 127.0.0.1:8080")
+	showVersion := flags.Bool("version", false, "print the version and exit")
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: devicegate [-demo] [-addr host:port]\n       devicegate devices [disconnect ID]\n\nAn OAuth 2.0 Device Authorization Grant proxy. Configured by DEVICEGATE_* environment variables (see README.md).\n\n")
+		fmt.Fprintf(stderr, "Usage: devicegate [-demo] [-addr host:port] [-version]\n       devicegate devices [disconnect ID]\n\nAn OAuth 2.0 Device Authorization Grant proxy. Configured by DEVICEGATE_* environment variables (see README.md).\n\n")
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
+		return err
+	}
+	if *showVersion {
+		_, err := fmt.Fprintln(stdout, versionLine("devicegate"))
 		return err
 	}
 	cfg, err := config.Load(listenEnv(getenv, *addr), *demoMode)

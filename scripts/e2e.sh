@@ -5,9 +5,12 @@
 # AA), and three device clients (golang.org/x/oauth2, github.com/cli/oauth,
 # openid-client), with devicegate's real binary on the memory and the
 # Cosmos store, and three instances of it on one Cosmos container behind a
-# round-robin front (TestScaleOut).
-# Installs what it needs (Debian chromium, npm packages from the lockfile,
-# Go modules); loopback only; stops what it starts.
+# round-robin front (TestScaleOut); and the device programs of
+# docs/DEVICES.md (Go, Python with Authlib, Node with openid-client, bash
+# with curl and jq) against -demo.
+# Installs what it needs (Debian chromium, python3-authlib, python3-requests,
+# jq and curl, npm packages from the lockfiles, Go modules); loopback only;
+# stops what it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,8 +23,19 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# docs/examples: Debian's python3 with Authlib, and jq and curl for the
+# shell one (the test runs /usr/bin/python3, where apt-get puts them).
+if ! /usr/bin/python3 -c 'import authlib, requests' 2>/dev/null || ! command -v jq >/dev/null || ! command -v curl >/dev/null; then
+  echo "== installing python3-authlib, python3-requests, jq, curl (Debian packages) for docs/examples"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get install -y -qq --no-install-recommends python3 python3-authlib python3-requests jq curl >/dev/null 2>&1 ||
+    { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends python3 python3-authlib python3-requests jq curl >/dev/null; }
+fi
+
 echo "== npm packages: openid-client, jsQR, axe-core, oidc-provider (lockfile)"
 (cd e2e/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+echo "== npm packages: docs/examples/node (openid-client, lockfile)"
+(cd docs/examples/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 
 started=""
 if [ -z "${DEVICEGATE_TEST_COSMOS:-}" ]; then

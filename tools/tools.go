@@ -5,6 +5,7 @@
 package tools
 
 import (
+	_ "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod"
 	_ "github.com/codesenberg/bombardier"
 	_ "github.com/google/go-containerregistry/cmd/crane"
 	_ "github.com/rhysd/actionlint/cmd/actionlint"

@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	clientID := flags.String("client-id", "devicegate-check", "device client the check signs in as; list it in DEVICEGATE_CLIENTS (a public client is enough)")
 	secretEnv := flags.String("client-secret-env", "", "name of an environment variable holding the check client's secret, if it is confidential")
 	timeout := flags.Duration("timeout", 20*time.Second, "time limit for each request")
+	showVersion := flags.Bool("version", false, "print the version and exit")
 	flags.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: devicegate-check [flags] URL\n\nProbes a devicegate deployment end to end and explains each failure.\n\n")
 		flags.PrintDefaults()
@@ -61,6 +62,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return 0
 		}
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, versionLine("devicegate-check"))
+		return 0
 	}
 	if flags.NArg() != 1 {
 		flags.Usage()

@@ -72,12 +72,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.refresh, "refresh", "", "renew the tokens in this file and write them back")
 	fs.StringVar(&o.logout, "logout", "", "revoke the refresh token in this file at devicegate (and, where it can, at the provider), then remove the file")
 	fs.BoolVar(&o.noQR, "no-qr", false, "do not draw the QR code")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr, "\nA confidential client's secret is read from $DEVICEGATE_CLIENT_SECRET and sent in the request body.")
 	}
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *showVersion {
+		_, err := fmt.Fprintln(stdout, versionLine("devicegate-login"))
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -2,6 +2,8 @@
 // daemon or a base image, reproducibly, and inspects it.
 //
 //	imagebuild -binary dist/devicegate -out dist/image   # an OCI image layout
+//	imagebuild -arch arm64 -binary … -out …              # linux/arm64 (default amd64)
+//	imagebuild -index dist/multi dist/image-amd64 dist/image-arm64  # one multi-platform index
 //	imagebuild -inspect dist/image                       # JSON: digest, entrypoint, user, env, size
 //	imagebuild -extract dist/image -o FILE               # the binary, as the image holds it
 //
@@ -19,6 +21,8 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -26,6 +30,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -44,13 +49,15 @@ const (
 )
 
 func main() {
-	binary := flag.String("binary", "", "the linux/amd64 static devicegate binary to package")
+	binary := flag.String("binary", "", "the static linux devicegate binary to package, built for -arch")
+	arch := flag.String("arch", "amd64", "the image's architecture: amd64 or arm64 (scripts/release.sh builds both)")
 	out := flag.String("out", "", "write the image here, as an OCI image layout (a new directory)")
 	source := flag.String("source", "", "org.opencontainers.image.source label (the repository URL)")
 	revision := flag.String("revision", "", "org.opencontainers.image.revision label (the commit)")
 	inspect := flag.String("inspect", "", "print a JSON summary of the image in this OCI layout")
 	extract := flag.String("extract", "", "extract the binary from the image in this OCI layout (with -o)")
 	to := flag.String("o", "", "where -extract writes the binary")
+	index := flag.String("index", "", "write an OCI layout here whose index lists the images of the layouts given as arguments, each with its platform (push it with crane push --index)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("imagebuild: ")
@@ -58,10 +65,12 @@ func main() {
 	switch {
 	case *inspect != "":
 		err = inspectImage(*inspect, os.Stdout)
+	case *index != "" && flag.NArg() > 0:
+		err = writeIndex(*index, flag.Args())
 	case *extract != "" && *to != "":
 		err = extractBinary(*extract, *to)
 	case *binary != "" && *out != "":
-		err = build(*binary, *out, *source, *revision)
+		err = build(*binary, *arch, *out, *source, *revision)
 	default:
 		flag.Usage()
 		os.Exit(2)
@@ -83,13 +92,31 @@ func epoch() (time.Time, error) {
 	return time.Unix(n, 0).UTC(), nil
 }
 
-func build(binary, out, source, revision string) error {
+// machines maps each architecture an image may have (its config's
+// architecture, as the OCI image spec names GOARCH values) to the ELF
+// machine its binary must be built for.
+var machines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+
+func build(binary, arch, out, source, revision string) error {
 	bin, err := os.ReadFile(binary)
 	if err != nil {
 		return err
 	}
 	if len(bin) < 4 || string(bin[1:4]) != "ELF" {
 		return errors.New("the binary is not an ELF executable (build with GOOS=linux)")
+	}
+	want, ok := machines[arch]
+	if !ok {
+		return fmt.Errorf("-arch %q: want amd64 or arm64", arch)
+	}
+	ef, err := elf.NewFile(bytes.NewReader(bin))
+	if err != nil {
+		return err
+	}
+	// An image that says arm64 but holds an amd64 binary would be pulled
+	// by a Raspberry Pi and fail with "exec format error".
+	if ef.Machine != want {
+		return fmt.Errorf("the binary is for %v, not %s (build with GOARCH=%s)", ef.Machine, arch, arch)
 	}
 	t, err := epoch()
 	if err != nil {
@@ -147,7 +174,7 @@ func build(binary, out, source, revision string) error {
 	// diff ID and history entry.
 	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
-		Architecture: "amd64",
+		Architecture: arch,
 		OS:           "linux",
 		Created:      v1.Time{Time: t},
 		RootFS:       v1.RootFS{Type: "layers"},
@@ -182,6 +209,40 @@ func build(binary, out, source, revision string) error {
 		return err
 	}
 	fmt.Printf("%s %s\n", out, d)
+	return nil
+}
+
+// writeIndex writes a layout whose index.json lists the one image of each
+// layout in layouts with its platform (from the image's config), in the
+// order given: pushed with `crane push --index`, index.json itself becomes
+// the multi-platform index, so its digest is known before the push and the
+// same for the same images.
+func writeIndex(out string, layouts []string) error {
+	if _, err := os.Stat(out); err == nil {
+		return fmt.Errorf("%s exists; remove it first", out)
+	}
+	p, err := layout.Write(out, empty.Index)
+	if err != nil {
+		return err
+	}
+	for _, l := range layouts {
+		img, err := readImage(l)
+		if err != nil {
+			return err
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return err
+		}
+		if err := p.AppendImage(img, layout.WithPlatform(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant})); err != nil {
+			return err
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(out, "index.json"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s sha256:%x\n", out, sha256.Sum256(b))
 	return nil
 }
 
