@@ -179,10 +179,12 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	started := make(chan struct{})
+	// The request stays in flight until the test has seen the shutdown
+	// begin: events ordered by channels, not by a sleep.
+	started, release := make(chan struct{}), make(chan struct{})
 	slow := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		close(started)
-		time.Sleep(300 * time.Millisecond)
+		<-release
 		io.WriteString(w, "finished")
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -204,6 +206,26 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	}()
 	<-started
 	cancel()
+	// Shutdown has begun once the listener is closed: new connections are
+	// refused while the request is still in flight. The budget only guards
+	// against hanging.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("the listener still accepts a minute after the context ended")
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("serve returned (%v) while a request was in flight", err)
+	default:
+	}
+	close(release)
 	if body := <-got; body != "finished" {
 		t.Errorf("in-flight request got %q", body)
 	}
@@ -424,7 +446,7 @@ func TestRunStartMessages(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"-demo", "-addr", "127.0.0.1:0"}, []string{"DEVICEGATE_STORE=memory"}, &out2)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute) // against hanging only: a loaded machine starts slowly
 	for !strings.Contains(out2.String(), "devicegate is ready") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}

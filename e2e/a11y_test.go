@@ -161,7 +161,7 @@ func TestEveryPageAccessible(t *testing.T) {
 	b.run("wrong code", submitCode("BCDF-GHJK")...)
 	check("entry-error", "could not find that code")
 
-	ctx, cfg, da := begin(t, s, 120*time.Second)
+	ctx, cfg, da := begin(t, s, 360*time.Second)
 	b.run("open link", openLink(da.VerificationURIComplete, `button[value=allow]`)...)
 	check("confirm", "E2E TV")
 	b.run("allow", chromedp.Click(`button[value=allow]`, chromedp.ByQuery), chromedp.WaitVisible(`#username`, chromedp.ByID))
@@ -175,7 +175,7 @@ func TestEveryPageAccessible(t *testing.T) {
 		t.Fatalf("DeviceAccessToken: %v", err)
 	}
 
-	_, _, da = begin(t, s, 60*time.Second)
+	_, _, da = begin(t, s, 180*time.Second)
 	b.run("open link", openLink(da.VerificationURIComplete, `button[value=deny]`)...)
 	b.run("deny", clickAndWait(`button[value=deny]`, `.result`)...)
 	check("denied", "Access denied")
@@ -184,7 +184,7 @@ func TestEveryPageAccessible(t *testing.T) {
 	check("error", "Something went wrong")
 
 	// Five decisions without this browser's CSRF token lock the code.
-	_, _, da = begin(t, s, 60*time.Second)
+	_, _, da = begin(t, s, 180*time.Second)
 	for range 5 {
 		res, err := http.PostForm(s.base+"/api/verify", url.Values{"user_code": {da.UserCode}, "csrf": {"forged"}, "action": {"allow"}})
 		if err != nil {

@@ -101,7 +101,7 @@ func TestCLILoginScannableQR(t *testing.T) {
 	t.Parallel()
 	needNode(t, "jsqr")
 	s := newStack(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 270*time.Second)
 	defer cancel()
 	out := filepath.Join(t.TempDir(), "tokens.json")
 	cmd := exec.CommandContext(ctx, loginBinary(t), "-client-id", "tv", "-scope", "openid profile offline_access", "-out", out, s.base)
@@ -113,7 +113,7 @@ func TestCLILoginScannableQR(t *testing.T) {
 	}
 	const intro = "Or scan this with your phone:\n\n"
 	var drawing, userCode string
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	for deadline := time.Now().Add(2 * time.Minute); ; { // against hanging only
 		text := stderr.String()
 		if i := strings.Index(text, intro); i >= 0 {
 			if j := strings.Index(text[i+len(intro):], "\n\n"); j >= 0 {

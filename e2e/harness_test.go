@@ -281,7 +281,7 @@ func (s *stack) startDevicegate(env map[string]string, secrets ...string) {
 		}
 	})
 	start(t, cmd, 10*time.Second)
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // against hanging only: a loaded machine starts slowly
 	for {
 		res, err := http.Get(s.base + "/api/health")
 		if err == nil {
@@ -352,10 +352,12 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// newBrowser opens a fresh browser profile with a phone-sized window.
+// newBrowser opens a fresh browser profile with a phone-sized window. Its
+// three minutes only guard against hanging: on a busy 2-core machine
+// running several Chromiums, a person's minute-long walk can take longer.
 func newBrowser(t *testing.T, name string, width, height int) *browser {
 	t.Helper()
-	return newBrowserFor(t, name, width, height, 60*time.Second)
+	return newBrowserFor(t, name, width, height, 3*time.Minute)
 }
 
 // newBrowserFor is newBrowser for a test whose person takes longer than a

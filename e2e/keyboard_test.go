@@ -54,7 +54,7 @@ func (b *browser) tabTo(what string, want func(focused) bool, ours bool) {
 func TestKeyboardOnly(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, nil)
-	ctx, cfg, da := begin(t, s, 120*time.Second)
+	ctx, cfg, da := begin(t, s, 360*time.Second)
 	b := newBrowser(t, "keyboard-desktop", 1366, 860)
 	b.run("open", chromedp_Navigate(s.base+"/device")...)
 
@@ -72,7 +72,7 @@ func TestKeyboardOnly(t *testing.T) {
 	var note string
 	b.run("read note", chromedp.Text(`#code-note`, &note, chromedp.ByID))
 	b.shot("alphabet-note")
-	if f := b.focused(); f.Value != "" || !strings.Contains(note, "Codes use only the letters B C D F G H J K L M N P Q R S T V W X Z (no vowels, no digits), so A, E, 1 were left out.") {
+	if f := b.focused(); f.Value != "" || !strings.Contains(note, "Codes use only the letters B C D F G H J K L M N P Q R S T V W X Z (no vowels, no digits), so A, E, and 1 were left out.") {
 		t.Errorf("after typing ae1 the field holds %q and the note says %q", f.Value, note)
 	}
 	b.run("type the code", chromedp.KeyEvent(strings.ToLower(da.UserCode)))

@@ -19,7 +19,7 @@ import (
 func TestCompleteLinkWithoutJavaScript(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, nil)
-	ctx, cfg, da := begin(t, s, 90*time.Second)
+	ctx, cfg, da := begin(t, s, 270*time.Second)
 	b := newBrowser(t, "no-js", 390, 844)
 	b.run("javascript off", emulation.SetScriptExecutionDisabled(true))
 	b.run("open the complete link", chromedp.Navigate(da.VerificationURIComplete), chromedp.WaitVisible(`button[value=allow]`, chromedp.ByQuery))
@@ -49,7 +49,7 @@ func TestBackAfterSuccess(t *testing.T) {
 	t.Parallel()
 	base := startDemo(t)
 	cfg := &oauth2.Config{ClientID: "demo", Endpoint: oauth2.Endpoint{DeviceAuthURL: base + "/api/authorize", TokenURL: base + "/api/token", AuthStyle: oauth2.AuthStyleInParams}}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
 	da, err := cfg.DeviceAuth(ctx)
 	if err != nil {

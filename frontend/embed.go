@@ -6,7 +6,9 @@ package frontend
 
 import "embed"
 
-// Files is the site, with index.html at its root.
+// Files is the site, with index.html at its root. The code-entry page
+// (/device) is not here: the handler renders it in the person's language
+// (package pages), and Static Web Apps rewrites /device to it.
 //
-//go:embed index.html device.html 404.html assets
+//go:embed index.html 404.html assets
 var Files embed.FS

@@ -7,7 +7,7 @@ import (
 )
 
 func TestFilesPresentAndCSPSafe(t *testing.T) {
-	for _, name := range []string{"index.html", "device.html", "404.html", "assets/app.css", "assets/device.js", "assets/favicon.svg"} {
+	for _, name := range []string{"index.html", "404.html", "assets/app.css", "assets/device.js", "assets/favicon.svg"} {
 		if _, err := fs.Stat(Files, name); err != nil {
 			t.Errorf("%s missing: %v", name, err)
 		}

@@ -29,7 +29,7 @@ cleanup() {
 trap cleanup EXIT
 clients='[{"client_id":"demo","name":"Demo device","scopes":["profile"]},{"client_id":"radio","name":"Kitchen radio","scopes":["profile"]},{"client_id":"console","name":"Console","scopes":["profile"],"secret_env":"CONSOLE_SECRET"}]'
 # A 4-digit client secret stops the start (config is read before listening).
-if weak=$(cd "$work" && DEVICEGATE_STORE=memory DEVICEGATE_CLIENTS="$clients" CONSOLE_SECRET=4711 timeout 20 ./devicegate -demo -addr 127.0.0.1:0 2>&1); then
+if weak=$(cd "$work" && DEVICEGATE_STORE=memory DEVICEGATE_CLIENTS="$clients" CONSOLE_SECRET=4711 timeout 120 ./devicegate -demo -addr 127.0.0.1:0 2>&1); then
   echo "FAIL  a 4-digit client secret was accepted at start"; exit 1
 elif grep -q "CONSOLE_SECRET" <<<"$weak" && grep -q "openssl rand -base64 32" <<<"$weak" && ! grep -q 4711 <<<"$weak"; then
   echo "ok    a 4-digit client secret is refused at start: $(grep -o 'the secret in CONSOLE_SECRET[^;]*' <<<"$weak")"
@@ -41,7 +41,7 @@ secret=$(head -c 32 /dev/urandom | base64)
   DEVICEGATE_TRUSTED_PROXY=true DEVICEGATE_CLIENTS="$clients" CONSOLE_SECRET="$secret" \
   ./devicegate -demo -addr "127.0.0.1:$port") >"$work/server.log" 2>&1 &
 pgid=$!
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/api/health" && break; sleep 0.1; done
+for _ in $(seq 1 1200); do curl -s -o /dev/null "http://127.0.0.1:$port/api/health" && break; sleep 0.1; done # up to 2 minutes, a guard
 python3 - "http://127.0.0.1:$port" "$work/server.log" "$secret" <<'PY'
 import http.cookiejar, json, re, html, sys, time, urllib.error, urllib.parse, urllib.request
 

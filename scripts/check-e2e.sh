@@ -27,7 +27,8 @@ root=$(pwd)
 NAME=check-e2e
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
-up() { for _ in $(seq 1 300); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" = "${2:-200}" ] && return 0; sleep 0.1; done; fail "$1 did not answer ${2:-200}"; }
+# up waits up to 2 minutes (a guard against hanging: node servers start slowly on a loaded machine).
+up() { for _ in $(seq 1 1200); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" = "${2:-200}" ] && return 0; sleep 0.1; done; fail "$1 did not answer ${2:-200}"; }
 
 echo "== build: devicegate, the check, the Functions host stand-in; install the SWA CLI (pinned)"
 go build -o "$work/devicegate" ./api
@@ -106,11 +107,12 @@ grep -q 'auth.fork.example' "$work/swa.out" || fail "the Allow redirect did not 
 grep -q 'chunked form .*refused by the Functions host' "$work/swa.out" || fail "a chunked form through the SWA CLI and the forwarding host was not refused as the host refuses it"
 
 echo "-- do globalHeaders reach /api answers in the SWA CLI?"
-hsts_page=$(curl -s -o /dev/null -D - "$site/device" | grep -ci '^strict-transport-security' || true)
+# / is a static file; /device is rewritten to the handler (/api/device).
+hsts_page=$(curl -s -o /dev/null -D - "$site/" | grep -ci '^strict-transport-security' || true)
 hsts_api=$(curl -s -o /dev/null -D - "$site/api/health" | grep -ci '^strict-transport-security' || true)
 [ "$hsts_page" = 1 ] || fail "the SWA CLI did not apply globalHeaders to the static page"
 if [ "$hsts_api" = 0 ]; then
-  echo "   no: /device carries the globalHeaders (Strict-Transport-Security), /api/health does not; API answers carry only the handler's headers"
+  echo "   no: / carries the globalHeaders (Strict-Transport-Security), /api/health does not; API answers carry only the handler's headers"
 else
   echo "   yes: /api/health carries globalHeaders too; the confirmation page's CSP must therefore allow every provider"
 fi

@@ -7,10 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=tools/cosmos-server
-# One pidfile and log per checkout (keyed by its absolute path), so two
-# checkouts running tests on one machine never stop each other's server.
-# DEVICEGATE_COSMOS_STATE picks another folder (one per run, if you like).
-state="${DEVICEGATE_COSMOS_STATE:-${TMPDIR:-/tmp}/devicegate-cosmos-$(pwd -P | cksum | cut -d' ' -f1)}"
+# One pidfile and log per checkout and calling script (keyed by the
+# checkout's absolute path and the caller's process id, which start and stop
+# share when one script calls both), so two checkouts, or two test runs in
+# one checkout, never stop each other's server. DEVICEGATE_COSMOS_STATE
+# picks the folder explicitly.
+state="${DEVICEGATE_COSMOS_STATE:-${TMPDIR:-/tmp}/devicegate-cosmos-$(pwd -P | cksum | cut -d' ' -f1)-$PPID}"
 mkdir -p "$state"
 pidfile="$state/server.pid"
 logfile="$state/server.log"
@@ -38,7 +40,7 @@ start() {
   node "$dir/node_modules/@vercel/cosmosdb-server/lib/cli.js" --no-ssl -p "$port" >"$logfile" 2>&1 &
   echo $! >"$pidfile"
   set +m
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 1200); do # up to 2 minutes: a guard, node starts slowly on a loaded machine
     if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
       echo "DEVICEGATE_TEST_COSMOS='AccountEndpoint=http://127.0.0.1:$port/;AccountKey=$key;'"
       return 0
@@ -55,6 +57,7 @@ stop() {
     stop_group_ids "$(cat "$pidfile")"
     rm -f "$pidfile"
   fi
+  rm -rf "$state"
 }
 
 case "${1:-}" in

@@ -23,6 +23,16 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+if ! dpkg -s fonts-noto-cjk >/dev/null 2>&1; then
+  # The Japanese pages need CJK glyphs, or the screenshots show boxes.
+  echo "== installing Noto CJK fonts (Debian package) for the Japanese pages"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-noto-cjk >/dev/null
+  else
+    sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends fonts-noto-cjk >/dev/null
+  fi
+fi
+
 # docs/examples: Debian's python3 with Authlib, and jq and curl for the
 # shell one (the test runs /usr/bin/python3, where apt-get puts them).
 if ! /usr/bin/python3 -c 'import authlib, requests' 2>/dev/null || ! command -v jq >/dev/null || ! command -v curl >/dev/null; then
@@ -59,4 +69,4 @@ echo "== go vet (e2e module)"
 
 echo "== end-to-end suite (screenshots in e2e/out/)"
 rm -rf e2e/out
-(cd e2e && go test -count=1 -timeout 10m -v ./... 2>&1) | grep -v '^=== \(RUN\|PAUSE\|CONT\)'
+(cd e2e && go test -count=1 -timeout 30m -v ./... 2>&1) | grep -v '^=== \(RUN\|PAUSE\|CONT\)'

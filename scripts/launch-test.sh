@@ -82,7 +82,9 @@ launch() {
       "$work/funchost" -mode "${host_mode:-swa}" -root "$app" -addr "127.0.0.1:$port"
   fi
   local ok=""
-  for _ in $(seq 1 600); do
+  # Up to 2 minutes, a guard against hanging (a count of 10 ms sleeps
+  # was about 6 s, too little for a launch on a loaded machine).
+  while [ $(( $(now_ms) - t0 )) -lt 120000 ]; do
     code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/health" || true)
     if [ "$code" = 200 ]; then ok=1; break; fi
     if [ "$code" = 503 ] && [ -n "${expect_fail:-}" ]; then break; fi

@@ -178,6 +178,9 @@ MUTANTS = [
      "} else if fi.Mode()&fs.ModeSymlink != 0 {", "} else if false && fi.Mode()&fs.ModeSymlink != 0 {", "./api", "TestKeyFileGuarded"),
     ("pages not cached", "api/internal/pages/pages.go",
      '\th.Set("Pragma", "no-cache")\n', "", "./api/internal/httpapi", "TestSecurityHeaders"),
+    ("translated message with names escaped", "api/internal/i18n/i18n.go",
+     'v = "<strong>" + html.EscapeString(v) + "</strong>"', 'v = "<strong>" + v + "</strong>"',
+     "./api/internal/i18n", "TestFillEscapes"),
     # Revocation (RFC 7009) and the operator's device list.
     ("revoke: the client must own the binding", "api/internal/deviceflow/refresh.go",
      "if same != 1 {", "if false && same != 1 {", "./api/internal/httpapi", "TestRevokeOtherClientsTokenIsNoOp"),
@@ -202,6 +205,8 @@ MUTANTS = [
     ("devices: the id is no binding key", "api/internal/deviceflow/devices.go",
      "return s.c.Hasher.Hash(kindDeviceID, bindingID)[:deviceIDLen]", "return bindingID",
      "./api/internal/httpapi", "TestDevicesListAndDisconnect"),
+    ("cosmos pacing overlays bounded", "api/internal/store/cosmos/pacing.go",
+     "\t\tp.shed(now)\n", "", "./api/internal/store/cosmos", "TestPacerIsBounded"),
 ]
 
 # Issue 19, "a test behind every protection": SECURITY.md's table line by
@@ -399,12 +404,12 @@ MUTANTS += [
      DF, "TestPollErrors"),
     # remote phishing: what the person sees before approving (RFC 8628 §5.4)
     ("the phishing warning on the confirmation", "api/internal/pages/templates/confirm.html",
-     '<p class="warning" role="note"><strong>Only continue if you started this on a device you own and can see right now.</strong> If someone sent you this code or link, choose Deny.</p>\n',
+     '<p class="warning" role="note"><strong>{{$l.T "confirm.warning_strong"}}</strong>{{$l.SentenceGap}}{{$l.T "confirm.warning_rest"}}</p>\n',
      "", "./api/internal/pages", "TestConfirm"),
     ("the code shown for comparison", "api/internal/pages/templates/confirm.html",
-     '  <p class="code" aria-label="Code {{.UserCode}}">{{.UserCode}}</p>\n', "", "./api/internal/pages", "TestConfirm"),
+     '  <p class="code" aria-label="{{$l.T "confirm.code_label" "code" $d.UserCode}}">{{$d.UserCode}}</p>\n', "", "./api/internal/pages", "TestConfirm"),
     ("the provider named on the confirmation", "api/internal/pages/templates/confirm.html",
-     "wants to use your <strong>{{.ProviderName}}</strong> account.", "wants to use your account.", "./api/internal/pages", "TestConfirm"),
+     '{{$l.TStrong "confirm.lead" "client" $d.ClientName "provider" $d.ProviderName}}', '{{$l.TStrong "confirm.lead" "client" $d.ClientName "provider" ""}}', "./api/internal/pages", "TestConfirm"),
     ("pages escaped by html/template", "api/internal/pages/pages.go",
      '\t"html/template"\n', '\t"text/template"\n', "./api/internal/pages", "TestConfirm"),
     # more of the edge

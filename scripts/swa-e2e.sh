@@ -19,7 +19,8 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "swa-e2e: FAIL: $*" >&2; for f in "$work"/*.log; do echo "--- $f" >&2; tail -20 "$f" >&2; done; exit 1; }
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitfor() { for _ in $(seq 1 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; fail "$1 did not come up"; }
+# waitfor waits up to 2 minutes (a guard against hanging: the SWA CLI starts slowly on a loaded machine).
+waitfor() { for _ in $(seq 1 1200); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; fail "$1 did not come up"; }
 
 echo "== install the SWA CLI (pinned) and the Cosmos test server"
 (cd tools/swa && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
@@ -78,6 +79,17 @@ echo "-- health through SWA"
 echo "-- /device page"
 curl -s "$base/device" | grep -q 'action="/api/verify"' || fail "/device is not the code-entry page"
 
+echo "-- /device in the browser's language (SWA rewrites it to the handler, which reads Accept-Language)"
+curl -s -H 'Accept-Language: ja-JP,ja;q=0.9' "$base/device" >"$work/device-ja.html"
+grep -q '<html lang="ja">' "$work/device-ja.html" && grep -q 'デバイスに表示されたコードを入力' "$work/device-ja.html" || fail "/device ignores Accept-Language behind SWA"
+grep -q 'href="/api/device?lang=fr"' "$work/device-ja.html" || fail "/device has no link to itself in French"
+# The switcher links to /api/device, which no rewrite stands between: the
+# SWA CLI drops the query string when it rewrites /device.
+curl -s -D "$work/device-fr.headers" -c "$work/langjar" -H 'Accept-Language: de' "$base/api/device?lang=fr" >"$work/device-fr.html"
+grep -q '<html lang="fr">' "$work/device-fr.html" || fail "?lang=fr was not honoured behind SWA"
+grep -i '^set-cookie: devicegate-lang=fr;' "$work/device-fr.headers" | grep -qi 'samesite=lax' || fail "the language choice was not remembered in a SameSite=Lax cookie behind SWA"
+curl -s -b "$work/langjar" -H 'Accept-Language: de' "$base/device" | grep -q '<html lang="fr">' || fail "the remembered language did not outrank Accept-Language behind SWA"
+
 echo "-- .well-known rewrite to /api/metadata"
 [ "$(curl -s "$base/.well-known/oauth-authorization-server" | json "['token_endpoint']")" = "$base/api/token" ] || fail "metadata rewrite"
 
@@ -99,6 +111,7 @@ prg=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -d "user_code=$type
 [ "$prg" = "303 $base/api/verify?user_code=$typed" ] || fail "a posted code was not redirected to its GET: $prg"
 curl -s -G -c "$jar" -b "$jar" --data-urlencode "user_code=$typed" "$base/api/verify" >"$work/confirm.html"
 grep -q "SWA TV" "$work/confirm.html" || fail "confirmation page"
+grep -q '<html lang="en">' "$work/confirm.html" || fail "the confirmation page is not in English for a browser that names no language"
 csrf=$(grep -o 'name="csrf" value="[^"]*"' "$work/confirm.html" | sed 's/.*value="//;s/"$//')
 loc=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" -H "Origin: $base" \
   -d "user_code=$uc" -d "csrf=$csrf" -d action=allow "$base/api/verify")

@@ -400,7 +400,7 @@ func (c *checker) devicePage(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `action="/api/verify"`) {
-		return "", fail("site-missing", "the code-entry page is not served: the static pages (dist/site) were not deployed, or the /device route is missing from staticwebapp.config.json",
+		return "", fail("site-missing", "the code-entry page is not served: the site (dist/site) was not deployed, or staticwebapp.config.json lacks the /device rewrite to /api/device",
 			"/device: %d", resp.StatusCode)
 	}
 	h := resp.Header
@@ -418,7 +418,7 @@ func (c *checker) devicePage(ctx context.Context) (string, error) {
 		missing = append(missing, "Strict-Transport-Security")
 	}
 	if len(missing) > 0 {
-		return "", fail("page-headers", "the static pages lack security headers: staticwebapp.config.json's globalHeaders did not reach the site", "/device lacks %s", strings.Join(missing, ", "))
+		return "", fail("page-headers", "the code-entry page lacks security headers: the handler sets them on /api/device; something in front strips them", "/device lacks %s", strings.Join(missing, ", "))
 	}
 	return "served with its security headers", nil
 }

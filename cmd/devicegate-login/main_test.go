@@ -47,28 +47,47 @@ func startDevicegate(t *testing.T, env ...string) *server {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(binPath, "-demo")
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "DEVICEGATE_STORE=memory", "DEVICEGATE_ADDR=" + addr,
-		"DEVICEGATE_POLL_INTERVAL=1s"}, env...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	s := &server{base: "http://" + addr}
-	for i := 0; ; i++ {
-		if res, err := http.Get(s.base + "/api/health"); err == nil {
-			res.Body.Close()
-			break
+	// The port is picked before devicegate starts (its public URL names
+	// it), so another process can take it in between: then devicegate
+	// exits saying so, and it starts again on another. Ready means its
+	// "devicegate is ready" line, not a poll of a port someone else may
+	// hold; the budget only guards against hanging, since a loaded
+	// machine can take many seconds to start a -race binary.
+attempts:
+	for attempt := 1; ; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
-		if i > 200 {
-			t.Fatal("devicegate did not start")
+		addr := ln.Addr().String()
+		ln.Close()
+		cmd := exec.Command(binPath, "-demo")
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "DEVICEGATE_STORE=memory", "DEVICEGATE_ADDR=" + addr,
+			"DEVICEGATE_POLL_INTERVAL=1s"}, env...)
+		logs := &lockedBuffer{}
+		cmd.Stdout, cmd.Stderr = logs, logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(25 * time.Millisecond)
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+		for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(logs.String(), "devicegate is ready"); time.Sleep(20 * time.Millisecond) {
+			select {
+			case <-exited:
+				if attempt < 3 && strings.Contains(logs.String(), "already in use") {
+					t.Logf("port %s was taken; starting again", addr)
+					continue attempts
+				}
+				t.Fatalf("devicegate ended before it was ready:\n%s", logs.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("devicegate not ready after two minutes:\n%s", logs.String())
+			}
+		}
+		return &server{base: "http://" + addr}
 	}
-	return s
 }
 
 // lockedBuffer is stderr, read while the command still writes.
@@ -100,7 +119,7 @@ func startLogin(t *testing.T, s *server, args ...string) (code string, stdout *b
 	go func() {
 		errc <- run(context.Background(), append(args, s.base), func(string) string { return "" }, stdout, stderr, false)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute) // against hanging only
 	for {
 		if m := codeRe.FindStringSubmatch(stderr.String()); m != nil {
 			return m[1], stdout, stderr, func() error { return <-errc }

@@ -19,14 +19,31 @@
     return out;
   }
 
+  // explain writes the note in the page's language. The page carries the
+  // sentence in each CLDR plural form it needs (data-plural-one, …,
+  // data-plural-other, with {letters} to fill); Intl picks the form and
+  // writes the list the way the language does ("B, C and D", "B、C、D").
   function explain(note, dropped) {
     if (!note) {
       return;
     }
-    note.textContent = dropped.length === 0 ? "" :
-      "Codes use only the letters " + ALPHABET.split("").join(" ") +
-      " (no vowels, no digits), so " + dropped.join(", ") +
-      (dropped.length === 1 ? " was" : " were") + " left out. Check the code on your device.";
+    if (dropped.length === 0) {
+      note.textContent = "";
+      return;
+    }
+    var lang = document.documentElement.lang || "en";
+    var form = "other";
+    var list = dropped.join(", ");
+    try {
+      form = new Intl.PluralRules(lang).select(dropped.length);
+      if (typeof Intl.ListFormat === "function") {
+        list = new Intl.ListFormat(lang, {type: "conjunction"}).format(dropped);
+      }
+    } catch (e) {
+      // An old browser without Intl: the "other" form and commas.
+    }
+    var text = note.getAttribute("data-plural-" + form) || note.getAttribute("data-plural-other") || "";
+    note.textContent = text.split("{letters}").join(list);
   }
 
   function normalise(value) {

@@ -32,7 +32,7 @@ func init() {
 		return st, func() benchCosmosStats {
 			s := st.Stats()
 			return benchCosmosStats{
-				Reads: int(s.PointReads), Writes: int(s.Creates + s.Replaces), Deletes: int(s.Deletes),
+				Reads: int(s.PointReads), Writes: int(s.Creates + s.Replaces + s.Patches + s.Upserts), Deletes: int(s.Deletes),
 				Queries: int(s.Queries), RU: s.RU, Endpoint: endpoint,
 			}
 		}, nil

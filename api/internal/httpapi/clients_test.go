@@ -150,7 +150,7 @@ func TestPassthroughFlow(t *testing.T) {
 // TestPassthroughProviderTrouble: a provider out of reach keeps the device
 // waiting and is retried; a provider refusing the code ends the flow.
 func TestPassthroughProviderTrouble(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, withUpstreamTimeout(hangTimeout))
 	g := h.authorize("kiosk", "")
 	h.approve(g.UserCode)
 

@@ -230,7 +230,14 @@ func TestUpstreamFailures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.mode, func(t *testing.T) {
-			h := newHarness(t)
+			// Only the hang case, whose one exchange is the one that
+			// hangs, gets a short timeout: the others' answers must arrive
+			// in time however loaded the machine is.
+			var opts []harnessOpt
+			if tc.mode == "hang" {
+				opts = append(opts, withUpstreamTimeout(300*time.Millisecond))
+			}
+			h := newHarness(t, opts...)
 			h.provider.setMode(tc.mode)
 			g := h.authorize("tv", "")
 			res := h.approve(g.UserCode)
@@ -584,7 +591,7 @@ func TestStoreTimeout(t *testing.T) {
 }
 
 func TestRefreshThroughDevicegate(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, withUpstreamTimeout(hangTimeout))
 	g := h.authorize("tv", "")
 	h.approve(g.UserCode)
 	tok := h.poll("tv", g.DeviceCode).json(t)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/devicegate/devicegate/api/internal/config"
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
+	"github.com/devicegate/devicegate/api/internal/i18n"
 	"github.com/devicegate/devicegate/api/internal/oauth"
 	"github.com/devicegate/devicegate/api/internal/pages"
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
@@ -127,6 +128,9 @@ func Routes() []Route {
 		{"token", "/api/token", []string{http.MethodPost}, ""},
 		{"revoke", "/api/revoke", []string{http.MethodPost}, ""},
 		{"verify", "/api/verify", []string{http.MethodGet, http.MethodPost}, ""},
+		// The code-entry page, rendered in the person's language: Static
+		// Web Apps rewrites /device here (staticwebapp.config.json).
+		{"device", "/api/device", []string{http.MethodGet}, ""},
 		// Each provider of a deployment has its own callback,
 		// /api/callback/{provider}; one provider alone keeps /api/callback.
 		{"callback", "/api/callback", []string{http.MethodGet}, "provider"},
@@ -166,6 +170,7 @@ func New(o Options) (http.Handler, error) {
 		"token":     s.api(s.token),
 		"revoke":    s.api(s.revoke),
 		"verify":    s.page(s.verify),
+		"device":    s.page(s.entry),
 		"callback":  s.page(s.callback),
 		"metadata":  s.api(s.metadata),
 		"health":    s.api(s.health),
@@ -179,6 +184,13 @@ func New(o Options) (http.Handler, error) {
 			r.Handle(p, handlers[rt.Name]).Methods(rt.Methods...)
 			r.Handle(p, methodNotAllowed(rt.Methods))
 		}
+	}
+	// /device is the handler's own page wherever devicegate runs, so the
+	// Accept-Language header and the language cookie are honoured without
+	// any script.
+	for _, p := range []string{"/device", "/device/"} {
+		r.Handle(p, s.page(s.entry)).Methods(http.MethodGet, http.MethodHead)
+		r.Handle(p, methodNotAllowed([]string{http.MethodGet, http.MethodHead}))
 	}
 	r.Handle("/.well-known/oauth-authorization-server", s.api(s.metadata)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/.well-known/oauth-authorization-server", methodNotAllowed([]string{http.MethodGet, http.MethodHead}))
@@ -267,7 +279,7 @@ func (s *server) headers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		csp := pageCSP
-		if strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/api/verify" && !isCallback(r.URL.Path) {
+		if strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/api/verify" && r.URL.Path != "/api/device" && !isCallback(r.URL.Path) {
 			csp = apiCSP
 		}
 		h["Content-Security-Policy"] = csp
@@ -371,16 +383,22 @@ func (s *server) api(h func(http.ResponseWriter, *http.Request) error) http.Hand
 type pageError struct {
 	status int
 	kind   pages.ResultKind
-	msg    string
+	msg    pages.Text
 	retry  time.Duration // for ResultTooMany
 }
 
-func (e pageError) Error() string { return e.msg }
+func (e pageError) Error() string { return "page: " + e.msg.Key }
 
 // page adapts a handler for people: a pageError becomes a result page; any
 // other error is logged and shown as a generic error page.
 func (s *server) page(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lang, chosen := i18n.Default.ForRequest(r, s.cookieName(langCookie))
+		if chosen {
+			// A language picked from the switcher is remembered.
+			s.setLangCookie(w, lang.Tag)
+		}
+		r = r.WithContext(context.WithValue(r.Context(), langKey{}, lang))
 		err := h(w, r)
 		if err == nil {
 			return
@@ -390,13 +408,30 @@ func (s *server) page(h func(http.ResponseWriter, *http.Request) error) http.Han
 			s.Logger.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "err", err)
 			w.Header().Set("Retry-After", "5")
 			pe = pageError{status: http.StatusServiceUnavailable, kind: pages.ResultError,
-				msg: "devicegate could not finish this step just now. Please try again in a moment."}
+				msg: pages.Msg("result.error.temporary")}
 		}
 		if pe.retry > 0 {
 			retryAfter(w, pe.retry)
 		}
-		if err := s.Pages.Result(w, pe.status, pages.ResultData{Kind: pe.kind, Message: pe.msg, RetryAfter: pe.retry}); err != nil {
+		loc := pages.Locale{Lang: lang}
+		if r.Method == http.MethodGet && r.URL.Path == "/api/verify" {
+			// A page shown for a link can be shown again in another language.
+			loc.Switch = "/api/verify?" + url.Values{"user_code": {r.URL.Query().Get("user_code")}}.Encode()
+		}
+		if err := s.Pages.Result(w, pe.status, loc, pages.ResultData{Kind: pe.kind, Message: pe.msg, RetryAfter: pe.retry}); err != nil {
 			s.Logger.ErrorContext(r.Context(), "rendering result page", "err", err)
 		}
 	})
+}
+
+// langKey holds, in a page request's context, the language its pages are
+// written in.
+type langKey struct{}
+
+// langOf is the language page(…) chose for r.
+func langOf(r *http.Request) *i18n.Lang {
+	if l, ok := r.Context().Value(langKey{}).(*i18n.Lang); ok {
+		return l
+	}
+	return i18n.Default.Fallback()
 }

@@ -18,10 +18,10 @@ type static struct {
 }
 
 // routes maps pretty paths to files; staticwebapp.config.json has the same.
+// (/device is not a file: the router sends it to the handler, which writes
+// it in the person's language.)
 var staticRoutes = map[string]string{
-	"/":        "index.html",
-	"/device":  "device.html",
-	"/device/": "device.html",
+	"/": "index.html",
 }
 
 func newStatic(fsys fs.FS) *static {

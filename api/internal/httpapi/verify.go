@@ -13,6 +13,7 @@ import (
 
 	"github.com/devicegate/devicegate/api/internal/config"
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
+	"github.com/devicegate/devicegate/api/internal/i18n"
 	"github.com/devicegate/devicegate/api/internal/oauth"
 	"github.com/devicegate/devicegate/api/internal/pages"
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
@@ -26,7 +27,11 @@ import (
 const (
 	csrfCookie  = "devicegate-csrf"
 	stateCookie = "devicegate-state"
+	langCookie  = i18n.CookieName
 )
+
+// langLifetime is how long a chosen language is remembered.
+const langLifetime = 365 * 24 * time.Hour
 
 // csrfLifetime bounds how long a confirmation page stays submittable.
 const csrfLifetime = time.Hour
@@ -62,6 +67,13 @@ func (s *server) setCookie(w http.ResponseWriter, name, value string, maxAge tim
 	})
 }
 
+// setLangCookie remembers the language picked from the switcher. It holds
+// no secret, but gets the same guards as the others (Secure and __Host- on
+// https, Path=/, SameSite=Lax): no other site or subdomain can set it.
+func (s *server) setLangCookie(w http.ResponseWriter, tag string) {
+	s.setCookie(w, langCookie, tag, langLifetime)
+}
+
 func (s *server) cookie(r *http.Request, name string) string {
 	c, err := r.Cookie(s.cookieName(name))
 	if err != nil {
@@ -76,6 +88,26 @@ func (s *server) randomToken() (string, error) {
 		return "", err
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// entry shows the code-entry page (/device; /api/device, where Static Web
+// Apps rewrites /device to), in the person's language. A code in the query
+// (a link to /device?user_code=…) is filled in, not looked up: the person
+// still presses Continue.
+func (s *server) entry(w http.ResponseWriter, r *http.Request) error {
+	typed := r.URL.Query().Get("user_code")
+	if len(typed) > 32 {
+		typed = typed[:32]
+	}
+	// The switcher's links name /api/device, not /device: Static Web Apps
+	// rewrites /device to the handler, and its CLI drops the query string
+	// on the way (static-web-apps-cli routes-engine: the rewrite target
+	// replaces req.url), so ?lang= would never arrive.
+	here := "/api/device"
+	if typed != "" {
+		here += "?" + url.Values{"user_code": {typed}}.Encode()
+	}
+	return s.Pages.Entry(w, http.StatusOK, pages.Locale{Lang: langOf(r), Switch: here}, pages.EntryData{UserCode: typed})
 }
 
 // verify handles the person's side: GET shows the confirmation for a code
@@ -104,7 +136,7 @@ func (s *server) verify(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		form, err := parseForm(w, r)
 		if err != nil {
-			return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: "The form could not be read. Please enter the code again."}
+			return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: pages.Msg("result.error.form")}
 		}
 		code, action, csrf = form.Get("user_code"), form.Get("action"), form.Get("csrf")
 		switch action {
@@ -118,7 +150,7 @@ func (s *server) verify(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		case "allow", "deny":
 		default:
-			return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: "Unknown choice. Please enter the code again."}
+			return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: pages.Msg("result.error.choice")}
 		}
 	}
 	if ok, retry := s.allow(r, "verify", s.RateVerify); !ok {
@@ -137,7 +169,7 @@ func (s *server) verify(w http.ResponseWriter, r *http.Request) error {
 		s.codeMissed(r)
 	}
 	if err != nil {
-		return s.codeProblem(w, code, err)
+		return s.codeProblem(w, r, code, err)
 	}
 	if action == "" {
 		return s.confirm(w, r, p)
@@ -157,13 +189,13 @@ func (s *server) verify(w http.ResponseWriter, r *http.Request) error {
 	}
 	if action == "deny" {
 		if err := s.Service.Deny(r.Context(), p); err != nil {
-			return s.codeProblem(w, code, err)
+			return s.codeProblem(w, r, code, err)
 		}
-		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultDenied})
+		return s.Pages.Result(w, http.StatusOK, pages.Locale{Lang: langOf(r)}, pages.ResultData{Kind: pages.ResultDenied})
 	}
 	b, err := s.Service.BeginAuthorization(r.Context(), p)
 	if err != nil {
-		return s.codeProblem(w, code, err)
+		return s.codeProblem(w, r, code, err)
 	}
 	up, err := s.upstreamFor(b.Record.ClientID)
 	if err != nil {
@@ -193,7 +225,8 @@ func (s *server) confirm(w http.ResponseWriter, r *http.Request, p *deviceflow.P
 	if !ok || err != nil {
 		return errClientGone
 	}
-	return s.Pages.Confirm(w, http.StatusOK, pages.ConfirmData{
+	loc := pages.Locale{Lang: langOf(r), Switch: "/api/verify?" + url.Values{"user_code": {deviceflow.FormatUserCode(p.UserCode)}}.Encode()}
+	return s.Pages.Confirm(w, http.StatusOK, loc, pages.ConfirmData{
 		ClientName:   c.Name,
 		ClientID:     c.ID,
 		ProviderName: up.DisplayName(),
@@ -219,7 +252,7 @@ func isCodeProblem(err error) bool {
 // errClientGone is the page for a code whose device client was removed
 // from the configuration after the code was issued.
 var errClientGone = pageError{status: http.StatusConflict, kind: pages.ResultError,
-	msg: "This device is no longer set up on this devicegate, so it cannot be signed in. Ask whoever runs it, or start again on your device."}
+	msg: pages.Msg("result.error.client_gone")}
 
 func wellFormedToken(t string) bool {
 	b, err := base64.RawURLEncoding.DecodeString(t)
@@ -233,7 +266,7 @@ func wellFormedToken(t string) bool {
 // other code — and a browser that names the Origin must name ours.
 func (s *server) checkDecision(r *http.Request, recordID, token string) error {
 	expired := pageError{status: http.StatusForbidden, kind: pages.ResultError,
-		msg: "This page was open too long or was not sent from devicegate. Please enter the code again."}
+		msg: pages.Msg("result.error.page_expired")}
 	// "null" is what browsers send as the Origin of a form posted from a
 	// page with Referrer-Policy: no-referrer (ours): it says nothing, and
 	// Sec-Fetch-Site and the token still decide.
@@ -255,27 +288,27 @@ func (s *server) checkDecision(r *http.Request, recordID, token string) error {
 
 // codeProblem turns a lookup failure into what the person should see: the
 // entry page again for a mistyped or unknown code, a result page otherwise.
-func (s *server) codeProblem(w http.ResponseWriter, typed string, err error) error {
+func (s *server) codeProblem(w http.ResponseWriter, r *http.Request, typed string, err error) error {
 	if len(typed) > 32 {
 		typed = typed[:32]
 	}
-	entry := func(status int, msg string) error {
-		return s.Pages.Entry(w, status, pages.EntryData{UserCode: typed, Error: msg})
+	entry := func(status int, msg pages.Text) error {
+		return s.Pages.Entry(w, status, pages.Locale{Lang: langOf(r), Switch: "/api/device"}, pages.EntryData{UserCode: typed, Error: msg})
 	}
 	switch {
 	case errors.Is(err, deviceflow.ErrInvalidUserCode):
 		if strings.TrimSpace(typed) == "" {
-			return entry(http.StatusBadRequest, "Please enter the code shown on your device.")
+			return entry(http.StatusBadRequest, pages.Msg("entry.error.empty"))
 		}
-		return entry(http.StatusBadRequest, "That is not a valid code. Codes have 8 letters, like BCDF-GHJK. Check your device and try again.")
+		return entry(http.StatusBadRequest, pages.Msg("entry.error.invalid", "example", "BCDF-GHJK"))
 	case errors.Is(err, deviceflow.ErrUnknownCode):
-		return entry(http.StatusNotFound, "We could not find that code. Check the code on your device and try again.")
+		return entry(http.StatusNotFound, pages.Msg("entry.error.unknown"))
 	case errors.Is(err, deviceflow.ErrCodeExpired):
 		return pageError{status: http.StatusGone, kind: pages.ResultExpired}
 	case errors.Is(err, deviceflow.ErrCodeUsed):
 		return pageError{status: http.StatusConflict, kind: pages.ResultUsed}
 	case errors.Is(err, deviceflow.ErrCodeDenied):
-		return pageError{status: http.StatusConflict, kind: pages.ResultDenied, msg: "This request was already denied. Start again on your device if that was a mistake."}
+		return pageError{status: http.StatusConflict, kind: pages.ResultDenied, msg: pages.Msg("result.denied.already")}
 	case errors.Is(err, deviceflow.ErrCodeLocked):
 		return errLocked
 	}
@@ -319,7 +352,7 @@ func (s *server) codeMissed(r *http.Request) {
 
 // errLocked is the page for a code locked after failed attempts.
 var errLocked = pageError{status: http.StatusForbidden, kind: pages.ResultDenied,
-	msg: "This code was locked after too many failed attempts, so nothing was shared. If you were signing in yourself, start again on your device to get a new code."}
+	msg: pages.Msg("result.denied.locked")}
 
 // callback is where the provider sends the person back (RFC 6749 §4.1.2).
 // The state must match the one bound to this browser's cookie and the one
@@ -335,18 +368,18 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 	recordID, cookieState, ok := strings.Cut(cookie, ".")
 	if !ok || recordID == "" || cookieState == "" {
 		return pageError{status: http.StatusBadRequest, kind: pages.ResultError,
-			msg: "We could not match this sign-in to this browser. Open the link in the same browser where you entered the code, and try again."}
+			msg: pages.Msg("result.error.no_state")}
 	}
 	state := q.Get("state")
 	if subtle.ConstantTimeCompare([]byte(state), []byte(cookieState)) != 1 {
 		return pageError{status: http.StatusBadRequest, kind: pages.ResultError,
-			msg: "This sign-in does not belong to the code entered in this browser. Enter the code again to start over."}
+			msg: pages.Msg("result.error.state_mismatch")}
 	}
 	claim, err := s.Service.ClaimCallback(r.Context(), recordID, state)
 	if errors.Is(err, deviceflow.ErrCodeUsed) {
 		// This browser's own sign-in, already finished: say so.
-		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultSuccess,
-			Message: "You already finished signing in with this code, so there is nothing more to do here. Your device gets its access (or already has); you can close this page."})
+		return s.Pages.Result(w, http.StatusOK, pages.Locale{Lang: langOf(r)}, pages.ResultData{Kind: pages.ResultSuccess,
+			Message: pages.Msg("result.success.already")})
 	}
 	if errors.Is(err, deviceflow.ErrStateMismatch) {
 		if locked, _ := s.Service.RecordCallbackFailure(r.Context(), recordID); locked {
@@ -374,26 +407,26 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 			return s.callbackProblem(err)
 		}
 		return pageError{status: http.StatusBadRequest, kind: pages.ResultError,
-			msg: "This sign-in came back from a different provider than the one it was sent to, so nothing was shared. Start again on your device."}
+			msg: pages.Msg("result.error.mixup")}
 	}
 	if e := q.Get("error"); e != "" {
 		reason := provider + " refused the authorization (" + oauthCode(e) + ")"
-		kind, msg := pages.ResultError, provider+" did not grant access, so nothing was shared. Start again on your device."
+		kind, msg := pages.ResultError, pages.Msg("result.error.provider_refused", "provider", provider)
 		if e == "access_denied" {
 			reason = "the user denied access at " + provider
-			kind, msg = pages.ResultDenied, ""
+			kind, msg = pages.ResultDenied, pages.Text{}
 		}
 		if err := s.Service.Fail(r.Context(), claim, reason); err != nil {
 			return s.callbackProblem(err)
 		}
-		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: kind, Message: msg, Device: c.Name, Provider: provider})
+		return s.Pages.Result(w, http.StatusOK, pages.Locale{Lang: langOf(r)}, pages.ResultData{Kind: kind, Message: msg, Device: c.Name, Provider: provider})
 	}
 	code := q.Get("code")
 	if code == "" || len(code) > 4096 {
 		if err := s.Service.Fail(r.Context(), claim, provider+" returned no authorization code"); err != nil {
 			return s.callbackProblem(err)
 		}
-		return pageError{status: http.StatusBadGateway, kind: pages.ResultError, msg: provider + " sent you back without an authorization. Start again on your device."}
+		return pageError{status: http.StatusBadGateway, kind: pages.ResultError, msg: pages.Msg("result.error.no_code", "provider", provider)}
 	}
 	if c.Passthrough() {
 		// The device holds the secret: keep the code (sealed) for the
@@ -403,8 +436,8 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 		}
 		// The person's part is done, but the sign-in is not: the exchange
 		// can still fail at the poll, so the page does not promise it.
-		return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultSuccess,
-			Message: "Return to your device: it now finishes signing in with " + provider + " itself. If it reports a problem, start again there. You can close this page."})
+		return s.Pages.Result(w, http.StatusOK, pages.Locale{Lang: langOf(r)}, pages.ResultData{Kind: pages.ResultSuccess,
+			Message: pages.Msg("result.success.passthrough", "provider", provider)})
 	}
 	tokens, err := up.Exchange(r.Context(), code, claim.Verifier)
 	if err != nil {
@@ -413,13 +446,13 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 			return s.callbackProblem(ferr)
 		}
 		return pageError{status: http.StatusBadGateway, kind: pages.ResultError,
-			msg: "devicegate could not finish signing you in with " + provider + ". Your device has been told; start again there."}
+			msg: pages.Msg("result.error.exchange", "provider", provider)}
 	}
 	if err := s.bindTokens(r.Context(), c, up, tokens, claim.Record.Scopes); err != nil {
 		var oe oauth.Error
-		reason, msg := "devicegate could not record the sign-in; start again", "devicegate could not finish signing you in just now. Your device has been told; start again there."
+		reason, msg := "devicegate could not record the sign-in; start again", pages.Msg("result.error.record")
 		if errors.As(err, &oe) {
-			reason, msg = oe.Description, provider+" granted more access than this device may have, so nothing was shared. Start again on your device."
+			reason, msg = oe.Description, pages.Msg("result.error.too_much_scope", "provider", provider)
 		} else {
 			s.Logger.ErrorContext(r.Context(), "binding the refresh token failed", "err", err)
 		}
@@ -432,7 +465,7 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.callbackProblem(err)
 	}
-	return s.Pages.Result(w, http.StatusOK, pages.ResultData{Kind: pages.ResultSuccess, Device: c.Name, Provider: provider})
+	return s.Pages.Result(w, http.StatusOK, pages.Locale{Lang: langOf(r)}, pages.ResultData{Kind: pages.ResultSuccess, Device: c.Name, Provider: provider})
 }
 
 // exchangeReason is the access_denied description the device gets when the
@@ -483,18 +516,18 @@ func (s *server) callbackProblem(err error) error {
 	switch {
 	case errors.Is(err, deviceflow.ErrStateMismatch):
 		return pageError{status: http.StatusBadRequest, kind: pages.ResultError,
-			msg: "This sign-in was replaced by a newer one or does not match. Enter the code again to start over."}
+			msg: pages.Msg("result.error.replaced")}
 	case errors.Is(err, deviceflow.ErrCallbackUsed), errors.Is(err, deviceflow.ErrCodeUsed):
 		return pageError{status: http.StatusConflict, kind: pages.ResultUsed}
 	case errors.Is(err, deviceflow.ErrCodeLocked):
 		return errLocked
 	case errors.Is(err, deviceflow.ErrCodeDenied):
-		return pageError{status: http.StatusConflict, kind: pages.ResultDenied, msg: "This request had already ended. Start again on your device."}
+		return pageError{status: http.StatusConflict, kind: pages.ResultDenied, msg: pages.Msg("result.denied.ended")}
 	case errors.Is(err, deviceflow.ErrCodeExpired), errors.Is(err, deviceflow.ErrUnknownCode):
 		// The browser's own state cookie got us here, so this is the
 		// person whose code ran out while they were at the provider.
 		return pageError{status: http.StatusGone, kind: pages.ResultExpired,
-			msg: "The code from your device ran out while you were signing in, so nothing was shared. Start again on your device to get a new code."}
+			msg: pages.Msg("result.expired.at_provider")}
 	}
 	return err
 }

@@ -5,6 +5,9 @@
 // JavaScript and every value is escaped. They carry no inline script or
 // style, so the strict Content-Security-Policy the handlers send holds; the
 // look comes from /assets/app.css, shared with the static frontend.
+//
+// Every word comes from the person's language's catalog (package i18n);
+// callers pass the language in a Locale.
 package pages
 
 import (
@@ -13,7 +16,10 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"time"
+
+	"github.com/devicegate/devicegate/api/internal/i18n"
 )
 
 //go:embed templates/*.html
@@ -27,7 +33,7 @@ type Renderer struct {
 // New parses the embedded templates once.
 func New() (*Renderer, error) {
 	parse := func(name string) (*template.Template, error) {
-		t, err := template.New("layout.html").Funcs(template.FuncMap{}).ParseFS(files, "templates/layout.html", "templates/"+name)
+		t, err := template.New("layout.html").ParseFS(files, "templates/layout.html", "templates/"+name)
 		if err != nil {
 			return nil, fmt.Errorf("pages: parsing %s: %w", name, err)
 		}
@@ -47,11 +53,74 @@ func New() (*Renderer, error) {
 	return &r, nil
 }
 
+// Locale is the language a page is written in, and where its language
+// switcher points.
+type Locale struct {
+	Lang *i18n.Lang // nil: the fallback language
+	// Switch is this page's own address (path and query, without lang=),
+	// which each link of the language switcher opens with its lang=; ""
+	// shows no switcher (a page that cannot be shown again, such as the
+	// provider's answer).
+	Switch string
+}
+
+// Text is a message of the catalog and its arguments (name, value pairs).
+type Text struct {
+	Key  string
+	Args []any
+}
+
+// Msg makes a Text.
+func Msg(key string, args ...any) Text { return Text{Key: key, Args: args} }
+
+// LangLink is one entry of the language switcher.
+type LangLink struct {
+	Tag, Name, Href string
+	Current         bool
+}
+
+// page is what the layout renders: the language, the switcher and the
+// page's own data.
+type page struct {
+	Lang  *i18n.Lang
+	Langs []LangLink
+	Data  any
+}
+
+func (l Locale) page(data any) page {
+	lang := l.Lang
+	if lang == nil {
+		lang = i18n.Default.Fallback()
+	}
+	p := page{Lang: lang, Data: data}
+	if l.Switch == "" {
+		return p
+	}
+	u, err := url.Parse(l.Switch)
+	if err != nil {
+		return p
+	}
+	for _, o := range i18n.Default.Langs() {
+		q := u.Query()
+		q.Set(i18n.QueryParam, o.Tag)
+		v := *u
+		v.RawQuery = q.Encode()
+		p.Langs = append(p.Langs, LangLink{Tag: o.Tag, Name: o.Name, Href: v.String(), Current: o == lang})
+	}
+	return p
+}
+
 // EntryData is the code-entry page, shown again when a code was wrong.
 type EntryData struct {
 	UserCode string // what the person typed, echoed back
-	Error    string
+	Error    Text   // zero: no error
 }
+
+// HasError reports whether the page explains a wrong code.
+func (d EntryData) HasError() bool { return d.Error.Key != "" }
+
+// ErrorText is the error in l.
+func (d EntryData) ErrorText(l *i18n.Lang) string { return l.T(d.Error.Key, d.Error.Args...) }
 
 // ConfirmData is the confirmation screen (RFC 8628 §5.4).
 type ConfirmData struct {
@@ -60,7 +129,9 @@ type ConfirmData struct {
 	ProviderName string
 	Scopes       []string
 	// ScopeText says in plain language what a scope allows; a scope
-	// without one is shown by its identifier alone.
+	// without one is shown by its identifier alone. A preset's English
+	// description is shown in the page's language (i18n scopes); an
+	// operator's own as written.
 	ScopeText map[string]string
 	UserCode  string // formatted, "BCDF-GHJK"
 	CSRFToken string
@@ -73,11 +144,15 @@ type Scope struct {
 	ID, Description string
 }
 
-// ScopeList pairs each scope with its description, in the order asked.
-func (d ConfirmData) ScopeList() []Scope {
+// ScopeList pairs each scope with its description, in the order asked and
+// in the language l.
+func (d ConfirmData) ScopeList(l *i18n.Lang) []Scope {
 	out := make([]Scope, len(d.Scopes))
 	for i, s := range d.Scopes {
-		out[i] = Scope{ID: s, Description: d.ScopeText[s]}
+		out[i] = Scope{ID: s}
+		if text := d.ScopeText[s]; text != "" {
+			out[i].Description = l.Scope(text)
+		}
 	}
 	return out
 }
@@ -104,7 +179,7 @@ const (
 // ResultData is a result page.
 type ResultData struct {
 	Kind       ResultKind
-	Message    string        // replaces the kind's default explanation
+	Message    Text          // replaces the kind's default explanation
 	RetryAfter time.Duration // ResultTooMany: when to try again
 	// Device and Provider name the device client and the provider, when
 	// known, so the page can say what happened to which device
@@ -118,65 +193,51 @@ type resultView struct {
 	ShowStartNew bool
 }
 
-func (d ResultData) view() resultView {
-	v := resultView{ShowStartNew: true}
+func (d ResultData) view(l *i18n.Lang) resultView {
+	var v resultView
 	switch d.Kind {
 	case ResultSuccess:
-		v = resultView{Kind: "success", Title: "You're all set", Lead: "Return to your device: it will finish signing in within a few seconds. You can close this page."}
+		v = resultView{Kind: "success", Title: l.T("result.success.title"), Lead: l.T("result.success.lead"), ShowStartNew: true}
 		if d.Device != "" && d.Provider != "" {
-			v.Lead = d.Device + " is now connected to your " + d.Provider + " account. Return to it: it finishes signing in within a few seconds. You can close this page."
+			v.Lead = l.T("result.success.lead_named", "device", d.Device, "provider", d.Provider)
 		}
 	case ResultDenied:
-		v = resultView{Kind: "denied", Title: "Access denied", Lead: "Nothing was shared, and your device has been told. You can close this page."}
+		v = resultView{Kind: "denied", Title: l.T("result.denied.title"), Lead: l.T("result.denied.lead"), ShowStartNew: true}
 		if d.Device != "" {
-			v.Lead = "Nothing was shared with " + d.Device + ", and it has been told. You can close this page."
+			v.Lead = l.T("result.denied.lead_named", "device", d.Device)
 		}
 	case ResultExpired:
-		v = resultView{Kind: "expired", Title: "This code has expired", Lead: "Codes work for a few minutes only. Start again on your device to get a new code.", ShowStartNew: true}
+		v = resultView{Kind: "expired", Title: l.T("result.expired.title"), Lead: l.T("result.expired.lead"), ShowStartNew: true}
 	case ResultTooMany:
-		v = resultView{Kind: "error", Title: "Too many attempts", Lead: "Please wait " + wait(d.RetryAfter) + " before you try again.", ShowStartNew: false}
+		v = resultView{Kind: "error", Title: l.T("result.toomany.title"), Lead: l.T("result.toomany.lead", "wait", l.Duration(d.RetryAfter))}
 	case ResultUsed:
-		v = resultView{Kind: "expired", Title: "This code was already used", Lead: "Each code works once. If your device is not signed in, start again there to get a new code.", ShowStartNew: true}
+		v = resultView{Kind: "expired", Title: l.T("result.used.title"), Lead: l.T("result.used.lead"), ShowStartNew: true}
 	default:
-		v = resultView{Kind: "error", Title: "Something went wrong", Lead: "devicegate could not finish this step. Start again on your device.", ShowStartNew: true}
+		v = resultView{Kind: "error", Title: l.T("result.error.title"), Lead: l.T("result.error.lead"), ShowStartNew: true}
 	}
-	if d.Message != "" {
+	if d.Message.Key != "" {
 		// A specific explanation says more than the kind's general one;
 		// showing both would tell the person two different stories.
-		v.Lead = d.Message
+		v.Lead = l.T(d.Message.Key, d.Message.Args...)
 	}
 	return v
 }
 
-// wait says a duration the way a person would.
-func wait(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "a moment"
-	case d < 90*time.Second:
-		s := int((d + time.Second - 1) / time.Second)
-		if s == 1 {
-			return "1 second"
-		}
-		return fmt.Sprintf("%d seconds", s)
-	default:
-		return fmt.Sprintf("%d minutes", int((d+time.Minute-1)/time.Minute))
-	}
-}
-
 // Entry writes the code-entry page.
-func (r *Renderer) Entry(w http.ResponseWriter, status int, d EntryData) error {
-	return write(w, status, r.entry, d)
+func (r *Renderer) Entry(w http.ResponseWriter, status int, loc Locale, d EntryData) error {
+	return write(w, status, r.entry, loc.page(d))
 }
 
 // Confirm writes the confirmation screen.
-func (r *Renderer) Confirm(w http.ResponseWriter, status int, d ConfirmData) error {
-	return write(w, status, r.confirm, d)
+func (r *Renderer) Confirm(w http.ResponseWriter, status int, loc Locale, d ConfirmData) error {
+	return write(w, status, r.confirm, loc.page(d))
 }
 
 // Result writes a result page.
-func (r *Renderer) Result(w http.ResponseWriter, status int, d ResultData) error {
-	return write(w, status, r.result, d.view())
+func (r *Renderer) Result(w http.ResponseWriter, status int, loc Locale, d ResultData) error {
+	p := loc.page(nil)
+	p.Data = d.view(p.Lang)
+	return write(w, status, r.result, p)
 }
 
 // fallback is sent if a template fails, so a person never sees half a page.
@@ -184,9 +245,9 @@ const fallback = `<!doctype html><html lang="en"><meta charset="utf-8"><title>de
 
 // write renders into a buffer first, so a template error never sends a
 // half-written page.
-func write(w http.ResponseWriter, status int, t *template.Template, data any) error {
+func write(w http.ResponseWriter, status int, t *template.Template, p page) error {
 	var buf bytes.Buffer
-	err := t.Execute(&buf, data)
+	err := t.Execute(&buf, p)
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -196,6 +257,10 @@ func write(w http.ResponseWriter, status int, t *template.Template, data any) er
 		_, _ = w.Write([]byte(fallback))
 		return fmt.Errorf("pages: rendering: %w", err)
 	}
+	h.Set("Content-Language", p.Lang.Tag)
+	// The same address answers in several languages; a cache that ignores
+	// no-store must still not hand one person's language to another.
+	h.Add("Vary", "Accept-Language, Cookie")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 	return nil

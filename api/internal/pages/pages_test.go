@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/devicegate/devicegate/api/internal/i18n"
 )
 
 const hostile = `<script>alert(1)</script>"><img src=x onerror=alert(1)>`
@@ -40,11 +42,11 @@ func render(t *testing.T, fn func(*Renderer, *httptest.ResponseRecorder) error) 
 
 func TestEntry(t *testing.T) {
 	body := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error {
-		return r.Entry(w, 404, EntryData{UserCode: hostile, Error: "We could not find that code " + hostile})
+		return r.Entry(w, 404, Locale{}, EntryData{UserCode: hostile, Error: Msg("entry.error.unknown")})
 	})
-	for _, want := range []string{`action="/api/verify"`, `name="user_code"`, `role="alert"`, `aria-invalid="true"`, "&lt;script&gt;",
+	for _, want := range []string{`action="/api/verify"`, `name="user_code"`, `role="alert"`, `aria-invalid="true"`, "&lt;script&gt;", "We could not find that code",
 		// The same help while typing as on /device: the script and where it writes.
-		`<script src="/assets/device.js" defer></script>`, `<p class="hint" id="code-note" aria-live="polite"></p>`} {
+		`<script src="/assets/device.js" defer></script>`, `<p class="hint" id="code-note" aria-live="polite"`, `data-plural-one="Codes use only the letters B C D`, `{letters} was left out`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("entry page lacks %q", want)
 		}
@@ -53,7 +55,7 @@ func TestEntry(t *testing.T) {
 
 func TestConfirm(t *testing.T) {
 	body := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error {
-		return r.Confirm(w, 200, ConfirmData{ClientName: "Living-room TV " + hostile, ClientID: "tv", ProviderName: "Spotify",
+		return r.Confirm(w, 200, Locale{}, ConfirmData{ClientName: "Living-room TV " + hostile, ClientID: "tv", ProviderName: "Spotify",
 			Scopes: []string{"streaming", "user-top-read", hostile}, UserCode: "BCDF-GHJK", CSRFToken: "tok123", ExpiresIn: 9*time.Minute + time.Second,
 			ScopeText: map[string]string{"streaming": "Play music on this device", "user-top-read": "See your top " + hostile, "unasked": "Never shown"}})
 	})
@@ -82,8 +84,8 @@ func TestResults(t *testing.T) {
 		{ResultData{Kind: ResultDenied}, []string{"Access denied", "result-denied"}, nil},
 		{ResultData{Kind: ResultExpired}, []string{"expired", `href="/device"`}, nil},
 		{ResultData{Kind: ResultUsed}, []string{"already used"}, nil},
-		{ResultData{Kind: ResultError, Message: "Spotify failed " + hostile}, []string{"Something went wrong", "Spotify failed &lt;script&gt;"}, []string{"could not finish this step"}},
-		{ResultData{Kind: ResultSuccess, Message: "It now finishes on its own."}, []string{"all set", "It now finishes on its own."}, []string{"within a few seconds"}},
+		{ResultData{Kind: ResultError, Message: Msg("result.error.no_code", "provider", "Spotify "+hostile)}, []string{"Something went wrong", "Spotify &lt;script&gt;alert(1)&lt;/script&gt;&#34;&gt;&lt;img src=x onerror=alert(1)&gt; sent you back"}, []string{"could not finish this step"}},
+		{ResultData{Kind: ResultSuccess, Message: Msg("result.success.passthrough", "provider", "Spotify")}, []string{"all set", "finishes signing in with Spotify itself."}, []string{"within a few seconds"}},
 		{ResultData{Kind: ResultTooMany, RetryAfter: 4*time.Minute + time.Second}, []string{"Too many attempts", "5 minutes"}, nil},
 		{ResultData{Kind: ResultTooMany, RetryAfter: 30 * time.Second}, []string{"30 seconds"}, nil},
 		// The device and the provider are named when known.
@@ -91,10 +93,10 @@ func TestResults(t *testing.T) {
 		{ResultData{Kind: ResultSuccess, Device: hostile, Provider: "Spotify"}, []string{"&lt;img src=x onerror=alert(1)&gt; is now connected"}, []string{"<script>", "<img src=x"}},
 		{ResultData{Kind: ResultSuccess, Device: "Living-room TV"}, []string{"Return to your device"}, []string{"connected to your"}},
 		{ResultData{Kind: ResultDenied, Device: "Living-room TV", Provider: "Spotify"}, []string{"Nothing was shared with Living-room TV, and it has been told."}, []string{"your device has been told"}},
-		{ResultData{Kind: ResultSuccess, Device: "Living-room TV", Provider: "Spotify", Message: "It now finishes on its own."}, []string{"It now finishes on its own."}, []string{"is now connected"}},
+		{ResultData{Kind: ResultSuccess, Device: "Living-room TV", Provider: "Spotify", Message: Msg("result.success.passthrough", "provider", "Spotify")}, []string{"finishes signing in with Spotify itself."}, []string{"is now connected"}},
 	}
 	for _, tc := range tests {
-		body := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error { return r.Result(w, 200, tc.d) })
+		body := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error { return r.Result(w, 200, Locale{}, tc.d) })
 		for _, want := range tc.want {
 			if !strings.Contains(body, want) {
 				t.Errorf("result %v lacks %q", tc.d.Kind, want)
@@ -104,6 +106,28 @@ func TestResults(t *testing.T) {
 			if strings.Contains(body, not) {
 				t.Errorf("result %v with a message still says %q", tc.d.Kind, not)
 			}
+		}
+	}
+}
+
+// TestConfirmInLanguage: the confirmation screen is written in the page's
+// language, the preset scope descriptions included; an operator's own
+// description is shown as written, and names stay escaped.
+func TestConfirmInLanguage(t *testing.T) {
+	de := i18n.Default.Lookup("de")
+	body := render(t, func(r *Renderer, w *httptest.ResponseRecorder) error {
+		return r.Confirm(w, 200, Locale{Lang: de, Switch: "/api/verify?user_code=BCDF-GHJK"}, ConfirmData{ClientName: "Wohnzimmer " + hostile, ClientID: "tv", ProviderName: "Spotify",
+			Scopes: []string{"streaming", "custom"}, UserCode: "BCDF-GHJK", CSRFToken: "tok", ExpiresIn: 60 * time.Second,
+			ScopeText: map[string]string{"streaming": "Play music on this device", "custom": "Die eigenen Worte des Betreibers"}})
+	})
+	for _, want := range []string{`<html lang="de">`, "<strong>Wohnzimmer &lt;script&gt;", "möchte dein <strong>Spotify</strong>-Konto verwenden.",
+		`<li class="described">Musik auf diesem Gerät abspielen <code>streaming</code></li>`,
+		`<li class="described">Die eigenen Worte des Betreibers <code>custom</code></li>`,
+		"Dieser Code läuft in etwa 1 Minute ab.", "Weiter zu Spotify", "Ablehnen",
+		`<a href="/api/verify?lang=fr&amp;user_code=BCDF-GHJK" hreflang="fr" lang="fr">Français</a>`,
+		`<nav class="langs" aria-label="Sprache">`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("German confirmation lacks %q", want)
 		}
 	}
 }

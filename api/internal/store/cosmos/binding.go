@@ -30,10 +30,10 @@ func (s *Store) PutBinding(ctx context.Context, b *store.Binding) error {
 	}
 	resp, err := s.container.UpsertItem(ctx, pk(bindingKey(b.ID)), body, nil)
 	if err != nil {
-		s.chargeErr(ctx, "upsert", &s.replaces, err)
+		s.chargeErr(ctx, "upsert", &s.upserts, err)
 		return fmt.Errorf("store/cosmos: binding: %w", err)
 	}
-	s.charge(ctx, "upsert", &s.replaces, resp.Response)
+	s.charge(ctx, "upsert", &s.upserts, resp.Response)
 	return nil
 }
 

@@ -15,7 +15,9 @@
 //
 // Update is compare-and-swap: read, change, replace with If-Match on the
 // ETag, and on 412 wait a random while and read again, until the write
-// lands or the context's deadline (or ContentionLimit) passes. Every write
+// lands or the context's deadline (or ContentionLimit) passes. An Update
+// that changes only a poll's pacing writes nothing: the figures stay in
+// the instance (pacing.go), so a pending poll is one point read. Every write
 // sets the item's own ttl to the seconds it has left, because Cosmos counts
 // TTL from an item's last write; expiry is still checked in code, because
 // the TTL sweep is lazy.
@@ -79,7 +81,9 @@ const DefaultContentionLimit = 10 * time.Second
 type Stats struct {
 	PointReads int64
 	Creates    int64
-	Replaces   int64
+	Replaces   int64 // replaces with If-Match (Update)
+	Patches    int64 // increments (rate-limit counts)
+	Upserts    int64 // refresh-token bindings
 	Deletes    int64
 	// Queries counts query pages: 0 on every request path; only the
 	// operator's list of bindings (EachBinding) queries.
@@ -96,10 +100,11 @@ type Store struct {
 	log       *slog.Logger
 	jitter    *jitter
 	limit     time.Duration
+	pace      *pacer
 
-	reads, creates, replaces, deletes, retries, queries atomic.Int64
-	ruMu                                                sync.Mutex
-	ru                                                  float64
+	reads, creates, replaces, patches, upserts, deletes, retries, queries atomic.Int64
+	ruMu                                                                  sync.Mutex
+	ru                                                                    float64
 }
 
 var (
@@ -148,7 +153,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if o.ContentionLimit <= 0 {
 		o.ContentionLimit = DefaultContentionLimit
 	}
-	s := &Store{client: client, now: o.Now, log: o.Logger, jitter: newJitter(o.Rand), limit: o.ContentionLimit}
+	s := &Store{client: client, now: o.Now, log: o.Logger, jitter: newJitter(o.Rand), limit: o.ContentionLimit, pace: newPacer(time.Now(), maxPaces)}
 	if o.CreateIfMissing {
 		if err := s.create(ctx, o.Database, o.Container); err != nil {
 			return nil, err
@@ -198,7 +203,8 @@ func (s *Store) Stats() Stats {
 	s.ruMu.Unlock()
 	return Stats{
 		PointReads: s.reads.Load(), Creates: s.creates.Load(), Replaces: s.replaces.Load(),
-		Deletes: s.deletes.Load(), Retries: s.retries.Load(), Queries: s.queries.Load(), RU: ru,
+		Patches: s.patches.Load(), Upserts: s.upserts.Load(), Deletes: s.deletes.Load(), Retries: s.retries.Load(),
+		Queries: s.queries.Load(), RU: ru,
 	}
 }
 
@@ -207,6 +213,8 @@ func (s *Store) ResetStats() {
 	s.reads.Store(0)
 	s.creates.Store(0)
 	s.replaces.Store(0)
+	s.patches.Store(0)
+	s.upserts.Store(0)
 	s.deletes.Store(0)
 	s.retries.Store(0)
 	s.queries.Store(0)
@@ -274,21 +282,22 @@ func (s *Store) read(ctx context.Context, id string) (azcosmos.ItemResponse, err
 	return resp, nil
 }
 
-// readRecord reads and decodes a record, enforcing expiry.
-func (s *Store) readRecord(ctx context.Context, id string) (*store.Record, azcore.ETag, error) {
+// readRecord reads and decodes a record, enforcing expiry, with this
+// instance's pacing laid over it; seq names that overlay (0 for none).
+func (s *Store) readRecord(ctx context.Context, id string) (r *store.Record, etag azcore.ETag, seq uint64, err error) {
 	resp, err := s.read(ctx, id)
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
 	var it recordItem
 	if err := json.Unmarshal(resp.Value, &it); err != nil || it.Record == nil || it.Record.ID != id {
-		return nil, "", fmt.Errorf("store/cosmos: stored record is undecodable")
+		return nil, "", 0, fmt.Errorf("store/cosmos: stored record is undecodable")
 	}
 	if it.Record.Expired(s.now()) {
-		return nil, "", store.ErrExpired
+		return nil, "", 0, store.ErrExpired
 	}
-	it.Record.Version = string(resp.ETag)
-	return it.Record, resp.ETag, nil
+	seq = s.pace.apply(it.Record, resp.ETag)
+	return it.Record, resp.ETag, seq, nil
 }
 
 // Create implements store.Store: the user-code key first, so that a taken
@@ -327,7 +336,7 @@ func (s *Store) Create(ctx context.Context, r *store.Record) error {
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, id string) (*store.Record, error) {
-	r, _, err := s.readRecord(ctx, id)
+	r, _, _, err := s.readRecord(ctx, id)
 	return r, err
 }
 
@@ -354,15 +363,23 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	for try := 0; ; try++ {
-		cur, etag, err := s.readRecord(ctx, id)
+		read, etag, seen, err := s.readRecord(ctx, id)
 		if err != nil {
 			return nil, s.gaveUp(ctx, try, err)
 		}
-		keyID, keyUser := cur.ID, cur.UserCodeHash
+		cur := read.Clone()
 		if err := fn(cur); err != nil {
 			return nil, err
 		}
-		cur.ID, cur.UserCodeHash, cur.Version = keyID, keyUser, ""
+		cur.ID, cur.UserCodeHash, cur.Version = read.ID, read.UserCodeHash, ""
+		if store.PacingOnly(read, cur) {
+			if s.pace.set(cur, etag, seen, s.now()) {
+				return cur, nil
+			}
+			// Another poll of this record, answered by this instance,
+			// moved the pacing since the read: decide again.
+			continue
+		}
 		body, err := json.Marshal(recordItem{ID: id, Record: cur, TTL: s.ttl(cur)})
 		if err != nil {
 			return nil, err
@@ -370,6 +387,9 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 		resp, err := s.container.ReplaceItem(ctx, pk(id), id, body, &azcosmos.ItemOptions{IfMatchEtag: &etag})
 		if err == nil {
 			s.charge(ctx, "replace", &s.replaces, resp.Response)
+			// The figures are in the item now; the overlay of the old
+			// ETag would be ignored anyway.
+			s.pace.dropIf(id, etag)
 			cur.Version = string(resp.ETag)
 			return cur, nil
 		}
@@ -470,6 +490,7 @@ func (j *jitter) below(d time.Duration) time.Duration {
 
 // Delete implements store.Store: the record, then its user-code key.
 func (s *Store) Delete(ctx context.Context, id string) error {
+	s.pace.drop(id)
 	resp, err := s.read(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -537,14 +558,14 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 		ops.AppendIncrement("/n", 1)
 		resp, err := s.container.PatchItem(ctx, pk(id), id, ops, &azcosmos.ItemOptions{EnableContentResponseOnWrite: true})
 		if err == nil {
-			s.charge(ctx, "patch", &s.replaces, resp.Response)
+			s.charge(ctx, "patch", &s.patches, resp.Response)
 			var c counterItem
 			if err := json.Unmarshal(resp.Value, &c); err != nil || c.N < 1 {
 				return 0, time.Time{}, errors.New("store/cosmos: counter answer is undecodable")
 			}
 			return c.N, reset, nil
 		}
-		s.chargeErr(ctx, "patch", &s.replaces, err)
+		s.chargeErr(ctx, "patch", &s.patches, err)
 		if status(err) != http.StatusNotFound {
 			return 0, time.Time{}, s.ended(ctx, fmt.Errorf("store/cosmos: counter: %w", err))
 		}

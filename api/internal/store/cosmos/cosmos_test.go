@@ -99,7 +99,7 @@ func TestTTLFollowsTheRecord(t *testing.T) {
 		t.Errorf("user-code key ttl %d, want %d", got, want)
 	}
 	c.Advance(4 * time.Minute)
-	if _, err := s.Update(ctx, "rec-ttl", func(r *store.Record) error { r.LastPoll = c.Now(); return nil }); err != nil {
+	if _, err := s.Update(ctx, "rec-ttl", func(r *store.Record) error { r.Failures++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if got := ttlOf("rec-ttl"); got != want-240 {
@@ -163,7 +163,7 @@ func TestContentionRetriesOnETag(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			if _, err := s.Update(ctx, "rec-cas", func(r *store.Record) error { r.Interval++; return nil }); err != nil {
+			if _, err := s.Update(ctx, "rec-cas", func(r *store.Record) error { r.Failures++; return nil }); err != nil {
 				t.Error(err)
 			}
 		})
@@ -171,8 +171,8 @@ func TestContentionRetriesOnETag(t *testing.T) {
 	wg.Wait()
 	got, _ := s.Get(ctx, "rec-cas")
 	st := s.Stats()
-	if got.Interval != 8 {
-		t.Errorf("interval %d after 8 concurrent increments", got.Interval)
+	if got.Failures != 8 {
+		t.Errorf("failures %d after 8 concurrent increments", got.Failures)
 	}
 	if st.Retries == 0 {
 		t.Errorf("no 412 retry under contention: %+v", st)
@@ -205,9 +205,18 @@ type contender struct {
 	mu     sync.Mutex
 	forced int
 	seen   int
+	// onRequest, if set, sees each request's method and how many 412s
+	// were forced before it.
+	onRequest func(method string, seen int)
 }
 
 func (c *contender) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	seen, on := c.seen, c.onRequest
+	c.mu.Unlock()
+	if on != nil {
+		on(r.Method, seen)
+	}
 	if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/docs/") {
 		c.mu.Lock()
 		force := c.forced != 0
@@ -258,7 +267,7 @@ func TestUpdateOutlastsAnyFixedTryCount(t *testing.T) {
 	defer cancel()
 	ct.force(40)
 	runs := 0
-	got, err := s.Update(ctx, r.ID, func(rec *store.Record) error { runs++; rec.Interval++; return nil })
+	got, err := s.Update(ctx, r.ID, func(rec *store.Record) error { runs++; rec.Failures++; return nil })
 	if err != nil {
 		t.Fatalf("Update after 40 lost rounds: %v", err)
 	}
@@ -266,31 +275,66 @@ func TestUpdateOutlastsAnyFixedTryCount(t *testing.T) {
 		t.Errorf("%d forced 412s, fn ran %d times; want 40 and 41", ct.count(), runs)
 	}
 	stored, _ := s.Get(ctx, r.ID)
-	if got.Interval != 6 || stored.Interval != 6 {
-		t.Errorf("interval returned %d, stored %d; want 6 (one increment)", got.Interval, stored.Interval)
+	if got.Failures != 1 || stored.Failures != 1 {
+		t.Errorf("failures returned %d, stored %d; want 1 (one increment)", got.Failures, stored.Failures)
 	}
 	if st := s.Stats(); st.Retries != 40 {
 		t.Errorf("Stats.Retries = %d, want 40", st.Retries)
 	}
 }
 
+// expiring is a context whose deadline arrives when expire is called: a
+// deadline on a clock the test moves, so how many rounds fit before it does
+// not depend on how fast a loaded machine runs them (with a 300 ms timer,
+// a slow first read made the count, and the word "contended", flaky).
+type expiring struct {
+	context.Context
+	done chan struct{}
+	once sync.Once
+	at   time.Time
+}
+
+func newExpiring() *expiring {
+	return &expiring{Context: context.Background(), done: make(chan struct{}), at: time.Now().Add(time.Hour)}
+}
+
+func (e *expiring) Deadline() (time.Time, bool) { return e.at, true }
+func (e *expiring) Done() <-chan struct{}       { return e.done }
+func (e *expiring) Err() error {
+	select {
+	case <-e.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+func (e *expiring) expire() { e.once.Do(func() { close(e.done) }) }
+
 // TestUpdateEndsWithTheContextsDeadline: under contention that never ends,
 // Update stops when its context does and says why; nothing is written.
+// The deadline arrives as the fourth round begins, after three lost ones.
 func TestUpdateEndsWithTheContextsDeadline(t *testing.T) {
 	s, ct, r := openContended(t, time.Hour) // the context's deadline must win
+	const rounds = 3
+	ctx := newExpiring()
 	ct.force(-1)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	_, err := s.Update(ctx, r.ID, func(rec *store.Record) error { rec.Interval++; return nil })
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "contended") {
-		t.Errorf("Update under endless contention: %v, want a contention error matching context.DeadlineExceeded", err)
+	ct.mu.Lock()
+	ct.onRequest = func(method string, seen int) {
+		if method == http.MethodGet && seen == rounds {
+			ctx.expire()
+		}
 	}
-	if ct.count() < 2 {
-		t.Errorf("only %d rounds before the deadline", ct.count())
+	ct.mu.Unlock()
+	_, err := s.Update(ctx, r.ID, func(rec *store.Record) error { rec.Failures++; return nil })
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), fmt.Sprintf("contended after %d lost rounds", rounds)) {
+		t.Errorf("Update under endless contention: %v, want a contention error after %d rounds matching context.DeadlineExceeded", err, rounds)
+	}
+	if ct.count() != rounds {
+		t.Errorf("%d rounds, want %d: Update went on past its deadline", ct.count(), rounds)
 	}
 	ct.force(0)
-	if got, _ := s.Get(context.Background(), r.ID); got.Interval != 5 {
-		t.Errorf("interval %d after a failed Update, want 5", got.Interval)
+	if got, _ := s.Get(context.Background(), r.ID); got.Failures != 0 {
+		t.Errorf("failures %d after a failed Update, want 0", got.Failures)
 	}
 }
 
@@ -302,7 +346,7 @@ func TestUpdateHasACeilingWithoutADeadline(t *testing.T) {
 	ct.force(-1)
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.Update(context.Background(), r.ID, func(rec *store.Record) error { rec.Interval++; return nil })
+		_, err := s.Update(context.Background(), r.ID, func(rec *store.Record) error { rec.Failures++; return nil })
 		done <- err
 	}()
 	select {
