@@ -538,6 +538,7 @@ func readKeyFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is a symbolic link; devicegate reads its key only from a regular file (replace the link with the file)", path)
 	}
 	// O_NOFOLLOW too, for a link swapped in after the check.
+	keyFileChecked(path)
 	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		return nil, err
@@ -563,6 +564,11 @@ func readKeyFile(path string) ([]byte, error) {
 	}
 	return key, nil
 }
+
+// keyFileChecked runs between readKeyFile's check of the path and its
+// opening; a test swaps a link in there, as an attacker racing the check
+// would.
+var keyFileChecked = func(string) {}
 
 func randomKey() ([]byte, error) {
 	key := make([]byte, 32)
@@ -594,11 +600,11 @@ func newLogger(cfg *config.Config, info, errs io.Writer) *slog.Logger {
 	return slog.New(levelSplit{low: handler(info), high: handler(errs)})
 }
 
-// serve runs the HTTP server until ctx ends or SIGINT/SIGTERM arrives, then
-// lets requests in flight finish. The timeouts keep slow clients from
-// holding connections: Azure cuts requests at 45 s anyway.
-func serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger, ready func()) error {
-	srv := &http.Server{
+// newServer is the HTTP server serve runs: its timeouts keep slow clients
+// from holding connections (a header must arrive within 5 s, a whole
+// request within 15 s), and headers are capped at 32 KiB.
+func newServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -607,6 +613,13 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Lo
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+}
+
+// serve runs the HTTP server until ctx ends or SIGINT/SIGTERM arrives, then
+// lets requests in flight finish. The timeouts keep slow clients from
+// holding connections: Azure cuts requests at 45 s anyway.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger, ready func()) error {
+	srv := newServer(h, logger)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)

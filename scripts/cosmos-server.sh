@@ -2,18 +2,20 @@
 # A Cosmos DB-compatible server on loopback for devicegate's tests.
 #   scripts/cosmos-server.sh install   npm ci the pinned server and patch it
 #   scripts/cosmos-server.sh start     start it; prints DEVICEGATE_TEST_COSMOS=<connection string>
-#   scripts/cosmos-server.sh stop      stop it (its whole process group)
+#                                      and DEVICEGATE_COSMOS_STATE (its pidfile's folder) to eval
+#   scripts/cosmos-server.sh stop      stop the one DEVICEGATE_COSMOS_STATE names (its whole process group)
 # Usage in a script:  eval "$(bash scripts/cosmos-server.sh start)"; export DEVICEGATE_TEST_COSMOS
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=tools/cosmos-server
-# One pidfile and log per checkout and calling script (keyed by the
-# checkout's absolute path and the caller's process id, which start and stop
-# share when one script calls both), so two checkouts, or two test runs in
-# one checkout, never stop each other's server. DEVICEGATE_COSMOS_STATE
-# picks the folder explicitly.
-state="${DEVICEGATE_COSMOS_STATE:-${TMPDIR:-/tmp}/devicegate-cosmos-$(pwd -P | cksum | cut -d' ' -f1)-$PPID}"
-mkdir -p "$state"
+# Each start gets a state folder of its own (pidfile and log), named in
+# what start prints (DEVICEGATE_COSMOS_STATE, exported by the eval), so two
+# checkouts, or two test runs in one checkout, never stop each other's
+# server; stop reads it from the environment.
+state="${DEVICEGATE_COSMOS_STATE:-}"
+if [ -z "$state" ] && [ "${1:-}" = start ]; then
+  state=$(mktemp -d "${TMPDIR:-/tmp}/devicegate-cosmos.XXXXXX")
+fi
 pidfile="$state/server.pid"
 logfile="$state/server.log"
 # The public key of Microsoft's Cosmos DB emulator: a well-known test value, not a secret.
@@ -30,7 +32,7 @@ install() {
 
 start() {
   if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    echo "cosmos-server: already running for this checkout (pid $(cat "$pidfile")); stop it first: bash scripts/cosmos-server.sh stop" >&2
+    echo "cosmos-server: a server from $state is still running (pid $(cat "$pidfile")); stop it first (bash scripts/cosmos-server.sh stop with DEVICEGATE_COSMOS_STATE=$state)" >&2
     exit 1
   fi
   [ -d "$dir/node_modules/@vercel/cosmosdb-server" ] || install
@@ -42,7 +44,7 @@ start() {
   set +m
   for _ in $(seq 1 1200); do # up to 2 minutes: a guard, node starts slowly on a loaded machine
     if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
-      echo "DEVICEGATE_TEST_COSMOS='AccountEndpoint=http://127.0.0.1:$port/;AccountKey=$key;'"
+      echo "DEVICEGATE_TEST_COSMOS='AccountEndpoint=http://127.0.0.1:$port/;AccountKey=$key;'; export DEVICEGATE_COSMOS_STATE='$state'"
       return 0
     fi
     sleep 0.1
@@ -52,6 +54,10 @@ start() {
 }
 
 stop() {
+  if [ -z "$state" ]; then
+    echo "cosmos-server: nothing to stop: DEVICEGATE_COSMOS_STATE is unset (eval what start printed, then stop from that shell)" >&2
+    return 0
+  fi
   if [ -f "$pidfile" ]; then
     . scripts/procs.sh
     stop_group_ids "$(cat "$pidfile")"

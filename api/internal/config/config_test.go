@@ -37,6 +37,12 @@ func TestDefaults(t *testing.T) {
 		c.BoltPath != "devicegate.db" || c.SecretKey != nil || c.RateVerify.String() != "20/10m0s" || c.RateAuthorize.Limit != 30 || c.LogLevel != "info" || c.Upstream.Timeout != 10*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}
+	// The defaults SECURITY.md's arithmetic and promises rest on.
+	if c.TrustedProxy || c.ProxyHops != 1 || c.RateRefresh.String() != "30/10m0s" || c.RateRefreshClient.String() != "600/10m0s" ||
+		c.RateAuthorize.String() != "30/10m0s" || c.RefreshLifetime != 90*24*time.Hour {
+		t.Errorf("security defaults: trusted proxy %v, hops %d, refresh %v per address and %v per client, authorize %v, refresh lifetime %v",
+			c.TrustedProxy, c.ProxyHops, c.RateRefresh, c.RateRefreshClient, c.RateAuthorize, c.RefreshLifetime)
+	}
 	cl, ok := c.Client("tv")
 	if !ok || cl.Name != "TV" || !cl.Public() || !cl.AllowsScope("anything") {
 		t.Errorf("client %+v", cl)

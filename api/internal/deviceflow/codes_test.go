@@ -10,6 +10,12 @@ import (
 )
 
 func TestNewUserCodeAlphabetAndLength(t *testing.T) {
+	// What SECURITY.md's arithmetic rests on: 8 characters from the 20
+	// consonants RFC 8628 §6.1 suggests (no vowels, so no words; no
+	// digits, so nothing to confuse with letters).
+	if UserCodeAlphabet != "BCDFGHJKLMNPQRSTVWXZ" || UserCodeLength != 8 {
+		t.Fatalf("user codes are %d of %q, not 8 of the 20 consonants", UserCodeLength, UserCodeAlphabet)
+	}
 	seen := map[rune]int{}
 	for range 2000 {
 		c, err := NewUserCode(rand.Reader)

@@ -53,15 +53,15 @@ func TestSealedValuesOpenOnlyWithTheSealer(t *testing.T) {
 // same compare-and-swap that hands the tokens out, and stays as a
 // tombstone holding nothing secret: the next polls are refused with
 // invalid_grant, the user code answers "already used" until the code
-// expires, and a failing Delete (which the flow no longer needs) cannot
-// change that.
+// expires. The record is kept, not deleted: the flow never calls Delete,
+// so a deleted record (which would turn "already used" into "unknown
+// code") is noticed here.
 func TestDeliveredOnceAndRemembered(t *testing.T) {
 	f := newFixture(t)
 	fs := faulty.Wrap(f.store)
 	f.rebuild(t, fs)
 	a, _ := f.svc.Authorize(ctx, "tv", nil)
 	f.approve(t, a)
-	fs.FailAlways(faulty.OpDelete, errors.New("delete refused"))
 	tok, _, err := f.svc.Poll(ctx, "tv", a.DeviceCode)
 	if err != nil || tok.AccessToken != "at" {
 		t.Fatalf("first poll: %v", err)
@@ -74,6 +74,9 @@ func TestDeliveredOnceAndRemembered(t *testing.T) {
 	}
 	if _, err := f.svc.Lookup(ctx, a.UserCode); !errors.Is(err, deviceflow.ErrCodeUsed) {
 		t.Errorf("the user code after delivery: %v, want ErrCodeUsed", err)
+	}
+	if n := fs.Calls(faulty.OpDelete); n != 0 {
+		t.Errorf("%d Deletes after delivery; the record must stay as a tombstone", n)
 	}
 	// "device" is the hash kind of device codes (codes.go).
 	if rec, err := f.store.Get(ctx, f.cfg.Hasher.Hash("device", a.DeviceCode)); err != nil || len(rec.Token) != 0 || rec.CodeVerifier != "" || rec.StateHash != "" || rec.AuthCode != "" {
@@ -174,6 +177,24 @@ func TestRefreshBinding(t *testing.T) {
 		t.Errorf("a binding unused for its lifetime: %v", err)
 	}
 	_ = store.ErrNotFound
+}
+
+// TestBindingLapsesWithoutRefresh: a binding never refreshed lives the
+// default 90 days (what SECURITY.md promises) and not a moment longer.
+func TestBindingLapsesWithoutRefresh(t *testing.T) {
+	f := newFixture(t) // RefreshLifetime unset: the default
+	if err := f.svc.BindRefresh(ctx, "rt-idle", "tv", "acme", nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	const promised = 90 * 24 * time.Hour
+	f.clock.Advance(promised - time.Minute)
+	if _, err := f.svc.CheckRefresh(ctx, "rt-idle", "tv", "acme"); err != nil {
+		t.Fatalf("a binding a minute short of its lifetime: %v", err)
+	}
+	f.clock.Advance(2 * time.Minute)
+	if _, err := f.svc.CheckRefresh(ctx, "rt-idle", "tv", "acme"); !errors.Is(err, deviceflow.ErrRefreshUnbound) {
+		t.Errorf("a binding never refreshed, a minute past its lifetime: %v, want ErrRefreshUnbound", err)
+	}
 }
 
 // TestDecisionToken: a confirmation page's token is bound to the browser

@@ -185,6 +185,14 @@ func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 	challenge, ok := p.challenges[code]
 	delete(p.challenges, code)
 	p.mu.Unlock()
+	// RFC 7636 §4.1: a verifier is 43 to 128 unreserved characters; a
+	// real provider refuses a shorter one.
+	if v := r.PostForm.Get("code_verifier"); challenge != "" && !validVerifier(v) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":"invalid_grant","error_description":"code_verifier is not 43-128 unreserved characters"}`)
+		return
+	}
 	sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
 	pkceOK := base64.RawURLEncoding.EncodeToString(sum[:]) == challenge ||
 		(challenge == "" && r.PostForm.Get("code_verifier") == "") // a provider without PKCE
@@ -200,6 +208,20 @@ func (p *fakeProvider) serveToken(w http.ResponseWriter, r *http.Request) {
 		scope = "streaming admin"
 	}
 	io.WriteString(w, `{"access_token":"AT-`+code+`","token_type":"Bearer","expires_in":3600,"refresh_token":"RT-`+code+`","scope":"`+scope+`"}`)
+}
+
+// validVerifier applies RFC 7636 §4.1: 43 to 128 characters of
+// [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
+func validVerifier(v string) bool {
+	if len(v) < 43 || len(v) > 128 {
+		return false
+	}
+	for _, c := range v {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.ContainsRune("-._~", c)) {
+			return false
+		}
+	}
+	return true
 }
 
 // serveRevoke is an RFC 7009 endpoint: it authenticates the client as the
@@ -247,6 +269,7 @@ type harness struct {
 	provider *fakeProvider // the default upstream, "Acme Music"
 	bike     *fakeProvider // the "bike" client's own upstream, Strava's preset
 	srv      *httptest.Server
+	client   *http.Client // a device: no cookies (trusts the server's certificate under withTLS)
 	browser  *http.Client // keeps cookies, does not follow redirects
 	logs     *bytes.Buffer
 	svc      *deviceflow.Service
@@ -283,6 +306,13 @@ type harnessConfig struct {
 	rateRefresh   ratelimit.Rule // per address
 	rateRefreshC  ratelimit.Rule // per client
 	trustedProxy  bool
+	// tls serves over https, so the public URL is https (__Host- cookies,
+	// Secure, HSTS).
+	tls bool
+	// issuer and issPromised are the default upstream's RFC 9207 issuer
+	// and promise, as oidc discovery would set them.
+	issuer      string
+	issPromised bool
 	// Failure budgets: client authentications per address and per client,
 	// polls of unknown device codes per address, and the deployment-wide
 	// ceiling on user codes that matched nothing.
@@ -319,6 +349,17 @@ func withLimits(authorize, verify ratelimit.Rule, trustedProxy bool) harnessOpt 
 
 func withRefreshLimits(perAddress, perClient ratelimit.Rule) harnessOpt {
 	return func(hc *harnessConfig) { hc.rateRefresh, hc.rateRefreshC = perAddress, perClient }
+}
+
+// withIssuer gives the default upstream an issuer (and the RFC 9207
+// promise to send iss), as oidc discovery does.
+func withIssuer(issuer string, promised bool) harnessOpt {
+	return func(hc *harnessConfig) { hc.issuer, hc.issPromised = issuer, promised }
+}
+
+// withTLS serves the harness over https.
+func withTLS() harnessOpt {
+	return func(hc *harnessConfig) { hc.tls = true }
 }
 
 func withFailureLimits(clientAuth, clientAuthPerClient, pollMisses, codeMisses ratelimit.Rule) harnessOpt {
@@ -367,7 +408,11 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	h := &harness{t: t, clock: hc.clock, store: faulty.Wrap(hc.backend), logs: &bytes.Buffer{},
 		provider: newFakeProvider(t, "up-client", "up-secret"), bike: newFakeProvider(t, "bike-up", "bike-secret")}
 	h.srv = httptest.NewUnstartedServer(nil)
-	h.srv.Start()
+	if hc.tls {
+		h.srv.StartTLS()
+	} else {
+		h.srv.Start()
+	}
 	t.Cleanup(h.srv.Close)
 
 	hasher, err := deviceflow.NewHasher(bytes.Repeat([]byte{42}, 32))
@@ -393,6 +438,7 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	preset.RevocationURL = h.provider.srv.URL + "/revoke"
 	preset.AccountURL, preset.AccountField, preset.AccountScopes = h.provider.srv.URL+"/userinfo", "sub", []string{"openid"}
 	preset.PKCE = true
+	preset.Issuer, preset.IssParameter = hc.issuer, hc.issPromised
 	up, err := upstream.New(upstream.Options{
 		Preset: preset, ClientID: "up-client", ClientSecret: "up-secret",
 		RedirectURL: h.srv.URL + "/api/callback", Timeout: hc.upstreamTimeout,
@@ -435,7 +481,8 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	h.srv.Config.Handler = handler
 	h.svc = svc
 	jar, _ := cookiejar.New(nil)
-	h.browser = &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	h.client = h.srv.Client()
+	h.browser = &http.Client{Transport: h.client.Transport, Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return h
 }
 
@@ -486,7 +533,7 @@ func (r *response) json(t testing.TB) map[string]any {
 func (h *harness) do(req *http.Request, c *http.Client) *response {
 	h.t.Helper()
 	if c == nil {
-		c = http.DefaultClient
+		c = h.client
 	}
 	res, err := c.Do(req)
 	if err != nil {

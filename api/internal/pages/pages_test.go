@@ -62,7 +62,7 @@ func TestConfirm(t *testing.T) {
 	if strings.Contains(body, "Never shown") {
 		t.Error("a description of a scope not asked for is shown")
 	}
-	for _, want := range []string{"Connect Living-room TV", "Spotify", "BCDF-GHJK", "Only continue if you started this",
+	for _, want := range []string{"Connect Living-room TV", "Spotify", `>BCDF-GHJK</p>`, "your <strong>Spotify</strong> account", "Only continue if you started this on a device you own and can see right now", "choose Deny",
 		// Described scopes read as sentences with the identifier after;
 		// the others as their identifier, in the order asked.
 		`<li class="described">Play music on this device <code>streaming</code></li><li class="described">See your top &lt;script&gt;`,

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 )
@@ -168,5 +169,33 @@ func TestScopeDescriptions(t *testing.T) {
 	OpenIDScopes()["openid"] = "changed"
 	if sp2, _ := Lookup("spotify"); sp2.Scopes["streaming"] == "changed" || OpenIDScopes()["openid"] == "changed" {
 		t.Error("a caller changed the presets' descriptions")
+	}
+}
+
+// TestDiscoveredIssuerGuardsTheCallback: discovery keeps the issuer and
+// its RFC 9207 promise, so an oidc provider built from it refuses an
+// authorization response naming another issuer, and — having promised
+// iss — one naming none. (Without them CheckIssuer would wave every
+// response through, and the callback's mix-up check would never run.)
+func TestDiscoveredIssuerGuardsTheCallback(t *testing.T) {
+	var issuer string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{"issuer": issuer, "authorization_endpoint": issuer + "/auth", "token_endpoint": issuer + "/token",
+			"code_challenge_methods_supported": []string{"S256"}, "authorization_response_iss_parameter_supported": true})
+	}))
+	defer srv.Close()
+	issuer = srv.URL
+	preset, err := Discover(context.Background(), issuer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Options{Preset: preset, ClientID: "c", ClientSecret: "s", RedirectURL: "https://gate.test/api/callback", Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for iss, want := range map[string]bool{issuer: true, "https://evil.test": false, "": false} {
+		if got := p.CheckIssuer(iss); got != want {
+			t.Errorf("CheckIssuer(%q) = %v, want %v", iss, got, want)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package cosmos
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,6 +104,47 @@ func TestTTLFollowsTheRecord(t *testing.T) {
 	}
 	if got := ttlOf("rec-ttl"); got != want-240 {
 		t.Errorf("ttl after an update 4 minutes later: %d, want %d", got, want-240)
+	}
+}
+
+// TestTTLOnBindingsAndCounters: a refresh binding's item lives as long as
+// the binding has left, and a rate counter's item ends a minute after its
+// window: neither is ever written to live forever (ttl -1 or absent), so a
+// leaked or abandoned one is swept by Cosmos DB itself.
+func TestTTLOnBindingsAndCounters(t *testing.T) {
+	c := storetest.NewClock()
+	s := open(t, c.Now)
+	ctx := context.Background()
+	ttlOf := func(id string) int {
+		resp, err := s.container.ReadItem(ctx, pk(id), id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var it struct {
+			TTL *int `json:"ttl"`
+		}
+		json.Unmarshal(resp.Value, &it)
+		if it.TTL == nil {
+			t.Fatalf("item %s has no ttl", id)
+		}
+		return *it.TTL
+	}
+	b := &store.Binding{ID: "bind-ttl", ClientID: "tv", Upstream: "acme", ExpiresAt: c.Now().Add(90 * 24 * time.Hour)}
+	if err := s.PutBinding(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ttlOf(bindingKey("bind-ttl")), int(90*24*time.Hour/time.Second); got != want {
+		t.Errorf("binding ttl %d, want %d", got, want)
+	}
+	const window = 10 * time.Minute
+	if _, _, err := s.Incr(ctx, "verify|192.0.2.1", window); err != nil {
+		t.Fatal(err)
+	}
+	start := store.WindowStart(c.Now(), window)
+	sum := sha256.Sum256([]byte(window.String() + "|verify|192.0.2.1|" + start.UTC().Format(time.RFC3339)))
+	want := int(start.Add(window).Sub(c.Now())/time.Second) + 60
+	if got := ttlOf("c." + hex.EncodeToString(sum[:16])); got != want {
+		t.Errorf("counter ttl %d, want %d (the window's end and a minute)", got, want)
 	}
 }
 
