@@ -38,6 +38,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -131,10 +132,45 @@ func benchBare() (http.Handler, error) {
 // benchInProcess is devicegate over a memory store, to be called in
 // process (no server, no upstream: nothing it is used for reaches one).
 func benchInProcess() (http.Handler, error) {
-	return benchDevicegate(benchWiring{
-		Store: memory.New(time.Now), Now: time.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	clock := &pollClock{step: time.Second}
+	h, err := benchDevicegate(benchWiring{
+		Store: memory.New(time.Now), Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		PublicURL: "http://127.0.0.1:1", TokenURL: "http://127.0.0.1:1/token",
-		Lifetime: 30 * time.Minute, Interval: time.Second,
+		Lifetime: pollClockLifetime, Interval: time.Second,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return clock.wrap(h), nil
+}
+
+// pollClock is the clock of the devicegate the poll benchmarks measure:
+// real time plus one poll interval for every poll served. The benchmark
+// polls one pending code thousands of times a second, a device once per
+// interval; moving the clock on by the interval at each poll makes every
+// poll on time, so what is measured is the pending poll a well-behaved
+// device gets (authorization_pending, LastPoll moved), not the slow_down a
+// hammering client earns since the poll tolerance became a fifth of the
+// interval (a 1 s tolerance had switched slow_down off at a 1 s interval).
+type pollClock struct {
+	offset atomic.Int64 // nanoseconds ahead of real time
+	step   time.Duration
+}
+
+// pollClockLifetime is the code lifetime under a pollClock: the clock runs
+// one interval ahead per poll, so a 30-minute code would expire after
+// 1,800 polls; ten years outlast any benchmark run.
+const pollClockLifetime = 10 * 365 * 24 * time.Hour
+
+func (c *pollClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// wrap moves the clock on by one interval before each token request.
+func (c *pollClock) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/token" {
+			c.offset.Add(int64(c.step))
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 
@@ -341,11 +377,13 @@ func benchServe(kind, dir string) error {
 		// Rate limits are off: bench/ creates its pending records through
 		// /api/authorize from one address. The token endpoint has no rate
 		// limit in devicegate anyway.
+		clock := &pollClock{step: time.Second}
 		h, err = benchDevicegate(benchWiring{
-			Store: st, Now: time.Now, Logger: logger,
+			Store: st, Now: clock.Now, Logger: logger,
 			PublicURL: "http://" + addr, TokenURL: up.srv.URL + "/token",
-			Lifetime: 30 * time.Minute, Interval: time.Second,
+			Lifetime: pollClockLifetime, Interval: time.Second,
 		})
+		h = clock.wrap(h)
 		if err != nil {
 			return err
 		}
