@@ -178,9 +178,9 @@ MUTANTS = [
      "} else if fi.Mode()&fs.ModeSymlink != 0 {", "} else if false && fi.Mode()&fs.ModeSymlink != 0 {", "./api", "TestKeyFileGuarded"),
     ("pages not cached", "api/internal/pages/pages.go",
      '\th.Set("Pragma", "no-cache")\n', "", "./api/internal/httpapi", "TestSecurityHeaders"),
-    ("translated message with names escaped", "api/internal/i18n/i18n.go",
+    ("translated message with names escaped", "api/i18n/i18n.go",
      'v = "<strong>" + html.EscapeString(v) + "</strong>"', 'v = "<strong>" + v + "</strong>"',
-     "./api/internal/i18n", "TestFillEscapes"),
+     "./api/i18n", "TestFillEscapes"),
     # Revocation (RFC 7009) and the operator's device list.
     ("revoke: the client must own the binding", "api/internal/deviceflow/refresh.go",
      "if same != 1 {", "if false && same != 1 {", "./api/internal/httpapi", "TestRevokeOtherClientsTokenIsNoOp"),

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/devicegate/devicegate/api/internal/i18n"
+	"github.com/devicegate/devicegate/api/i18n"
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
 	"github.com/devicegate/devicegate/frontend"
 )

@@ -19,7 +19,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/devicegate/devicegate/api/internal/i18n"
+	"github.com/devicegate/devicegate/api/i18n"
 )
 
 //go:embed templates/*.html

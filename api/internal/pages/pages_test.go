@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/devicegate/devicegate/api/internal/i18n"
+	"github.com/devicegate/devicegate/api/i18n"
 )
 
 const hostile = `<script>alert(1)</script>"><img src=x onerror=alert(1)>`
