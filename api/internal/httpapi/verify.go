@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/devicegate/devicegate/api/i18n"
 	"github.com/devicegate/devicegate/api/internal/config"
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
-	"github.com/devicegate/devicegate/api/i18n"
 	"github.com/devicegate/devicegate/api/internal/oauth"
 	"github.com/devicegate/devicegate/api/internal/pages"
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
