@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/devicegate/devicegate/api/i18n"
 )
 
 func main() {
@@ -60,12 +62,16 @@ Flags:
 type options struct {
 	base, clientID, clientSecret, scope, out, refresh, logout string
 	noQR                                                      bool
+	// lang is the person's language, from the locale environment
+	// (LC_ALL, LC_MESSAGES, LANG), for what the tool tells them. Flag
+	// names, the usage text and JSON stay as they are.
+	lang *i18n.Lang
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, tty bool) error {
 	fs := flag.NewFlagSet("devicegate-login", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o options
+	o := options{lang: i18n.Default.ForEnvironment(getenv)}
 	fs.StringVar(&o.clientID, "client-id", getenv("DEVICEGATE_CLIENT_ID"), "the device client's client_id (or $DEVICEGATE_CLIENT_ID)")
 	fs.StringVar(&o.scope, "scope", "", "scopes to ask for, space-separated (default: the client's defaults)")
 	fs.StringVar(&o.out, "out", "", "write the tokens to this file (mode 0600) instead of standard output")
@@ -161,12 +167,12 @@ func discover(ctx context.Context, o options) (*oauth2.Config, *metadata, error)
 	}
 	res, err := client.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot reach devicegate at %s: %w", o.base, err)
+		return nil, nil, fmt.Errorf("%s: %w", o.lang.T("login.unreachable", "url", o.base), err)
 	}
 	defer res.Body.Close()
 	var m metadata
 	if res.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&m) != nil || m.DeviceAuthorizationEndpoint == "" || m.TokenEndpoint == "" {
-		return nil, nil, fmt.Errorf("%s does not look like a devicegate server (no usable /.well-known/oauth-authorization-server)", o.base)
+		return nil, nil, errors.New(o.lang.T("login.not_devicegate", "url", o.base))
 	}
 	var scopes []string
 	if o.scope != "" {
@@ -183,23 +189,27 @@ func discover(ctx context.Context, o options) (*oauth2.Config, *metadata, error)
 }
 
 func login(ctx context.Context, cfg *oauth2.Config, o options, stdout, stderr io.Writer, tty bool) error {
+	l := o.lang
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
 	da, err := cfg.DeviceAuth(ctx)
 	if err != nil {
-		return explain("could not start", err)
+		return explain(l, "login.what.start", err)
 	}
 	link := da.VerificationURIComplete
 	if link == "" {
 		link = da.VerificationURI
 	}
-	fmt.Fprintf(stderr, "\nTo sign in, open  %s\nand enter the code  %s\n", da.VerificationURI, da.UserCode)
+	fmt.Fprintf(stderr, "\n%s\n", l.T("login.open", "url", da.VerificationURI, "code", da.UserCode))
 	if onlyHere(da.VerificationURI) {
-		fmt.Fprint(stderr, loopbackNote)
+		// Shown under a link to a loopback address, which only this
+		// computer can open: a phone scanning the QR code would reach
+		// itself.
+		fmt.Fprintf(stderr, "\n%s\n", l.T("login.loopback"))
 	}
 	if !o.noQR {
-		fmt.Fprintf(stderr, "\nOr scan this with your phone:\n\n")
+		fmt.Fprintf(stderr, "\n%s\n\n", l.T("login.scan"))
 		if err := writeQR(stderr, link); err != nil {
-			fmt.Fprintln(stderr, "(no QR code:", err, ")")
+			fmt.Fprintln(stderr, l.T("login.no_qr", "reason", err.Error()))
 		}
 	}
 	fmt.Fprintln(stderr)
@@ -207,34 +217,28 @@ func login(ctx context.Context, cfg *oauth2.Config, o options, stdout, stderr io
 	done := make(chan struct{})
 	defer close(done)
 	if tty {
-		go spinner(stderr, da.Expiry, done)
+		go spinner(stderr, l, da.Expiry, done)
 	}
 	tok, err := cfg.DeviceAccessToken(ctx, da)
 	if tty {
 		fmt.Fprint(stderr, "\r\033[K")
 	}
 	if err != nil {
-		return explain("sign-in did not complete", err)
+		return explain(l, "login.what.signin", err)
 	}
 	if err := writeTokens(tok, o.out, stdout); err != nil {
 		return err
 	}
-	if o.out != "" {
-		fmt.Fprintf(stderr, "Signed in. Tokens written to %s (readable by you only)%s.\n", o.out, validity(tok))
-	} else {
-		fmt.Fprintln(stderr, "Signed in.")
+	switch {
+	case o.out == "":
+		fmt.Fprintln(stderr, l.T("login.signed_in"))
+	case tok.Expiry.IsZero():
+		fmt.Fprintln(stderr, l.T("login.signed_in_file", "file", o.out))
+	default:
+		fmt.Fprintln(stderr, l.T("login.signed_in_file_until", "file", o.out, "time", clock(tok)))
 	}
 	return nil
 }
-
-// loopbackNote is shown under a link to a loopback address, which only
-// this computer can open: a phone scanning the QR code would reach itself.
-const loopbackNote = `
-That address is on this computer only: open it in a browser here. A phone
-cannot reach it. To approve on a phone, deploy devicegate (docs/DEPLOY.md)
-or run it behind HTTPS at home — see "Reaching it from your phone" in
-README.md.
-`
 
 // onlyHere reports whether link points at a loopback address.
 func onlyHere(link string) bool {
@@ -243,7 +247,7 @@ func onlyHere(link string) bool {
 }
 
 // spinner shows that we are waiting and how long the code has left.
-func spinner(w io.Writer, expiry time.Time, done <-chan struct{}) {
+func spinner(w io.Writer, l *i18n.Lang, expiry time.Time, done <-chan struct{}) {
 	frames := []rune("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
 	t := time.NewTicker(120 * time.Millisecond)
 	defer t.Stop()
@@ -252,7 +256,7 @@ func spinner(w io.Writer, expiry time.Time, done <-chan struct{}) {
 		if left < 0 {
 			left = 0
 		}
-		fmt.Fprintf(w, "\r\033[K%c Waiting for you to approve… %d:%02d left", frames[i%len(frames)], int(left.Minutes()), int(left.Seconds())%60)
+		fmt.Fprintf(w, "\r\033[K%c %s", frames[i%len(frames)], l.T("login.waiting", "left", fmt.Sprintf("%d:%02d", int(left.Minutes()), int(left.Seconds())%60)))
 		select {
 		case <-done:
 			return
@@ -261,24 +265,28 @@ func spinner(w io.Writer, expiry time.Time, done <-chan struct{}) {
 	}
 }
 
-// explain turns the device flow's errors into sentences.
-func explain(what string, err error) error {
+// explain turns the device flow's errors into sentences in l; whatKey
+// names what failed. The server's own error code and description are
+// passed on as they came.
+func explain(l *i18n.Lang, whatKey string, err error) error {
+	what := l.T(whatKey)
+	because := func(why string) error { return errors.New(l.T("login.failed", "what", what, "why", why)) }
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
 		switch re.ErrorCode {
 		case "access_denied":
-			return fmt.Errorf("%s: access was denied (%s)", what, re.ErrorDescription)
+			return because(l.T("login.why.denied", "reason", re.ErrorDescription))
 		case "expired_token":
-			return fmt.Errorf("%s: the code expired before it was approved; run again for a new one", what)
+			return because(l.T("login.why.expired"))
 		case "invalid_client":
-			return fmt.Errorf("%s: devicegate does not know this client_id, or its secret is wrong", what)
+			return because(l.T("login.why.client"))
 		case "":
-			return fmt.Errorf("%s: devicegate answered HTTP %d", what, re.Response.StatusCode)
+			return because(l.T("login.why.http", "status", re.Response.StatusCode))
 		}
-		return fmt.Errorf("%s: %s (%s)", what, re.ErrorCode, re.ErrorDescription)
+		return because(fmt.Sprintf("%s (%s)", re.ErrorCode, re.ErrorDescription))
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: the code expired before it was approved; run again for a new one", what)
+		return because(l.T("login.why.expired"))
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
@@ -326,12 +334,10 @@ func scopeOf(t *oauth2.Token) string {
 	return s
 }
 
-// validity says how long an access token lasts, for the closing line.
-func validity(tok *oauth2.Token) string {
-	if tok.Expiry.IsZero() {
-		return ""
-	}
-	return fmt.Sprintf("; the access token is valid until %s", tok.Expiry.Local().Format("15:04:05"))
+// clock is when an access token lapses, for the closing line: local
+// time, 24-hour, read alike in every shipped language.
+func clock(tok *oauth2.Token) string {
+	return tok.Expiry.Local().Format("15:04:05")
 }
 
 // refresh renews the tokens in o.refresh through devicegate.
@@ -347,7 +353,7 @@ func refresh(ctx context.Context, cfg *oauth2.Config, o options, stderr io.Write
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
 	tok, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tf.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token()
 	if err != nil {
-		return explain("refresh failed", err)
+		return explain(o.lang, "login.what.refresh", err)
 	}
 	if tok.RefreshToken == "" {
 		tok.RefreshToken = tf.RefreshToken
@@ -355,7 +361,11 @@ func refresh(ctx context.Context, cfg *oauth2.Config, o options, stderr io.Write
 	if err := writeTokens(tok, o.refresh, nil); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "Refreshed. New tokens written to %s%s.\n", o.refresh, validity(tok))
+	if tok.Expiry.IsZero() {
+		fmt.Fprintln(stderr, o.lang.T("login.refreshed", "file", o.refresh))
+	} else {
+		fmt.Fprintln(stderr, o.lang.T("login.refreshed_until", "file", o.refresh, "time", clock(tok)))
+	}
 	return nil
 }
 
@@ -406,9 +416,9 @@ func logout(ctx context.Context, cfg *oauth2.Config, m *metadata, o options, std
 		return fmt.Errorf("revoked, but removing %s failed: %w", o.logout, err)
 	}
 	if tf.RefreshToken == "" {
-		fmt.Fprintf(stderr, "%s held no refresh token; removed it. Its access token lapses on its own.\n", o.logout)
+		fmt.Fprintln(stderr, o.lang.T("login.logout.empty", "file", o.logout))
 	} else {
-		fmt.Fprintf(stderr, "Signed out: the refresh token is revoked and %s removed. Its access token lapses on its own.\n", o.logout)
+		fmt.Fprintln(stderr, o.lang.T("login.logout.done", "file", o.logout))
 	}
 	return nil
 }

@@ -108,16 +108,24 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-var codeRe = regexp.MustCompile(`enter the code  ([A-Z]{4}-[A-Z]{4})`)
+// codeRe finds the code in what the tool shows, in any language: it is
+// the only thing in the form BCDF-GHJK.
+var codeRe = regexp.MustCompile(`  ([A-Z]{4}-[A-Z]{4})(?:  |\n)`)
 
 // startLogin runs the command in the background and returns once it shows a
 // code; wait returns its result.
 func startLogin(t *testing.T, s *server, args ...string) (code string, stdout *bytes.Buffer, stderr *lockedBuffer, wait func() error) {
 	t.Helper()
+	return startLoginEnv(t, s, nil, args...)
+}
+
+// startLoginEnv is startLogin with these environment variables.
+func startLoginEnv(t *testing.T, s *server, env map[string]string, args ...string) (code string, stdout *bytes.Buffer, stderr *lockedBuffer, wait func() error) {
+	t.Helper()
 	stdout, stderr = &bytes.Buffer{}, &lockedBuffer{}
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(context.Background(), append(args, s.base), func(string) string { return "" }, stdout, stderr, false)
+		errc <- run(context.Background(), append(args, s.base), func(k string) string { return env[k] }, stdout, stderr, false)
 	}()
 	deadline := time.Now().Add(time.Minute) // against hanging only
 	for {
@@ -363,5 +371,64 @@ func TestLogout(t *testing.T) {
 	err := run(context.Background(), []string{"-client-id", "demo", "-refresh", kept, s.base}, noenv, &o, &e, false)
 	if err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Errorf("refresh with the revoked token: %v, want invalid_grant", err)
+	}
+}
+
+// TestLoginSpeaksGerman: with LANG=de_DE.UTF-8 (and nothing set that
+// outranks it) every message of a sign-in, a refusal, a refresh and a
+// sign-out is German, from the same catalogs as the pages; the tokens
+// file is the same JSON whatever the language.
+func TestLoginSpeaksGerman(t *testing.T) {
+	t.Parallel()
+	s := startDevicegate(t)
+	de := map[string]string{"LANG": "de_DE.UTF-8"}
+	getenv := func(k string) string { return de[k] }
+	out := filepath.Join(t.TempDir(), "tokens.json")
+	code, _, stderr, wait := startLoginEnv(t, s, de, "-client-id", "demo", "-out", out)
+	person(t, s, code, "allow", "allow")
+	if err := wait(); err != nil {
+		t.Fatalf("login: %v\n%s", err, stderr.String())
+	}
+	got := stderr.String()
+	for _, want := range []string{
+		"Zum Anmelden öffne  " + s.base + "/device\nund gib den Code  " + code + "  ein",
+		"Diese Adresse gibt es nur auf diesem Computer",
+		"Oder scanne das hier mit deinem Handy:",
+		"Angemeldet. Die Tokens stehen in " + out + " (nur für dich lesbar); das Zugriffstoken gilt bis ",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "Signed in") || strings.Contains(got, "To sign in") || strings.Contains(got, "scan this") {
+		t.Errorf("English among the German:\n%s", got)
+	}
+	var tf tokenFile
+	if b, _ := os.ReadFile(out); json.Unmarshal(b, &tf) != nil || tf.RefreshToken == "" {
+		t.Fatal("the tokens file is not the usual JSON")
+	}
+
+	var o, e bytes.Buffer
+	if err := run(context.Background(), []string{"-client-id", "demo", "-refresh", out, s.base}, getenv, &o, &e, false); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if !strings.HasPrefix(e.String(), "Erneuert. Die neuen Tokens stehen in "+out+"; das Zugriffstoken gilt bis ") {
+		t.Errorf("refresh said %q", e.String())
+	}
+	e.Reset()
+	if err := run(context.Background(), []string{"-client-id", "demo", "-logout", out, s.base}, getenv, &o, &e, false); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+	if !strings.HasPrefix(e.String(), "Abgemeldet: Das Refresh-Token ist widerrufen und "+out+" gelöscht.") {
+		t.Errorf("logout said %q", e.String())
+	}
+
+	code, _, stderr, wait = startLoginEnv(t, s, de, "-client-id", "demo", "-no-qr")
+	person(t, s, code, "deny", "")
+	if err := wait(); err == nil || !strings.HasPrefix(err.Error(), "Anmeldung nicht abgeschlossen: Der Zugriff wurde verweigert (") {
+		t.Errorf("a refusal in German: %v", err)
+	}
+	if err := run(context.Background(), []string{"-client-id", "x", "http://127.0.0.1:1"}, getenv, io.Discard, io.Discard, false); err == nil || !strings.HasPrefix(err.Error(), "devicegate unter http://127.0.0.1:1 ist nicht erreichbar: ") {
+		t.Errorf("an unreachable server in German: %v", err)
 	}
 }
