@@ -6,9 +6,12 @@ package frontend
 
 import "embed"
 
-// Files is the site, with index.html at its root. The code-entry page
-// (/device) is not here: the handler renders it in the person's language
-// (package pages), and Static Web Apps rewrites /device to it.
+// Files is the site's assets. The pages are not here: the handler renders
+// the start page, the code entry and the not-found page in the person's
+// language (package pages), and Static Web Apps rewrites /, /device and
+// every address that holds nothing to it (staticwebapp.config.json).
+// index.html is not embedded: it exists only because the Static Web Apps
+// deploy refuses a site without one, and / is rewritten past it.
 //
-//go:embed index.html 404.html assets
+//go:embed assets
 var Files embed.FS

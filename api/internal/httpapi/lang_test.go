@@ -2,10 +2,11 @@ package httpapi_test
 
 import (
 	"fmt"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/devicegate/devicegate/api/i18n"
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
-	"github.com/devicegate/devicegate/frontend"
 )
 
 // get opens path in the harness browser (its cookie jar) with an
@@ -168,21 +168,88 @@ func TestLanguageCookieOverHTTPS(t *testing.T) {
 	}
 }
 
-// TestStaticPagesOfferEveryLanguage: the static start and not-found pages,
-// which cannot read Accept-Language, link to the code entry in each
-// shipped language, and in no other.
+// TestStaticPagesOfferEveryLanguage: the stand-by index.html (deployed to
+// Static Web Apps only because its deploy requires one; / is rewritten to
+// the handler), which cannot read Accept-Language, links to the code entry
+// in each shipped language, and in no other.
 func TestStaticPagesOfferEveryLanguage(t *testing.T) {
 	var want strings.Builder
 	for _, l := range i18n.Default.Langs() {
 		fmt.Fprintf(&want, `<li><a href="/api/device?lang=%s" hreflang="%s" lang="%s">%s</a></li>`, l.Tag, l.Tag, l.Tag, l.Name)
 	}
-	for _, name := range []string{"index.html", "404.html"} {
-		b, err := fs.ReadFile(frontend.Files, name)
+	for _, name := range []string{"index.html"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "..", "frontend", name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(string(b), `<nav class="langs" aria-label="Language"><ul>`+want.String()+`</ul></nav>`) {
 			t.Errorf("%s: the language links are not exactly the shipped languages; want\n%s", name, want.String())
 		}
+	}
+}
+
+// TestStartAndNotFoundPagesInLanguage: the start page ("/", and
+// /api/home where Static Web Apps rewrites it) and the not-found page
+// (any address that holds nothing, and /api/notfound, Static Web Apps'
+// navigationFallback) are written in each shipped language, chosen as
+// every other page's is (Accept-Language here; ?lang= and the cookie in
+// TestLanguageSwitcher's way), with a 404 status for the latter, and with
+// exactly the security headers and Content-Security-Policy of /device.
+func TestStartAndNotFoundPagesInLanguage(t *testing.T) {
+	h := newHarness(t)
+	headerNames := []string{"Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options",
+		"Cross-Origin-Opener-Policy", "Permissions-Policy", "Cache-Control", "Vary"}
+	for _, tc := range []struct {
+		tag, accept, heading, notFound string
+	}{
+		{"en", "en-GB", "Sign in your devices", "Page not found"},
+		{"de", "de-CH,de;q=0.9", "Melde deine Geräte an", "Seite nicht gefunden"},
+		{"fr", "fr-CA", "Connectez vos appareils", "Page introuvable"},
+		{"es", "es-MX", "Conecta tus dispositivos", "Página no encontrada"},
+		{"pt-BR", "pt-BR", "Conecte seus aparelhos", "Página não encontrada"},
+		{"ja", "ja", "デバイスをサインインさせる", "ページが見つかりません"},
+	} {
+		device := h.get("/device", tc.accept)
+		for _, p := range []struct {
+			path   string
+			status int
+			text   string
+		}{
+			{"/", http.StatusOK, tc.heading},
+			{"/api/home", http.StatusOK, tc.heading},
+			{"/no/such/page", http.StatusNotFound, tc.notFound},
+			{"/index.html", http.StatusNotFound, tc.notFound},
+			{"/404.html", http.StatusNotFound, tc.notFound},
+			{"/assets/nothing.css", http.StatusNotFound, tc.notFound},
+			{"/api/notfound", http.StatusNotFound, tc.notFound},
+		} {
+			res := h.get(p.path, tc.accept)
+			what := tc.tag + " " + p.path
+			if res.StatusCode != p.status {
+				t.Errorf("%s: status %d, want %d", what, res.StatusCode, p.status)
+			}
+			wantPage(t, what, res, tc.tag, "<h1>"+p.text+"</h1>", `href="/device"`, `<nav class="langs"`)
+			for _, name := range headerNames {
+				if got, want := res.Header.Values(name), device.Header.Values(name); strings.Join(got, "|") != strings.Join(want, "|") {
+					t.Errorf("%s: %s %q, /device has %q", what, name, got, want)
+				}
+			}
+		}
+	}
+	// The switcher names the API paths (the SWA CLI drops the query
+	// string of a rewritten request, as for /device).
+	for path, link := range map[string]string{
+		"/":             `<a href="/api/home?lang=ja" hreflang="ja" lang="ja">日本語</a>`,
+		"/no/such/page": `<a href="/api/notfound?lang=ja" hreflang="ja" lang="ja">日本語</a>`,
+	} {
+		if res := h.get(path, "en"); !strings.Contains(string(res.body), link) {
+			t.Errorf("%s lacks the link %s", path, link)
+		}
+	}
+	wantPage(t, "picked German on the start page", h.get("/api/home?lang=de", "fr"), "de", "Melde deine Geräte an")
+	wantPage(t, "the remembered language on a missing page", h.get("/nothing", "fr"), "de", "Seite nicht gefunden")
+	// Assets are still files.
+	if res := h.get("/assets/app.css", ""); res.StatusCode != http.StatusOK || res.Header.Get("Cache-Control") != "public, max-age=3600" {
+		t.Errorf("/assets/app.css: %d, Cache-Control %q", res.StatusCode, res.Header.Get("Cache-Control"))
 	}
 }

@@ -144,6 +144,11 @@ func Routes() []Route {
 		{"health", "/api/health", []string{http.MethodGet}, ""},
 		// The person's own device list; /devices is rewritten to it.
 		{"devices", "/api/devices", []string{http.MethodGet, http.MethodPost}, ""},
+		// The start page and the not-found page, in the person's
+		// language: Static Web Apps rewrites / to home and sends every
+		// address that holds nothing to notfound (navigationFallback).
+		{"home", "/api/home", []string{http.MethodGet}, ""},
+		{"notfound", "/api/notfound", []string{http.MethodGet}, ""},
 	}
 }
 
@@ -183,6 +188,8 @@ func New(o Options) (http.Handler, error) {
 		"metadata":  s.api(s.metadata),
 		"health":    s.api(s.health),
 		"devices":   s.page(s.devices),
+		"home":      s.page(s.home),
+		"notfound":  s.page(s.notFound),
 	}
 	for _, rt := range Routes() {
 		paths := []string{rt.Path}
@@ -197,8 +204,8 @@ func New(o Options) (http.Handler, error) {
 	// /device is the handler's own page wherever devicegate runs, so the
 	// Accept-Language header and the language cookie are honoured without
 	// any script.
-	for _, p := range []string{"/device", "/device/"} {
-		r.Handle(p, s.page(s.entry)).Methods(http.MethodGet, http.MethodHead)
+	for p, h := range map[string]http.Handler{"/device": s.page(s.entry), "/device/": s.page(s.entry), "/": s.page(s.home)} {
+		r.Handle(p, h).Methods(http.MethodGet, http.MethodHead)
 		r.Handle(p, methodNotAllowed([]string{http.MethodGet, http.MethodHead}))
 	}
 	r.Handle("/.well-known/oauth-authorization-server", s.api(s.metadata)).Methods(http.MethodGet, http.MethodHead)
@@ -211,7 +218,7 @@ func New(o Options) (http.Handler, error) {
 		return oauth.Error{Code: "invalid_request", Description: "no such endpoint", Status: http.StatusNotFound}
 	}))
 	if o.Frontend != nil {
-		r.PathPrefix("/").Handler(newStatic(o.Frontend))
+		r.PathPrefix("/").Handler(newStatic(o.Frontend, s.page(s.notFound)))
 	} else {
 		r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "not found", http.StatusNotFound)
@@ -292,7 +299,7 @@ func (s *server) headers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		csp := pageCSP
-		if strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/api/verify" && r.URL.Path != "/api/device" && r.URL.Path != "/api/devices" && !isCallback(r.URL.Path) {
+		if strings.HasPrefix(r.URL.Path, "/api/") && !pagePaths[r.URL.Path] && !isCallback(r.URL.Path) {
 			csp = apiCSP
 		}
 		h["Content-Security-Policy"] = csp
@@ -306,6 +313,12 @@ func (s *server) headers(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// pagePaths are the API paths that answer with pages for people, which
+// get the pages' Content-Security-Policy (the callback's paths too).
+var pagePaths = map[string]bool{
+	"/api/verify": true, "/api/device": true, "/api/devices": true, "/api/home": true, "/api/notfound": true,
 }
 
 // allow applies a rate limit to the request's client address, counted in

@@ -9,24 +9,20 @@ import (
 	"time"
 )
 
-// static serves the embedded frontend the way Static Web Apps serves it in
-// Azure: "/" and "/device" by name, files by path, 404.html otherwise.
+// static serves the embedded frontend's files (the assets) the way Static
+// Web Apps serves them in Azure. The pages are not files: the router
+// renders "/", /device and /devices in the person's language, and every
+// address that holds nothing gets notFound, the not-found page in the
+// person's language (on Static Web Apps, navigationFallback rewrites such
+// an address to /api/notfound).
 type static struct {
 	fsys     fs.FS
-	notFound []byte
+	notFound http.Handler
 	modTime  time.Time
 }
 
-// routes maps pretty paths to files; staticwebapp.config.json has the same.
-// (/device is not a file: the router sends it to the handler, which writes
-// it in the person's language.)
-var staticRoutes = map[string]string{
-	"/": "index.html",
-}
-
-func newStatic(fsys fs.FS) *static {
-	nf, _ := fs.ReadFile(fsys, "404.html")
-	return &static{fsys: fsys, notFound: nf, modTime: time.Now()}
+func newStatic(fsys fs.FS, notFound http.Handler) *static {
+	return &static{fsys: fsys, notFound: notFound, modTime: time.Now()}
 }
 
 func (s *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -35,26 +31,17 @@ func (s *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	name, ok := staticRoutes[r.URL.Path]
-	if !ok {
-		name = strings.TrimPrefix(path.Clean(r.URL.Path), "/")
-		if strings.HasSuffix(name, ".html") {
-			// Pages are reached by their pretty path only, as in Azure.
-			name = ""
-		}
+	name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
+	if !strings.HasPrefix(name, "assets/") {
+		// Only the assets are files; anything else (index.html, which
+		// exists for the Static Web Apps deploy only) is no page here.
+		name = ""
 	}
 	b, err := fs.ReadFile(s.fsys, name)
 	if name == "" || err != nil {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = w.Write(s.notFound)
+		s.notFound.ServeHTTP(w, r)
 		return
 	}
-	if strings.HasPrefix(name, "assets/") {
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-	} else {
-		w.Header().Set("Cache-Control", "no-cache")
-	}
+	w.Header().Set("Cache-Control", "public, max-age=3600")
 	http.ServeContent(w, r, name, s.modTime, bytes.NewReader(b))
 }

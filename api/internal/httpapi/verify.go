@@ -110,6 +110,21 @@ func (s *server) entry(w http.ResponseWriter, r *http.Request) error {
 	return s.Pages.Entry(w, http.StatusOK, pages.Locale{Lang: langOf(r), Switch: here}, pages.EntryData{UserCode: typed})
 }
 
+// home is the start page (/; /api/home, where Static Web Apps rewrites /),
+// in the person's language. Its switcher names /api/home for the reason
+// entry's names /api/device.
+func (s *server) home(w http.ResponseWriter, r *http.Request) error {
+	return s.Pages.Home(w, http.StatusOK, pages.Locale{Lang: langOf(r), Switch: "/api/home"})
+}
+
+// notFound answers an address that holds nothing with a page in the
+// person's language, status 404: the local server's and a function app's
+// own, and on Static Web Apps /api/notfound, its navigationFallback. The
+// switcher shows this page again in another language.
+func (s *server) notFound(w http.ResponseWriter, r *http.Request) error {
+	return s.Pages.NotFound(w, http.StatusNotFound, pages.Locale{Lang: langOf(r), Switch: "/api/notfound"})
+}
+
 // verify handles the person's side: GET shows the confirmation for a code
 // in the query (or sends them to the entry page), POST with action=allow or
 // action=deny decides. The entry form sends the typed code by GET, and a

@@ -1,5 +1,6 @@
-// Package pages renders devicegate's person-facing pages: code entry (with
-// an error), the confirmation screen, and the result pages.
+// Package pages renders devicegate's person-facing pages: the start page,
+// the not-found page, code entry (with an error), the confirmation screen,
+// and the result pages.
 //
 // Pages are rendered on the server with html/template, so they work without
 // JavaScript and every value is escaped. They carry no inline script or
@@ -27,7 +28,7 @@ var files embed.FS
 
 // Renderer renders the pages. It is safe for concurrent use.
 type Renderer struct {
-	entry, confirm, result, devices *template.Template
+	entry, confirm, result, devices, home, notFound *template.Template
 }
 
 // New parses the embedded templates once.
@@ -51,6 +52,12 @@ func New() (*Renderer, error) {
 		return nil, err
 	}
 	if r.devices, err = parse("devices.html"); err != nil {
+		return nil, err
+	}
+	if r.home, err = parse("home.html"); err != nil {
+		return nil, err
+	}
+	if r.notFound, err = parse("notfound.html"); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -229,6 +236,17 @@ func (d ResultData) view(l *i18n.Lang) resultView {
 		v.Lead = l.T(d.Message.Key, d.Message.Args...)
 	}
 	return v
+}
+
+// Home writes the start page ("/"): what devicegate is for, and the way
+// to the code entry.
+func (r *Renderer) Home(w http.ResponseWriter, status int, loc Locale) error {
+	return write(w, status, r.home, loc.page(nil))
+}
+
+// NotFound writes the page for an address that holds nothing.
+func (r *Renderer) NotFound(w http.ResponseWriter, status int, loc Locale) error {
+	return write(w, status, r.notFound, loc.page(nil))
 }
 
 // Entry writes the code-entry page.
