@@ -19,15 +19,17 @@ type languageWalk struct {
 	note   string // part of the left-out-letters note after typing "ae1"
 	allow  string // the confirmation's Allow button
 	done   string // the success page's title
+	home   string // the start page's heading
+	lost   string // the not-found page's heading
 }
 
 var languageWalks = []languageWalk{
-	{"en", "en-US,en;q=0.9", "Enter the code from your device", "were left out", "Continue to Zitadel example", "You're all set"},
-	{"de", "de-DE,de;q=0.9,en;q=0.5", "Gib den Code von deinem Gerät ein", "deshalb wurden A, E und 1 weggelassen", "Weiter zu Zitadel example", "Alles erledigt"},
-	{"fr", "fr-FR,fr;q=0.9", "Saisissez le code affiché sur votre appareil", "A, E et 1 ont donc été ignorés", "Continuer vers Zitadel example", "C’est fait"},
-	{"es", "es-419,es;q=0.9", "Introduce el código de tu dispositivo", "así que se han omitido A, E y 1", "Continuar a Zitadel example", "¡Listo!"},
-	{"pt-BR", "", "Digite o código que aparece no seu aparelho", "por isso A, E e 1 foram ignorados", "Continuar em Zitadel example", "Tudo pronto"},
-	{"ja", "", "デバイスに表示されたコードを入力", "そのため A、E、1 は入力されませんでした", "Zitadel example に進む", "完了しました"},
+	{"en", "en-US,en;q=0.9", "Enter the code from your device", "were left out", "Continue to Zitadel example", "You're all set", "Sign in your devices", "Page not found"},
+	{"de", "de-DE,de;q=0.9,en;q=0.5", "Gib den Code von deinem Gerät ein", "deshalb wurden A, E und 1 weggelassen", "Weiter zu Zitadel example", "Alles erledigt", "Melde deine Geräte an", "Seite nicht gefunden"},
+	{"fr", "fr-FR,fr;q=0.9", "Saisissez le code affiché sur votre appareil", "A, E et 1 ont donc été ignorés", "Continuer vers Zitadel example", "C’est fait", "Connectez vos appareils", "Page introuvable"},
+	{"es", "es-419,es;q=0.9", "Introduce el código de tu dispositivo", "así que se han omitido A, E y 1", "Continuar a Zitadel example", "¡Listo!", "Conecta tus dispositivos", "Página no encontrada"},
+	{"pt-BR", "", "Digite o código que aparece no seu aparelho", "por isso A, E e 1 foram ignorados", "Continuar em Zitadel example", "Tudo pronto", "Conecte seus aparelhos", "Página não encontrada"},
+	{"ja", "", "デバイスに表示されたコードを入力", "そのため A、E、1 は入力されませんでした", "Zitadel example に進む", "完了しました", "デバイスをサインインさせる", "ページが見つかりません"},
 }
 
 // TestEveryLanguage walks the whole flow in each shipped language on a
@@ -36,7 +38,8 @@ var languageWalks = []languageWalk{
 // language switcher's plain link (remembered in a cookie for the pages
 // after it). The code-entry page, its left-out-letters note (written by
 // device.js from the page's own words), the confirmation and the success
-// page are each checked in that language, with axe-core at zero WCAG 2.1
+// page, and then the start page and a missing address's not-found page,
+// are each checked in that language, with axe-core at zero WCAG 2.1
 // A/AA violations in light and dark, no horizontal scrolling at 200 %
 // zoom, and screenshots (e2e/out/lang-<tag>-*.png) to look at.
 //
@@ -100,6 +103,20 @@ func TestEveryLanguage(t *testing.T) {
 			b.checkPage("success")
 			if _, err := cfg.DeviceAccessToken(ctx, da); err != nil {
 				t.Fatalf("DeviceAccessToken: %v", err)
+			}
+
+			for _, p := range []struct{ name, path, heading string }{
+				{"home", "/", w.home},
+				{"404", "/no/such/page", w.lost},
+			} {
+				b.run(p.name, navigate(s.base+p.path)...)
+				lang(p.name)
+				var h1 string
+				b.run("read heading", chromedp.Text(`h1`, &h1, chromedp.ByQuery))
+				if strings.TrimSpace(h1) != p.heading {
+					t.Errorf("%s heading %q, want %q", p.name, h1, p.heading)
+				}
+				b.checkPage(p.name)
 			}
 		})
 	}

@@ -90,6 +90,18 @@ grep -q '<html lang="fr">' "$work/device-fr.html" || fail "?lang=fr was not hono
 grep -i '^set-cookie: devicegate-lang=fr;' "$work/device-fr.headers" | grep -qi 'samesite=lax' || fail "the language choice was not remembered in a SameSite=Lax cookie behind SWA"
 curl -s -b "$work/langjar" -H 'Accept-Language: de' "$base/device" | grep -q '<html lang="fr">' || fail "the remembered language did not outrank Accept-Language behind SWA"
 
+echo "-- / and a missing page in the browser's language (rewrite and navigationFallback to the handler)"
+for path in / /index.html; do
+  curl -s -D "$work/home.headers" -H 'Accept-Language: de-DE,de;q=0.9' "$base$path" >"$work/home-de.html"
+  grep -q '<html lang="de">' "$work/home-de.html" && grep -q '<h1>Melde deine Geräte an</h1>' "$work/home-de.html" || fail "$path is not the start page in German behind SWA"
+  grep -qi "^content-security-policy: default-src 'none'; script-src 'self'" "$work/home.headers" || fail "$path lacks the pages' CSP behind SWA"
+done
+grep -q 'href="/api/home?lang=ja"' "$work/home-de.html" || fail "the start page has no link to itself in Japanese"
+curl -s -b "$work/langjar" "$base/api/home?lang=es" | grep -q '<html lang="es">' || fail "?lang=es on the start page was not honoured behind SWA"
+nf=$(curl -s -o "$work/nf-fr.html" -w '%{http_code}' -H 'Accept-Language: fr-FR' "$base/no/such/page")
+[ "$nf" = 404 ] || fail "a missing page answered $nf behind SWA, not 404"
+grep -q '<html lang="fr">' "$work/nf-fr.html" && grep -q '<h1>Page introuvable</h1>' "$work/nf-fr.html" || fail "a missing page is not the not-found page in French behind SWA"
+
 echo "-- .well-known rewrite to /api/metadata"
 [ "$(curl -s "$base/.well-known/oauth-authorization-server" | json "['token_endpoint']")" = "$base/api/token" ] || fail "metadata rewrite"
 

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,8 +63,13 @@ func (s *server) devices(w http.ResponseWriter, r *http.Request) error {
 	}
 	sess, _ := s.Service.CheckAccountSession(s.cookie(r, accountSessionCookie))
 	if r.Method == http.MethodGet {
-		if sess == nil {
+		switch {
+		case sess == nil:
 			return s.devicesSignIn(w, r)
+		case r.URL.Query().Has("device"):
+			// "Disconnect X?" is a GET (the device's id is no secret), so
+			// Back from its outcome lands on it, not on a POST's answer.
+			return s.devicesConfirm(w, r, sess, r.URL.Query().Get("device"))
 		}
 		return s.devicesList(w, r, sess)
 	}
@@ -84,12 +90,9 @@ func (s *server) devices(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, "/devices", http.StatusSeeOther)
 		return nil
 	case "confirm":
-		d, err := s.Service.AccountDevice(r.Context(), sess, form.Get("device"))
-		if err != nil {
-			return s.deviceProblem(err)
-		}
-		row := s.deviceRow(*d)
-		return s.Pages.Devices(w, http.StatusOK, pages.Locale{Lang: langOf(r)}, pages.DevicesData{View: pages.DevicesConfirm, Device: &row, CSRFToken: s.Service.FormToken(sess)})
+		// A page from before the confirmation became a GET.
+		http.Redirect(w, r, "/api/devices?"+url.Values{"device": {form.Get("device")}}.Encode(), http.StatusSeeOther)
+		return nil
 	case "disconnect":
 		d, err := s.Service.DisconnectAccountDevice(r.Context(), sess, form.Get("device"))
 		if err != nil {
@@ -97,9 +100,19 @@ func (s *server) devices(w http.ResponseWriter, r *http.Request) error {
 		}
 		name := s.deviceRow(*d).Name
 		s.Logger.InfoContext(r.Context(), "a person disconnected one of their devices", "client_id", d.ClientID, "device", d.ID)
-		return s.Pages.Devices(w, http.StatusOK, pages.Locale{Lang: langOf(r)}, pages.DevicesData{View: pages.DevicesDone, DoneDevice: name})
+		return s.redirectWithFlash(w, r, flash{Status: http.StatusOK, Done: name})
 	}
 	return pageError{status: http.StatusBadRequest, kind: pages.ResultError, msg: pages.Msg("devices.error.choice")}
+}
+
+// devicesConfirm asks "Disconnect X?" for one of the session's devices.
+func (s *server) devicesConfirm(w http.ResponseWriter, r *http.Request, sess *deviceflow.AccountSession, id string) error {
+	d, err := s.Service.AccountDevice(r.Context(), sess, id)
+	if err != nil {
+		return s.deviceProblem(err)
+	}
+	row := s.deviceRow(*d)
+	return s.Pages.Devices(w, http.StatusOK, pages.Locale{Lang: langOf(r)}, pages.DevicesData{View: pages.DevicesConfirm, Device: &row, CSRFToken: s.Service.FormToken(sess)})
 }
 
 // sameOrigin applies the checks of checkDecision that need no token: a

@@ -170,7 +170,7 @@ func TestDevicesDisconnectOne(t *testing.T) {
 	csrf := csrfFrom(t, page)
 	var tvID string
 	for _, id := range deviceIDs(page) {
-		res := alice.do(http.MethodPost, "/api/devices", url.Values{"action": {"confirm"}, "device": {id}, "csrf": {csrf}}, h.srv.URL)
+		res := alice.do(http.MethodGet, "/api/devices?"+url.Values{"device": {id}}.Encode(), nil, "")
 		if strings.Contains(string(res.body), "Disconnect Living-room TV") {
 			tvID = id
 		}
@@ -179,8 +179,8 @@ func TestDevicesDisconnectOne(t *testing.T) {
 		t.Fatal("no confirmation page names the TV")
 	}
 	res := alice.do(http.MethodPost, "/api/devices", url.Values{"action": {"disconnect"}, "device": {tvID}, "csrf": {csrf}}, h.srv.URL)
-	if res.StatusCode != http.StatusOK || !strings.Contains(string(res.body), "Living-room TV is disconnected") {
-		t.Fatalf("disconnect: %d %s", res.StatusCode, res.body)
+	if res.StatusCode != http.StatusOK || !res.flashed || !strings.Contains(string(res.body), "Living-room TV is disconnected") {
+		t.Fatalf("disconnect: %d (by a 303: %v) %s", res.StatusCode, res.flashed, res.body)
 	}
 	if h.refreshOK("tv", tvRT) {
 		t.Error("the disconnected TV still refreshes")
@@ -244,6 +244,10 @@ func TestDevicesRefusesAnotherAccountsDevice(t *testing.T) {
 	bobCSRF := csrfFrom(t, bob.page().body)
 	for _, action := range []string{"confirm", "disconnect"} {
 		res := bob.do(http.MethodPost, "/api/devices", url.Values{"action": {action}, "device": {id}, "csrf": {bobCSRF}}, h.srv.URL)
+		if action == "confirm" {
+			// The confirmation is a GET.
+			res = bob.do(http.MethodGet, "/api/devices?"+url.Values{"device": {id}}.Encode(), nil, "")
+		}
 		if res.StatusCode != http.StatusNotFound || strings.Contains(string(res.body), "Living-room TV") {
 			t.Errorf("%s of another account's device: %d %s", action, res.StatusCode, res.body)
 		}

@@ -519,6 +519,9 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 type response struct {
 	*http.Response
 	body []byte
+	// flashed: the POST was answered 303 with a flash (POST/redirect/GET)
+	// and this is the GET it led to, as a browser follows it.
+	flashed bool
 }
 
 func (r *response) json(t testing.TB) map[string]any {
@@ -535,13 +538,57 @@ func (h *harness) do(req *http.Request, c *http.Client) *response {
 	if c == nil {
 		c = h.client
 	}
+	if req.Method == http.MethodPost && c.CheckRedirect == nil {
+		// A client that follows redirects stops at a form's 303 to its
+		// outcome page, which followFlash follows with the flash cookie.
+		cc := *c
+		cc.CheckRedirect = func(next *http.Request, via []*http.Request) error {
+			if len(via) == 1 && next.URL.RawQuery == "" && (next.URL.Path == "/api/verify" || next.URL.Path == "/devices") {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}
+		c = &cc
+	}
 	res, err := c.Do(req)
 	if err != nil {
 		h.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
+	if req.Method == http.MethodPost && res.StatusCode == http.StatusSeeOther {
+		if next := followFlash(req, res); next != nil {
+			r := h.do(next, c)
+			r.flashed = true
+			return r
+		}
+	}
 	return &response{Response: res, body: b}
+}
+
+// followFlash is the GET a browser makes after a form's 303 that left a
+// flash (the outcome's page), with the flash cookie — nil for any other
+// answer. The cookie is added by hand for clients without a jar.
+func followFlash(req *http.Request, res *http.Response) *http.Request {
+	loc := res.Header.Get("Location")
+	if loc != "/api/verify" && loc != "/devices" {
+		return nil
+	}
+	for _, ck := range res.Cookies() {
+		if strings.HasSuffix(ck.Name, "devicegate-flash") && ck.Value != "" {
+			u := *req.URL
+			u.Path, u.RawQuery = loc, ""
+			next, _ := http.NewRequest(http.MethodGet, u.String(), nil)
+			for _, c := range req.Cookies() {
+				if c.Name != ck.Name {
+					next.AddCookie(c)
+				}
+			}
+			next.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+			return next
+		}
+	}
+	return nil
 }
 
 func (h *harness) post(path string, form url.Values, mod ...func(*http.Request)) *response {

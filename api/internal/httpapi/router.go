@@ -425,6 +425,15 @@ func (s *server) page(h func(http.ResponseWriter, *http.Request) error) http.Han
 			s.setLangCookie(w, lang.Tag)
 		}
 		r = r.WithContext(context.WithValue(r.Context(), langKey{}, lang))
+		if showsFlash(r) {
+			// The page a form's POST redirected to (POST/redirect/GET).
+			if f, ok := s.takeFlash(w, r); ok {
+				if err := s.showFlash(w, r, f); err != nil {
+					s.Logger.ErrorContext(r.Context(), "rendering a form's outcome", "err", err)
+				}
+				return
+			}
+		}
 		err := h(w, r)
 		if err == nil {
 			return
@@ -435,6 +444,15 @@ func (s *server) page(h func(http.ResponseWriter, *http.Request) error) http.Han
 			w.Header().Set("Retry-After", "5")
 			pe = pageError{status: http.StatusServiceUnavailable, kind: pages.ResultError,
 				msg: pages.Msg("result.error.temporary")}
+		}
+		if r.Method == http.MethodPost {
+			// A form's failure is shown by the GET its 303 leads to, like
+			// its success: no page in the history answers a POST.
+			if err := s.redirectWithFlash(w, r, flashFor(pe)); err != nil {
+				s.Logger.ErrorContext(r.Context(), "redirecting a form's outcome", "err", err)
+				http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+			}
+			return
 		}
 		if pe.retry > 0 {
 			retryAfter(w, pe.retry)
@@ -448,6 +466,21 @@ func (s *server) page(h func(http.ResponseWriter, *http.Request) error) http.Han
 			s.Logger.ErrorContext(r.Context(), "rendering result page", "err", err)
 		}
 	})
+}
+
+// showsFlash reports whether r is a GET of a page a form's POST redirects
+// to: /api/verify without a code, or /devices.
+func showsFlash(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	switch r.URL.Path {
+	case "/api/verify":
+		return !r.URL.Query().Has("user_code")
+	case "/devices", "/api/devices":
+		return true
+	}
+	return false
 }
 
 // langKey holds, in a page request's context, the language its pages are

@@ -206,7 +206,7 @@ func (s *server) verify(w http.ResponseWriter, r *http.Request) error {
 		if err := s.Service.Deny(r.Context(), p); err != nil {
 			return s.codeProblem(w, r, code, err)
 		}
-		return s.Pages.Result(w, http.StatusOK, pages.Locale{Lang: langOf(r)}, pages.ResultData{Kind: pages.ResultDenied})
+		return s.redirectWithFlash(w, r, flash{Status: http.StatusOK, Kind: pages.ResultDenied})
 	}
 	b, err := s.Service.BeginAuthorization(r.Context(), p)
 	if err != nil {
