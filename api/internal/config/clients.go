@@ -232,7 +232,8 @@ func clientUpstream(j *UpstreamJSON, passthrough bool, getenv func(string) strin
 		bad("preset is required (%s)", choices)
 	case "generic":
 		if up.Name == "" {
-			up.Name = "your provider"
+			// As for DEVICEGATE_UPSTREAM_NAME: the authorization URL's host.
+			up.Name = upstream.HostOf(up.AuthURL)
 		}
 		if err := checkEndpoint(up.AuthURL, "generic"); err != nil {
 			bad("auth_url: %v", err)

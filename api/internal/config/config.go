@@ -190,7 +190,7 @@ var Vars = []Var{
 	{"DEVICEGATE_ADDR", "127.0.0.1:8080", "Listen address. Ignored when FUNCTIONS_CUSTOMHANDLER_PORT is set (Azure), which makes it listen on that port."},
 	{"DEVICEGATE_UPSTREAM", "spotify", "Upstream provider: a preset (spotify, strava, discord, dropbox, twitch), generic (explicit URLs) or oidc (an issuer; endpoints discovered at start)."},
 	{"DEVICEGATE_UPSTREAM_ISSUER", "", "oidc: the issuer URL; its /.well-known/openid-configuration is read at start."},
-	{"DEVICEGATE_UPSTREAM_NAME", "", "generic and oidc: the provider's name shown to people."},
+	{"DEVICEGATE_UPSTREAM_NAME", "", "generic and oidc: the provider's name shown to people (\"your NAME account\"); unset, the host of the authorization URL (generic) or of the issuer (oidc)."},
 	{"DEVICEGATE_UPSTREAM_AUTH_URL", "", "generic: the provider's authorization endpoint."},
 	{"DEVICEGATE_UPSTREAM_TOKEN_URL", "", "generic: the provider's token endpoint."},
 	{"DEVICEGATE_UPSTREAM_PKCE", "true", "generic: whether the provider supports PKCE S256."},
@@ -414,8 +414,12 @@ func (l *loader) defaultUpstream(c *Config) {
 			l.bad("DEVICEGATE_UPSTREAM_ISSUER", "%v", err)
 		}
 	case "generic":
-		up.Name = l.or("DEVICEGATE_UPSTREAM_NAME", "your provider")
 		up.AuthURL = l.get("DEVICEGATE_UPSTREAM_AUTH_URL")
+		// Unnamed, the provider is called by its authorization URL's host,
+		// as an unnamed oidc issuer is by its own: pages say "your
+		// {provider} account", which a placeholder such as "your
+		// provider" would make "your your provider account".
+		up.Name = l.or("DEVICEGATE_UPSTREAM_NAME", upstream.HostOf(up.AuthURL))
 		up.TokenURL = l.get("DEVICEGATE_UPSTREAM_TOKEN_URL")
 		for _, name := range []string{"DEVICEGATE_UPSTREAM_AUTH_URL", "DEVICEGATE_UPSTREAM_TOKEN_URL"} {
 			if err := checkEndpoint(l.get(name), "generic"); err != nil {

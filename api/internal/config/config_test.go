@@ -121,6 +121,38 @@ func TestGenericAndClientsFile(t *testing.T) {
 	}
 }
 
+// TestGenericProviderNamedByItsHost: a generic provider without a name is
+// called by its authorization URL's host, never by a placeholder that the
+// pages' "your {provider} account" would turn into "your your provider
+// account"; a name given wins. The same holds in a clients file.
+func TestGenericProviderNamedByItsHost(t *testing.T) {
+	for _, tc := range []struct{ name, want string }{
+		{"", "login.acme.test"},
+		{"Acme", "Acme"},
+	} {
+		m := base()
+		m["DEVICEGATE_UPSTREAM"] = "generic"
+		m["DEVICEGATE_UPSTREAM_AUTH_URL"] = "https://login.acme.test:8443/oauth/authorize"
+		m["DEVICEGATE_UPSTREAM_TOKEN_URL"] = "https://login.acme.test:8443/oauth/token"
+		if tc.name != "" {
+			m["DEVICEGATE_UPSTREAM_NAME"] = tc.name
+		}
+		m["DEVICEGATE_CLIENTS"] = `[{"client_id":"tv","name":"TV"},{"client_id":"kiosk","mode":"passthrough","upstream":{"preset":"generic","client_id":"k",` +
+			`"auth_url":"https://id.kiosk.test/authorize","token_url":"https://id.kiosk.test/token"}}]`
+		c, err := Load(env(m), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Upstream.Name != tc.want {
+			t.Errorf("DEVICEGATE_UPSTREAM_NAME=%q: the provider is called %q, want %q", tc.name, c.Upstream.Name, tc.want)
+		}
+		kiosk, _ := c.Client("kiosk")
+		if kiosk.Upstream == nil || kiosk.Upstream.Name != "id.kiosk.test" {
+			t.Errorf("a clients file's unnamed generic provider: %+v", kiosk.Upstream)
+		}
+	}
+}
+
 // TestEveryProblemAtOnce: one Load reports each bad variable by name, and
 // never echoes a secret.
 func TestEveryProblemAtOnce(t *testing.T) {

@@ -96,7 +96,11 @@ func PresetsTable() string {
 		for _, k := range slices.Sorted(maps.Keys(p.AuthParams)) {
 			extra += fmt.Sprintf(" devicegate adds `%s=%s` to the authorize request.", k, p.AuthParams[k])
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", name, cell(p.DisplayName), pkce, auth, sep, cell(strings.ReplaceAll(p.RedirectRules, "<public URL>/api/callback", "`<public URL>/api/callback`")+extra))
+		shown := cell(p.DisplayName)
+		if p.DisplayName == "" {
+			shown = "`DEVICEGATE_UPSTREAM_NAME`, else the host of the authorization URL"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", name, shown, pkce, auth, sep, cell(strings.ReplaceAll(p.RedirectRules, "<public URL>/api/callback", "`<public URL>/api/callback`")+extra))
 	}
 	return b.String()
 }

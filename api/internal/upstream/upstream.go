@@ -158,7 +158,7 @@ var presets = map[string]Preset{
 	},
 	"generic": {
 		Name:          "generic",
-		DisplayName:   "your provider",
+		DisplayName:   "", // the configuration's name, by default the host of its auth URL
 		PKCE:          true,
 		AuthStyle:     oauth2.AuthStyleAutoDetect,
 		RedirectRules: "Whatever the provider accepts; register <public URL>/api/callback exactly.",
