@@ -101,18 +101,21 @@ api good DEVICEGATE_PUBLIC_URL="$site"
 bg "$work/swa.log" bash -c 'cd tools/swa && exec npx --no-install swa start "$1/dist/site" --swa-config-location "$1/dist/site" --api-devserver-url "http://127.0.0.1:$2" --host 127.0.0.1 --port "$3"' \
   sh "$root" "$api_port" "$swa_port"
 up "$site/device"
-expect_pass swa "$site"
+# The SWA CLI listens on loopback, which the check would take for a local
+# devicegate: -hosting says what it stands in for.
+expect_pass swa "$site" -hosting staticWebApp
 grep -q 'auth.fork.example' "$work/swa.out" || fail "the Allow redirect did not go to the fork's provider"
 # The SWA CLI passes a chunked body on; the forwarding host refuses it.
 grep -q 'chunked form .*refused by the Functions host' "$work/swa.out" || fail "a chunked form through the SWA CLI and the forwarding host was not refused as the host refuses it"
 
 echo "-- do globalHeaders reach /api answers in the SWA CLI?"
-# / is a static file; /device is rewritten to the handler (/api/device).
-hsts_page=$(curl -s -o /dev/null -D - "$site/" | grep -ci '^strict-transport-security' || true)
+# /assets/app.css is a static file; /, /device and misses are rewritten to
+# the handler (/api/home, /api/device, /api/notfound).
+hsts_page=$(curl -s -o /dev/null -D - "$site/assets/app.css" | grep -ci '^strict-transport-security' || true)
 hsts_api=$(curl -s -o /dev/null -D - "$site/api/health" | grep -ci '^strict-transport-security' || true)
-[ "$hsts_page" = 1 ] || fail "the SWA CLI did not apply globalHeaders to the static page"
+[ "$hsts_page" = 1 ] || fail "the SWA CLI did not apply globalHeaders to a static file"
 if [ "$hsts_api" = 0 ]; then
-  echo "   no: / carries the globalHeaders (Strict-Transport-Security), /api/health does not; API answers carry only the handler's headers"
+  echo "   no: /assets/app.css carries the globalHeaders (Strict-Transport-Security), /api/health does not; API answers carry only the handler's headers"
 else
   echo "   yes: /api/health carries globalHeaders too; the confirmation page's CSP must therefore allow every provider"
 fi
@@ -120,19 +123,20 @@ fi
 echo "== 3. broken deployments: the check names the cause"
 echo "-- the handler binary is missing from dist/api"
 expect_code=503 api missing DEVICEGATE_PUBLIC_URL="$site"
-expect_fail missing handler-did-not-start "$site"
+expect_fail missing handler-did-not-start "$site" -hosting staticWebApp
+grep -q "the Static Web App's managed Functions host runs" "$work/missing.out" || fail "the diagnosis does not speak of the Static Web App's Functions host"
 echo "-- the handler cannot run (built for another platform)"
 expect_code=503 api wrong-platform DEVICEGATE_PUBLIC_URL="$site"
-expect_fail wrong-platform handler-did-not-start "$site"
+expect_fail wrong-platform handler-did-not-start "$site" -hosting staticWebApp
 echo "-- DEVICEGATE_PUBLIC_URL is not the site's address (e.g. a custom domain was added)"
 api good DEVICEGATE_PUBLIC_URL=https://devicegate.example.org
-expect_fail wrong-url wrong-public-url "$site"
+expect_fail wrong-url wrong-public-url "$site" -hosting staticWebApp
 echo "-- DEVICEGATE_TRUSTED_PROXY=true behind a front that does not append to X-Forwarded-For"
 api good DEVICEGATE_PUBLIC_URL="$site" DEVICEGATE_TRUSTED_PROXY=true
-expect_fail spoofable forwarded-for-spoofable "$site"
+expect_fail spoofable forwarded-for-spoofable "$site" -hosting staticWebApp
 echo "-- the check client is not configured"
 api good DEVICEGATE_PUBLIC_URL="$site"
-expect_fail no-client check-client "$site" -client-id not-configured
+expect_fail no-client check-client "$site" -client-id not-configured -hosting staticWebApp
 
 stop "$api_pgid"
 
@@ -154,7 +158,7 @@ echo "-- a chunked POST reaches the handler whole (curl sends Transfer-Encoding:
 chunked=$(curl -s -H 'Transfer-Encoding: chunked' -d client_id=devicegate-check "$flex/api/authorize")
 echo "$chunked" | grep -q '"device_code"' || fail "Flex: chunked device authorization: $(echo "$chunked" | head -c 200)"
 echo "   chunked POST /api/authorize: 200 with a device code"
-expect_pass flex "$flex"
+expect_pass flex "$flex" -hosting functionApp
 grep -q 'auth.fork.example' "$work/flex.out" || fail "Flex: the Allow redirect did not go to the fork's provider"
 grep -q 'chunked form .*reaches devicegate whole' "$work/flex.out" || fail "Flex: the check did not see a chunked form reach devicegate"
 

@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	secretEnv := flags.String("client-secret-env", "", "name of an environment variable holding the check client's secret, if it is confidential")
 	timeout := flags.Duration("timeout", 20*time.Second, "time limit for each request")
 	showVersion := flags.Bool("version", false, "print the version and exit")
+	hostingFlag := flags.String("hosting", "auto", "where the deployment runs, for the diagnoses: staticWebApp, functionApp (Flex Consumption), containerApp, local, or auto (from the host name)")
 	flags.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: devicegate-check [flags] URL\n\nProbes a devicegate deployment end to end and explains each failure.\n\n")
 		flags.PrintDefaults()
@@ -77,7 +78,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	base.Path = ""
+	host, ok := parseHosting(*hostingFlag)
+	if !ok {
+		fmt.Fprintf(stderr, "devicegate-check: -hosting %q: want staticWebApp, functionApp, containerApp, local or auto\n", *hostingFlag)
+		return 2
+	}
+	if host == unknown {
+		host = detectHosting(base)
+	}
 	c := newChecker(base, *clientID, *timeout, stdout)
+	c.hosting = host
 	if *secretEnv != "" {
 		if c.clientSecret = getenv(*secretEnv); c.clientSecret == "" {
 			fmt.Fprintf(stderr, "devicegate-check: %s is empty\n", *secretEnv)
@@ -110,6 +120,7 @@ type checker struct {
 	http         *http.Client
 	out          io.Writer
 	failed       int
+	hosting      hosting // where the deployment runs, for the diagnoses
 
 	// What earlier steps learned, for later ones.
 	metadata     map[string]any
@@ -137,7 +148,7 @@ func newChecker(base *url.URL, clientID string, timeout time.Duration, out io.Wr
 }
 
 func (c *checker) run(ctx context.Context) bool {
-	fmt.Fprintf(c.out, "devicegate-check %s\n", c.site)
+	fmt.Fprintf(c.out, "devicegate-check %s (hosting: %s)\n", c.site, c.hosting.describe())
 	steps := []struct {
 		name  string
 		needs func() bool
@@ -150,6 +161,7 @@ func (c *checker) run(ctx context.Context) bool {
 		{"/.well-known rewrite", func() bool { return c.apiReachable }, c.wellKnown, false},
 		{"chunked form", func() bool { return c.apiReachable }, c.chunkedForm, true},
 		{"/device page", nil, c.devicePage, false},
+		{"start and not-found pages", nil, c.startPages, false},
 		{"/devices page", func() bool { return c.apiReachable }, c.devicesPage, false},
 		{"device authorization", func() bool { return c.metadata != nil }, c.authorize, false},
 		{"confirmation page", func() bool { return c.userCode != "" }, c.confirmation, false},
@@ -229,14 +241,26 @@ func (c *checker) notDevicegate(path string, resp *http.Response, body []byte) e
 	text := strings.TrimSpace(string(body))
 	switch {
 	case resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(text, "Function host is not running"):
-		return fail("handler-did-not-start", "the handler did not start: the Functions host runs but devicegate's binary is missing, not executable, crashed on start (a configuration error) or is built for the wrong platform; its own message is in Application Insights",
-			"%s: %d %s", path, resp.StatusCode, oneLine(text))
+		return fail("handler-did-not-start", c.hosting.say(per{
+			swa:       "the handler did not start: the Static Web App's managed Functions host runs but devicegate's binary is missing, not executable, crashed on start (a configuration error) or is built for the wrong platform; its own message is in Application Insights",
+			function:  "the handler did not start: the function app's Functions host runs but devicegate's binary is missing from the package, not executable, crashed on start (a configuration error) or is built for the wrong platform; its own message is in the function app's Application Insights",
+			container: "an Azure Functions host answered, which a container app does not run: this address is a function app or a Static Web App, not the container (check the URL, or pass -hosting)",
+			local:     "an Azure Functions host (or a stand-in for one) answered that its handler is not running: the handler did not start — its output says why; pass -hosting staticWebApp or functionApp for what it stands in for",
+		}), "%s: %d %s", path, resp.StatusCode, oneLine(text))
 	case resp.StatusCode == http.StatusNotFound:
-		return fail("no-api", "the site has no API: the deployment did not upload dist/api (api_location), or this address is not devicegate",
-			"%s: 404", path)
+		return fail("no-api", c.hosting.say(per{
+			swa:       "the site has no API: the deployment did not upload dist/api (api_location), or this address is not devicegate",
+			function:  "the function app has no route to devicegate: the package lacks the catch-all function of dist/functionapp, the deploy has not finished, or this address is not devicegate",
+			container: "the container app answered 404 itself: it runs another image than devicegate's, or this address is not devicegate",
+			local:     "something else answers on this address (another program on this port?): it is not devicegate",
+		}), "%s: 404", path)
 	case resp.StatusCode >= 500:
-		return fail("handler-did-not-start", "the API failed before devicegate answered: the handler is not running or crashed",
-			"%s: %d %s", path, resp.StatusCode, oneLine(text))
+		return fail("handler-did-not-start", c.hosting.say(per{
+			swa:       "the API failed before devicegate answered: the handler is not running or crashed (its log is in Application Insights)",
+			function:  "the function app failed before devicegate answered: the handler is not running or crashed (its log is in the function app's Application Insights)",
+			container: "the container app failed before devicegate answered: no replica runs or it crashed; its console log says why (az containerapp logs show)",
+			local:     "something in front of devicegate failed, or devicegate crashed: see its output",
+		}), "%s: %d %s", path, resp.StatusCode, oneLine(text))
 	}
 	return fail("not-devicegate", "something other than devicegate's handler answered (no security headers): a proxy or an old deployment",
 		"%s: %d %s", path, resp.StatusCode, oneLine(text))
@@ -254,7 +278,10 @@ func (c *checker) health(ctx context.Context) (string, error) {
 	}
 	c.apiReachable = true
 	if resp.StatusCode != http.StatusOK || h.Status != "ok" {
-		return "", fail("store-unreachable", "the handler runs but cannot reach its store: check the DEVICEGATE_COSMOS_* settings, the account's firewall and that the database and container exist",
+		return "", fail("store-unreachable", c.hosting.say(per{
+			swa:   "the handler runs but cannot reach its store: check the DEVICEGATE_COSMOS_* settings, the account's firewall and that the database and container exist",
+			local: "devicegate runs but cannot reach its store: its output names the error (DEVICEGATE_STORE, the bbolt file, or the DEVICEGATE_COSMOS_* settings)",
+		}),
 			"/api/health: %d, status %q, store %q", resp.StatusCode, h.Status, h.Store)
 	}
 	c.clientAddr = h.Client
@@ -290,7 +317,10 @@ func (c *checker) forwardedFor(ctx context.Context) (string, error) {
 }
 
 func (c *checker) wrongURL(format string, a ...any) error {
-	return fail("wrong-public-url", "DEVICEGATE_PUBLIC_URL is not the address people use: set it to "+c.site+" (after adding a custom domain too) and redeploy", format, a...)
+	return fail("wrong-public-url", c.hosting.say(per{
+		swa:   "DEVICEGATE_PUBLIC_URL is not the address people use: set it to " + c.site + " (after adding a custom domain too) and redeploy",
+		local: "DEVICEGATE_PUBLIC_URL is not the address checked: start devicegate with DEVICEGATE_PUBLIC_URL=" + c.site + ", or check the address it prints",
+	}), format, a...)
 }
 
 func (c *checker) checkMetadata(ctx context.Context) (string, error) {
@@ -339,11 +369,17 @@ func (c *checker) wellKnown(ctx context.Context) (string, error) {
 	}
 	var m struct{ Issuer string }
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &m) != nil {
-		return "", fail("well-known-rewrite", "the rewrite of /.well-known/oauth-authorization-server to /api/metadata is missing: staticwebapp.config.json did not reach the site (it must be in app_location, dist/site)",
-			"/.well-known/oauth-authorization-server: %d", resp.StatusCode)
+		return "", fail("well-known-rewrite", c.hosting.say(per{
+			swa:       "the rewrite of /.well-known/oauth-authorization-server to /api/metadata is missing: staticwebapp.config.json did not reach the site (it must be in app_location, dist/site)",
+			function:  "devicegate answers /.well-known/oauth-authorization-server itself, so the request did not reach it: the package lacks the catch-all function that hands every path to the handler (rebuild it with scripts/assemble.sh)",
+			container: "devicegate answers /.well-known/oauth-authorization-server itself, so the request did not reach it: something in front of the container answers this path",
+		}), "/.well-known/oauth-authorization-server: %d", resp.StatusCode)
 	}
 	if m.Issuer == "" {
-		return "", fail("well-known-rewrite", "/.well-known/oauth-authorization-server answered JSON without an issuer: it is not rewritten to devicegate's metadata", "/.well-known/oauth-authorization-server: no issuer")
+		return "", fail("well-known-rewrite", c.hosting.say(per{
+			swa:      "/.well-known/oauth-authorization-server answered JSON without an issuer: it is not rewritten to devicegate's metadata",
+			function: "/.well-known/oauth-authorization-server answered JSON without an issuer: something other than devicegate answers it",
+		}), "/.well-known/oauth-authorization-server: no issuer")
 	}
 	// Whether the issuer is right is the metadata check's business.
 	return "answers the metadata", nil
@@ -404,8 +440,12 @@ func (c *checker) devicesPage(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Your devices") {
-		return "", fail("devices-rewrite", "/devices does not reach devicegate: the /devices route of staticwebapp.config.json (a rewrite to /api/devices) did not reach the site, or the API lacks the devices function",
-			"/devices: %d", resp.StatusCode)
+		return "", fail("devices-rewrite", c.hosting.say(per{
+			swa:       "/devices does not reach devicegate: the /devices route of staticwebapp.config.json (a rewrite to /api/devices) did not reach the site, or the API lacks the devices function",
+			function:  "devicegate serves /devices itself, so the request did not reach it, or the package's binary is older than /devices: rebuild and redeploy dist/functionapp",
+			container: "devicegate serves /devices itself, so the request did not reach it, or the image is older than /devices: redeploy the current image",
+			local:     "devicegate serves /devices itself, so something else answered, or this binary is older than /devices: run the current one",
+		}), "/devices: %d", resp.StatusCode)
 	}
 	return "rewritten to the API", nil
 }
@@ -416,8 +456,12 @@ func (c *checker) devicePage(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `action="/api/verify"`) {
-		return "", fail("site-missing", "the code-entry page is not served: the site (dist/site) was not deployed, or staticwebapp.config.json lacks the /device rewrite to /api/device",
-			"/device: %d", resp.StatusCode)
+		return "", fail("site-missing", c.hosting.say(per{
+			swa:       "the code-entry page is not served: the site (dist/site) was not deployed, or staticwebapp.config.json lacks the /device rewrite to /api/device",
+			function:  "devicegate serves /device itself, so the request did not reach it: the package lacks the catch-all function that hands every path to the handler (rebuild it with scripts/assemble.sh)",
+			container: "devicegate serves /device itself, so the request did not reach it: something in front of the container answers this path",
+			local:     "devicegate serves /device itself, so something else answers on this address",
+		}), "/device: %d", resp.StatusCode)
 	}
 	h := resp.Header
 	var missing []string
@@ -434,9 +478,42 @@ func (c *checker) devicePage(ctx context.Context) (string, error) {
 		missing = append(missing, "Strict-Transport-Security")
 	}
 	if len(missing) > 0 {
-		return "", fail("page-headers", "the code-entry page lacks security headers: the handler sets them on /api/device; something in front strips them", "/device lacks %s", strings.Join(missing, ", "))
+		return "", fail("page-headers", c.hosting.say(per{
+			swa:      "the code-entry page lacks security headers: the handler sets them on /api/device, where /device is rewritten; something in front strips them",
+			function: "the code-entry page lacks security headers: devicegate sets them on /device itself; something in front strips them",
+		}), "/device lacks %s", strings.Join(missing, ", "))
 	}
 	return "served with its security headers", nil
+}
+
+// startPages checks that "/" and an address that holds nothing reach
+// devicegate, which writes them in the person's language: on Static Web
+// Apps only the / route and the navigationFallback of
+// staticwebapp.config.json send them there.
+func (c *checker) startPages(ctx context.Context) (string, error) {
+	missing := func(what string, status int) error {
+		return fail("site-missing", c.hosting.say(per{
+			swa:       "the " + what + " is not devicegate's, written in the person's language: staticwebapp.config.json lacks the / route to /api/home or the navigationFallback to /api/notfound, or the API lacks the home or notfound function",
+			function:  "devicegate writes the " + what + " itself, so the request did not reach it, or the package's binary is older than these pages: rebuild and redeploy dist/functionapp",
+			container: "devicegate writes the " + what + " itself, so the request did not reach it, or the image is older than these pages: redeploy the current image",
+			local:     "devicegate writes the " + what + " itself, so something else answered, or this binary is older than these pages: run the current one",
+		}), "%s: %d", what, status)
+	}
+	resp, body, err := c.do(ctx, http.MethodGet, c.site+"/", nil, nil)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `href="/device"`) || resp.Header.Get("Content-Language") == "" {
+		return "", missing("start page", resp.StatusCode)
+	}
+	resp, body, err = c.do(ctx, http.MethodGet, c.site+"/devicegate-check/no-such-page", nil, nil)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), `href="/device"`) || resp.Header.Get("Content-Language") == "" {
+		return "", missing("not-found page", resp.StatusCode)
+	}
+	return "both written by devicegate, in the browser's language", nil
 }
 
 func (c *checker) authorize(ctx context.Context) (string, error) {
@@ -523,7 +600,10 @@ func (c *checker) allow(ctx context.Context) (string, error) {
 	}
 	c.providerURL = loc
 	if ok, blocking := formActionAllows(c.confirm.Header, c.base, loc); !ok {
-		return "", fail("csp-blocks-provider", "the browser would refuse to follow Allow: a Content-Security-Policy on the confirmation page does not list the provider. If it comes from staticwebapp.config.json's globalHeaders, remove the provider-specific form-action there; devicegate sets the right one itself",
+		return "", fail("csp-blocks-provider", c.hosting.say(per{
+			swa:      "the browser would refuse to follow Allow: a Content-Security-Policy on the confirmation page does not list the provider. If it comes from staticwebapp.config.json's globalHeaders, remove the provider-specific form-action there; devicegate sets the right one itself",
+			function: "the browser would refuse to follow Allow: a second Content-Security-Policy on the confirmation page, added by something in front of devicegate, does not list the provider; remove it there, devicegate sets the right one itself",
+		}),
 			"%s blocks %s://%s", blocking, loc.Scheme, loc.Host)
 	}
 	redirect, err := url.Parse(loc.Query().Get("redirect_uri"))

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // site is a stand-in deployment that answers like devicegate behind Static
@@ -26,6 +27,7 @@ type site struct {
 	noRewrite      bool   // staticwebapp.config.json missing
 	noDevicesRoute bool   // its /devices route missing
 	noPageHeaders  bool   // globalHeaders missing
+	staticStart    bool   // / and misses served as static files (no / route, no navigationFallback)
 	extraCSP       string // a second policy added on /api answers by a proxy
 	provider       string // where Allow redirects
 	acceptsForeign bool   // a callback that ignores state
@@ -157,8 +159,21 @@ func (s *site) start(t *testing.T) *httptest.Server {
 				w.Header().Set("X-Content-Type-Options", "nosniff")
 			}
 			fmt.Fprint(w, `<form action="/api/verify" method="post"></form>`)
+		case "/":
+			if s.staticStart {
+				fmt.Fprint(w, `<html lang="en"><a href="/api/device?lang=de">Deutsch</a></html>`)
+				return
+			}
+			w.Header().Set("Content-Language", "en")
+			fmt.Fprint(w, `<html lang="en"><a href="/device">Enter a code</a></html>`)
 		default:
-			http.NotFound(w, r)
+			if s.staticStart {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Language", "en")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `<html lang="en"><h1>Page not found</h1><a href="/device">Enter a code</a></html>`)
 		}
 	}))
 	t.Cleanup(srv.Close)
@@ -188,6 +203,7 @@ func TestDiagnoses(t *testing.T) {
 		{"rewrite missing", site{noRewrite: true}, "well-known-rewrite"},
 		{"/devices route missing", site{noDevicesRoute: true}, "devices-rewrite"},
 		{"page headers missing", site{noPageHeaders: true}, "page-headers"},
+		{"start and not-found pages static", site{staticStart: true}, "site-missing"},
 		{"a second CSP names another provider", site{provider: "https://id.fork.example", extraCSP: "form-action 'self' https://accounts.spotify.com"}, "csp-blocks-provider"},
 		{"a second CSP without form-action does not block", site{extraCSP: "default-src 'none'"}, ""},
 		{"callback accepts a foreign state", site{acceptsForeign: true}, "callback-accepts-foreign-state"},
@@ -216,6 +232,147 @@ func TestDiagnoses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHostingDetected: the hosting is told by the default host name each
+// Azure service gives, loopback is this machine, a custom domain is
+// unknown; -hosting overrides it, and a wrong value is a usage error.
+func TestHostingDetected(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		want hosting
+	}{
+		{"https://calm-river-0a1b2c3d4.5.azurestaticapps.net", staticWebApp},
+		{"https://devicegate-abc123.westeurope-01.azurewebsites.net", functionApp},
+		{"https://devicegate-app.kindsea-1234.westeurope.azurecontainerapps.io", containerApp},
+		{"http://127.0.0.1:8080", local},
+		{"http://[::1]:8080", local},
+		{"http://localhost:8080", local},
+		{"https://devicegate.example.net", unknown},
+		{"https://azurestaticapps.net.example", unknown},
+	} {
+		u, _ := url.Parse(tc.url)
+		if got := detectHosting(u); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.url, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		flag string
+		want hosting
+		ok   bool
+	}{
+		{"auto", unknown, true}, {"staticWebApp", staticWebApp, true}, {"functionapp", functionApp, true},
+		{"containerApp", containerApp, true}, {"local", local, true}, {"swa", unknown, false}, {"", unknown, false},
+	} {
+		if got, ok := parseHosting(tc.flag); got != tc.want || ok != tc.ok {
+			t.Errorf("-hosting %q: %q %v", tc.flag, got, ok)
+		}
+	}
+	if code, _ := check(t, "https://x.example", "-hosting", "swa"); code != 2 {
+		t.Errorf("-hosting swa: exit %d, want 2", code)
+	}
+}
+
+// TestDiagnosesNameTheHosting: each diagnosis that depends on where
+// devicegate runs speaks of the hosting met — Static Web Apps' config
+// file only on Static Web Apps, the function app's package, the
+// container, the local process — and one of unknown hosting (a custom
+// domain) names each hosting's cause.
+func TestDiagnosesNameTheHosting(t *testing.T) {
+	tests := []struct {
+		name string
+		site site
+		want map[hosting]string // a phrase the diagnosis holds for each hosting
+	}{
+		{"well-known not reaching devicegate", site{noRewrite: true}, map[hosting]string{
+			staticWebApp: "staticwebapp.config.json did not reach the site",
+			functionApp:  "the package lacks the catch-all function",
+			containerApp: "something in front of the container answers this path",
+			local:        "something in front of the container answers this path",
+		}},
+		{"/devices not reaching devicegate", site{noDevicesRoute: true}, map[hosting]string{
+			staticWebApp: "the /devices route of staticwebapp.config.json",
+			functionApp:  "redeploy dist/functionapp",
+			containerApp: "redeploy the current image",
+			local:        "run the current one",
+		}},
+		{"start page static", site{staticStart: true}, map[hosting]string{
+			staticWebApp: "lacks the / route to /api/home or the navigationFallback to /api/notfound",
+			functionApp:  "redeploy dist/functionapp",
+			containerApp: "redeploy the current image",
+			local:        "run the current one",
+		}},
+		{"no API", site{noAPI: true}, map[hosting]string{
+			staticWebApp: "did not upload dist/api (api_location)",
+			functionApp:  "the package lacks the catch-all function of dist/functionapp",
+			containerApp: "it runs another image than devicegate's",
+			local:        "another program on this port?",
+		}},
+		{"Functions host without its handler", site{hostNotRunning: true}, map[hosting]string{
+			staticWebApp: "the Static Web App's managed Functions host runs",
+			functionApp:  "in the function app's Application Insights",
+			containerApp: "which a container app does not run",
+			local:        "the handler did not start — its output says why",
+		}},
+		{"store unreachable", site{storeDown: true}, map[hosting]string{
+			staticWebApp: "the DEVICEGATE_COSMOS_* settings, the account's firewall",
+			functionApp:  "the DEVICEGATE_COSMOS_* settings, the account's firewall",
+			containerApp: "the DEVICEGATE_COSMOS_* settings, the account's firewall",
+			local:        "its output names the error",
+		}},
+		{"public URL", site{issuer: "https://old.example.org"}, map[hosting]string{
+			staticWebApp: "and redeploy",
+			functionApp:  "and redeploy",
+			containerApp: "and redeploy",
+			local:        "start devicegate with DEVICEGATE_PUBLIC_URL=",
+		}},
+		{"CSP", site{provider: "https://id.fork.example", extraCSP: "form-action 'self' https://accounts.spotify.com"}, map[hosting]string{
+			staticWebApp: "staticwebapp.config.json's globalHeaders",
+			functionApp:  "added by something in front of devicegate",
+			containerApp: "added by something in front of devicegate",
+			local:        "added by something in front of devicegate",
+		}},
+	}
+	for _, tt := range tests {
+		srv := tt.site.start(t)
+		for _, h := range hostings {
+			_, out := check(t, srv.URL, "-hosting", string(h))
+			diag := regexp.MustCompile(`(?m)^ +diagnosis: (.*)$`).FindStringSubmatch(out)
+			if diag == nil || !strings.Contains(diag[1], tt.want[h]) {
+				t.Errorf("%s on %s: want a diagnosis with %q:\n%s", tt.name, h, tt.want[h], out)
+				continue
+			}
+			if h != staticWebApp && strings.Contains(diag[1], "staticwebapp.config.json") {
+				t.Errorf("%s on %s speaks of Static Web Apps' configuration: %s", tt.name, h, diag[1])
+			}
+			if !strings.Contains(out, "(hosting: "+h.describe()+")") {
+				t.Errorf("%s on %s: the hosting is not named:\n%s", tt.name, h, out)
+			}
+		}
+		// A custom domain (here: no -hosting, a name the check cannot
+		// place) gets every hosting's wording, each labelled.
+		var out bytes.Buffer
+		c := newChecker(mustURL(t, srv.URL), "devicegate-check", 5*time.Second, &out)
+		c.run(context.Background())
+		diag := regexp.MustCompile(`(?m)^ +diagnosis: (.*)$`).FindStringSubmatch(out.String())
+		if diag == nil {
+			t.Fatalf("%s, unknown hosting: no diagnosis:\n%s", tt.name, out.String())
+		}
+		for _, h := range hostings {
+			if !strings.Contains(diag[1], tt.want[h]) || !strings.Contains(diag[1], string(h)) {
+				t.Errorf("%s, unknown hosting: lacks %s's %q: %s", tt.name, h, tt.want[h], diag[1])
+			}
+		}
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 func TestUnreachableAndUsage(t *testing.T) {
