@@ -80,6 +80,14 @@ func TestDevicesPage(t *testing.T) {
 		t.Fatalf("the result page: %q", text)
 	}
 	alice.checkPage("devices-done")
+	// The confirmation is a GET: Back from the outcome (shown by the GET
+	// Disconnect's 303 leads to) shows it again, now for a device that is
+	// gone. That no history entry is a POST's answer is proven in package
+	// httpapi (TestDisconnectIsPostRedirectGet).
+	alice.back("back from done")
+	if page := alice.usablePage("back from done"); !strings.Contains(page, "That device is not connected to your account") {
+		t.Errorf("Back from the outcome: %q", page)
+	}
 
 	refresh := func(cfg *oauth2.Config, tok *oauth2.Token) error {
 		_, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(-time.Hour)}).Token()

@@ -185,6 +185,14 @@ func TestDenyOnConfirmation(t *testing.T) {
 	if text := b.text(); !strings.Contains(text, "Access denied") {
 		t.Errorf("result page: %q", text)
 	}
+	// Back from the outcome (shown by the GET Deny's 303 leads to) shows
+	// the confirmation again, now saying the code was denied. That no
+	// history entry is a POST's answer is proven in package httpapi
+	// (TestVerifyOutcomesArePostRedirectGet).
+	b.back("back from denied")
+	if page := b.usablePage("back from denied"); !strings.Contains(page, "already denied") {
+		t.Errorf("Back from the outcome: %q", page)
+	}
 	_, err := cfg.DeviceAccessToken(ctx, da)
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) || re.ErrorCode != "access_denied" {
