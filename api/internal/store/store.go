@@ -249,6 +249,16 @@ type Counter interface {
 	// that contains the current time, and returns the count after adding
 	// and when that window ends. Counts of past windows are forgotten.
 	Incr(ctx context.Context, key string, window time.Duration) (count int, resetAt time.Time, err error)
+	// IncrMember adds one to member's count in group, in the fixed window
+	// of the given length that contains the current time, and returns the
+	// count of every member of group in that window after adding (member's
+	// included) and when that window ends. A group's counts are kept
+	// together (one item on Cosmos DB), so one call counts what would take
+	// Incr one call per key: rate limits keep the addresses of one network
+	// as the members of that network's group. A group is meant to stay
+	// small (the limiter's hold at most 256 members); its keys are apart
+	// from Incr's, and counts of past windows are forgotten.
+	IncrMember(ctx context.Context, group, member string, window time.Duration) (counts map[string]int, resetAt time.Time, err error)
 }
 
 // WindowStart returns the start of the fixed window of length window that

@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -538,6 +539,8 @@ type counterItem struct {
 	N     int       `json:"n"`
 	Reset time.Time `json:"reset"`
 	TTL   int       `json:"ttl"`
+	// M holds a group's members (IncrMember).
+	M map[string]int `json:"m,omitempty"`
 }
 
 // Incr implements store.Counter with an atomic server-side increment
@@ -545,39 +548,80 @@ type counterItem struct {
 // has its own item, whose ttl ends shortly after the window does; the
 // first event of a window creates it.
 func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int, time.Time, error) {
+	c, reset, err := s.count(ctx, window.String()+"|"+key, window, "/n", func(c *counterItem) { c.N = 1 })
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	if c.N < 1 {
+		return 0, time.Time{}, errors.New("store/cosmos: counter answer is undecodable")
+	}
+	return c.N, reset, nil
+}
+
+// IncrMember implements store.Counter with one patch of the group's item:
+// Cosmos DB's increment creates a member's field when it is missing
+// (learn.microsoft.com/azure/cosmos-db/partial-document-update, "Supported
+// operations": "If the field doesn't exist, it creates the field"), and
+// the patch answers the whole item, so one operation counts the member
+// and reports its neighbours.
+func (s *Store) IncrMember(ctx context.Context, group, member string, window time.Duration) (map[string]int, time.Time, error) {
+	c, reset, err := s.count(ctx, window.String()+"|g|"+group, window, "/m/"+pointerEscape(member), func(c *counterItem) {
+		c.M = map[string]int{member: 1}
+	})
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if c.M[member] < 1 {
+		return nil, time.Time{}, errors.New("store/cosmos: counter answer is undecodable")
+	}
+	return c.M, reset, nil
+}
+
+// pointerEscape escapes a property name for a patch path (RFC 6901 §3:
+// "~" as "~0", "/" as "~1"; the partial document update docs ask for the
+// same).
+func pointerEscape(name string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(name)
+}
+
+// count increments path in the item of key's current window, creating the
+// item (with first filling in its first count) when the window has none.
+func (s *Store) count(ctx context.Context, key string, window time.Duration, path string, first func(*counterItem)) (counterItem, time.Time, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	for try := 0; ; try++ {
 		now := s.now()
 		start := store.WindowStart(now, window)
 		reset := start.Add(window)
-		sum := sha256.Sum256([]byte(window.String() + "|" + key + "|" + start.UTC().Format(time.RFC3339)))
+		sum := sha256.Sum256([]byte(key + "|" + start.UTC().Format(time.RFC3339)))
 		id := "c." + hex.EncodeToString(sum[:16])
 
 		ops := azcosmos.PatchOperations{}
-		ops.AppendIncrement("/n", 1)
+		ops.AppendIncrement(path, 1)
 		resp, err := s.container.PatchItem(ctx, pk(id), id, ops, &azcosmos.ItemOptions{EnableContentResponseOnWrite: true})
 		if err == nil {
 			s.charge(ctx, "patch", &s.patches, resp.Response)
 			var c counterItem
-			if err := json.Unmarshal(resp.Value, &c); err != nil || c.N < 1 {
-				return 0, time.Time{}, errors.New("store/cosmos: counter answer is undecodable")
+			if err := json.Unmarshal(resp.Value, &c); err != nil {
+				return c, reset, errors.New("store/cosmos: counter answer is undecodable")
 			}
-			return c.N, reset, nil
+			return c, reset, nil
 		}
 		s.chargeErr(ctx, "patch", &s.patches, err)
 		if status(err) != http.StatusNotFound {
-			return 0, time.Time{}, s.ended(ctx, fmt.Errorf("store/cosmos: counter: %w", err))
+			return counterItem{}, reset, s.ended(ctx, fmt.Errorf("store/cosmos: counter: %w", err))
 		}
-		body, _ := json.Marshal(counterItem{ID: id, N: 1, Reset: reset, TTL: max(1, int(reset.Sub(now)/time.Second)+60)})
+		c := counterItem{ID: id, Reset: reset, TTL: max(1, int(reset.Sub(now)/time.Second)+60)}
+		first(&c)
+		body, _ := json.Marshal(c)
 		cr, err := s.container.CreateItem(ctx, pk(id), body, nil)
 		if err == nil {
 			s.charge(ctx, "create", &s.creates, cr.Response)
-			return 1, reset, nil
+			return c, reset, nil
 		}
 		s.chargeErr(ctx, "create", &s.creates, err)
 		if status(err) != http.StatusConflict {
-			return 0, time.Time{}, s.ended(ctx, fmt.Errorf("store/cosmos: counter: %w", err))
+			return counterItem{}, reset, s.ended(ctx, fmt.Errorf("store/cosmos: counter: %w", err))
 		}
 		// Another instance created it first: increment theirs. Normally the
 		// next patch finds it; the loop only goes on if the item vanished
@@ -585,7 +629,7 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 		s.retries.Add(1)
 		if try > 0 {
 			if err := s.backoff(ctx, try-1); err != nil {
-				return 0, time.Time{}, fmt.Errorf("store/cosmos: counter could not be created or incremented: %w", err)
+				return counterItem{}, reset, fmt.Errorf("store/cosmos: counter could not be created or incremented: %w", err)
 			}
 		}
 	}

@@ -36,15 +36,17 @@ const (
 	OpEachBinding
 	// OpIncr is store.Counter's Incr, when the inner store has one.
 	OpIncr
+	// OpIncrMember is store.Counter's IncrMember, likewise.
+	OpIncrMember
 	numOps
 )
 
 // Ops lists every Op, for table-driven tests.
 var Ops = []Op{OpCreate, OpGet, OpGetByUserCode, OpUpdate, OpDelete, OpPing,
-	OpPutBinding, OpGetBinding, OpMoveBinding, OpDeleteBinding, OpEachBinding, OpIncr}
+	OpPutBinding, OpGetBinding, OpMoveBinding, OpDeleteBinding, OpEachBinding, OpIncr, OpIncrMember}
 
 var opNames = [numOps]string{"Create", "Get", "GetByUserCode", "Update", "Delete", "Ping",
-	"PutBinding", "GetBinding", "MoveBinding", "DeleteBinding", "EachBinding", "Incr"}
+	"PutBinding", "GetBinding", "MoveBinding", "DeleteBinding", "EachBinding", "Incr", "IncrMember"}
 
 // String returns the method name the Op stands for.
 func (op Op) String() string {
@@ -262,6 +264,18 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 		return 0, time.Time{}, errNoCounter
 	}
 	return c.Incr(ctx, key, window)
+}
+
+// IncrMember implements store.Counter by passing on to the inner store's.
+func (s *Store) IncrMember(ctx context.Context, group, member string, window time.Duration) (map[string]int, time.Time, error) {
+	if err := s.enter(ctx, OpIncrMember); err != nil {
+		return nil, time.Time{}, err
+	}
+	c, ok := s.inner.(store.Counter)
+	if !ok {
+		return nil, time.Time{}, errNoCounter
+	}
+	return c.IncrMember(ctx, group, member, window)
 }
 
 // Close implements store.Store; it is never faulted.
