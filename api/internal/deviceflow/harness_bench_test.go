@@ -532,8 +532,10 @@ type benchCounts struct {
 	UpdateNoWrite int
 	UpdateRetries int // extra runs of an update function (CAS retries)
 	Delete        int
-	Incr          int // rate-limit counter increments (store.Counter)
-	Ping          int
+	// Incr counts rate-limit counter increments, Incr and IncrMember
+	// alike (store.Counter): one patch each on Cosmos DB.
+	Incr int
+	Ping int
 	// Refresh-token binding calls: reads (GetBinding) and writes (Put,
 	// Delete, and Move, which writes one and deletes another: two).
 	BindingReads, BindingWrites int
@@ -681,6 +683,15 @@ func (s *countingStore) Incr(ctx context.Context, key string, window time.Durati
 		return 0, time.Time{}, errors.New("bench: the inner store keeps no counters")
 	}
 	return ctr.Incr(ctx, key, window)
+}
+
+func (s *countingStore) IncrMember(ctx context.Context, group, member string, window time.Duration) (map[string]int, time.Time, error) {
+	s.count(func(c *benchCounts) { c.Incr++ })
+	ctr, ok := s.inner.(store.Counter)
+	if !ok {
+		return nil, time.Time{}, errors.New("bench: the inner store keeps no counters")
+	}
+	return ctr.IncrMember(ctx, group, member, window)
 }
 
 // benchClock is settable, so a flow's polls can be spaced by the interval

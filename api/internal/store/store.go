@@ -169,6 +169,28 @@ type Store interface {
 	Bindings
 }
 
+// KnownUpdater is implemented by a backend for which reading a record costs
+// (Cosmos DB): UpdateKnown is Update for a record the caller read a moment
+// ago (known, with the Version that read gave), sparing Update's read when
+// the stored record is still that version. Use it through UpdateKnown.
+type KnownUpdater interface {
+	// UpdateKnown calls fn with a copy of known and writes what fn left
+	// there if the stored record is still known's version; if it is not,
+	// or the backend cannot tell, it does what Update(ctx, known.ID, fn)
+	// does. fn may therefore run on known and then again on a fresh read;
+	// everything Update promises holds.
+	UpdateKnown(ctx context.Context, known *Record, fn func(*Record) error) (*Record, error)
+}
+
+// UpdateKnown is s.Update(ctx, known.ID, fn), sparing its read where s can
+// (KnownUpdater). known must be a record s returned, unchanged since.
+func UpdateKnown(ctx context.Context, s Store, known *Record, fn func(*Record) error) (*Record, error) {
+	if k, ok := s.(KnownUpdater); ok && known.Version != "" {
+		return k.UpdateKnown(ctx, known, fn)
+	}
+	return s.Update(ctx, known.ID, fn)
+}
+
 // Binding ties a refresh token devicegate handed out to the device client,
 // the upstream and the scopes it was issued for, so that only that client
 // can refresh it through devicegate (with devicegate's credentials added).

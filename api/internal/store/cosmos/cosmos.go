@@ -381,20 +381,10 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 			// moved the pacing since the read: decide again.
 			continue
 		}
-		body, err := json.Marshal(recordItem{ID: id, Record: cur, TTL: s.ttl(cur)})
-		if err != nil {
-			return nil, err
-		}
-		resp, err := s.container.ReplaceItem(ctx, pk(id), id, body, &azcosmos.ItemOptions{IfMatchEtag: &etag})
+		err = s.replaceIf(ctx, cur, etag)
 		if err == nil {
-			s.charge(ctx, "replace", &s.replaces, resp.Response)
-			// The figures are in the item now; the overlay of the old
-			// ETag would be ignored anyway.
-			s.pace.dropIf(id, etag)
-			cur.Version = string(resp.ETag)
 			return cur, nil
 		}
-		s.chargeErr(ctx, "replace", &s.replaces, err)
 		switch status(err) {
 		case http.StatusPreconditionFailed, http.StatusTooManyRequests:
 			s.retries.Add(1)
@@ -407,6 +397,68 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 			return nil, s.gaveUp(ctx, try, fmt.Errorf("store/cosmos: replace: %w", err))
 		}
 	}
+}
+
+// replaceIf writes cur over the item if the item is still at etag (a
+// compare-and-swap: 412 Precondition Failed otherwise), and sets
+// cur.Version to the new ETag.
+func (s *Store) replaceIf(ctx context.Context, cur *store.Record, etag azcore.ETag) error {
+	body, err := json.Marshal(recordItem{ID: cur.ID, Record: cur, TTL: s.ttl(cur)})
+	if err != nil {
+		return err
+	}
+	resp, err := s.container.ReplaceItem(ctx, pk(cur.ID), cur.ID, body, &azcosmos.ItemOptions{IfMatchEtag: &etag})
+	if err != nil {
+		s.chargeErr(ctx, "replace", &s.replaces, err)
+		return err
+	}
+	s.charge(ctx, "replace", &s.replaces, resp.Response)
+	// The figures are in the item now; the overlay of the old ETag would
+	// be ignored anyway.
+	s.pace.dropIf(cur.ID, etag)
+	cur.Version = string(resp.ETag)
+	return nil
+}
+
+// UpdateKnown implements store.KnownUpdater: fn runs on known and its
+// result replaces the item under If-Match on the ETag known was read at,
+// so the write lands only if nobody wrote the record since, and Update's
+// point read is spared. Anything else — the ETag moved (412), a throttle,
+// a change of the pacing figures only, this instance's pacing moved since
+// known was read — goes on as Update, which reads afresh.
+func (s *Store) UpdateKnown(ctx context.Context, known *store.Record, fn func(*store.Record) error) (*store.Record, error) {
+	etag, seen, ok := parseVersion(known.Version)
+	if !ok || known.Expired(s.now()) {
+		return s.Update(ctx, known.ID, fn)
+	}
+	read := known.Clone()
+	if s.pace.apply(read, etag) != seen {
+		return s.Update(ctx, known.ID, fn)
+	}
+	cur := read.Clone()
+	if err := fn(cur); err != nil {
+		return nil, err
+	}
+	cur.ID, cur.UserCodeHash, cur.Version = read.ID, read.UserCodeHash, ""
+	if store.PacingOnly(read, cur) {
+		return s.Update(ctx, known.ID, fn)
+	}
+	err := s.replaceIf(ctx, cur, etag)
+	switch {
+	case err == nil:
+		return cur, nil
+	case status(err) == http.StatusPreconditionFailed || status(err) == http.StatusTooManyRequests:
+		s.retries.Add(1)
+		ctx, cancel := s.bound(ctx)
+		defer cancel()
+		if err := s.backoff(ctx, 0); err != nil {
+			return nil, s.gaveUp(ctx, 1, err)
+		}
+		return s.Update(ctx, known.ID, fn)
+	case status(err) == http.StatusNotFound:
+		return nil, store.ErrNotFound
+	}
+	return nil, fmt.Errorf("store/cosmos: replace: %w", err)
 }
 
 // bound gives ctx the contention limit as its deadline when it has none.

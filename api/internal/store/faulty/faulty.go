@@ -70,8 +70,9 @@ type Store struct {
 }
 
 var (
-	_ store.Store   = (*Store)(nil)
-	_ store.Counter = (*Store)(nil)
+	_ store.Store        = (*Store)(nil)
+	_ store.Counter      = (*Store)(nil)
+	_ store.KnownUpdater = (*Store)(nil)
 )
 
 // errNoCounter answers Incr when the inner store keeps no counts.
@@ -195,6 +196,16 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 		return nil, err
 	}
 	return s.inner.Update(ctx, id, fn)
+}
+
+// UpdateKnown implements store.KnownUpdater, faulted as Update is, and
+// passes on to the inner store's (store.UpdateKnown), so a wrapped Cosmos
+// store still spares the read.
+func (s *Store) UpdateKnown(ctx context.Context, known *store.Record, fn func(*store.Record) error) (*store.Record, error) {
+	if err := s.enter(ctx, OpUpdate); err != nil {
+		return nil, err
+	}
+	return store.UpdateKnown(ctx, s.inner, known, fn)
 }
 
 // Delete implements store.Store.
