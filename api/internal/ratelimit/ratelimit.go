@@ -389,7 +389,8 @@ type Prefix struct {
 // (×4) and /48 (×8). One subscriber usually holds a /64, a site a /56 or
 // /48, and a /48 (65,536 /64s) is free from tunnel brokers: counted per
 // /64 alone, it would hold 65,536 budgets. Counted per /48 too, it holds
-// eight. SECURITY.md gives the arithmetic.
+// eight. SECURITY.md gives the arithmetic. The first two networks are 8
+// bits apart, which countAddr relies on (TestGroupMembersAreOneByte).
 func Prefixes(ip netip.Addr) []Prefix {
 	switch {
 	case !ip.IsValid():

@@ -317,3 +317,25 @@ func TestFailBlocksUntilTheWindowEnds(t *testing.T) {
 		t.Error("a nil limiter failed")
 	}
 }
+
+// TestGroupMembersAreOneByte: countAddr names an address's narrowest
+// network within the second by the one byte between them, which holds
+// only while the two are 8 bits apart (an IPv4 address in its /24, a /64
+// in its /56). Were Prefixes to change that, two narrow networks could
+// share a member's count and the wider count come out short; this fails
+// first.
+func TestGroupMembersAreOneByte(t *testing.T) {
+	for _, ip := range []netip.Addr{netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("2001:db8:1:2:3::1")} {
+		ps := Prefixes(ip)
+		bits := func(key string) int {
+			if p, err := netip.ParsePrefix(key); err == nil {
+				return p.Bits()
+			}
+			return netip.MustParseAddr(key).BitLen()
+		}
+		narrow, group := bits(ps[0].Key), bits(ps[1].Key)
+		if want := map[bool]int{true: 24, false: 56}[ip.Is4()]; narrow-group != 8 || group != want {
+			t.Errorf("%v: networks /%d in /%d; countAddr names members by byte %d of a /%d", ip, narrow, group, want/8, want)
+		}
+	}
+}
