@@ -1,8 +1,12 @@
 package httpapi_test
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -172,4 +176,36 @@ const (
 // azureRU estimates what Azure charges for s.
 func azureRU(s cosmos.Stats) float64 {
 	return azureReadRU*float64(s.PointReads) + azureWriteRU*float64(s.Creates+s.Replaces+s.Patches+s.Upserts+s.Deletes)
+}
+
+// TestCosmosCostPerLimitedRequest: what a rate limit on a client address
+// sends to Cosmos DB per request, in the steady state of a window. An IPv4
+// address and its /24 are one item (ratelimit's group of the /24, a field
+// per address): one patch, for an allowed request and a counted failure
+// alike. An IPv6 /64 and its /56 are one item, its /48 another: two.
+func TestCosmosCostPerLimitedRequest(t *testing.T) {
+	c := storetest.NewClock()
+	st := openCosmos(t, c)
+	l := ratelimit.New(st, slog.New(slog.NewTextHandler(io.Discard, nil))).WithClock(c.Now)
+	rule := ratelimit.Rule{Limit: 30, Window: 10 * time.Minute}
+	ctx := context.Background()
+	v4, v6 := netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("2001:db8:1:2::7")
+	for _, tc := range []struct {
+		name    string
+		ip      netip.Addr
+		patches int64
+		do      func(ip netip.Addr) bool
+	}{
+		{"allowed, IPv4", v4, 1, func(ip netip.Addr) bool { ok, _ := l.AllowAddr(ctx, "verify", rule, ip); return ok }},
+		{"allowed, IPv6", v6, 2, func(ip netip.Addr) bool { ok, _ := l.AllowAddr(ctx, "verify", rule, ip); return ok }},
+		{"failure, IPv4", v4, 1, func(ip netip.Addr) bool { over, _ := l.FailAddr(ctx, "poll-miss", rule, ip); return !over }},
+		{"failure, IPv6", v6, 2, func(ip netip.Addr) bool { over, _ := l.FailAddr(ctx, "poll-miss", rule, ip); return !over }},
+	} {
+		tc.do(tc.ip) // the window's first event creates the items
+		st.ResetStats()
+		if !tc.do(tc.ip) {
+			t.Fatalf("%s: refused within the limit", tc.name)
+		}
+		checkCost(t, tc.name, st.Stats(), cost{patches: tc.patches})
+	}
 }
