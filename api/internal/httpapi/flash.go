@@ -36,7 +36,7 @@ type flash struct {
 	Done     string           `json:"d,omitempty"` // /devices: the device disconnected
 }
 
-// flashPaths are the GET paths a POST's outcome is shown at: a verify form's
+// flashPath is the GET path a POST's outcome is shown at: a verify form's
 // at /api/verify (without user_code, which otherwise sends the browser
 // to /device), a /devices form's at /devices.
 func flashPath(postPath string) string {

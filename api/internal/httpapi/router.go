@@ -441,9 +441,8 @@ func (s *server) page(h func(http.ResponseWriter, *http.Request) error) http.Han
 		var pe pageError
 		if !errors.As(err, &pe) {
 			s.Logger.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "err", err)
-			w.Header().Set("Retry-After", "5")
 			pe = pageError{status: http.StatusServiceUnavailable, kind: pages.ResultError,
-				msg: pages.Msg("result.error.temporary")}
+				msg: pages.Msg("result.error.temporary"), retry: 5 * time.Second}
 		}
 		if r.Method == http.MethodPost {
 			// A form's failure is shown by the GET its 303 leads to, like
