@@ -29,7 +29,7 @@ var languageWalks = []languageWalk{
 	{"fr", "fr-FR,fr;q=0.9", "Saisissez le code affiché sur votre appareil", "A, E et 1 ont donc été ignorés", "Continuer vers Zitadel example", "C’est fait", "Connectez vos appareils", "Page introuvable"},
 	{"es", "es-419,es;q=0.9", "Introduce el código de tu dispositivo", "así que se han omitido A, E y 1", "Continuar a Zitadel example", "¡Listo!", "Conecta tus dispositivos", "Página no encontrada"},
 	{"pt-BR", "", "Digite o código que aparece no seu aparelho", "por isso A, E e 1 foram ignorados", "Continuar em Zitadel example", "Tudo pronto", "Conecte seus aparelhos", "Página não encontrada"},
-	{"ja", "", "デバイスに表示されたコードを入力", "そのため A、E、1 は入力されませんでした", "Zitadel example に進む", "完了しました", "デバイスをサインインさせる", "ページが見つかりません"},
+	{"ja", "", "デバイスに表示されたコードを入力", "そのため A、E、1 は入力されませんでした", "Zitadel example に進む", "完了しました", "デバイスにサインイン", "ページが見つかりません"},
 }
 
 // TestEveryLanguage walks the whole flow in each shipped language on a

@@ -207,7 +207,7 @@ func TestStartAndNotFoundPagesInLanguage(t *testing.T) {
 		{"fr", "fr-CA", "Connectez vos appareils", "Page introuvable"},
 		{"es", "es-MX", "Conecta tus dispositivos", "Página no encontrada"},
 		{"pt-BR", "pt-BR", "Conecte seus aparelhos", "Página não encontrada"},
-		{"ja", "ja", "デバイスをサインインさせる", "ページが見つかりません"},
+		{"ja", "ja", "デバイスにサインイン", "ページが見つかりません"},
 	} {
 		device := h.get("/device", tc.accept)
 		for _, p := range []struct {
@@ -251,5 +251,31 @@ func TestStartAndNotFoundPagesInLanguage(t *testing.T) {
 	// Assets are still files.
 	if res := h.get("/assets/app.css", ""); res.StatusCode != http.StatusOK || res.Header.Get("Cache-Control") != "public, max-age=3600" {
 		t.Errorf("/assets/app.css: %d, Cache-Control %q", res.StatusCode, res.Header.Get("Cache-Control"))
+	}
+}
+
+// BenchmarkStartPage measures what rendering the start and not-found pages
+// in the person's language costs beside serving a static file, in process
+// (no network): go test -run '^$' -bench StartPage ./api/internal/httpapi.
+func BenchmarkStartPage(b *testing.B) {
+	h := newHarness(b)
+	for _, tc := range []struct{ name, path string }{
+		{"start page, de", "/"},
+		{"not-found page, de", "/no/such/page"},
+		{"static asset", "/assets/app.css"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+			req.Header.Set("Accept-Language", "de-DE,de;q=0.9,en;q=0.5")
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				h.srv.Config.Handler.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK && rec.Code != http.StatusNotFound {
+					b.Fatalf("%s: %d", tc.path, rec.Code)
+				}
+				b.SetBytes(int64(rec.Body.Len()))
+			}
+		})
 	}
 }
