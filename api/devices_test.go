@@ -14,11 +14,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/devicegate/devicegate/api/internal/config"
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
-	"github.com/devicegate/devicegate/api/internal/seal"
+	"github.com/devicegate/devicegate/api/internal/store/backend"
 )
 
 // TestDevicesCommand: "devicegate devices" reads the server's own
@@ -65,19 +64,12 @@ func testDevicesCommand(t *testing.T, storeEnv map[string]string) {
 	server := func(fn func(*deviceflow.Service)) {
 		t.Helper()
 		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-		st, err := openStore(cfg, logger)
+		st, err := backend.Open(cfg, logger)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		key, err := secretKey(cfg, logger)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, _ := deviceflow.NewHasher(key)
-		sealer, _ := seal.New(rand.Reader, seal.DeriveKey(key))
-		svc, err := deviceflow.New(deviceflow.Config{Store: st, Hasher: h, Sealer: sealer, Now: time.Now, Rand: rand.Reader,
-			Lifetime: cfg.CodeLifetime, Interval: cfg.PollInterval})
+		svc, err := service(cfg, st, logger, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
