@@ -16,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -150,10 +149,6 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (_ *app, err er
 	if err != nil {
 		return nil, err
 	}
-	site, err := fs.Sub(frontend.Files, ".")
-	if err != nil {
-		return nil, err
-	}
 	var def httpapi.Upstream // nil unless some client uses the default
 	if ups.Default != nil {
 		def = ups.Default
@@ -164,7 +159,7 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (_ *app, err er
 	}
 	api, err := httpapi.New(httpapi.Options{
 		Service: svc, Upstream: def, Upstreams: byClient, Pages: renderer,
-		Clients: cfg.Client, PublicURL: cfg.PublicURL, Frontend: site,
+		Clients: cfg.Client, PublicURL: cfg.PublicURL, Frontend: frontend.Files,
 		Logger: logger, Now: time.Now, Rand: rand.Reader,
 		Limiter: limiter, RateAuthorize: cfg.RateAuthorize, RateVerify: cfg.RateVerify,
 		RateRefresh: cfg.RateRefresh, RateRefreshClient: cfg.RateRefreshClient, ProxyHops: proxyHops(cfg, logger),
