@@ -30,7 +30,11 @@ func devices(ctx context.Context, args []string, environ []string, out, stderr i
 	defer st.Close()
 	// The same core as the server's, previous key included, so the key
 	// census tells bindings under the previous key apart.
-	svc, err := service(cfg, st, logger, 0)
+	key, err := secretKey(cfg, logger)
+	if err != nil {
+		return err
+	}
+	svc, err := service(cfg, st, key, 0)
 	if err != nil {
 		return err
 	}

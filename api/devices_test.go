@@ -69,7 +69,11 @@ func testDevicesCommand(t *testing.T, storeEnv map[string]string) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		svc, err := service(cfg, st, logger, 0)
+		key, err := secretKey(cfg, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := service(cfg, st, key, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +161,7 @@ func TestDevicesCommandDuringRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := service(cfg, st, logger, 0)
+	svc, err := service(cfg, st, oldKey, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

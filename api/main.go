@@ -124,6 +124,10 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (_ *app, err er
 			_ = st.Close()
 		}
 	}()
+	key, err := secretKey(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	demoServer, err := providers.Demo(cfg)
 	if err != nil {
 		return nil, err
@@ -135,7 +139,7 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (_ *app, err er
 	// A passthrough poll holds the code while it exchanges; the hold must
 	// outlast the slowest exchange, or a second poll would spend the code
 	// again.
-	svc, err := service(cfg, st, logger, ups.Slowest+5*time.Second)
+	svc, err := service(cfg, st, key, ups.Slowest+5*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -178,14 +182,10 @@ func build(cfg *config.Config, logger *slog.Logger, self string) (_ *app, err er
 	return &app{handler: mux, store: st}, nil
 }
 
-// service is the protocol core over st, keyed with the secret key (and the
-// previous one, while keys rotate); lease is its ExchangeLease (zero: the
-// default). The server and "devicegate devices" share it.
-func service(cfg *config.Config, st store.Store, logger *slog.Logger, lease time.Duration) (*deviceflow.Service, error) {
-	key, err := secretKey(cfg, logger)
-	if err != nil {
-		return nil, err
-	}
+// service is the protocol core over st, keyed with key (and the previous
+// key, while keys rotate); lease is its ExchangeLease (zero: the default).
+// The server and "devicegate devices" share it.
+func service(cfg *config.Config, st store.Store, key []byte, lease time.Duration) (*deviceflow.Service, error) {
 	hasher, err := deviceflow.NewHasher(key)
 	if err != nil {
 		return nil, err
