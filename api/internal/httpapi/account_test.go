@@ -303,10 +303,8 @@ func TestDevicesSessionCannotBeFixedOrForged(t *testing.T) {
 	h.provider.issueFor(code, q.Get("code_challenge"), "mallory")
 	victim := h.person()
 	victim.do(http.MethodGet, "/api/callback?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), nil, "")
-	for _, c := range victim.client.Jar.Cookies(mustURL(h.srv.URL)) {
-		if c.Name == "devicegate-account" {
-			t.Fatal("a callback without this browser's login cookie set a session")
-		}
+	if jarCookie(victim.client.Jar, h.srv.URL, "devicegate-account") != nil {
+		t.Fatal("a callback without this browser's login cookie set a session")
 	}
 	// A login cookie holding another state does not claim the callback,
 	// even where nothing else would catch it: mallory's code here is bound
@@ -322,12 +320,7 @@ func TestDevicesSessionCannotBeFixedOrForged(t *testing.T) {
 	alice := h.person()
 	alice.signIn("alice")
 	u := mustURL(h.srv.URL)
-	var sess *http.Cookie
-	for _, c := range alice.client.Jar.Cookies(u) {
-		if c.Name == "devicegate-account" {
-			sess = c
-		}
-	}
+	sess := jarCookie(alice.client.Jar, h.srv.URL, "devicegate-account")
 	if sess == nil {
 		t.Fatal("no session cookie")
 	}
@@ -360,17 +353,12 @@ func TestDevicesSessionCookieAttributes(t *testing.T) {
 	code := "dl-" + q.Get("state")[:8]
 	h.provider.issueFor(code, q.Get("code_challenge"), "alice")
 	res := p.do(http.MethodGet, "/api/callback?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), nil, "")
-	var found bool
-	for _, c := range res.Cookies() {
-		if c.Name == "devicegate-account" {
-			found = true
-			if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.MaxAge <= 0 || c.MaxAge > 600 {
-				t.Errorf("session cookie %+v", c)
-			}
-		}
-	}
-	if !found {
+	c := cookieNamed(res, "devicegate-account")
+	if c == nil {
 		t.Fatal("no session cookie set")
+	}
+	if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.MaxAge <= 0 || c.MaxAge > 600 {
+		t.Errorf("session cookie %+v", c)
 	}
 }
 
