@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -184,7 +185,11 @@ func New(o Options) (http.Handler, error) {
 		"health":    s.api(s.health),
 		"devices":   s.page(s.devices),
 	}
-	for _, rt := range Routes() {
+	// The token endpoint comes first: gorilla/mux tries routes in order,
+	// and devices' polls are most of the traffic.
+	routes := Routes()
+	slices.SortStableFunc(routes, func(a, b Route) int { return boolRank(a.Name != "token") - boolRank(b.Name != "token") })
+	for _, rt := range routes {
 		paths := []string{rt.Path}
 		if rt.Tail != "" {
 			paths = append(paths, rt.Path+"/{"+rt.Tail+"}")
@@ -217,7 +222,46 @@ func New(o Options) (http.Handler, error) {
 			http.Error(w, "not found", http.StatusNotFound)
 		})
 	}
-	return s.headers(s.logRequests(r)), nil
+	return s.headers(s.logRequests(routed{r})), nil
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// routed dispatches through gorilla/mux without the two request copies its
+// ServeHTTP makes on every request (WithContext for the route variables,
+// again for the current route): no handler here reads mux.Vars or
+// mux.CurrentRoute. The route is still mux's choice (Router.Match). What
+// mux's ServeHTTP does besides, routed leaves to it: a path that is not in
+// clean form (mux answers a redirect to the clean one), no match, a method
+// mismatch or not-found answer.
+type routed struct{ mux *mux.Router }
+
+func (rt routed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var m mux.RouteMatch
+	if cleanPath(r.URL.Path) && rt.mux.Match(r, &m) && m.MatchErr == nil && m.Handler != nil {
+		m.Handler.ServeHTTP(w, r)
+		return
+	}
+	rt.mux.ServeHTTP(w, r)
+}
+
+// cleanPath reports whether gorilla/mux would serve p as it is rather than
+// redirect to a cleaned form: it starts with a slash and path.Clean leaves
+// it alone (but for a trailing slash, which mux keeps).
+func cleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if p[len(p)-1] == '/' && c != "/" {
+		return len(p) == len(c)+1 && p[:len(c)] == c
+	}
+	return c == p
 }
 
 // upstreamOrigins returns " scheme://host" of each upstream's authorize
@@ -378,6 +422,12 @@ func (s *server) api(h func(http.ResponseWriter, *http.Request) error) http.Hand
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := h(w, r)
 		if err == nil {
+			return
+		}
+		// Most errors are an oauth.Error as is (a poll's pending answer);
+		// errors.As would move oe to the heap for every one of them.
+		if oe, ok := err.(oauth.Error); ok {
+			oauth.WriteError(w, oe)
 			return
 		}
 		var oe oauth.Error

@@ -200,6 +200,16 @@ func (l *Limiter) Blocked(name, key string) (bool, time.Duration) {
 	return true, max(left, time.Second)
 }
 
+// anyBlocked reports whether any key is blocked now or was until lately.
+func (l *Limiter) anyBlocked() bool {
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.blocked) > 0
+}
+
 // AllowAddr is Allow for a client address, counted in each network of
 // Prefixes(ip) under that network's share of rule, narrowest first. A
 // request refused by a narrower network is not counted in the wider ones,
@@ -227,6 +237,11 @@ func (l *Limiter) FailAddr(ctx context.Context, name string, rule Rule, ip netip
 
 // BlockedAddr is Blocked for any network of Prefixes(ip).
 func (l *Limiter) BlockedAddr(name string, ip netip.Addr) (bool, time.Duration) {
+	if !l.anyBlocked() {
+		// Nearly always: nothing is over a failure budget, and every poll
+		// asks; the network keys need not be built for that.
+		return false, 0
+	}
 	for _, p := range Prefixes(ip) {
 		if blocked, retry := l.Blocked(name, p.Key); blocked {
 			return true, retry
