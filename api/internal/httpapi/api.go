@@ -498,7 +498,7 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if err != nil {
-		if errors.Is(err, oauth.ErrInvalidClient) && cred.basic {
+		if cred.basic && errors.Is(err, oauth.ErrInvalidClient) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="devicegate", charset="UTF-8"`)
 		}
 		return err

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -239,15 +240,27 @@ func boolRank(b bool) int {
 // mux's ServeHTTP does besides, routed leaves to it: a path that is not in
 // clean form (mux answers a redirect to the clean one), no match, a method
 // mismatch or not-found answer.
+//
+// The RouteMatch, with the Vars map mux fills in, is recycled: both are
+// mux's to write during Match and nobody's to read after it.
 type routed struct{ mux *mux.Router }
 
+var routeMatches = sync.Pool{New: func() any { return &mux.RouteMatch{Vars: map[string]string{}} }}
+
 func (rt routed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var m mux.RouteMatch
-	if cleanPath(r.URL.Path) && rt.mux.Match(r, &m) && m.MatchErr == nil && m.Handler != nil {
-		m.Handler.ServeHTTP(w, r)
-		return
+	m := routeMatches.Get().(*mux.RouteMatch)
+	var h http.Handler
+	if cleanPath(r.URL.Path) && rt.mux.Match(r, m) && m.MatchErr == nil {
+		h = m.Handler
 	}
-	rt.mux.ServeHTTP(w, r)
+	vars := m.Vars
+	clear(vars)
+	*m = mux.RouteMatch{Vars: vars}
+	routeMatches.Put(m)
+	if h == nil {
+		h = rt.mux
+	}
+	h.ServeHTTP(w, r)
 }
 
 // cleanPath reports whether gorilla/mux would serve p as it is rather than
@@ -401,8 +414,12 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 func (s *server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := recorders.Get().(*statusRecorder)
+		*rec = statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
+		status := rec.status
+		*rec = statusRecorder{} // holds nothing of this request while pooled
+		recorders.Put(rec)
 		path := r.URL.Path
 		if len(path) > 100 {
 			path = path[:100] + "…"
@@ -410,10 +427,14 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
 			slog.String("path", path),
-			slog.Int("status", rec.status),
+			slog.Int("status", status),
 			slog.Duration("duration", time.Since(start)))
 	})
 }
+
+// recorders recycles logRequests' statusRecorders: a handler is done
+// with its ResponseWriter when ServeHTTP returns (net/http's rule too).
+var recorders = sync.Pool{New: func() any { return new(statusRecorder) }}
 
 // api adapts a JSON handler: an oauth.Error is written as is; anything else
 // is a fault on our side, logged and answered as temporarily_unavailable
