@@ -111,6 +111,15 @@ func WriteError(w http.ResponseWriter, e Error) {
 // errBufs recycles WriteError's buffers.
 var errBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
+// jsonSafe marks the ASCII bytes encoding/json writes as they are with
+// HTML escaping on.
+var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendJSONString appends s as encoding/json writes a string with HTML
 // escaping on (what Encoder.Encode and json.Marshal do): quotes,
 // backslash, control characters, <, > and & escaped, invalid UTF-8 as
@@ -121,7 +130,7 @@ func appendJSONString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if jsonSafe[c] {
 				i++
 				continue
 			}

@@ -53,9 +53,8 @@ func keyOf(id string) key {
 // for anything else (upper case included, so each key has one form).
 func lowerHex(s string, b *[32]byte) bool {
 	for i := range b {
-		hi, ok1 := hexVal(s[2*i])
-		lo, ok2 := hexVal(s[2*i+1])
-		if !ok1 || !ok2 {
+		hi, lo := hexDigit[s[2*i]], hexDigit[s[2*i+1]]
+		if hi|lo == 0xff {
 			return false
 		}
 		b[i] = hi<<4 | lo
@@ -63,15 +62,17 @@ func lowerHex(s string, b *[32]byte) bool {
 	return true
 }
 
-func hexVal(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
+// hexDigit is the value of each lowercase hex digit; 0xff for any other
+// byte.
+var hexDigit = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 0, false
-}
+	for i, c := range "0123456789abcdef" {
+		t[c] = byte(i)
+	}
+	return t
+}()
 
 // instant is a time without its Location: seconds and nanoseconds since
 // the Unix epoch, ordered as the times are.

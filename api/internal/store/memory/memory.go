@@ -175,7 +175,8 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, err := s.liveLocked(id)
+	k := keyOf(id)
+	cur, err := s.liveIDLocked(k, id)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +185,6 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 		return nil, err
 	}
 	cur.ID, cur.UserCodeHash = oldID, oldUser
-	k := keyOf(id)
 	if !cur.ExpiresAt.Equal(oldExpires) {
 		heap.Push(&s.recDue, recItem{at: recordDue(cur.ExpiresAt), id: k})
 	}
@@ -233,7 +233,12 @@ func (s *Store) Close() error { return nil }
 
 // liveLocked returns a copy of the record, or the error its age calls for.
 func (s *Store) liveLocked(id string) (*store.Record, error) {
-	r, err := s.liveKeyLocked(keyOf(id))
+	return s.liveIDLocked(keyOf(id), id)
+}
+
+// liveIDLocked is liveLocked with the key of id already computed.
+func (s *Store) liveIDLocked(k key, id string) (*store.Record, error) {
+	r, err := s.liveKeyLocked(k)
 	if err == nil && r.ID != id { // only for a keyDigest collision
 		return nil, store.ErrNotFound
 	}
