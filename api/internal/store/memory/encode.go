@@ -87,10 +87,11 @@ func (a instant) after(b instant) bool {
 	return a.sec > b.sec || a.sec == b.sec && a.nsec > b.nsec
 }
 
-// Times in a blob: a tag, then (unless zero) seconds and nanoseconds. The
-// instant is kept exactly; the Location is kept for UTC and Local (what
-// the service's clock and the tests use) and as a fixed offset otherwise.
-// The monotonic reading is dropped, as every other backend drops it.
+// Times in a blob: a tag, then (unless zero) seconds (8 bytes) and
+// nanoseconds (4 bytes), little-endian. The instant is kept exactly; the
+// Location is kept for UTC and Local (what the service's clock and the
+// tests use) and as a fixed offset otherwise. The monotonic reading is
+// dropped, as every other backend drops it.
 const (
 	timeZero = iota
 	timeUTC
@@ -192,7 +193,8 @@ func appendTime(buf []byte, t time.Time) []byte {
 		_, off := t.Zone()
 		buf = binary.AppendVarint(append(buf, timeOffset), int64(off))
 	}
-	return binary.AppendUvarint(binary.AppendVarint(buf, t.Unix()), uint64(t.Nanosecond()))
+	// Fixed width: cheaper to read back than varints, on every poll.
+	return binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint64(buf, uint64(t.Unix())), uint32(t.Nanosecond()))
 }
 
 // decoder reads a blob encode wrote; a blob is only ever written by
@@ -217,6 +219,19 @@ func (d *decoder) uvarint() uint64 {
 			return x
 		}
 	}
+}
+
+func (d *decoder) uint64() uint64 {
+	s := d.s[d.i : d.i+8]
+	d.i += 8
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+func (d *decoder) uint32() uint32 {
+	s := d.s[d.i : d.i+4]
+	d.i += 4
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
 
 func (d *decoder) varint() int64 {
@@ -266,7 +281,7 @@ func (d *decoder) time() time.Time {
 	if tag == timeOffset {
 		off = d.varint()
 	}
-	t := time.Unix(d.varint(), int64(d.uvarint()))
+	t := time.Unix(int64(d.uint64()), int64(d.uint32()))
 	switch tag {
 	case timeUTC:
 		return t.UTC()
