@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -263,18 +262,13 @@ func (rt routed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.ServeHTTP(w, r)
 }
 
-// cleanPath reports whether gorilla/mux would serve p as it is rather than
-// redirect to a cleaned form: it starts with a slash and path.Clean leaves
-// it alone (but for a trailing slash, which mux keeps).
+// cleanPath reports, conservatively, whether gorilla/mux would serve p as
+// it is rather than redirect to a cleaned form: p starts with a slash and
+// has no empty, "." or ".." segment, so path.Clean would leave it alone
+// (mux keeps a trailing slash). A path with any "/." is left to mux even
+// when it is clean (/.well-known/…); mux then does what it always did.
 func cleanPath(p string) bool {
-	if p == "" || p[0] != '/' {
-		return false
-	}
-	c := path.Clean(p)
-	if p[len(p)-1] == '/' && c != "/" {
-		return len(p) == len(c)+1 && p[:len(c)] == c
-	}
-	return c == p
+	return strings.HasPrefix(p, "/") && !strings.Contains(p, "//") && !strings.Contains(p, "/.")
 }
 
 // upstreamOrigins returns " scheme://host" of each upstream's authorize
