@@ -60,7 +60,7 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	}
 	// The plain type, as devices send it, needs no parsing (and ParseMediaType
 	// allocates); anything else is parsed as before.
-	if ct := r.Header.Get("Content-Type"); ct != formType {
+	if ct := headerValue(r.Header, "Content-Type"); ct != formType {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != formType {
 			return nil, invalidRequest("the request body must be application/x-www-form-urlencoded")
@@ -141,6 +141,16 @@ func readForm(w http.ResponseWriter, r *http.Request) (form url.Values, n int, e
 // accepted (maxFormBytes, plus the byte that shows a body is larger).
 var formBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
+// headerValue is h.Get(key) for a key written in canonical form, without
+// canonicalizing it again on every request (net/http stores the headers it
+// reads under canonical keys).
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // emptyForm decides a request whose body is empty. Only a client that
 // authenticates with HTTP Basic may send nothing in it: a device
 // authorization request then needs no parameter (RFC 8628 §3.1 asks for
@@ -181,7 +191,13 @@ func safeName(k string) string {
 // not hold and so cannot check: it is returned for the exchange, where the
 // provider checks it. (The returned secret is empty for other clients.)
 func (s *server) authenticateClient(r *http.Request, form url.Values) (*config.Client, credentials, error) {
-	basicID, basicSecret, hasBasic := r.BasicAuth()
+	var (
+		basicID, basicSecret string
+		hasBasic             bool
+	)
+	if len(r.Header["Authorization"]) > 0 { // BasicAuth finds nothing otherwise
+		basicID, basicSecret, hasBasic = r.BasicAuth()
+	}
 	cred := credentials{basic: hasBasic}
 	if hasBasic {
 		// RFC 6749 §2.3.1: both parts are form-encoded before Basic.
