@@ -255,7 +255,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 		return nil, err
 	}
 	next.ID, next.UserCodeHash = cur.ID, cur.UserCodeHash
-	if pacingOnly(cur, next) {
+	if store.PacingOnly(cur, next) {
 		s.pace.set(next, rev)
 		return next.Clone(), nil
 	}
