@@ -74,7 +74,8 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	group *committer // group commit of durable writes; see group.go
+	group  *committer // group commit of durable writes; see group.go
+	counts *counts    // rate-limit counts waiting for the next commit; see counters.go
 
 	sweepMu     sync.Mutex
 	longestHold time.Duration // the longest sweep transaction since Open
@@ -128,7 +129,7 @@ func Open(path string, opts Options) (*Store, error) {
 		opts.Logger.Info("bolt store file migrated", "from_format", m.From, "to_format", formatVersion,
 			"records", m.Records, "counters", m.Counters, "bindings", m.Bindings, "undecodable", m.Undecodable)
 	}
-	s := &Store{db: db, now: opts.Now, log: opts.Logger, pace: newPacer(time.Now())}
+	s := &Store{db: db, now: opts.Now, log: opts.Logger, pace: newPacer(time.Now()), counts: newCounts()}
 	s.startCommitter()
 	if opts.SweepEvery > 0 {
 		s.stop, s.done = make(chan struct{}), make(chan struct{})
@@ -346,47 +347,43 @@ type counterValue struct {
 
 var _ store.Counter = (*Store)(nil)
 
-// Incr implements store.Counter in one write transaction, which bbolt
-// serialises, so no increment is lost. Increments that arrive together
-// share a transaction (group.go); each run reads the count afresh, so a
-// rerun counts once.
+// Incr implements store.Counter. The count is kept in memory until the
+// next commit writes it (counters.go); Incrs of one process are serialised
+// there, so no increment is lost, and the file's lock keeps other
+// processes out.
 func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int, time.Time, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, time.Time{}, err
 	}
+	select {
+	case <-s.group.stop:
+		return 0, time.Time{}, ErrClosed
+	default:
+	}
 	now := s.now()
 	reset := store.WindowStart(now, window).Add(window)
-	k := []byte(window.String() + "|" + key)
-	var c counterValue
-	err := s.write(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(countersBucket)
-		if b == nil {
-			return errors.New("store/bolt: database file lacks its counters bucket")
-		}
-		c = counterValue{}
-		if v := b.Get(k); v != nil {
-			// A damaged count restarts at zero: failing the request over
-			// a rate-limit counter would turn a glitch into an outage.
-			_ = json.Unmarshal(v, &c)
-		}
-		if !c.Reset.Equal(reset) {
-			c = counterValue{Reset: reset}
-			// A new window: the sweeper may drop the count when it ends.
-			if err := addDue(tx, reset, kindCounter, k); err != nil {
-				return err
+	k := window.String() + "|" + key
+	n, err := s.counts.incr(k, reset, func() (counterValue, error) {
+		var c counterValue
+		err := s.db.View(func(tx *bbolt.Tx) error {
+			b := tx.Bucket(countersBucket)
+			if b == nil {
+				return errors.New("store/bolt: database file lacks its counters bucket")
 			}
-		}
-		c.N++
-		v, err := json.Marshal(c)
-		if err != nil {
-			return err
-		}
-		return b.Put(k, v)
+			if v := b.Get([]byte(k)); v != nil {
+				// A damaged count restarts at zero: failing the request
+				// over a rate-limit counter would turn a glitch into an
+				// outage.
+				_ = json.Unmarshal(v, &c)
+			}
+			return nil
+		})
+		return c, err
 	})
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("store/bolt: counting: %w", err)
 	}
-	return c.N, reset, nil
+	return n, reset, nil
 }
 
 // sweepLoop runs Sweep every interval until Close.

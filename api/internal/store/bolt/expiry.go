@@ -145,6 +145,13 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	// Counts made before the sweep are written first (they wait for the
+	// next commit, counters.go), so it sees them.
+	if s.counts.pending() > 0 {
+		if err := s.write(func(*bbolt.Tx) error { return nil }); err != nil {
+			return 0, fmt.Errorf("store/bolt: sweep: %w", err)
+		}
+	}
 	now := s.now()
 	limit := dueNanos(now)
 	var (

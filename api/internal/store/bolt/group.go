@@ -10,13 +10,16 @@ import (
 
 // Group commit.
 //
-// Every durable write — Create, Incr, an Update that writes — goes through
+// Every durable write — Create, an Update that writes — goes through
 // one committer goroutine. It takes the first write waiting, then every
 // other one already waiting (up to maxGroup), runs them all in one write
 // transaction, commits (one fsync for all) and only then answers each. While
 // it commits, new writes queue up, and the next transaction takes them all:
 // under load the group grows by itself, and a lone write is committed at
 // once, with no timer to wait for (bbolt's own Batch waits for one).
+//
+// Each transaction also writes the rate-limit counts made since the last
+// one (counters.go), so a request's counts are on disk when its write is.
 //
 // So an answered write is on disk — TestCreateSurvivesCrash kills a process
 // with Creates in flight and finds every answered one after reopening.
@@ -66,13 +69,19 @@ func (s *Store) commitLoop() {
 	defer close(s.group.done)
 	var group []groupCall
 	for {
-		var first groupCall
+		group = group[:0]
 		select {
-		case first = <-s.group.calls:
+		case c := <-s.group.calls:
+			group = append(group, c)
+		case <-s.counts.wake:
+			// Counts to write (counters.go); any writes waiting go along.
 		case <-s.group.stop:
+			// What was counted before Close is written before it returns.
+			if s.counts.pending() > 0 {
+				s.commitGroup(nil)
+			}
 			return
 		}
-		group = append(group[:0], first)
 	gather:
 		for len(group) < maxGroup {
 			select {
@@ -82,14 +91,25 @@ func (s *Store) commitLoop() {
 				break gather
 			}
 		}
+		if len(group) == 0 && s.counts.pending() == 0 {
+			continue // a wake whose counts an earlier commit took along
+		}
 		s.commitGroup(group)
 	}
 }
 
-// commitGroup runs group in one transaction and answers each call.
+// commitGroup runs group in one transaction, with the pending rate-limit
+// counts written first, and answers each call.
 func (s *Store) commitGroup(group []groupCall) {
 	errs := make([]error, len(group))
+	var (
+		w        written
+		countErr error
+	)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
+		if w, countErr = s.counts.write(tx); countErr != nil {
+			return countErr
+		}
 		for i, c := range group {
 			errs[i] = c.fn(tx)
 			if errs[i] != nil && !errors.Is(errs[i], store.ErrConflict) {
@@ -98,14 +118,25 @@ func (s *Store) commitGroup(group []groupCall) {
 		}
 		return nil
 	})
-	if err != nil && len(group) > 1 {
+	switch {
+	case err == nil:
+		s.counts.committed(w)
+	case countErr != nil || len(group) > 1:
 		// Rolled back: nothing of the group is stored. Each write alone,
 		// so that one failure answers only its own caller.
 		for i, c := range group {
 			errs[i] = s.db.Update(c.fn)
 		}
-	} else if err != nil {
+		if countErr != nil {
+			// The counts stay in memory, right for this process, and
+			// the next commit tries them again.
+			s.log.Error("bolt store could not write rate-limit counts", "err", countErr)
+		} else {
+			s.counts.again()
+		}
+	default:
 		errs[0] = err
+		s.counts.again()
 	}
 	for i, c := range group {
 		c.done <- errs[i]
