@@ -412,6 +412,13 @@ func benchServe(kind, dir string) error {
 			_ = json.NewEncoder(w).Encode(res)
 		})
 	}
+	if cs, ok := st.(interface{ CommitStats() bolt.CommitStats }); ok {
+		// What the store has committed so far: bench/ reads it before and
+		// after a batch of creates for commits and pages per create.
+		pmux.HandleFunc("/bench/commits", func(w http.ResponseWriter, r *http.Request) {
+			_ = json.NewEncoder(w).Encode(cs.CommitStats())
+		})
+	}
 	psrv := &http.Server{Handler: pmux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = psrv.Serve(pln) }()
 	errc := make(chan error, 1)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -76,6 +77,8 @@ type Store struct {
 
 	group  *committer // group commit of durable writes; see group.go
 	counts *counts    // rate-limit counts waiting for the next commit; see counters.go
+
+	commits, grouped atomic.Uint64 // for CommitStats (group.go)
 
 	sweepMu     sync.Mutex
 	longestHold time.Duration // the longest sweep transaction since Open
@@ -299,7 +302,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	defer s.pace.lock(id)()
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		recs, idx, err := buckets(tx)
 		if err != nil {
 			return err

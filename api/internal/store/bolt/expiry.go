@@ -178,7 +178,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 			work       time.Duration // the batch's own work, before the commit
 		)
 		start := time.Now() // wall time: this measures the pause, it decides nothing
-		err := s.db.Update(func(tx *bbolt.Tx) error {
+		err := s.update(func(tx *bbolt.Tx) error {
 			removedIDs, more, undecodable = removedIDs[:0], false, 0
 			exp := tx.Bucket(expiryBucket)
 			if exp == nil {
