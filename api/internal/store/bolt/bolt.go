@@ -80,6 +80,8 @@ type Store struct {
 
 	commits, grouped atomic.Uint64 // for CommitStats (group.go)
 
+	afterSlice func(removed int) // tests only: called after each committed sweep slice
+
 	sweepMu     sync.Mutex
 	longestHold time.Duration // the longest sweep transaction since Open
 	longestWork time.Duration // the same before its commit
@@ -112,7 +114,11 @@ func Open(path string, opts Options) (*Store, error) {
 	// instead of being written with every commit, so a commit (and the
 	// group-committed Creates waiting on it) writes fewer pages. etcd runs
 	// bbolt the same way. Files written either way open either way.
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout, NoFreelistSync: true})
+	// FreelistMapType: after a sweep has freed thousands of pages, the
+	// default (array) list is searched from the start for every page a
+	// commit allocates; the map finds one at once. The list is in memory
+	// only (NoFreelistSync), so the type is not part of the file.
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
 	switch {
 	case errors.Is(err, bbolt.ErrTimeout):
 		return nil, fmt.Errorf("store/bolt: database file %s is %w (waited %s)", path, ErrLocked, lockTimeout)

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"errors"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -34,6 +35,9 @@ var ErrClosed = errors.New("store/bolt: store closed")
 type groupCall struct {
 	fn   func(*bbolt.Tx) error
 	done chan error // buffered: the committer never waits for the caller
+	// hold, if set, receives how long the transaction that committed fn
+	// held bbolt's writer lock, commit included (the sweep's slices).
+	hold *time.Duration
 }
 
 // committer runs the group commits.
@@ -56,7 +60,13 @@ func (s *Store) startCommitter() {
 // the group back, and each of its writes is then run alone, so an error is
 // only ever its own write's.
 func (s *Store) write(fn func(*bbolt.Tx) error) error {
-	c := groupCall{fn: fn, done: make(chan error, 1)}
+	return s.writeTimed(fn, nil)
+}
+
+// writeTimed is write that also reports, in *hold, how long the
+// transaction committing fn held the writer lock.
+func (s *Store) writeTimed(fn func(*bbolt.Tx) error, hold *time.Duration) error {
+	c := groupCall{fn: fn, done: make(chan error, 1), hold: hold}
 	select {
 	case s.group.calls <- c:
 	case <-s.group.stop:
@@ -105,8 +115,10 @@ func (s *Store) commitGroup(group []groupCall) {
 	var (
 		w        written
 		countErr error
+		start    time.Time
 	)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
+		start = time.Now() // wall time: measured for the sweep, it decides nothing
 		if w, countErr = s.counts.write(tx); countErr != nil {
 			return countErr
 		}
@@ -123,12 +135,22 @@ func (s *Store) commitGroup(group []groupCall) {
 		s.counts.committed(w)
 		s.commits.Add(1)
 		s.grouped.Add(uint64(len(group)))
+		held := time.Since(start)
+		for _, c := range group {
+			if c.hold != nil {
+				*c.hold = held
+			}
+		}
 	case countErr != nil || len(group) > 1:
 		// Rolled back: nothing of the group is stored. Each write alone,
 		// so that one failure answers only its own caller.
 		for i, c := range group {
+			start := time.Now()
 			if errs[i] = s.update(c.fn); errs[i] == nil {
 				s.grouped.Add(1)
+			}
+			if c.hold != nil {
+				*c.hold = time.Since(start)
 			}
 		}
 		if countErr != nil {
