@@ -496,6 +496,10 @@ type benchSweepResult struct {
 	Took             time.Duration // the whole sweep
 	Pause            time.Duration // the longest writer pause of any sweep so far
 	Work             time.Duration // the same without bbolt's commit (Pause for memory)
+	// bbolt: the writing slices of the last sweep, and the median and
+	// 99th percentile of their holds.
+	Slices   int
+	P50, P99 time.Duration
 }
 
 // benchSweep adds expired records past retention (none if empty), then
@@ -527,6 +531,11 @@ func benchSweep(st store.Store, sw benchSweeper, expired string) (*benchSweepRes
 	res.Work = res.Pause
 	if w, ok := sw.(interface{ SweepWork() time.Duration }); ok {
 		res.Work = w.SweepWork()
+	}
+	if h, ok := sw.(interface {
+		SweepHolds() (int, time.Duration, time.Duration)
+	}); ok {
+		res.Slices, res.P50, res.P99 = h.SweepHolds()
 	}
 	return &res, nil
 }

@@ -83,8 +83,9 @@ type Store struct {
 	afterSlice func(removed int) // tests only: called after each committed sweep slice
 
 	sweepMu     sync.Mutex
-	longestHold time.Duration // the longest sweep transaction since Open
-	longestWork time.Duration // the same before its commit
+	longestHold time.Duration   // the longest sweep transaction since Open
+	longestWork time.Duration   // the same before its commit
+	lastHolds   []time.Duration // the last writing sweep's holds, sorted
 }
 
 var _ store.Store = (*Store)(nil)

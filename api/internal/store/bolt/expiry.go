@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -134,10 +135,11 @@ func recordDue(r *store.Record) time.Time { return r.ExpiresAt.Add(store.Retenti
 
 // sweepStats describes one Sweep.
 type sweepStats struct {
-	Removed     int           // records removed
-	Batches     int           // write transactions
-	LongestHold time.Duration // the longest of them, commit included
-	LongestWork time.Duration // the longest of them before its commit
+	Removed     int             // records removed
+	Batches     int             // write transactions
+	LongestHold time.Duration   // the longest of them, commit included
+	LongestWork time.Duration   // the longest of them before its commit
+	Holds       []time.Duration // every batch's hold, in order
 }
 
 // Sweep deletes records whose ExpiresAt is more than store.Retention in
@@ -261,6 +263,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 			from = next
 		}
 		st.Batches++
+		st.Holds = append(st.Holds, hold)
 		st.LongestHold = max(st.LongestHold, hold)
 		st.LongestWork = max(st.LongestWork, work)
 		switch {
@@ -356,6 +359,25 @@ func (s *Store) noteSweep(st sweepStats) {
 	defer s.sweepMu.Unlock()
 	s.longestHold = max(s.longestHold, st.LongestHold)
 	s.longestWork = max(s.longestWork, st.LongestWork)
+	if len(st.Holds) > 0 {
+		s.lastHolds = slices.Sorted(slices.Values(st.Holds))
+	}
+}
+
+// SweepHolds describes the slices of the last sweep that wrote anything:
+// how many, and the median and 99th percentile of how long each held
+// bbolt's writer lock (nearest rank). Benchmarks read it: on a busy
+// machine the longest (SweepPause) is one scheduling or disk hiccup, these
+// are what a writer usually waits.
+func (s *Store) SweepHolds() (n int, p50, p99 time.Duration) {
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	h := s.lastHolds
+	if len(h) == 0 {
+		return 0, 0, 0
+	}
+	rank := func(q float64) time.Duration { return h[min(len(h)-1, max(0, int(q*float64(len(h))+0.5)-1))] }
+	return len(h), rank(0.5), rank(0.99)
 }
 
 // SweepPause reports the longest time one sweep transaction held bbolt's

@@ -285,3 +285,32 @@ func TestSweepInSlicesLetsWritersIn(t *testing.T) {
 		t.Errorf("%d record entries left in the expiry index, want %d (the new ones)", got, created)
 	}
 }
+
+func TestSweepHolds(t *testing.T) {
+	ctx := context.Background()
+	c := storetest.NewClock()
+	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
+	if n, _, _ := s.SweepHolds(); n != 0 {
+		t.Fatalf("SweepHolds before any sweep: %d slices", n)
+	}
+	for i := range 3 * maxSweepBatch {
+		if err := s.Create(ctx, record(c, fmt.Sprintf("old-%d", i), time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Advance(time.Hour)
+	if _, err := s.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, p50, p99 := s.SweepHolds()
+	if n < 3 || p50 <= 0 || p99 < p50 || p99 > s.SweepPause() {
+		t.Errorf("SweepHolds = %d, %s, %s (longest %s)", n, p50, p99, s.SweepPause())
+	}
+	// A sweep with nothing due keeps the last figures.
+	if _, err := s.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m, _, _ := s.SweepHolds(); m != n {
+		t.Errorf("an empty sweep changed SweepHolds to %d slices", m)
+	}
+}
