@@ -57,6 +57,9 @@ type growthBatch struct {
 	// From /proc/PID/io: bytes the server sent to storage and its write
 	// system calls (pwrite of pages, the request log, the socket writes).
 	WriteBytes, WriteCalls uint64
+	// CPU time the server spent (utime + stime of /proc/PID/stat): what a
+	// create costs the machine, whatever else competes for it.
+	CPU time.Duration
 	// The helper's store only (bolt.CommitStats): commits, the writes
 	// they held and the pages written.
 	Commits, Writes, Pages uint64
@@ -252,6 +255,27 @@ func procIO(pid int) (bytes, calls uint64) {
 	return bytes, calls
 }
 
+// procCPU is the user plus system CPU time of pid so far, from
+// /proc/PID/stat (in clock ticks of 1/100 s, Linux's USER_HZ).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; count from its ')'.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(rest) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseUint(f[11], 10, 64)
+	stime, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
 // commitStats mirrors bolt.CommitStats, from the helper's /bench/commits.
 type commitStats struct{ Commits, Writes, Pages uint64 }
 
@@ -365,6 +389,7 @@ func grow(g *bombardier, targets []*growTarget, cfg growthConfig, round int, log
 		for j := range targets {
 			t := targets[(j+b)%len(targets)]
 			bytes0, calls0 := procIO(t.pid)
+			cpu0 := procCPU(t.pid)
 			var cs0 commitStats
 			if t.stats != nil {
 				var err error
@@ -377,7 +402,7 @@ func grow(g *bombardier, targets []*growTarget, cfg growthConfig, round int, log
 				return fmt.Errorf("%s growing to %d flows: %w", t.kind, flows, err)
 			}
 			bytes1, calls1 := procIO(t.pid)
-			gb := &growthBatch{Flows: flows, Run: res, WriteBytes: bytes1 - bytes0, WriteCalls: calls1 - calls0}
+			gb := &growthBatch{Flows: flows, Run: res, WriteBytes: bytes1 - bytes0, WriteCalls: calls1 - calls0, CPU: procCPU(t.pid) - cpu0}
 			if t.stats != nil {
 				cs1, err := t.stats()
 				if err != nil {

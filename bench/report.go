@@ -688,8 +688,8 @@ func (r *report) releaseSection(p func(string, ...any)) {
 		}
 		p(" a bbolt commit makes two (the pages, then the meta page).\n\n")
 	}
-	p("| Target | Round | Creates/s, whole growth | Batches, slowest–fastest | Longest answer | Worst batch p99 | Storage bytes per create | Write calls per create | Commits per create | Creates per commit | Pages per create |\n")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| Target | Round | Creates/s, whole growth | Batches, slowest–fastest | Longest answer | Worst batch p99 | Server CPU per create | Storage bytes per create | Write calls per create | Commits per create | Creates per commit | Pages per create |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, kind := range []string{"release", "helper"} {
 		for i, g := range rr.Growth[kind] {
 			if g == nil || len(g.Batches) == 0 {
@@ -710,13 +710,14 @@ func (r *report) releaseSection(p func(string, ...any)) {
 			if kind == "helper" {
 				name = "in-process helper"
 			}
-			p("| %s | %d | %.0f | %.0f–%.0f | %s | %s | %s | %.1f | %s | %s | %s |\n", name, i+1, g.rate(), slices.Min(rates), slices.Max(rates),
+			p("| %s | %d | %.0f | %.0f–%.0f | %s | %s | %.0f µs | %s | %.1f | %s | %s | %s |\n", name, i+1, g.rate(), slices.Min(rates), slices.Max(rates),
 				ms(g.longest()), ms(time.Duration(slices.Max(p99))),
+				g.perCreate(func(b *growthBatch) uint64 { return uint64(b.CPU) })/1000,
 				humanNumber(g.perCreate(func(b *growthBatch) uint64 { return b.WriteBytes })),
 				g.perCreate(func(b *growthBatch) uint64 { return b.WriteCalls }), commits, perCommit, pages)
 		}
 	}
-	p("\nStorage bytes and write calls are the server's own, from `/proc/PID/io` (`write_bytes`, `syscw`: page writes, the request log, socket writes); commits and pages from the helper's store (`bolt.CommitStats`).\n\n")
+	p("\nCPU time, storage bytes and write calls are the server process's own, from `/proc/PID/stat` (utime + stime) and `/proc/PID/io` (`write_bytes`, `syscw`: page writes, the request log, socket writes); commits and pages from the helper's store (`bolt.CommitStats`). These counts move little with the machine's load; the rates move with it.\n\n")
 	if rel, hlp := rr.Growth["release"], rr.Growth["helper"]; len(rel) > 0 && len(hlp) > 0 && rel[0] != nil && hlp[0] != nil {
 		p("Batch by batch, round 1 (creates/s, longest answer; pages per create from the helper's store):\n\n| Flows in the file | Release binary | Helper | Helper pages per create |\n|---:|---:|---:|---:|\n")
 		for i := range min(len(rel[0].Batches), len(hlp[0].Batches)) {
