@@ -404,8 +404,8 @@ func (r *report) markdown() string {
 			p("### 1b. Scaling with live flows\n\n")
 			p("One server per store and size, holding that many live (pending, unexpired) flows besides the polled one, created through the store from 32 goroutines before it answers. "+
 				"The sizes of one store take turns, %d rounds of %s. Then the benchmark asks each server (`/bench/sweep` on its pprof port) to sweep with only the live flows present, "+
-				"then adds as many flows already past retention and sweeps again. *Sweep pause* is the longest time one sweep step held the store's writer lock "+
-				"(bbolt: one write transaction, commit and fsync included; memory: the store's mutex) — how long any Create or durable Update could have waited.\n\n", r.Opts.scaleRounds, l.Duration)
+				"then adds as many flows already past retention and sweeps again (and once more, which must find nothing). *Sweep pause* is the longest time one sweep step held the store's writer lock "+
+				"(bbolt: the transaction that committed one slice, commit and fsyncs included, with the median and p99 over the slices; memory: the store's mutex) — how long any Create or durable Update could have waited.\n\n", r.Opts.scaleRounds, l.Duration)
 			p("| Store | Live flows | Poll req/s median (min–max) | vs 10 flows | p99 | RSS max | Sweep pause, live only | Sweep pause, + same number expired (of it before the commit) | Whole expired sweep |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 			base := map[string]*series{}
 			for _, sp := range r.Scale {
@@ -421,7 +421,7 @@ func (r *report) markdown() string {
 					vs = fmtSpread(spreadOf(d), "%+.0f%%")
 				}
 				p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sp.Kind, humanNumber(float64(sp.Flows)), fmtSpread(spreadOf(sp.Poll.rps()), "%.0f"), vs,
-					fmtDurSpread(sp.Poll.p99()), mb(sp.Poll.rssMaxKB()), ms(sp.LiveSweep.Pause), fmt.Sprintf("%s (%s)", ms(sp.ExpiredSweep.Pause), ms(sp.ExpiredSweep.Work)),
+					fmtDurSpread(sp.Poll.p99()), mb(sp.Poll.rssMaxKB()), ms(sp.LiveSweep.Pause), sweepCell(sp.ExpiredSweep),
 					fmt.Sprintf("%s, %d removed", ms(sp.ExpiredSweep.Took), sp.ExpiredSweep.Removed))
 			}
 			p("\n")
@@ -742,4 +742,14 @@ func (r *report) releaseSection(p func(string, ...any)) {
 		}
 		p("\n")
 	}
+}
+
+// sweepCell is the longest pause of a sweep (of it before the commit) and,
+// for bbolt's slices, their median and p99.
+func sweepCell(e *sweepResult) string {
+	c := fmt.Sprintf("%s (%s)", ms(e.Pause), ms(e.Work))
+	if e.Slices > 0 {
+		c += fmt.Sprintf("; %d slices, median %s, p99 %s", e.Slices, ms(e.P50), ms(e.P99))
+	}
+	return c
 }
