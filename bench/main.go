@@ -1,10 +1,11 @@
 // Command bench measures devicegate: the poll path's throughput through the
 // real router against a bare net/http handler, the store operations (and
 // Cosmos DB request units) a complete device flow costs, the cold start of
-// the release binary, memory, and microbenchmarks of the core. It writes
+// the release binary, the release binary on bbolt beside the in-process
+// helper, memory, and microbenchmarks of the core. It writes
 // docs/BENCHMARKS.md and docs/bench-throughput.svg.
 //
-//	go run ./bench                 # the full run (a few minutes)
+//	go run ./bench                 # the full run (about a quarter of an hour)
 //	go run ./bench -short          # seconds; prints the report, writes nothing
 //
 // Everything runs on loopback; every loop is bounded in count and in time;
