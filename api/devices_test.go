@@ -14,11 +14,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/devicegate/devicegate/api/internal/config"
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
-	"github.com/devicegate/devicegate/api/internal/seal"
+	"github.com/devicegate/devicegate/api/internal/store/backend"
 )
 
 // TestDevicesCommand: "devicegate devices" reads the server's own
@@ -65,7 +64,7 @@ func testDevicesCommand(t *testing.T, storeEnv map[string]string) {
 	server := func(fn func(*deviceflow.Service)) {
 		t.Helper()
 		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-		st, err := openStore(cfg, logger)
+		st, err := backend.Open(cfg, logger)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,10 +73,7 @@ func testDevicesCommand(t *testing.T, storeEnv map[string]string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, _ := deviceflow.NewHasher(key)
-		sealer, _ := seal.New(rand.Reader, seal.DeriveKey(key))
-		svc, err := deviceflow.New(deviceflow.Config{Store: st, Hasher: h, Sealer: sealer, Now: time.Now, Rand: rand.Reader,
-			Lifetime: cfg.CodeLifetime, Interval: cfg.PollInterval})
+		svc, err := service(cfg, st, key, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,5 +135,52 @@ func testDevicesCommand(t *testing.T, storeEnv map[string]string) {
 	mem := append(environ[:len(environ):len(environ)], "DEVICEGATE_STORE=memory")
 	if err := devices(context.Background(), nil, mem, &out, &errs); err == nil || !strings.Contains(err.Error(), "memory") {
 		t.Errorf("devices on the memory store: %v", err)
+	}
+}
+
+// TestDevicesCommandDuringRotation: while keys rotate, the command is keyed
+// as the server is — the previous key included — so a device bound under
+// the previous key is listed as such, and the census counts it (rather
+// than calling its key unknown).
+func TestDevicesCommandDuringRotation(t *testing.T) {
+	oldKey, newKey := make([]byte, 32), make([]byte, 32)
+	rand.Read(oldKey)
+	rand.Read(newKey)
+	env := map[string]string{
+		"DEVICEGATE_UPSTREAM_CLIENT_ID": "sp-1", "DEVICEGATE_UPSTREAM_CLIENT_SECRET": "sp-secret",
+		"DEVICEGATE_CLIENTS": `[{"client_id":"tv","name":"Living-room TV"}]`,
+		"DEVICEGATE_STORE":   "bolt", "DEVICEGATE_BOLT_PATH": filepath.Join(t.TempDir(), "dg.db"),
+		"DEVICEGATE_SECRET_KEY": base64.StdEncoding.EncodeToString(oldKey),
+	}
+	cfg, err := config.Load(envMap(env), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := backend.Open(cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service(cfg, st, oldKey, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.BindRefresh(context.Background(), "RT-tv-"+rand.Text(), "tv", "https://accounts.spotify.com/api/token sp-1", []string{"streaming"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	env["DEVICEGATE_SECRET_KEY"] = base64.StdEncoding.EncodeToString(newKey)
+	env["DEVICEGATE_SECRET_KEY_PREVIOUS"] = base64.StdEncoding.EncodeToString(oldKey)
+	var environ []string
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	var out, errs bytes.Buffer
+	if err := devices(context.Background(), nil, environ, &out, &errs); err != nil {
+		t.Fatalf("devices: %v\n%s", err, errs.String())
+	}
+	if !regexp.MustCompile(`(?m)^[0-9a-f]{12}\s.*\bprevious$`).MatchString(out.String()) {
+		t.Errorf("the device bound under the previous key is not listed as such:\n%s", out.String())
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/devicegate/devicegate/api/internal/config"
+	"github.com/devicegate/devicegate/api/internal/serve"
 )
 
 // serveAppLogs is serveApp with the app's log kept for the test.
@@ -27,7 +28,7 @@ func serveAppLogs(t *testing.T, cfg *config.Config) (string, *syncBuffer) {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	a, err := build(cfg, slog.New(slog.NewTextHandler(logs, nil)), loopbackURL(ln.Addr()))
+	a, err := build(cfg, slog.New(slog.NewTextHandler(logs, nil)), serve.LoopbackURL(ln.Addr()))
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)

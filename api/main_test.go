@@ -3,12 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +19,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/api/internal/config"
+	"github.com/devicegate/devicegate/api/internal/serve"
 )
 
 func envMap(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -75,85 +73,6 @@ func TestSecretKeyIsGeneratedOnceWithMode0600(t *testing.T) {
 	}
 }
 
-// TestKeyFileGuarded: a key file others can read, or a link in its place,
-// stops the start with the fix; a new key file is created 0600, never
-// through a link.
-func TestKeyFileGuarded(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir := t.TempDir()
-	cfg := &config.Config{Store: "bolt", BoltPath: filepath.Join(dir, "devicegate.db")}
-	path := filepath.Join(dir, "devicegate.key")
-	if _, err := secretKey(cfg, log); err != nil {
-		t.Fatal(err)
-	}
-	for _, mode := range []os.FileMode{0o644, 0o640, 0o604} {
-		os.Chmod(path, mode)
-		_, err := secretKey(cfg, log)
-		if err == nil || !strings.Contains(err.Error(), "chmod 600") {
-			t.Errorf("mode %04o: %v", mode, err)
-		}
-	}
-	os.Chmod(path, 0o600)
-	if _, err := secretKey(cfg, log); err != nil {
-		t.Errorf("mode 0600: %v", err)
-	}
-
-	// A link planted where the key would be created is neither followed
-	// to create the key nor read.
-	dir2 := t.TempDir()
-	target := filepath.Join(t.TempDir(), "elsewhere")
-	if err := os.Symlink(target, filepath.Join(dir2, "devicegate.key")); err != nil {
-		t.Skip("no symbolic links here:", err)
-	}
-	cfg2 := &config.Config{Store: "bolt", BoltPath: filepath.Join(dir2, "devicegate.db")}
-	if _, err := secretKey(cfg2, log); err == nil || !strings.Contains(err.Error(), "only from a regular file") {
-		t.Errorf("dangling link: %v", err)
-	}
-	if _, err := os.Stat(target); !errors.Is(err, fs.ErrNotExist) {
-		t.Error("a key was written through the link")
-	}
-	os.WriteFile(target, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32))), 0o600)
-	if _, err := secretKey(cfg2, log); err == nil || !strings.Contains(err.Error(), "only from a regular file") {
-		t.Errorf("link to a key: %v", err)
-	}
-}
-
-// TestCallbackURLs: one provider keeps /api/callback; with several, the
-// default keeps it and each other gets its own path, named after it.
-func TestCallbackURLs(t *testing.T) {
-	spotify := config.Upstream{Preset: "spotify", ClientID: "sp"}
-	strava1 := config.Upstream{Preset: "strava", ClientID: "s-1"}
-	strava2 := config.Upstream{Preset: "strava", ClientID: "s 2"}
-	lab := config.Upstream{Preset: "oidc", Issuer: "https://id.lab.example:8443/realm", ClientID: "lab"}
-	gen := config.Upstream{Preset: "generic", AuthURL: "https://auth.example.org/authorize", ClientID: "g"}
-	const base = "https://gate.example/api/callback"
-	tests := []struct {
-		name    string
-		clients []config.Client
-		want    map[config.Upstream]string
-	}{
-		{"no clients", nil, map[config.Upstream]string{spotify: base}},
-		{"default only", []config.Client{{ID: "tv"}}, map[config.Upstream]string{spotify: base}},
-		{"one own upstream, no default client", []config.Client{{ID: "bike", Upstream: &strava1}}, map[config.Upstream]string{strava1: base}},
-		{"default and others", []config.Client{{ID: "tv"}, {ID: "bike", Upstream: &strava1}, {ID: "lab", Upstream: &lab}, {ID: "g", Upstream: &gen}},
-			map[config.Upstream]string{spotify: base, strava1: base + "/strava", lab: base + "/id.lab.example", gen: base + "/auth.example.org"}},
-		{"two apps of one preset", []config.Client{{ID: "a", Upstream: &strava1}, {ID: "b", Upstream: &strava2}},
-			map[config.Upstream]string{spotify: base, strava1: base + "/strava-s-1", strava2: base + "/strava-s-2"}},
-		{"a client naming the default upstream", []config.Client{{ID: "tv"}, {ID: "radio", Upstream: &spotify}}, map[config.Upstream]string{spotify: base}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := &config.Config{PublicURL: "https://gate.example", Upstream: spotify, Clients: tc.clients}
-			got := callbackURLs(cfg)
-			for u, want := range tc.want {
-				if got[u] != want {
-					t.Errorf("%s/%s: %q, want %q", u.Preset, u.ClientID, got[u], want)
-				}
-			}
-		})
-	}
-}
-
 // syncBuffer is a log sink safe for the server's goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -172,71 +91,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestServeShutsDownGracefully: when the context ends (as on SIGTERM), a
-// request in flight still gets its answer, and serve returns cleanly.
-func TestServeShutsDownGracefully(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The request stays in flight until the test has seen the shutdown
-	// begin: events ordered by channels, not by a sleep.
-	started, release := make(chan struct{}), make(chan struct{})
-	slow := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		close(started)
-		<-release
-		io.WriteString(w, "finished")
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, ln, slow, slog.New(slog.NewTextHandler(&logs, nil)), func() {})
-	}()
-	got := make(chan string, 1)
-	go func() {
-		res, err := http.Get("http://" + ln.Addr().String() + "/")
-		if err != nil {
-			got <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		got <- string(b)
-	}()
-	<-started
-	cancel()
-	// Shutdown has begun once the listener is closed: new connections are
-	// refused while the request is still in flight. The budget only guards
-	// against hanging.
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			break
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			close(release)
-			t.Fatal("the listener still accepts a minute after the context ended")
-		}
-	}
-	select {
-	case err := <-done:
-		t.Fatalf("serve returned (%v) while a request was in flight", err)
-	default:
-	}
-	close(release)
-	if body := <-got; body != "finished" {
-		t.Errorf("in-flight request got %q", body)
-	}
-	if err := <-done; err != nil {
-		t.Errorf("serve: %v", err)
-	}
-	if !strings.Contains(logs.String(), "shutting down") {
-		t.Error("shutdown not logged")
-	}
-}
-
 // TestDemoWiring runs the real wiring (-demo, memory store) on a free
 // port and walks the device side to authorization_pending.
 // serveApp builds the app from cfg, serves it on a loopback port until the
@@ -247,7 +101,7 @@ func serveApp(t *testing.T, cfg *config.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), loopbackURL(ln.Addr()))
+	a, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), serve.LoopbackURL(ln.Addr()))
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)
@@ -381,45 +235,6 @@ func TestProvidersPerClient(t *testing.T) {
 	}
 }
 
-// TestLoggerSplitsByLevel: routine records go to info, warnings and errors
-// to errs, with attributes and groups carried to both.
-func TestLoggerSplitsByLevel(t *testing.T) {
-	var info, errs bytes.Buffer
-	l := newLogger(&config.Config{LogLevel: "info", LogFormat: "json"}, &info, &errs).With("instance", "a").WithGroup("g")
-	l.Debug("hidden")
-	l.Info("routine", "k", 1)
-	l.Warn("odd")
-	l.Error("broken")
-	if got := info.String(); !strings.Contains(got, `"msg":"routine","instance":"a","g":{"k":1}`) || strings.Contains(got, "odd") || strings.Contains(got, "hidden") {
-		t.Errorf("info got %q", got)
-	}
-	if got := errs.String(); !strings.Contains(got, `"msg":"odd"`) || !strings.Contains(got, `"msg":"broken"`) || strings.Contains(got, "routine") {
-		t.Errorf("errs got %q", got)
-	}
-}
-
-// TestListenEnv: -addr wins, then DEVICEGATE_ADDR; PORT (a container
-// platform's variable) means every interface, but not under the Functions
-// host, whose port variable config reads itself.
-func TestListenEnv(t *testing.T) {
-	tests := []struct {
-		env  map[string]string
-		flag string
-		want string
-	}{
-		{map[string]string{"PORT": "8080"}, "", ":8080"},
-		{map[string]string{"PORT": "8080", "DEVICEGATE_ADDR": "127.0.0.1:9"}, "", "127.0.0.1:9"},
-		{map[string]string{"PORT": "8080"}, "127.0.0.1:7", "127.0.0.1:7"},
-		{map[string]string{"PORT": "8080", "FUNCTIONS_CUSTOMHANDLER_PORT": "7071"}, "", ""},
-		{map[string]string{}, "", ""},
-	}
-	for _, tt := range tests {
-		if got := listenEnv(envMap(tt.env), tt.flag)("DEVICEGATE_ADDR"); got != tt.want {
-			t.Errorf("%v, -addr %q: DEVICEGATE_ADDR %q, want %q", tt.env, tt.flag, got, tt.want)
-		}
-	}
-}
-
 // TestRunStartMessages: the start names misspelled variables with the
 // real name, and a port in use suggests how to pick another.
 func TestRunStartMessages(t *testing.T) {
@@ -479,31 +294,6 @@ func TestConfigErrorsNameMisspellingsAndDemo(t *testing.T) {
 	err = run(context.Background(), nil, []string{"DEVICEGATE_UPSTREAM_CLIENT_ID=abc", "DEVICEGATE_STORE=floppy"}, &out)
 	if err == nil || strings.Contains(err.Error(), "-demo") || strings.Contains(err.Error(), "misspelled") {
 		t.Errorf("a configured provider app: %v", err)
-	}
-}
-
-// TestSecondDemoInOneFolder: the bolt file is locked by the first
-// devicegate; the second is told what to do about it.
-func TestSecondDemoInOneFolder(t *testing.T) {
-	dir := t.TempDir()
-	cfg, err := config.Load(envMap(map[string]string{"DEVICEGATE_BOLT_PATH": filepath.Join(dir, "devicegate.db")}), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	first, err := openStore(cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
-	_, err = openStore(cfg, logger)
-	if err == nil {
-		t.Fatal("a second store opened the locked file")
-	}
-	for _, want := range []string{"locked by another devicegate process", "Stop it", "DEVICEGATE_STORE=memory", "another folder"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("the error lacks %q: %v", want, err)
-		}
 	}
 }
 

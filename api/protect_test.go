@@ -9,7 +9,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"go/ast"
@@ -20,14 +19,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/devicegate/devicegate/api/internal/config"
+	"github.com/devicegate/devicegate/api/internal/serve"
 )
 
 // baseEnv is a minimal production-like configuration on the memory store:
@@ -212,7 +209,7 @@ func TestServerLimits(t *testing.T) {
 		t.Errorf("an ordinary request: %d", res.StatusCode)
 	}
 
-	srv := newServer(http.NotFoundHandler(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := serve.NewServer(http.NotFoundHandler(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for name, d := range map[string]struct {
 		got, max time.Duration
 	}{
@@ -227,33 +224,6 @@ func TestServerLimits(t *testing.T) {
 	}
 	if srv.MaxHeaderBytes <= 0 || srv.MaxHeaderBytes > 32<<10 {
 		t.Errorf("MaxHeaderBytes %d", srv.MaxHeaderBytes)
-	}
-}
-
-// TestKeyFileLinkSwappedInAfterTheCheck: a link put in place of the key
-// file between readKeyFile's check and its opening (an attacker racing the
-// check) is not followed: O_NOFOLLOW makes the open fail.
-func TestKeyFileLinkSwappedInAfterTheCheck(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir := t.TempDir()
-	cfg := &config.Config{Store: "bolt", BoltPath: filepath.Join(dir, "devicegate.db")}
-	if _, err := secretKey(cfg, log); err != nil {
-		t.Fatal(err)
-	}
-	planted := filepath.Join(t.TempDir(), "attacker.key")
-	attackerKey := bytes.Repeat([]byte{7}, 32)
-	os.WriteFile(planted, []byte(base64.StdEncoding.EncodeToString(attackerKey)), 0o600)
-	path := filepath.Join(dir, "devicegate.key")
-	keyFileChecked = func(p string) {
-		os.Remove(p)
-		if err := os.Symlink(planted, p); err != nil {
-			t.Skip("no symbolic links here:", err)
-		}
-	}
-	t.Cleanup(func() { keyFileChecked = func(string) {} })
-	key, err := secretKey(cfg, log)
-	if err == nil || bytes.Equal(key, attackerKey) {
-		t.Errorf("a link swapped in after the check was followed: key from %s, err %v", path, err)
 	}
 }
 

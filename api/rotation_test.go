@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/devicegate/devicegate/api/internal/config"
+	"github.com/devicegate/devicegate/api/internal/serve"
 )
 
 // TestKeyRotationKeepsDevicesSignedIn runs the real wiring three times
@@ -61,7 +62,7 @@ func TestKeyRotationKeepsDevicesSignedIn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), loopbackURL(ln.Addr()))
+		a, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), serve.LoopbackURL(ln.Addr()))
 		if err != nil {
 			ln.Close()
 			t.Fatal(err)

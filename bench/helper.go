@@ -98,6 +98,7 @@ func (h *helper) result(mode string, limit time.Duration, v any, env ...string) 
 type opCounts struct {
 	Create, Get, GetByUserCode  int
 	Update, UpdateNoWrite       int
+	UpdateKnown                 int
 	UpdateRetries, Delete, Incr int
 	Ping                        int
 	BindingReads, BindingWrites int

@@ -43,21 +43,29 @@ func interp(xs, ys []float64, x float64) float64 {
 func readRU(bytes int) float64  { return interp(ruSizes, ruRead, float64(bytes+cosmosItemOverhead)) }
 func writeRU(bytes int) float64 { return interp(ruSizes, ruWrite, float64(bytes+cosmosItemOverhead)) }
 
-// cosmosOps is one logical store call set translated into Cosmos DB
-// operations, for a backend that keeps each record as one item under
-// partition key /id (STYLE: the hot path needs point reads and
-// compare-and-swap only) plus one small key item per user code, so that
-// GetByUserCode is two point reads instead of a query:
+// cosmosOps is one logical store call set translated into the Cosmos DB
+// operations the cosmos backend (api/internal/store/cosmos) sends for it —
+// the same counts TestCosmosCostPerPoll and TestCosmosCostPerFlow pin
+// against the Cosmos test server, step by step:
 //
-//	Create          2 creates (record item, user-code key item)
-//	Get             1 point read
-//	GetByUserCode   2 point reads (key item → record item)
-//	Update          1 point read + 1 replace with If-Match (+1 of each per CAS retry)
-//	Update, no write 1 point read
-//	Delete          2 deletes (record item, key item)
-//	Incr            1 point read + 1 replace/create of the counter item
-//	Ping            1 point read (of the database/container)
-//	Queries         none: nothing in the store interface needs one
+//	Create           2 creates (user-code key item, record item)
+//	Get              1 point read
+//	GetByUserCode    2 point reads (key item → record item)
+//	Update (wrote)   1 point read + 1 replace with If-Match
+//	Update, known    1 replace with If-Match: a write over a record the
+//	                 caller had just read (store.UpdateKnown)
+//	Update, no write 1 point read (a change of the pacing figures only,
+//	                 kept in the instance, or a declined change)
+//	CAS retry        1 replace that lost (412) + 1 point read
+//	Delete           1 point read + 2 deletes (record item, key item)
+//	Incr             1 patch of the counter item (an increment; the
+//	                 window's first creates it instead); a rate limit
+//	                 on an address counts its narrowest two networks in
+//	                 one item (store.Counter.IncrMember), so an IPv4
+//	                 address is one patch, an IPv6 one two
+//	Binding          1 point read / 1 upsert (a move: upsert + delete)
+//	Ping             1 read of the container's properties
+//	Queries          none on any request path
 type cosmosOps struct {
 	Reads, Writes, Deletes, Queries int
 	RU                              float64
@@ -77,19 +85,19 @@ func toCosmos(c opCounts) cosmosOps {
 		o.Writes += n
 		o.RU += float64(n) * writeRU(keyItemBytes)
 	}
-	// Record writes: charged by each written record's measured size.
+	// Record writes (Create, writing Updates, known or not): charged by
+	// each written record's measured size.
 	for _, b := range c.WrittenBytes {
 		o.Writes++
 		o.RU += writeRU(b)
 	}
 	keyWrite(c.Create) // the user-code key items
-	recRead(c.Get + c.Update + c.UpdateNoWrite + 2*c.UpdateRetries)
+	recRead(c.Get + c.Update + c.UpdateNoWrite + c.UpdateRetries + c.Delete)
 	keyRead(c.GetByUserCode)
 	recRead(c.GetByUserCode)
 	o.Deletes += 2 * c.Delete
 	o.RU += float64(c.Delete) * (writeRU(typicalRecordBytes(c)) + writeRU(keyItemBytes))
-	keyRead(c.Incr)
-	keyWrite(c.Incr)
+	keyWrite(c.Incr) // one patch each
 	keyRead(c.Ping)
 	// Refresh-token bindings are small items of their own, like key items.
 	keyRead(c.BindingReads)

@@ -9,7 +9,8 @@
 #   bash scripts/release.sh [-v VERSION] [OUT]   OUT defaults to dist/release
 #
 # VERSION (default: `git describe --tags --always --dirty`) is stamped into
-# every binary (-X main.version; each prints it with -version). Everything
+# every binary (-X github.com/devicegate/devicegate/internal/version.stamped,
+# the one package all three print with -version). Everything
 # depends only on the source, VERSION, SOURCE_DATE_EPOCH (default: the last
 # commit's time) and the Go release: -trimpath, no VCS stamp, no build ID,
 # CGO_ENABLED=0, archives with fixed times, owners and order
@@ -51,7 +52,7 @@ go build -o "$work/archive" ./scripts/archive
 # GOFLAGS, GOAMD64 or GOEXPERIMENT cannot change the result.
 gobuild() {
   env -u GOFLAGS -u GOEXPERIMENT CGO_ENABLED=0 GOOS="$1" GOARCH="$2" GOARM="${3:-}" GOAMD64=v1 GOARM64=v8.0 \
-    go build -trimpath -buildvcs=false ${6:+-tags "$6"} -ldflags="-s -w -buildid= -X main.version=$version" -o "$4" "$5"
+    go build -trimpath -buildvcs=false ${6:+-tags "$6"} -ldflags="-s -w -buildid= -X github.com/devicegate/devicegate/internal/version.stamped=$version" -o "$4" "$5"
 }
 
 for p in "${platforms[@]}"; do

@@ -36,6 +36,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/devicegate/devicegate/internal/version"
 )
 
 // docs is where every diagnosis points; the anchors are headings of
@@ -64,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	if *showVersion {
-		fmt.Fprintln(stdout, versionLine("devicegate-check"))
+		fmt.Fprintln(stdout, version.Line("devicegate-check"))
 		return 0
 	}
 	if flags.NArg() != 1 {

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/devicegate/devicegate/internal/version"
 	"golang.org/x/oauth2"
 )
 
@@ -82,7 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	if *showVersion {
-		_, err := fmt.Fprintln(stdout, versionLine("devicegate-login"))
+		_, err := fmt.Fprintln(stdout, version.Line("devicegate-login"))
 		return err
 	}
 	if fs.NArg() != 1 {

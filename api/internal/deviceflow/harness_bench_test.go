@@ -552,10 +552,16 @@ type benchCounts struct {
 	// pacing figures, which the cosmos and bolt stores keep in the
 	// instance (store.PacingOnly): one point read on Cosmos DB.
 	UpdateNoWrite int
+	// UpdateKnown counts writing updates over a record the caller had
+	// just read (store.UpdateKnown): on Cosmos DB a replace without a
+	// read, unless contended.
+	UpdateKnown   int
 	UpdateRetries int // extra runs of an update function (CAS retries)
 	Delete        int
-	Incr          int // rate-limit counter increments (store.Counter)
-	Ping          int
+	// Incr counts rate-limit counter increments, Incr and IncrMember
+	// alike (store.Counter): one patch each on Cosmos DB.
+	Incr int
+	Ping int
 	// Refresh-token binding calls: reads (GetBinding) and writes (Put,
 	// Delete, and Move, which writes one and deletes another: two).
 	BindingReads, BindingWrites int
@@ -567,7 +573,7 @@ type benchCounts struct {
 func (c benchCounts) sub(o benchCounts) benchCounts {
 	return benchCounts{
 		Create: c.Create - o.Create, Get: c.Get - o.Get, GetByUserCode: c.GetByUserCode - o.GetByUserCode,
-		Update: c.Update - o.Update, UpdateNoWrite: c.UpdateNoWrite - o.UpdateNoWrite, UpdateRetries: c.UpdateRetries - o.UpdateRetries,
+		Update: c.Update - o.Update, UpdateNoWrite: c.UpdateNoWrite - o.UpdateNoWrite, UpdateKnown: c.UpdateKnown - o.UpdateKnown, UpdateRetries: c.UpdateRetries - o.UpdateRetries,
 		Delete: c.Delete - o.Delete, Incr: c.Incr - o.Incr, Ping: c.Ping - o.Ping,
 		BindingReads: c.BindingReads - o.BindingReads, BindingWrites: c.BindingWrites - o.BindingWrites,
 		WrittenBytes: append([]int(nil), c.WrittenBytes[len(o.WrittenBytes):]...),
@@ -577,7 +583,7 @@ func (c benchCounts) sub(o benchCounts) benchCounts {
 func (c benchCounts) add(o benchCounts) benchCounts {
 	return benchCounts{
 		Create: c.Create + o.Create, Get: c.Get + o.Get, GetByUserCode: c.GetByUserCode + o.GetByUserCode,
-		Update: c.Update + o.Update, UpdateNoWrite: c.UpdateNoWrite + o.UpdateNoWrite, UpdateRetries: c.UpdateRetries + o.UpdateRetries,
+		Update: c.Update + o.Update, UpdateNoWrite: c.UpdateNoWrite + o.UpdateNoWrite, UpdateKnown: c.UpdateKnown + o.UpdateKnown, UpdateRetries: c.UpdateRetries + o.UpdateRetries,
 		Delete: c.Delete + o.Delete, Incr: c.Incr + o.Incr, Ping: c.Ping + o.Ping,
 		BindingReads: c.BindingReads + o.BindingReads, BindingWrites: c.BindingWrites + o.BindingWrites,
 		WrittenBytes: append(append([]int(nil), c.WrittenBytes...), o.WrittenBytes...),
@@ -594,8 +600,9 @@ type countingStore struct {
 }
 
 var (
-	_ store.Store   = (*countingStore)(nil)
-	_ store.Counter = (*countingStore)(nil)
+	_ store.Store        = (*countingStore)(nil)
+	_ store.Counter      = (*countingStore)(nil)
+	_ store.KnownUpdater = (*countingStore)(nil)
 )
 
 func (s *countingStore) snapshot() benchCounts {
@@ -658,6 +665,31 @@ func (s *countingStore) Update(ctx context.Context, id string, fn func(*store.Re
 	return r, err
 }
 
+func (s *countingStore) UpdateKnown(ctx context.Context, known *store.Record, fn func(*store.Record) error) (*store.Record, error) {
+	runs, pacing := 0, false
+	r, err := store.UpdateKnown(ctx, s.inner, known, func(r *store.Record) error {
+		runs++
+		before := r.Clone()
+		err := fn(r)
+		pacing = err == nil && store.PacingOnly(before, r)
+		return err
+	})
+	s.count(func(c *benchCounts) {
+		c.UpdateRetries += max(0, runs-1)
+		switch {
+		case err == nil && !pacing:
+			c.UpdateKnown++
+			c.WrittenBytes = append(c.WrittenBytes, recordSize(r))
+		case err == nil:
+			// Pacing only: Cosmos goes on as Update, one read.
+			c.UpdateNoWrite++
+		}
+		// Declined over known: no operation at all (retries count any
+		// rereads).
+	})
+	return r, err
+}
+
 func (s *countingStore) Delete(ctx context.Context, id string) error {
 	s.count(func(c *benchCounts) { c.Delete++ })
 	return s.inner.Delete(ctx, id)
@@ -703,6 +735,15 @@ func (s *countingStore) Incr(ctx context.Context, key string, window time.Durati
 		return 0, time.Time{}, errors.New("bench: the inner store keeps no counters")
 	}
 	return ctr.Incr(ctx, key, window)
+}
+
+func (s *countingStore) IncrMember(ctx context.Context, group, member string, window time.Duration) (map[string]int, time.Time, error) {
+	s.count(func(c *benchCounts) { c.Incr++ })
+	ctr, ok := s.inner.(store.Counter)
+	if !ok {
+		return nil, time.Time{}, errors.New("bench: the inner store keeps no counters")
+	}
+	return ctr.IncrMember(ctx, group, member, window)
 }
 
 // benchClock is settable, so a flow's polls can be spaced by the interval

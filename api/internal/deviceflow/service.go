@@ -513,7 +513,7 @@ func (s *Service) recordFailure(ctx context.Context, id string) (bool, error) {
 // Deny records the person's refusal on our confirmation screen for the
 // code p was looked up by.
 func (s *Service) Deny(ctx context.Context, p *Pending) error {
-	_, err := s.c.Store.Update(ctx, p.Record.ID, func(r *store.Record) error {
+	_, err := store.UpdateKnown(ctx, s.c.Store, p.Record, func(r *store.Record) error {
 		if err := awaiting(r); err != nil {
 			return err
 		}
@@ -551,7 +551,9 @@ func (s *Service) BeginAuthorization(ctx context.Context, p *Pending) (*Begin, e
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.c.Store.Update(ctx, p.Record.ID, func(r *store.Record) error {
+	// p.Record was read by Lookup just now: the write goes over it unless
+	// the record changed since (store.UpdateKnown), sparing a read.
+	rec, err := store.UpdateKnown(ctx, s.c.Store, p.Record, func(r *store.Record) error {
 		if err := awaiting(r); err != nil {
 			return err
 		}
@@ -688,7 +690,10 @@ func (s *Service) Fail(ctx context.Context, c *Claim, reason string) error {
 }
 
 func (s *Service) finish(ctx context.Context, c *Claim, set func(*store.Record)) error {
-	_, err := s.c.Store.Update(ctx, c.Record.ID, func(r *store.Record) error {
+	// c.Record is what the claim wrote: unless the record changed since
+	// (the person pressed Allow again), the result goes over it without a
+	// read (store.UpdateKnown).
+	_, err := store.UpdateKnown(ctx, s.c.Store, c.Record, func(r *store.Record) error {
 		if r.Status != store.StatusAuthorizing || r.StateHash != "" || r.CodeVerifier != c.sealed {
 			if err := awaiting(r); err != nil {
 				return err

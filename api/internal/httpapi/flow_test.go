@@ -17,6 +17,33 @@ import (
 	"github.com/devicegate/devicegate/api/internal/store/storetest"
 )
 
+// countLimited sends n requests (send(i) for each i) and counts those
+// answered with status — and, when code is set, with that error — and those
+// limited: each a 429 slow_down with Retry-After and the no-store headers.
+// Any other answer fails the test.
+func countLimited(t *testing.T, n, status int, code string, send func(i int) *response) (answered, limited int) {
+	t.Helper()
+	for i := range n {
+		res := send(i)
+		switch res.StatusCode {
+		case status:
+			if code != "" {
+				wantOAuthError(t, res, status, code)
+			}
+			answered++
+		case http.StatusTooManyRequests:
+			wantOAuthError(t, res, http.StatusTooManyRequests, "slow_down")
+			if res.Header.Get("Retry-After") == "" {
+				t.Fatalf("request %d: 429 without Retry-After", i)
+			}
+			limited++
+		default:
+			t.Fatalf("request %d: %d %s", i, res.StatusCode, res.body)
+		}
+	}
+	return answered, limited
+}
+
 func wantOAuthError(t *testing.T, res *response, status int, code string) map[string]any {
 	t.Helper()
 	if res.StatusCode != status {
@@ -74,12 +101,7 @@ func TestFullFlow(t *testing.T) {
 	if len(q.Get("state")) < 32 || len(q.Get("code_challenge")) != 43 {
 		t.Errorf("weak state or challenge in %v", q)
 	}
-	var stateCookie *http.Cookie
-	for _, c := range res.Cookies() {
-		if c.Name == "devicegate-state" {
-			stateCookie = c
-		}
-	}
+	stateCookie := cookieNamed(res, "devicegate-state")
 	if stateCookie == nil || !stateCookie.HttpOnly || stateCookie.SameSite != http.SameSiteLaxMode || stateCookie.MaxAge <= 600 || stateCookie.MaxAge > 600+3600 {
 		// It outlives the code (10 min) by an hour: long enough to tell a
 		// person back from the provider too late that their code expired,
@@ -346,10 +368,8 @@ func TestExpiredWhileAtProvider(t *testing.T) {
 		t.Fatalf("allow: %d %s", res.StatusCode, res.body)
 	}
 	var maxAge time.Duration
-	for _, c := range res.Cookies() {
-		if c.Name == "devicegate-state" {
-			maxAge = time.Duration(c.MaxAge) * time.Second
-		}
+	if c := cookieNamed(res, "devicegate-state"); c != nil {
+		maxAge = time.Duration(c.MaxAge) * time.Second
 	}
 	loc, _ := url.Parse(res.Header.Get("Location"))
 	state := loc.Query().Get("state")

@@ -36,27 +36,13 @@ func TestJunkPollsLimitedBeforeTheStore(t *testing.T) {
 	h := newHarness(t, withLimits(ratelimit.Rule{}, ratelimit.Rule{}, true), withFailureLimits(ratelimit.Rule{}, ratelimit.Rule{}, tenMin(5), ratelimit.Rule{}))
 	device := h.authorize("tv", "")
 	reads := h.store.Calls(faulty.OpUpdate)
-	answered, limited := 0, 0
-	for i := range 50 {
+	answered, limited := countLimited(t, 50, http.StatusBadRequest, "invalid_grant", func(i int) *response {
 		form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "client_id": {"tv"}, "device_code": {"junk-" + strconv.Itoa(i)}}
 		if i == 20 {
 			form.Set("device_code", strings.Repeat("x", 600)) // too long to look up: counted all the same
 		}
-		res := h.post("/api/token", form, fromIP("203.0.113.9"))
-		switch res.StatusCode {
-		case http.StatusBadRequest:
-			wantOAuthError(t, res, http.StatusBadRequest, "invalid_grant")
-			answered++
-		case http.StatusTooManyRequests:
-			wantOAuthError(t, res, http.StatusTooManyRequests, "slow_down")
-			if res.Header.Get("Retry-After") == "" {
-				t.Fatal("429 without Retry-After")
-			}
-			limited++
-		default:
-			t.Fatalf("junk poll %d: %d %s", i, res.StatusCode, res.body)
-		}
-	}
+		return h.post("/api/token", form, fromIP("203.0.113.9"))
+	})
 	if answered != 5 || limited != 45 {
 		t.Errorf("50 junk polls: %d answered, %d limited; want 5 and 45", answered, limited)
 	}

@@ -296,6 +296,30 @@ func newJar() http.CookieJar {
 	return jar
 }
 
+// cookieNamed finds a Set-Cookie of res by name (nil: none).
+func cookieNamed(res *response, name string) *http.Cookie {
+	return findCookie(res.Cookies(), name)
+}
+
+// jarCookie finds the cookie named name that jar would send to base (nil:
+// none).
+func jarCookie(jar http.CookieJar, base, name string) *http.Cookie {
+	u, err := url.Parse(base)
+	if err != nil {
+		panic(err)
+	}
+	return findCookie(jar.Cookies(u), name)
+}
+
+func findCookie(cs []*http.Cookie, name string) *http.Cookie {
+	for _, c := range cs {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
 type harnessOpt func(*harnessConfig)
 
 type harnessConfig struct {

@@ -64,16 +64,6 @@ func TestClientSecretComparedWhole(t *testing.T) {
 	}
 }
 
-// cookieNamed finds a Set-Cookie of res by name.
-func cookieNamed(res *response, name string) *http.Cookie {
-	for _, c := range res.Cookies() {
-		if c.Name == name {
-			return c
-		}
-	}
-	return nil
-}
-
 // TestCookiesOverHTTPS: on an https public URL both cookies carry the
 // __Host- prefix with Secure, Path=/ and no Domain (so no subdomain and no
 // plain-http page can plant or overwrite them), HttpOnly and SameSite=Lax;

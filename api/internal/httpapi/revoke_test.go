@@ -11,13 +11,14 @@ import (
 	"github.com/devicegate/devicegate/api/internal/store/faulty"
 )
 
+// revokeForm is a revocation request of clientID for tok, changed by mod.
+func revokeForm(clientID, tok string, mod ...func(url.Values)) url.Values {
+	return withForm(url.Values{"client_id": {clientID}, "token": {tok}}, mod)
+}
+
 func (h *harness) revoke(clientID, tok string, mod ...func(url.Values)) *response {
 	h.t.Helper()
-	form := url.Values{"client_id": {clientID}, "token": {tok}}
-	for _, m := range mod {
-		m(form)
-	}
-	return h.post("/api/revoke", form)
+	return h.post("/api/revoke", revokeForm(clientID, tok, mod...))
 }
 
 // TestRevokeEndsRefresh (RFC 7009): a device revokes its refresh token;
@@ -142,26 +143,14 @@ func TestRevokeRequests(t *testing.T) {
 func TestRevokeRateLimited(t *testing.T) {
 	h := newHarness(t, withLimits(ratelimit.Rule{}, ratelimit.Rule{}, true),
 		withRefreshLimits(ratelimit.Rule{Limit: 30, Window: 10 * time.Minute}, ratelimit.Rule{Limit: 1000, Window: 10 * time.Minute}))
-	from := func(r *http.Request) { r.Header.Set("X-Forwarded-For", "203.0.113.7:5555") }
+	from := fromIP("203.0.113.7:5555")
 	for i := range 20 {
-		h.post("/api/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"tv"}, "refresh_token": {"junk-" + guessCode(i)}}, from)
+		h.post("/api/token", refreshForm("tv", "junk-"+guessCode(i)), from)
 	}
 	reads := h.store.Calls(faulty.OpGetBinding)
-	ok, limited := 0, 0
-	for i := range 30 {
-		res := h.post("/api/revoke", url.Values{"client_id": {"tv"}, "token": {"junk-" + guessCode(100+i)}}, from)
-		switch res.StatusCode {
-		case http.StatusOK:
-			ok++
-		case http.StatusTooManyRequests:
-			limited++
-			if res.json(t)["error"] != "slow_down" || res.Header.Get("Retry-After") == "" {
-				t.Fatalf("limited answer: %s", res.body)
-			}
-		default:
-			t.Fatalf("revoke %d: %d %s", i, res.StatusCode, res.body)
-		}
-	}
+	ok, limited := countLimited(t, 30, http.StatusOK, "", func(i int) *response {
+		return h.post("/api/revoke", revokeForm("tv", "junk-"+guessCode(100+i)), from)
+	})
 	if ok != 10 || limited != 20 {
 		t.Errorf("%d answered and %d limited, want 10 and 20", ok, limited)
 	}
@@ -175,14 +164,9 @@ func TestRevokeRateLimited(t *testing.T) {
 func TestRevokePerClientLimit(t *testing.T) {
 	h := newHarness(t, withLimits(ratelimit.Rule{}, ratelimit.Rule{}, true),
 		withRefreshLimits(ratelimit.Rule{Limit: 1000, Window: 10 * time.Minute}, ratelimit.Rule{Limit: 5, Window: 10 * time.Minute}))
-	limited := 0
-	for i := range 10 {
-		ip := "198.51.100." + string(rune('1'+i%9))
-		res := h.post("/api/revoke", url.Values{"client_id": {"tv"}, "token": {"junk"}}, func(r *http.Request) { r.Header.Set("X-Forwarded-For", ip+":1") })
-		if res.StatusCode == http.StatusTooManyRequests {
-			limited++
-		}
-	}
+	_, limited := countLimited(t, 10, http.StatusOK, "", func(i int) *response {
+		return h.post("/api/revoke", revokeForm("tv", "junk"), fromIP("198.51.100."+string(rune('1'+i%9))+":1"))
+	})
 	if limited != 5 {
 		t.Errorf("%d of 10 limited by the per-client rule of 5, want 5", limited)
 	}

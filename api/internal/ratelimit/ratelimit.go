@@ -113,6 +113,11 @@ func (l *Limiter) Allow(ctx context.Context, name string, rule Rule, key string)
 		return true, 0
 	}
 	n, retry := l.incr(ctx, name, rule, key)
+	return l.allowed(ctx, name, rule, key, n, retry)
+}
+
+// allowed judges the n-th event of key's window under rule.
+func (l *Limiter) allowed(ctx context.Context, name string, rule Rule, key string, n int, retry time.Duration) (bool, time.Duration) {
 	if n <= rule.Limit {
 		return true, 0
 	}
@@ -138,6 +143,21 @@ func (l *Limiter) incr(ctx context.Context, name string, rule Rule, key string) 
 	return n, max(reset.Sub(l.now()), time.Second)
 }
 
+// incrMember counts one event for member in group, as incr does for a key:
+// in the shared counter, or in this process when that fails.
+func (l *Limiter) incrMember(ctx context.Context, name string, rule Rule, group, member string) (map[string]int, time.Duration) {
+	counts, reset, err := l.counter.IncrMember(ctx, name+"|"+group, member, rule.Window)
+	if err != nil {
+		if now := time.Now().Unix(); now-l.warned.Load() >= 60 {
+			l.warned.Store(now)
+			l.log.WarnContext(ctx, "rate limit counter failed; counting in this instance only", "rule", name, "err", err)
+		}
+		// memory.Store's IncrMember cannot fail.
+		counts, reset, _ = l.local.IncrMember(ctx, name+"|"+group, member, rule.Window)
+	}
+	return counts, max(reset.Sub(l.now()), time.Second)
+}
+
 // Fail counts one failure (a wrong client secret, a poll of an unknown
 // device code, a user code that matched nothing) for key under rule in the
 // shared counter. The failure that spends the budget (the Limit-th) puts
@@ -158,6 +178,12 @@ func (l *Limiter) Fail(ctx context.Context, name string, rule Rule, key string) 
 		return false, 0
 	}
 	n, retry := l.incr(ctx, name, rule, key)
+	return l.failed(ctx, name, rule, key, n, retry)
+}
+
+// failed judges the n-th failure of key's window under rule, blocking key
+// from the failure that spends the budget on.
+func (l *Limiter) failed(ctx context.Context, name string, rule Rule, key string, n int, retry time.Duration) (bool, time.Duration) {
 	if n < rule.Limit {
 		return false, 0
 	}
@@ -206,8 +232,11 @@ func (l *Limiter) Blocked(name, key string) (bool, time.Duration) {
 // so one /64 that floods cannot spend its /48's budget for its neighbours
 // beyond its own limit.
 func (l *Limiter) AllowAddr(ctx context.Context, name string, rule Rule, ip netip.Addr) (bool, time.Duration) {
-	for _, p := range Prefixes(ip) {
-		if ok, retry := l.Allow(ctx, name, rule.Times(p.Factor), p.Key); !ok {
+	if l == nil || rule.Off() {
+		return true, 0
+	}
+	for _, c := range l.countAddr(ctx, name, rule, ip) {
+		if ok, retry := l.allowed(ctx, name, c.rule, c.key, c.n, c.retry); !ok {
 			return false, retry
 		}
 	}
@@ -217,12 +246,73 @@ func (l *Limiter) AllowAddr(ctx context.Context, name string, rule Rule, ip neti
 // FailAddr is Fail for a client address, in each network of Prefixes(ip),
 // narrowest first, stopping at the first one over its limit.
 func (l *Limiter) FailAddr(ctx context.Context, name string, rule Rule, ip netip.Addr) (bool, time.Duration) {
-	for _, p := range Prefixes(ip) {
-		if over, retry := l.Fail(ctx, name, rule.Times(p.Factor), p.Key); over {
+	if l == nil || rule.Off() {
+		return false, 0
+	}
+	for _, c := range l.countAddr(ctx, name, rule, ip) {
+		if over, retry := l.failed(ctx, name, c.rule, c.key, c.n, c.retry); over {
 			return true, retry
 		}
 	}
 	return false, 0
+}
+
+// counted is one network's count of an event (countAddr).
+type counted struct {
+	key   string // the network, as Prefixes names it
+	rule  Rule   // the network's share of the rule
+	n     int    // the event's number in the network's window
+	retry time.Duration
+}
+
+// countAddr counts one event of ip in the networks of Prefixes(ip),
+// narrowest first, and stops after the first network it puts over that
+// network's share of rule: an event refused by a narrower network is not
+// counted in the wider ones. It returns the networks counted.
+//
+// The two narrowest networks share one group of the counter, so that one
+// store operation counts both (one Cosmos DB patch): the group is the
+// second network (an IPv4 /24, an IPv6 /56), its members the narrowest
+// networks in it (the address, the /64), each named by the one byte that
+// tells them apart, so a group never has more than 256 members. The
+// second network's count is then the sum of its members' counts, each
+// capped at the narrowest network's limit, which is exactly the count a
+// counter of its own would have reached: every event under its member's
+// limit added one, every event over it none. A wider network (the IPv6
+// /48) has a count of its own.
+func (l *Limiter) countAddr(ctx context.Context, name string, rule Rule, ip netip.Addr) []counted {
+	ps := Prefixes(ip)
+	if len(ps) == 1 {
+		n, retry := l.incr(ctx, name, rule, ps[0].Key)
+		return []counted{{ps[0].Key, rule, n, retry}}
+	}
+	narrow, group := rule.Times(ps[0].Factor), rule.Times(ps[1].Factor)
+	member := strconv.Itoa(int(ip.As16()[7]))
+	if ip.Is4() {
+		member = strconv.Itoa(int(ip.As4()[3]))
+	}
+	counts, retry := l.incrMember(ctx, name, rule, ps[1].Key, member)
+	out := []counted{{ps[0].Key, narrow, counts[member], retry}}
+	if counts[member] > narrow.Limit {
+		return out
+	}
+	sum := 0
+	for _, n := range counts {
+		sum += min(n, narrow.Limit)
+	}
+	out = append(out, counted{ps[1].Key, group, sum, retry})
+	if sum > group.Limit {
+		return out
+	}
+	for _, p := range ps[2:] {
+		wide := rule.Times(p.Factor)
+		n, retry := l.incr(ctx, name, wide, p.Key)
+		out = append(out, counted{p.Key, wide, n, retry})
+		if n > wide.Limit {
+			break
+		}
+	}
+	return out
 }
 
 // BlockedAddr is Blocked for any network of Prefixes(ip).
@@ -299,7 +389,8 @@ type Prefix struct {
 // (×4) and /48 (×8). One subscriber usually holds a /64, a site a /56 or
 // /48, and a /48 (65,536 /64s) is free from tunnel brokers: counted per
 // /64 alone, it would hold 65,536 budgets. Counted per /48 too, it holds
-// eight. SECURITY.md gives the arithmetic.
+// eight. SECURITY.md gives the arithmetic. The first two networks are 8
+// bits apart, which countAddr relies on (TestGroupMembersAreOneByte).
 func Prefixes(ip netip.Addr) []Prefix {
 	switch {
 	case !ip.IsValid():

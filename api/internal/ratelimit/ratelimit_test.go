@@ -72,6 +72,10 @@ func (brokenCounter) Incr(context.Context, string, time.Duration) (int, time.Tim
 	return 0, time.Time{}, errors.New("down")
 }
 
+func (brokenCounter) IncrMember(context.Context, string, string, time.Duration) (map[string]int, time.Time, error) {
+	return nil, time.Time{}, errors.New("down")
+}
+
 var _ store.Counter = brokenCounter{}
 
 // TestCounterFailureFallsBackToLocal: a shared counter that fails (a
@@ -92,6 +96,29 @@ func TestCounterFailureFallsBackToLocal(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "counting in this instance only"); n != 1 {
 		t.Errorf("the fallback was logged %d times, want once:\n%s", n, logs.String())
+	}
+	// An address's networks too: the group of its narrowest two, and a
+	// wider network's own count, both fall back.
+	for _, ip := range []netip.Addr{netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("2001:db8::1")} {
+		for i := range 2 {
+			if ok, _ := l.AllowAddr(ctx, "verify", rule, ip); !ok {
+				t.Fatalf("%v: event %d refused within the limit", ip, i+1)
+			}
+		}
+		if ok, retry := l.AllowAddr(ctx, "verify", rule, ip); ok || retry <= 0 {
+			t.Errorf("%v over the limit with a failing counter: ok=%v retry=%v", ip, ok, retry)
+		}
+	}
+	// The /48's own count: eight /56s of one /48 fill its budget (8×2),
+	// the ninth is refused.
+	for i := range 9 {
+		ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 5, byte(i), 0, 15: 1})
+		for j := range 2 {
+			ok, _ := l.AllowAddr(ctx, "wide", rule, ip)
+			if want := i < 8; ok != want {
+				t.Fatalf("/56 %d, event %d: allowed %v, want %v", i, j+1, ok, want)
+			}
+		}
 	}
 }
 
@@ -216,6 +243,38 @@ func TestNestedPrefixesShareABudget(t *testing.T) {
 	if allowed != 8*rule.Limit {
 		t.Errorf("50 addresses of one IPv4 /24 were allowed %d, want %d", allowed, 8*rule.Limit)
 	}
+
+	// An IPv4 address that floods spends only its own limit of its /24,
+	// and a /64 that floods only its own limit of its /56: the networks an
+	// address shares one counter item with are derived from the members'
+	// counts, so this is where a sum that forgot the cap would show.
+	for _, tc := range []struct {
+		flood      netip.Addr
+		neighbour  func(i int) netip.Addr
+		wider      int // the shared network's factor
+		neighbours int
+	}{
+		{netip.MustParseAddr("198.51.101.1"), func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, 101, byte(10 + i)}) }, 8, 10},
+		{netip.MustParseAddr("2001:db8:a:1::1"), func(i int) netip.Addr {
+			return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0x0a, 0, byte(10 + i), 15: 1})
+		}, 4, 5},
+	} {
+		l = New(memory.New(c.Now), quiet).WithClock(c.Now)
+		for range 100 {
+			l.AllowAddr(ctx, "verify", rule, tc.flood)
+		}
+		got := 0
+		for i := range tc.neighbours {
+			for range rule.Limit {
+				if ok, _ := l.AllowAddr(ctx, "verify", rule, tc.neighbour(i)); ok {
+					got++
+				}
+			}
+		}
+		if want := tc.wider*rule.Limit - rule.Limit; got != want {
+			t.Errorf("neighbours of flooding %v got %d, want %d", tc.flood, got, want)
+		}
+	}
 }
 
 // TestFailBlocksUntilTheWindowEnds: the failure that spends the budget
@@ -256,5 +315,27 @@ func TestFailBlocksUntilTheWindowEnds(t *testing.T) {
 	var nilLimiter *Limiter
 	if over, _ := nilLimiter.Fail(ctx, "auth", rule, "k"); over {
 		t.Error("a nil limiter failed")
+	}
+}
+
+// TestGroupMembersAreOneByte: countAddr names an address's narrowest
+// network within the second by the one byte between them, which holds
+// only while the two are 8 bits apart (an IPv4 address in its /24, a /64
+// in its /56). Were Prefixes to change that, two narrow networks could
+// share a member's count and the wider count come out short; this fails
+// first.
+func TestGroupMembersAreOneByte(t *testing.T) {
+	for _, ip := range []netip.Addr{netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("2001:db8:1:2:3::1")} {
+		ps := Prefixes(ip)
+		bits := func(key string) int {
+			if p, err := netip.ParsePrefix(key); err == nil {
+				return p.Bits()
+			}
+			return netip.MustParseAddr(key).BitLen()
+		}
+		narrow, group := bits(ps[0].Key), bits(ps[1].Key)
+		if want := map[bool]int{true: 24, false: 56}[ip.Is4()]; narrow-group != 8 || group != want {
+			t.Errorf("%v: networks /%d in /%d; countAddr names members by byte %d of a /%d", ip, narrow, group, want/8, want)
+		}
 	}
 }

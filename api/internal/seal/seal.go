@@ -7,6 +7,9 @@
 // associated data, so a sealed value cannot be moved to another record. A
 // key id travels in every sealed value, so the key can rotate: a Sealer
 // seals with its current key and opens with any key it was given.
+//
+// It also keeps the secret key those keys derive from, for local use, in
+// a key file that must be its owner's alone (keyfile.go).
 package seal
 
 import (

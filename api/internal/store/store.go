@@ -169,6 +169,28 @@ type Store interface {
 	Bindings
 }
 
+// KnownUpdater is implemented by a backend for which reading a record costs
+// (Cosmos DB): UpdateKnown is Update for a record the caller read a moment
+// ago (known, with the Version that read gave), sparing Update's read when
+// the stored record is still that version. Use it through UpdateKnown.
+type KnownUpdater interface {
+	// UpdateKnown calls fn with a copy of known and writes what fn left
+	// there if the stored record is still known's version; if it is not,
+	// or the backend cannot tell, it does what Update(ctx, known.ID, fn)
+	// does. fn may therefore run on known and then again on a fresh read;
+	// everything Update promises holds.
+	UpdateKnown(ctx context.Context, known *Record, fn func(*Record) error) (*Record, error)
+}
+
+// UpdateKnown is s.Update(ctx, known.ID, fn), sparing its read where s can
+// (KnownUpdater). known must be a record s returned, unchanged since.
+func UpdateKnown(ctx context.Context, s Store, known *Record, fn func(*Record) error) (*Record, error) {
+	if k, ok := s.(KnownUpdater); ok && known.Version != "" {
+		return k.UpdateKnown(ctx, known, fn)
+	}
+	return s.Update(ctx, known.ID, fn)
+}
+
 // Binding ties a refresh token devicegate handed out to the device client,
 // the upstream and the scopes it was issued for, so that only that client
 // can refresh it through devicegate (with devicegate's credentials added).
@@ -249,6 +271,16 @@ type Counter interface {
 	// that contains the current time, and returns the count after adding
 	// and when that window ends. Counts of past windows are forgotten.
 	Incr(ctx context.Context, key string, window time.Duration) (count int, resetAt time.Time, err error)
+	// IncrMember adds one to member's count in group, in the fixed window
+	// of the given length that contains the current time, and returns the
+	// count of every member of group in that window after adding (member's
+	// included) and when that window ends. A group's counts are kept
+	// together (one item on Cosmos DB), so one call counts what would take
+	// Incr one call per key: rate limits keep the addresses of one network
+	// as the members of that network's group. A group is meant to stay
+	// small (the limiter's hold at most 256 members); its keys are apart
+	// from Incr's, and counts of past windows are forgotten.
+	IncrMember(ctx context.Context, group, member string, window time.Duration) (counts map[string]int, resetAt time.Time, err error)
 }
 
 // WindowStart returns the start of the fixed window of length window that

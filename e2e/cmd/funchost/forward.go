@@ -61,12 +61,7 @@ func forwardRequest(in *http.Request, worker *url.URL, inv invocation) (*http.Re
 	if err != nil {
 		return nil, err
 	}
-	for k, vs := range in.Header {
-		if contentHeaders[http.CanonicalHeaderKey(k)] {
-			continue
-		}
-		out.Header[k] = slices.Clone(vs)
-	}
+	copyHeaders(out.Header, in.Header, func(k string) bool { return contentHeaders[http.CanonicalHeaderKey(k)] })
 	if in.ContentLength > 0 {
 		out.ContentLength = in.ContentLength
 		if ct := in.Header.Get("Content-Type"); ct != "" {
@@ -183,22 +178,6 @@ func unhex(c byte) byte {
 	return c - 'a' + 10
 }
 
-// forward passes one request in the classic mode.
-func (h *host) forward(w http.ResponseWriter, r *http.Request, worker *url.URL, inv invocation) {
-	out, err := forwardRequest(r, worker, inv)
-	if err != nil {
-		failed(w, err)
-		return
-	}
-	resp, err := h.client.Do(out)
-	if err != nil {
-		failed(w, err)
-		return
-	}
-	defer resp.Body.Close()
-	writeForwardedResponse(w, resp)
-}
-
 // writeForwardedResponse is HttpResponseMessageOutputFormatter.WriteAsync
 // (Microsoft.AspNetCore.Mvc.WebApiCompatShim): the status code, every
 // response header and content header appended as they came (so each
@@ -207,10 +186,7 @@ func (h *host) forward(w http.ResponseWriter, r *http.Request, worker *url.URL, 
 // itself; then the body. Go's client has already taken Transfer-Encoding
 // out of the header map.
 func writeForwardedResponse(w http.ResponseWriter, resp *http.Response) {
-	dst := w.Header()
-	for k, vs := range resp.Header {
-		dst[k] = append(dst[k], vs...)
-	}
+	copyHeaders(w.Header(), resp.Header, nil)
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
 }

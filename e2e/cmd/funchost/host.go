@@ -75,11 +75,47 @@ func (h *host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "Function host is not running.")
 		return
 	}
+	inv := newInvocation()
 	switch h.mode {
 	case modeFlex:
-		h.proxy(w, r, u, newInvocation())
+		h.pass(w, r, func(r *http.Request) (*http.Request, error) { return proxyRequest(r, u, inv) }, writeProxiedResponse)
 	default:
-		h.forward(w, r, u, newInvocation())
+		h.pass(w, r, func(r *http.Request) (*http.Request, error) { return forwardRequest(r, u, inv) }, writeForwardedResponse)
+	}
+}
+
+// pass is one invocation in either mode: rebuild makes the request the
+// host sends the worker (forwardRequest, proxyRequest), and respond writes
+// the worker's answer as that mode does (writeForwardedResponse,
+// writeProxiedResponse). A request that cannot be rebuilt, or a worker that
+// does not answer, fails the invocation: in the classic mode HttpClient's
+// exception reaches the host's pipeline; in the Flex mode the forwarding
+// fails (EnsureSuccessfulForwardingAsync throws HttpForwardingException);
+// either way ExceptionMiddleware answers 500 (failed).
+func (h *host) pass(w http.ResponseWriter, r *http.Request, rebuild func(*http.Request) (*http.Request, error), respond func(http.ResponseWriter, *http.Response)) {
+	out, err := rebuild(r)
+	if err != nil {
+		failed(w, err)
+		return
+	}
+	resp, err := h.client.Do(out)
+	if err != nil {
+		failed(w, err)
+		return
+	}
+	defer resp.Body.Close()
+	respond(w, resp)
+}
+
+// copyHeaders appends every header of src to dst but those skip names
+// (skip nil: none); each mode's rules say what it skips, on the request
+// (contentHeaders; hopByHop) and on the answer (nothing; hopByHop).
+func copyHeaders(dst, src http.Header, skip func(name string) bool) {
+	for k, vs := range src {
+		if skip != nil && skip(k) {
+			continue
+		}
+		dst[k] = append(dst[k], vs...)
 	}
 }
 

@@ -31,6 +31,8 @@ var hopByHop = map[string]bool{
 	"Upgrade-Insecure-Requests": true, "Te": true, "Alt-Svc": true,
 }
 
+func isHopByHop(name string) bool { return hopByHop[http.CanonicalHeaderKey(name)] }
+
 // proxyRequest builds the request YARP sends to worker for in.
 func proxyRequest(in *http.Request, worker *url.URL, inv invocation) (*http.Request, error) {
 	// RequestUtilities.MakeDestinationAddress: the destination prefix, the
@@ -62,12 +64,7 @@ func proxyRequest(in *http.Request, worker *url.URL, inv invocation) (*http.Requ
 	// hop-by-hop ones; content headers go on the body, or on an
 	// EmptyHttpContent when there is none (RequestUtilities.AddHeader), so
 	// Content-Type passes either way.
-	for k, vs := range in.Header {
-		if hopByHop[http.CanonicalHeaderKey(k)] || strings.HasPrefix(k, ":") {
-			continue
-		}
-		out.Header[k] = slices.Clone(vs)
-	}
+	copyHeaders(out.Header, in.Header, func(k string) bool { return isHopByHop(k) || strings.HasPrefix(k, ":") })
 	// RequestHeaderOriginalHostTransform(false): the original Host is not
 	// sent; HttpClient sends the destination's, 127.0.0.1:<port>.
 	out.Host = worker.Host
@@ -110,25 +107,6 @@ func proxyRequest(in *http.Request, worker *url.URL, inv invocation) (*http.Requ
 	return out, nil
 }
 
-// proxy passes one request in the Flex mode.
-func (h *host) proxy(w http.ResponseWriter, r *http.Request, worker *url.URL, inv invocation) {
-	out, err := proxyRequest(r, worker, inv)
-	if err != nil {
-		failed(w, err)
-		return
-	}
-	resp, err := h.client.Do(out)
-	if err != nil {
-		// The worker did not answer: the forwarding fails
-		// (EnsureSuccessfulForwardingAsync throws HttpForwardingException),
-		// and ExceptionMiddleware answers 500.
-		failed(w, err)
-		return
-	}
-	defer resp.Body.Close()
-	writeProxiedResponse(w, resp)
-}
-
 // writeProxiedResponse is HttpForwarder's copy of the worker's answer: the
 // status, every header but the hop-by-hop ones
 // (HttpTransformer.TransformResponseAsync, CopyResponseHeaders), without
@@ -137,12 +115,7 @@ func (h *host) proxy(w http.ResponseWriter, r *http.Request, worker *url.URL, in
 // is disabled).
 func writeProxiedResponse(w http.ResponseWriter, resp *http.Response) {
 	dst := w.Header()
-	for k, vs := range resp.Header {
-		if hopByHop[http.CanonicalHeaderKey(k)] {
-			continue
-		}
-		dst[k] = append(dst[k], vs...)
-	}
+	copyHeaders(dst, resp.Header, isHopByHop)
 	if s := resp.StatusCode; (s < 200 || s == http.StatusNoContent || s == http.StatusResetContent) && dst.Get("Content-Length") == "0" {
 		dst.Del("Content-Length")
 	}

@@ -353,6 +353,9 @@ func (s *Store) Close() error {
 type counterValue struct {
 	N     int       `json:"n"`
 	Reset time.Time `json:"reset"`
+	// M holds a group's members (IncrMember); the sweep and the migration
+	// read only Reset, so a group is swept like a count.
+	M map[string]int `json:"m,omitempty"`
 }
 
 var _ store.Counter = (*Store)(nil)
@@ -394,6 +397,46 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 		return 0, time.Time{}, fmt.Errorf("store/bolt: counting: %w", err)
 	}
 	return n, reset, nil
+}
+
+// IncrMember implements store.Counter like Incr, with the group's members
+// in one value of the counters bucket, under a key of its own ("g" marks
+// it).
+func (s *Store) IncrMember(ctx context.Context, group, member string, window time.Duration) (map[string]int, time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, time.Time{}, err
+	}
+	now := s.now()
+	reset := store.WindowStart(now, window).Add(window)
+	k := []byte(window.String() + "|g|" + group)
+	var c counterValue
+	err := s.write(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(countersBucket)
+		if b == nil {
+			return errors.New("store/bolt: database file lacks its counters bucket")
+		}
+		c = counterValue{}
+		if v := b.Get(k); v != nil {
+			// A damaged group restarts at zero, as a damaged count does.
+			_ = json.Unmarshal(v, &c)
+		}
+		if !c.Reset.Equal(reset) || c.M == nil {
+			c = counterValue{Reset: reset, M: map[string]int{}}
+			if err := addDue(tx, reset, kindCounter, k); err != nil {
+				return err
+			}
+		}
+		c.M[member]++
+		v, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		return b.Put(k, v)
+	})
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("store/bolt: counting: %w", err)
+	}
+	return c.M, reset, nil
 }
 
 // sweepLoop runs Sweep every interval until Close.

@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -380,20 +381,10 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 			// moved the pacing since the read: decide again.
 			continue
 		}
-		body, err := json.Marshal(recordItem{ID: id, Record: cur, TTL: s.ttl(cur)})
-		if err != nil {
-			return nil, err
-		}
-		resp, err := s.container.ReplaceItem(ctx, pk(id), id, body, &azcosmos.ItemOptions{IfMatchEtag: &etag})
+		err = s.replaceIf(ctx, cur, etag)
 		if err == nil {
-			s.charge(ctx, "replace", &s.replaces, resp.Response)
-			// The figures are in the item now; the overlay of the old
-			// ETag would be ignored anyway.
-			s.pace.dropIf(id, etag)
-			cur.Version = string(resp.ETag)
 			return cur, nil
 		}
-		s.chargeErr(ctx, "replace", &s.replaces, err)
 		switch status(err) {
 		case http.StatusPreconditionFailed, http.StatusTooManyRequests:
 			s.retries.Add(1)
@@ -406,6 +397,68 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 			return nil, s.gaveUp(ctx, try, fmt.Errorf("store/cosmos: replace: %w", err))
 		}
 	}
+}
+
+// replaceIf writes cur over the item if the item is still at etag (a
+// compare-and-swap: 412 Precondition Failed otherwise), and sets
+// cur.Version to the new ETag.
+func (s *Store) replaceIf(ctx context.Context, cur *store.Record, etag azcore.ETag) error {
+	body, err := json.Marshal(recordItem{ID: cur.ID, Record: cur, TTL: s.ttl(cur)})
+	if err != nil {
+		return err
+	}
+	resp, err := s.container.ReplaceItem(ctx, pk(cur.ID), cur.ID, body, &azcosmos.ItemOptions{IfMatchEtag: &etag})
+	if err != nil {
+		s.chargeErr(ctx, "replace", &s.replaces, err)
+		return err
+	}
+	s.charge(ctx, "replace", &s.replaces, resp.Response)
+	// The figures are in the item now; the overlay of the old ETag would
+	// be ignored anyway.
+	s.pace.dropIf(cur.ID, etag)
+	cur.Version = string(resp.ETag)
+	return nil
+}
+
+// UpdateKnown implements store.KnownUpdater: fn runs on known and its
+// result replaces the item under If-Match on the ETag known was read at,
+// so the write lands only if nobody wrote the record since, and Update's
+// point read is spared. Anything else — the ETag moved (412), a throttle,
+// a change of the pacing figures only, this instance's pacing moved since
+// known was read — goes on as Update, which reads afresh.
+func (s *Store) UpdateKnown(ctx context.Context, known *store.Record, fn func(*store.Record) error) (*store.Record, error) {
+	etag, seen, ok := parseVersion(known.Version)
+	if !ok || known.Expired(s.now()) {
+		return s.Update(ctx, known.ID, fn)
+	}
+	read := known.Clone()
+	if s.pace.apply(read, etag) != seen {
+		return s.Update(ctx, known.ID, fn)
+	}
+	cur := read.Clone()
+	if err := fn(cur); err != nil {
+		return nil, err
+	}
+	cur.ID, cur.UserCodeHash, cur.Version = read.ID, read.UserCodeHash, ""
+	if store.PacingOnly(read, cur) {
+		return s.Update(ctx, known.ID, fn)
+	}
+	err := s.replaceIf(ctx, cur, etag)
+	switch {
+	case err == nil:
+		return cur, nil
+	case status(err) == http.StatusPreconditionFailed || status(err) == http.StatusTooManyRequests:
+		s.retries.Add(1)
+		ctx, cancel := s.bound(ctx)
+		defer cancel()
+		if err := s.backoff(ctx, 0); err != nil {
+			return nil, s.gaveUp(ctx, 1, err)
+		}
+		return s.Update(ctx, known.ID, fn)
+	case status(err) == http.StatusNotFound:
+		return nil, store.ErrNotFound
+	}
+	return nil, fmt.Errorf("store/cosmos: replace: %w", err)
 }
 
 // bound gives ctx the contention limit as its deadline when it has none.
@@ -538,6 +591,8 @@ type counterItem struct {
 	N     int       `json:"n"`
 	Reset time.Time `json:"reset"`
 	TTL   int       `json:"ttl"`
+	// M holds a group's members (IncrMember).
+	M map[string]int `json:"m,omitempty"`
 }
 
 // Incr implements store.Counter with an atomic server-side increment
@@ -545,39 +600,80 @@ type counterItem struct {
 // has its own item, whose ttl ends shortly after the window does; the
 // first event of a window creates it.
 func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int, time.Time, error) {
+	c, reset, err := s.count(ctx, window.String()+"|"+key, window, "/n", func(c *counterItem) { c.N = 1 })
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	if c.N < 1 {
+		return 0, time.Time{}, errors.New("store/cosmos: counter answer is undecodable")
+	}
+	return c.N, reset, nil
+}
+
+// IncrMember implements store.Counter with one patch of the group's item:
+// Cosmos DB's increment creates a member's field when it is missing
+// (learn.microsoft.com/azure/cosmos-db/partial-document-update, "Supported
+// operations": "If the field doesn't exist, it creates the field"), and
+// the patch answers the whole item, so one operation counts the member
+// and reports its neighbours.
+func (s *Store) IncrMember(ctx context.Context, group, member string, window time.Duration) (map[string]int, time.Time, error) {
+	c, reset, err := s.count(ctx, window.String()+"|g|"+group, window, "/m/"+pointerEscape(member), func(c *counterItem) {
+		c.M = map[string]int{member: 1}
+	})
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if c.M[member] < 1 {
+		return nil, time.Time{}, errors.New("store/cosmos: counter answer is undecodable")
+	}
+	return c.M, reset, nil
+}
+
+// pointerEscape escapes a property name for a patch path (RFC 6901 §3:
+// "~" as "~0", "/" as "~1"; the partial document update docs ask for the
+// same).
+func pointerEscape(name string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(name)
+}
+
+// count increments path in the item of key's current window, creating the
+// item (with first filling in its first count) when the window has none.
+func (s *Store) count(ctx context.Context, key string, window time.Duration, path string, first func(*counterItem)) (counterItem, time.Time, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	for try := 0; ; try++ {
 		now := s.now()
 		start := store.WindowStart(now, window)
 		reset := start.Add(window)
-		sum := sha256.Sum256([]byte(window.String() + "|" + key + "|" + start.UTC().Format(time.RFC3339)))
+		sum := sha256.Sum256([]byte(key + "|" + start.UTC().Format(time.RFC3339)))
 		id := "c." + hex.EncodeToString(sum[:16])
 
 		ops := azcosmos.PatchOperations{}
-		ops.AppendIncrement("/n", 1)
+		ops.AppendIncrement(path, 1)
 		resp, err := s.container.PatchItem(ctx, pk(id), id, ops, &azcosmos.ItemOptions{EnableContentResponseOnWrite: true})
 		if err == nil {
 			s.charge(ctx, "patch", &s.patches, resp.Response)
 			var c counterItem
-			if err := json.Unmarshal(resp.Value, &c); err != nil || c.N < 1 {
-				return 0, time.Time{}, errors.New("store/cosmos: counter answer is undecodable")
+			if err := json.Unmarshal(resp.Value, &c); err != nil {
+				return c, reset, errors.New("store/cosmos: counter answer is undecodable")
 			}
-			return c.N, reset, nil
+			return c, reset, nil
 		}
 		s.chargeErr(ctx, "patch", &s.patches, err)
 		if status(err) != http.StatusNotFound {
-			return 0, time.Time{}, s.ended(ctx, fmt.Errorf("store/cosmos: counter: %w", err))
+			return counterItem{}, reset, s.ended(ctx, fmt.Errorf("store/cosmos: counter: %w", err))
 		}
-		body, _ := json.Marshal(counterItem{ID: id, N: 1, Reset: reset, TTL: max(1, int(reset.Sub(now)/time.Second)+60)})
+		c := counterItem{ID: id, Reset: reset, TTL: max(1, int(reset.Sub(now)/time.Second)+60)}
+		first(&c)
+		body, _ := json.Marshal(c)
 		cr, err := s.container.CreateItem(ctx, pk(id), body, nil)
 		if err == nil {
 			s.charge(ctx, "create", &s.creates, cr.Response)
-			return 1, reset, nil
+			return c, reset, nil
 		}
 		s.chargeErr(ctx, "create", &s.creates, err)
 		if status(err) != http.StatusConflict {
-			return 0, time.Time{}, s.ended(ctx, fmt.Errorf("store/cosmos: counter: %w", err))
+			return counterItem{}, reset, s.ended(ctx, fmt.Errorf("store/cosmos: counter: %w", err))
 		}
 		// Another instance created it first: increment theirs. Normally the
 		// next patch finds it; the loop only goes on if the item vanished
@@ -585,7 +681,7 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 		s.retries.Add(1)
 		if try > 0 {
 			if err := s.backoff(ctx, try-1); err != nil {
-				return 0, time.Time{}, fmt.Errorf("store/cosmos: counter could not be created or incremented: %w", err)
+				return counterItem{}, reset, fmt.Errorf("store/cosmos: counter could not be created or incremented: %w", err)
 			}
 		}
 	}

@@ -146,6 +146,14 @@ func TestTTLOnBindingsAndCounters(t *testing.T) {
 	if got := ttlOf("c." + hex.EncodeToString(sum[:16])); got != want {
 		t.Errorf("counter ttl %d, want %d (the window's end and a minute)", got, want)
 	}
+	// A group of counts (IncrMember) likewise.
+	if _, _, err := s.IncrMember(ctx, "verify|192.0.2.0/24", "1", window); err != nil {
+		t.Fatal(err)
+	}
+	sum = sha256.Sum256([]byte(window.String() + "|g|verify|192.0.2.0/24|" + start.UTC().Format(time.RFC3339)))
+	if got := ttlOf("c." + hex.EncodeToString(sum[:16])); got != want {
+		t.Errorf("group counter ttl %d, want %d (the window's end and a minute)", got, want)
+	}
 }
 
 // TestContentionRetriesOnETag: concurrent updates of one record meet 412s

@@ -2,6 +2,7 @@ package cosmos
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -147,6 +148,21 @@ func (p *pacer) size() int {
 }
 
 // version names a stored ETag and an overlay write.
+// parseVersion splits a Version that version made into its ETag and
+// overlay seq. Cosmos DB ETags are quoted, so a "+" followed by base-36
+// digits to the end is the seq.
+func parseVersion(v string) (etag azcore.ETag, seq uint64, ok bool) {
+	if v == "" {
+		return "", 0, false
+	}
+	if i := strings.LastIndexByte(v, '+'); i >= 0 {
+		if n, err := strconv.ParseUint(v[i+1:], 36, 64); err == nil {
+			return azcore.ETag(v[:i]), n, true
+		}
+	}
+	return azcore.ETag(v), 0, true
+}
+
 func version(etag azcore.ETag, seq uint64) string {
 	if seq == 0 {
 		return string(etag)

@@ -36,15 +36,17 @@ const (
 	OpEachBinding
 	// OpIncr is store.Counter's Incr, when the inner store has one.
 	OpIncr
+	// OpIncrMember is store.Counter's IncrMember, likewise.
+	OpIncrMember
 	numOps
 )
 
 // Ops lists every Op, for table-driven tests.
 var Ops = []Op{OpCreate, OpGet, OpGetByUserCode, OpUpdate, OpDelete, OpPing,
-	OpPutBinding, OpGetBinding, OpMoveBinding, OpDeleteBinding, OpEachBinding, OpIncr}
+	OpPutBinding, OpGetBinding, OpMoveBinding, OpDeleteBinding, OpEachBinding, OpIncr, OpIncrMember}
 
 var opNames = [numOps]string{"Create", "Get", "GetByUserCode", "Update", "Delete", "Ping",
-	"PutBinding", "GetBinding", "MoveBinding", "DeleteBinding", "EachBinding", "Incr"}
+	"PutBinding", "GetBinding", "MoveBinding", "DeleteBinding", "EachBinding", "Incr", "IncrMember"}
 
 // String returns the method name the Op stands for.
 func (op Op) String() string {
@@ -68,8 +70,9 @@ type Store struct {
 }
 
 var (
-	_ store.Store   = (*Store)(nil)
-	_ store.Counter = (*Store)(nil)
+	_ store.Store        = (*Store)(nil)
+	_ store.Counter      = (*Store)(nil)
+	_ store.KnownUpdater = (*Store)(nil)
 )
 
 // errNoCounter answers Incr when the inner store keeps no counts.
@@ -195,6 +198,16 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 	return s.inner.Update(ctx, id, fn)
 }
 
+// UpdateKnown implements store.KnownUpdater, faulted as Update is, and
+// passes on to the inner store's (store.UpdateKnown), so a wrapped Cosmos
+// store still spares the read.
+func (s *Store) UpdateKnown(ctx context.Context, known *store.Record, fn func(*store.Record) error) (*store.Record, error) {
+	if err := s.enter(ctx, OpUpdate); err != nil {
+		return nil, err
+	}
+	return store.UpdateKnown(ctx, s.inner, known, fn)
+}
+
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := s.enter(ctx, OpDelete); err != nil {
@@ -262,6 +275,18 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 		return 0, time.Time{}, errNoCounter
 	}
 	return c.Incr(ctx, key, window)
+}
+
+// IncrMember implements store.Counter by passing on to the inner store's.
+func (s *Store) IncrMember(ctx context.Context, group, member string, window time.Duration) (map[string]int, time.Time, error) {
+	if err := s.enter(ctx, OpIncrMember); err != nil {
+		return nil, time.Time{}, err
+	}
+	c, ok := s.inner.(store.Counter)
+	if !ok {
+		return nil, time.Time{}, errNoCounter
+	}
+	return c.IncrMember(ctx, group, member, window)
 }
 
 // Close implements store.Store; it is never faulted.

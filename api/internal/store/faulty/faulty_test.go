@@ -86,6 +86,8 @@ func (f *fixture) call(ctx context.Context, op faulty.Op) error {
 		err = f.s.EachBinding(ctx, func(*store.Binding) error { return nil })
 	case faulty.OpIncr:
 		_, _, err = f.s.Incr(ctx, "k", time.Minute)
+	case faulty.OpIncrMember:
+		_, _, err = f.s.IncrMember(ctx, "g", "m", time.Minute)
 	default:
 		panic(op)
 	}

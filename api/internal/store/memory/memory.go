@@ -6,6 +6,7 @@ package memory
 import (
 	"container/heap"
 	"context"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -32,6 +33,7 @@ type Store struct {
 type counter struct {
 	n     int
 	reset time.Time
+	m     map[string]int // a group's members (IncrMember)
 }
 
 var (
@@ -178,6 +180,25 @@ func (s *Store) Incr(_ context.Context, key string, window time.Duration) (int, 
 	c.n++
 	s.counters[k] = c
 	return c.n, reset, nil
+}
+
+// IncrMember implements store.Counter. A group lives in the counters map
+// under a key of its own ("g" marks it), swept like a count.
+func (s *Store) IncrMember(_ context.Context, group, member string, window time.Duration) (map[string]int, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.sweepLocked()
+	k := window.String() + "|g|" + group
+	reset := store.WindowStart(now, window).Add(window)
+	c := s.counters[k]
+	if !c.reset.Equal(reset) || c.m == nil {
+		c = counter{reset: reset, m: map[string]int{}}
+		heap.Push(&s.due, dueItem{at: reset, key: k, kind: dueCounter})
+	}
+	c.m[member]++
+	s.counters[k] = c
+	return maps.Clone(c.m), reset, nil
 }
 
 // Ping implements store.Store.

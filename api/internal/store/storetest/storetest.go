@@ -58,6 +58,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ExpiredReadsAsExpired", testExpired},
 		{"UpdateWritesAndVersions", testUpdate},
 		{"UpdateAbortsOnError", testUpdateAbort},
+		{"UpdateKnownWritesOverWhatWasRead", testUpdateKnown},
+		{"UpdateKnownOfAStaleReadRereads", testUpdateKnownStale},
 		{"UpdateKeepsKeys", testUpdateKeepsKeys},
 		{"DeleteFreesBothKeys", testDelete},
 		{"ConcurrentUpdatesAllApply", testConcurrentUpdates},
@@ -211,7 +213,8 @@ func testExpired(t *testing.T, s store.Store, c *Clock) {
 	r := newRecord(c)
 	mustCreate(t, s, r)
 	c.Advance(10*time.Minute - time.Millisecond)
-	if _, err := s.Get(ctx, r.ID); err != nil {
+	known, err := s.Get(ctx, r.ID)
+	if err != nil {
 		t.Fatalf("Get just before expiry: %v", err)
 	}
 	c.Advance(time.Millisecond)
@@ -220,6 +223,10 @@ func testExpired(t *testing.T, s store.Store, c *Clock) {
 		"GetByUserCode": func() error { _, err := s.GetByUserCode(ctx, r.UserCodeHash); return err },
 		"Update": func() error {
 			_, err := s.Update(ctx, r.ID, func(*store.Record) error { t.Error("Update called fn for an expired record"); return nil })
+			return err
+		},
+		"UpdateKnown": func() error {
+			_, err := store.UpdateKnown(ctx, s, known, func(*store.Record) error { t.Error("UpdateKnown called fn for an expired record"); return nil })
 			return err
 		},
 	}
@@ -265,6 +272,65 @@ func testUpdate(t *testing.T, s store.Store, c *Clock) {
 	}
 	if out.Version != got.Version {
 		t.Errorf("Update returned Version %q, a read gives %q", out.Version, got.Version)
+	}
+}
+
+// testUpdateKnown: store.UpdateKnown over a record just read writes like
+// Update.
+func testUpdateKnown(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	r := newRecord(c)
+	mustCreate(t, s, r)
+	known, err := s.Get(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := store.UpdateKnown(ctx, s, known, func(rec *store.Record) error {
+		rec.Status = store.StatusAuthorizing
+		rec.StateHash = "st"
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateKnown: %v", err)
+	}
+	got, _ := s.Get(ctx, r.ID)
+	if got.Status != store.StatusAuthorizing || got.StateHash != "st" || out.StateHash != "st" {
+		t.Errorf("after UpdateKnown read %+v", got)
+	}
+	if got.Version == known.Version || out.Version != got.Version {
+		t.Errorf("Versions: known %q, returned %q, read %q", known.Version, out.Version, got.Version)
+	}
+	// What it returned is known in turn: a second step of a flow.
+	if _, err := store.UpdateKnown(ctx, s, out, func(rec *store.Record) error { rec.Status = store.StatusApproved; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(ctx, r.ID); got.Status != store.StatusApproved || got.StateHash != "st" {
+		t.Errorf("after the second UpdateKnown read %+v", got)
+	}
+}
+
+// testUpdateKnownStale: a record written since the caller read it is not
+// overwritten with what the caller's function made of the old version:
+// the function runs again on the stored one, so no write is lost (on
+// Cosmos DB the replace carries If-Match; without it this loses the first
+// count).
+func testUpdateKnownStale(t *testing.T, s store.Store, c *Clock) {
+	ctx := context.Background()
+	r := newRecord(c)
+	mustCreate(t, s, r)
+	known, err := s.Get(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, r.ID, func(rec *store.Record) error { rec.Failures++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	out, err := store.UpdateKnown(ctx, s, known, func(rec *store.Record) error { rec.Failures++; return nil })
+	if err != nil {
+		t.Fatalf("UpdateKnown: %v", err)
+	}
+	if got, _ := s.Get(ctx, r.ID); got.Failures != 2 || out.Failures != 2 {
+		t.Errorf("two counted failures read as %d (returned %d): a write was lost", got.Failures, out.Failures)
 	}
 }
 

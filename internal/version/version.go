@@ -1,25 +1,25 @@
-package main
+// Package version says which release a devicegate binary was built from,
+// for the -version flag of devicegate, devicegate-login and
+// devicegate-check. It is outside api/internal so that cmd/ can import it.
+package version
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"runtime"
 	"runtime/debug"
 )
 
-// version is the release this binary was built from, stamped by
-// scripts/release.sh: go build -ldflags "-X main.version=v1.2.3".
-var version string
+// stamped is the release this binary was built from, stamped by
+// scripts/release.sh:
+//
+//	go build -ldflags "-X github.com/devicegate/devicegate/internal/version.stamped=v1.2.3"
+var stamped string
 
-// stdout is where -version prints (a variable so a test can read it).
-var stdout io.Writer = os.Stdout
-
-// versionLine is what -version prints: the name, the stamped version (or
-// the module version `go install …@v1.2.3` records, or "devel" for a plain
-// build), and the platform it was built for.
-func versionLine(name string) string {
-	v := version
+// Line is what -version prints: the name, the stamped version (or the
+// module version `go install …@v1.2.3` records, or "devel" for a plain
+// build), the platform it was built for, and the Go release.
+func Line(name string) string {
+	v := stamped
 	if v == "" {
 		v = "devel"
 		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
