@@ -123,7 +123,7 @@ func releaseVersion(root string) string {
 // gobuild does (its environment and flags), stamped with version.
 func buildRelease(root, dir, version string) (bin, shown string, err error) {
 	bin = filepath.Join(dir, "devicegate-release")
-	ldflags := "-s -w -buildid= -X main.version=" + version
+	ldflags := "-s -w -buildid= -X github.com/devicegate/devicegate/internal/version.stamped=" + version
 	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags="+ldflags, "-o", bin, "./api")
 	cmd.Dir = root
 	var env []string

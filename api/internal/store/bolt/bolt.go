@@ -361,22 +361,45 @@ type counterValue struct {
 var _ store.Counter = (*Store)(nil)
 
 // Incr implements store.Counter. The count is kept in memory until the
-// next commit writes it (counters.go); Incrs of one process are serialised
-// there, so no increment is lost, and the file's lock keeps other
-// processes out.
+// next commit writes it (counters.go); counts of one process are
+// serialised there, so no increment is lost, and the file's lock keeps
+// other processes out.
 func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int, time.Time, error) {
+	reset, c, err := s.count(ctx, window.String()+"|"+key, window, func(c *counterValue, reset time.Time) {
+		if !c.Reset.Equal(reset) {
+			*c = counterValue{Reset: reset}
+		}
+		c.N++
+	})
+	return c.N, reset, err
+}
+
+// IncrMember implements store.Counter like Incr, with the group's members
+// in one value of the counters bucket, under a key of its own ("g" marks
+// it).
+func (s *Store) IncrMember(ctx context.Context, group, member string, window time.Duration) (map[string]int, time.Time, error) {
+	reset, c, err := s.count(ctx, window.String()+"|g|"+group, window, func(c *counterValue, reset time.Time) {
+		if !c.Reset.Equal(reset) || c.M == nil {
+			*c = counterValue{Reset: reset, M: map[string]int{}}
+		}
+		c.M[member]++
+	})
+	return c.M, reset, err
+}
+
+// count applies bump to the value under k in the window of that length
+// now falls in, in memory (counters.go).
+func (s *Store) count(ctx context.Context, k string, window time.Duration, bump func(*counterValue, time.Time)) (time.Time, counterValue, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, time.Time{}, err
+		return time.Time{}, counterValue{}, err
 	}
 	select {
 	case <-s.group.stop:
-		return 0, time.Time{}, ErrClosed
+		return time.Time{}, counterValue{}, ErrClosed
 	default:
 	}
-	now := s.now()
-	reset := store.WindowStart(now, window).Add(window)
-	k := window.String() + "|" + key
-	n, err := s.counts.incr(k, reset, func() (counterValue, error) {
+	reset := store.WindowStart(s.now(), window).Add(window)
+	c, err := s.counts.add(k, func() (counterValue, error) {
 		var c counterValue
 		err := s.db.View(func(tx *bbolt.Tx) error {
 			b := tx.Bucket(countersBucket)
@@ -392,51 +415,11 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 			return nil
 		})
 		return c, err
-	})
+	}, func(c *counterValue) { bump(c, reset) })
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("store/bolt: counting: %w", err)
+		return time.Time{}, counterValue{}, fmt.Errorf("store/bolt: counting: %w", err)
 	}
-	return n, reset, nil
-}
-
-// IncrMember implements store.Counter like Incr, with the group's members
-// in one value of the counters bucket, under a key of its own ("g" marks
-// it).
-func (s *Store) IncrMember(ctx context.Context, group, member string, window time.Duration) (map[string]int, time.Time, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, time.Time{}, err
-	}
-	now := s.now()
-	reset := store.WindowStart(now, window).Add(window)
-	k := []byte(window.String() + "|g|" + group)
-	var c counterValue
-	err := s.write(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(countersBucket)
-		if b == nil {
-			return errors.New("store/bolt: database file lacks its counters bucket")
-		}
-		c = counterValue{}
-		if v := b.Get(k); v != nil {
-			// A damaged group restarts at zero, as a damaged count does.
-			_ = json.Unmarshal(v, &c)
-		}
-		if !c.Reset.Equal(reset) || c.M == nil {
-			c = counterValue{Reset: reset, M: map[string]int{}}
-			if err := addDue(tx, reset, kindCounter, k); err != nil {
-				return err
-			}
-		}
-		c.M[member]++
-		v, err := json.Marshal(c)
-		if err != nil {
-			return err
-		}
-		return b.Put(k, v)
-	})
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("store/bolt: counting: %w", err)
-	}
-	return c.M, reset, nil
+	return reset, c, nil
 }
 
 // sweepLoop runs Sweep every interval until Close.

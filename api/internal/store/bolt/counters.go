@@ -3,19 +3,18 @@ package bolt
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"sync"
-	"time"
 
 	bbolt "go.etcd.io/bbolt"
 )
 
 // Rate-limit counts ride along with the next commit.
 //
-// A request counts itself (Incr) before it does its work, and on
-// /api/authorize that work is a Create. Committed on its own, each count
-// cost the request a commit of its own to wait for — two of them (one per
-// address prefix, ratelimit.Prefixes) before the Create's, so an authorize
-// waited for three commits in a row. bbolt's file lock means one process
+// A request counts itself (Incr, IncrMember) before it does its work, and
+// on /api/authorize that work is a Create. Committed on its own, each
+// count cost the request a commit of its own to wait for before the
+// Create's: an authorize waited for two or three commits in a row. bbolt's file lock means one process
 // owns the file, so that process's memory is the truth about a count while
 // it is not yet in the file: Incr counts there and returns, and the
 // committer (group.go) writes every count still pending at the start of
@@ -48,28 +47,29 @@ func newCounts() *counts {
 	return &counts{m: make(map[string]pendingCount), wake: make(chan struct{}, 1)}
 }
 
-// incr counts one event under k (window|key) in the window ending at
-// reset; file reads the count stored in the file when none is pending.
-func (c *counts) incr(k string, reset time.Time, file func() (counterValue, error)) (int, error) {
+// add applies bump to the count under k (window|key, or window|g|group
+// for IncrMember) and returns the count as bump left it; file reads the
+// count stored in the file when none is pending. The returned value shares
+// nothing with the pending one.
+func (c *counts) add(k string, file func() (counterValue, error), bump func(*counterValue)) (counterValue, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p, ok := c.m[k]
 	if !ok {
 		v, err := file()
 		if err != nil {
-			return 0, err
+			return counterValue{}, err
 		}
 		p.v = v
 	}
-	if !p.v.Reset.Equal(reset) {
-		p.v = counterValue{Reset: reset}
-	}
-	p.v.N++
+	bump(&p.v)
 	c.gen++
 	p.gen = c.gen
 	c.m[k] = p
 	c.again()
-	return p.v.N, nil
+	out := p.v
+	out.M = maps.Clone(p.v.M)
+	return out, nil
 }
 
 // written is what one transaction wrote: key → the gen it wrote.

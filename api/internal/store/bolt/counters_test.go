@@ -13,7 +13,7 @@ import (
 )
 
 // A count does not wait for a commit of its own: with bbolt's writer lock
-// held (as by a long commit), Incr still answers, with the right count;
+// held (as by a long commit), Incr and IncrMember still answer, with the right count;
 // the count reaches the file with the next commit.
 func TestIncrWaitsForNoCommit(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), nil)
@@ -25,21 +25,25 @@ func TestIncrWaitsForNoCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan int, 1)
+	done := make(chan [2]int, 1)
 	go func() {
 		n, _, err := s.Incr(ctx, "k", time.Hour)
 		if err != nil {
 			t.Error(err)
 		}
-		done <- n
+		m, _, err := s.IncrMember(ctx, "g", "a", time.Hour)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- [2]int{n, m["a"]}
 	}()
 	select {
 	case n := <-done:
-		if n != 2 {
-			t.Errorf("second Incr = %d, want 2", n)
+		if n != [2]int{2, 1} {
+			t.Errorf("Incr, IncrMember = %v, want 2 and 1", n)
 		}
 	case <-time.After(time.Minute):
-		t.Fatal("Incr waited for the writer lock: a count waits for a commit of its own")
+		t.Fatal("Incr or IncrMember waited for the writer lock: a count waits for a commit of its own")
 	}
 	if err := held.Rollback(); err != nil {
 		t.Fatal(err)
@@ -50,6 +54,13 @@ func TestIncrWaitsForNoCommit(t *testing.T) {
 	}
 	if n := fileCount(t, s, "1h0m0s|k"); n != 2 {
 		t.Errorf("count in the file after the next commit = %d, want 2", n)
+	}
+	var g counterValue
+	_ = s.db.View(func(tx *bbolt.Tx) error {
+		return json.Unmarshal(tx.Bucket(countersBucket).Get([]byte("1h0m0s|g|g")), &g)
+	})
+	if g.M["a"] != 1 {
+		t.Errorf("group in the file after the next commit = %v, want a: 1", g.M)
 	}
 	if n, _, _ := s.Incr(ctx, "k", time.Hour); n != 3 {
 		t.Errorf("third Incr = %d, want 3", n)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,10 +88,19 @@ func TestCreateSurvivesCrash(t *testing.T) {
 		answered[key] = max(answered[key], i+1)
 	}
 	err = s.db.View(func(tx *bbolt.Tx) error {
+		var group counterValue
+		gv := tx.Bucket(countersBucket).Get([]byte("1h0m0s|g|crash"))
+		if gv == nil || json.Unmarshal(gv, &group) != nil {
+			t.Errorf("group count after the crash: %s", gv)
+		}
 		for key, n := range answered {
 			var c counterValue
 			if v := tx.Bucket(countersBucket).Get([]byte(key)); v == nil || json.Unmarshal(v, &c) != nil || c.N < n {
 				t.Errorf("count %s after the crash: %s, want n ≥ %d (answered Creates that counted first)", key, v, n)
+			}
+			member := strings.TrimPrefix(key, "1h0m0s|crash-")
+			if group.M[member] < n {
+				t.Errorf("group member %s after the crash: %d, want ≥ %d", member, group.M[member], n)
 			}
 		}
 		return nil
@@ -138,7 +148,13 @@ func crashChild(path string) {
 					ClientID: "tv", Status: store.StatusPending,
 					CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), Interval: 5,
 				}
-				// Counted first, as /api/authorize does.
+				// Counted first, as /api/authorize does (an address's
+				// networks in one group, ratelimit.AllowAddr), and once
+				// more with Incr.
+				if _, _, err := s.IncrMember(context.Background(), "crash", fmt.Sprint(g), time.Hour); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(2)
+				}
 				if _, _, err := s.Incr(context.Background(), fmt.Sprintf("crash-%d", g), time.Hour); err != nil {
 					fmt.Fprintln(os.Stderr, err)
 					os.Exit(2)
