@@ -18,14 +18,16 @@ import (
 // owns the file, so that process's memory is the truth about a count while
 // it is not yet in the file: Incr counts there and returns, and the
 // committer (group.go) writes every count still pending at the start of
-// each transaction it runs. An Incr also wakes the committer, so a count no
-// durable write follows is written at once, with a transaction of its own.
+// each transaction it runs. A count no durable write follows gets a
+// transaction of its own countDelay later; waking the committer at once
+// instead had it commit counts alone just before the Create they were
+// counted for, one extra commit per request under load.
 //
 // So when a request's answer waits for a commit (a Create, a durable
 // Update), its counts are in that same commit: what was answered is on
 // disk, counts included. A crash loses only counts whose request has not
-// yet had such a commit — at most the requests in flight at that moment,
-// which lose nothing they were promised.
+// had such a commit — those in flight, and those of requests that wrote
+// nothing in the last countDelay — which lose nothing they were promised.
 
 // pendingCount is a count not yet known to be in the file.
 type pendingCount struct {

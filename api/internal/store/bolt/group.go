@@ -28,6 +28,12 @@ import (
 // maxGroup bounds the writes one transaction holds.
 const maxGroup = 1024
 
+// countDelay is how long pending counts wait for a write to ride with
+// before they get a commit of their own. Under load a write comes long
+// before; a count no write follows (a 429, a page view) reaches the file
+// this much later.
+const countDelay = 50 * time.Millisecond
+
 // ErrClosed is what a write gets once Close has begun.
 var ErrClosed = errors.New("store/bolt: store closed")
 
@@ -77,14 +83,27 @@ func (s *Store) writeTimed(fn func(*bbolt.Tx) error, hold *time.Duration) error 
 
 func (s *Store) commitLoop() {
 	defer close(s.group.done)
-	var group []groupCall
+	var (
+		group []groupCall
+		// flush is armed while counts wait (counters.go): they ride the
+		// next write's commit, or get one of their own when it fires.
+		flush <-chan time.Time
+	)
 	for {
 		group = group[:0]
 		select {
 		case c := <-s.group.calls:
 			group = append(group, c)
 		case <-s.counts.wake:
-			// Counts to write (counters.go); any writes waiting go along.
+			if flush == nil {
+				flush = time.After(countDelay)
+			}
+			continue
+		case <-flush:
+			flush = nil
+			if s.counts.pending() == 0 {
+				continue // a write's commit took them along
+			}
 		case <-s.group.stop:
 			// What was counted before Close is written before it returns.
 			if s.counts.pending() > 0 {
@@ -100,9 +119,6 @@ func (s *Store) commitLoop() {
 			default:
 				break gather
 			}
-		}
-		if len(group) == 0 && s.counts.pending() == 0 {
-			continue // a wake whose counts an earlier commit took along
 		}
 		s.commitGroup(group)
 	}
