@@ -158,8 +158,20 @@ func (s *Store) commitGroup(group []groupCall) {
 			}
 		}
 	case countErr != nil || len(group) > 1:
-		// Rolled back: nothing of the group is stored. Each write alone,
-		// so that one failure answers only its own caller.
+		// Rolled back: nothing of the group is stored. The counts first,
+		// so that they are still on disk before any write of the group
+		// is answered; then each write alone, so that one failure
+		// answers only its own caller.
+		if countErr == nil {
+			if err := s.update(func(tx *bbolt.Tx) (err error) {
+				w, err = s.counts.write(tx)
+				return err
+			}); err == nil {
+				s.counts.committed(w)
+			} else {
+				countErr = err
+			}
+		}
 		for i, c := range group {
 			start := time.Now()
 			if errs[i] = s.update(c.fn); errs[i] == nil {
@@ -173,8 +185,6 @@ func (s *Store) commitGroup(group []groupCall) {
 			// The counts stay in memory, right for this process, and
 			// the next commit tries them again.
 			s.log.Error("bolt store could not write rate-limit counts", "err", countErr)
-		} else {
-			s.counts.again()
 		}
 	default:
 		errs[0] = err
