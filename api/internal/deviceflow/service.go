@@ -18,6 +18,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/devicegate/devicegate/api/internal/oauth"
@@ -235,6 +236,67 @@ type ExchangeFailure struct {
 
 func (e *ExchangeFailure) Error() string { return "deviceflow: exchange failed: " + e.Answer.Code }
 
+// pollState is one poll's update function and what it decided. It is
+// recycled with the function bound to it once (decideFn), so a poll
+// allocates neither a closure nor the variables it would capture; Update
+// calls the function only before it returns (store.Store), so nothing
+// runs it after release.
+type pollState struct {
+	s        *Service
+	clientID string
+	exchange Exchanger
+	decideFn func(*store.Record) error
+
+	outcome      Outcome
+	token        []byte
+	code, reason string
+	now          time.Time
+}
+
+var pollStates = sync.Pool{New: func() any {
+	p := new(pollState)
+	p.decideFn = p.decide
+	return p
+}}
+
+func (p *pollState) release() {
+	*p = pollState{decideFn: p.decideFn}
+	pollStates.Put(p)
+}
+
+// decide is the update function of a poll: it may run more than once, and
+// each run starts over.
+func (p *pollState) decide(r *store.Record) error {
+	if r.ClientID != p.clientID {
+		return errWrongClient
+	}
+	p.now = p.s.c.Now()
+	p.outcome, p.token, p.code, p.reason = Decide(r, p.now), nil, "", r.Reason
+	switch p.outcome {
+	case OutcomePending:
+		r.LastPoll = p.now
+	case OutcomeSlowDown:
+		r.Interval = slowerInterval(r, p.now)
+	case OutcomeTokens:
+		p.token = r.Token
+		r.Status = store.StatusDelivered
+		r.Token = nil
+		r.LastPoll = time.Time{}
+	case OutcomeExchange:
+		if p.exchange == nil {
+			// The client left passthrough mode during the flow.
+			p.outcome, p.reason = OutcomeDenied, "the client's configuration changed during sign-in; start again"
+			return errNoWrite
+		}
+		p.code = r.AuthCode
+		r.ExchangeUntil = p.now.Add(p.s.c.ExchangeLease)
+		r.LastPoll = p.now
+	default:
+		return errNoWrite
+	}
+	return nil
+}
+
 // handoffCode is what a passthrough record keeps, sealed, in AuthCode.
 type handoffCode struct {
 	Code     string `json:"code"`
@@ -256,47 +318,13 @@ func (s *Service) PollExchange(ctx context.Context, clientID, deviceCode string,
 		id      string
 		rec     *store.Record
 		err     error
-		// What the update function decided, in one variable so that the
-		// closure moves one value to the heap rather than five.
-		p struct {
-			outcome      Outcome
-			token        []byte
-			code, reason string
-			now          time.Time
-		}
 	)
+	p := pollStates.Get().(*pollState)
+	defer p.release()
+	p.s, p.clientID, p.exchange = s, clientID, exchange
 	for _, h := range s.hashers() {
 		id = h.Hash(kindDevice, deviceCode)
-		rec, err = s.c.Store.Update(ctx, id, func(r *store.Record) error {
-			if r.ClientID != clientID {
-				return errWrongClient
-			}
-			p.now = s.c.Now()
-			p.outcome, p.token, p.code, p.reason = Decide(r, p.now), nil, "", r.Reason
-			switch p.outcome {
-			case OutcomePending:
-				r.LastPoll = p.now
-			case OutcomeSlowDown:
-				r.Interval = slowerInterval(r, p.now)
-			case OutcomeTokens:
-				p.token = r.Token
-				r.Status = store.StatusDelivered
-				r.Token = nil
-				r.LastPoll = time.Time{}
-			case OutcomeExchange:
-				if exchange == nil {
-					// The client left passthrough mode during the flow.
-					p.outcome, p.reason = OutcomeDenied, "the client's configuration changed during sign-in; start again"
-					return errNoWrite
-				}
-				p.code = r.AuthCode
-				r.ExchangeUntil = p.now.Add(s.c.ExchangeLease)
-				r.LastPoll = p.now
-			default:
-				return errNoWrite
-			}
-			return nil
-		})
+		rec, err = s.c.Store.Update(ctx, id, p.decideFn)
 		if !errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExpired) {
 			break
 		}

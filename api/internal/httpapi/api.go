@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/devicegate/devicegate/api/internal/config"
@@ -59,31 +60,95 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	}
 	// The plain type, as devices send it, needs no parsing (and ParseMediaType
 	// allocates); anything else is parsed as before.
-	if ct := r.Header.Get("Content-Type"); ct != formType {
+	if ct := headerValue(r.Header, "Content-Type"); ct != formType {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != formType {
 			return nil, invalidRequest("the request body must be application/x-www-form-urlencoded")
 		}
 	}
-	body := &countingReader{r: http.MaxBytesReader(w, r.Body, maxFormBytes)}
-	r.Body = body
-	if err := r.ParseForm(); err != nil {
+	form, n, err := readForm(w, r)
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, oauth.Error{Code: "invalid_request", Description: "the request body is too large", Status: http.StatusRequestEntityTooLarge}
 		}
 		return nil, invalidRequest("the request body is not valid form encoding")
 	}
-	if body.n == 0 {
+	if n == 0 {
 		// A chunked body with no bytes in it.
 		return emptyForm(r)
 	}
-	for k, v := range r.PostForm {
+	for k, v := range form {
 		if len(v) > 1 {
 			return nil, invalidRequest("parameter " + safeName(k) + " is given more than once")
 		}
 	}
-	return r.PostForm, nil
+	return form, nil
+}
+
+// readForm is what r.ParseForm does for a form body, with the same errors
+// in the same order, without its copies: ParseForm builds the body's map
+// and then a second one (Form) merging it with the query's, and reads the
+// body through io.ReadAll's growing buffer. Here the body is read, through
+// http.MaxBytesReader (which also has the connection closed after an
+// oversized body, as before), into a pooled buffer; parsed once; and the
+// query is only checked for the error ParseForm would report. n is the
+// number of body bytes read. r.PostForm is set, so a later ParseForm
+// would not read the spent body again.
+func readForm(w http.ResponseWriter, r *http.Request) (form url.Values, n int, err error) {
+	switch {
+	case r.Method != http.MethodPost && r.Method != http.MethodPut && r.Method != http.MethodPatch:
+	case r.Body == nil:
+		err = errors.New("missing form body") // as ParseForm; a server never leaves Body nil
+	default:
+		bp := formBufs.Get().(*[]byte)
+		buf := (*bp)[:0]
+		body := http.MaxBytesReader(w, r.Body, maxFormBytes)
+		for {
+			if len(buf) == cap(buf) {
+				buf = append(buf, 0)[:len(buf)]
+			}
+			m, rerr := body.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+m]
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				err = rerr
+				break
+			}
+		}
+		n = len(buf)
+		if err == nil {
+			form, err = url.ParseQuery(string(buf))
+		}
+		*bp = buf
+		formBufs.Put(bp)
+	}
+	if form == nil {
+		form = url.Values{}
+	}
+	r.PostForm = form
+	if r.URL != nil && r.URL.RawQuery != "" {
+		if _, qerr := url.ParseQuery(r.URL.RawQuery); err == nil {
+			err = qerr
+		}
+	}
+	return form, n, err
+}
+
+// formBufs recycles readForm's buffers; one holds the largest body
+// accepted (maxFormBytes, plus the byte that shows a body is larger).
+var formBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// headerValue is h.Get(key) for a key written in canonical form, without
+// canonicalizing it again on every request (net/http stores the headers it
+// reads under canonical keys).
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // emptyForm decides a request whose body is empty. Only a client that
@@ -97,20 +162,6 @@ func emptyForm(r *http.Request) (url.Values, error) {
 	}
 	return nil, errEmptyBody
 }
-
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.ReadCloser
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countingReader) Close() error { return c.r.Close() }
 
 // safeName quotes a parameter name for an error description, cut short and
 // reduced to printable ASCII so a hostile name cannot shape our answer.
@@ -140,7 +191,13 @@ func safeName(k string) string {
 // not hold and so cannot check: it is returned for the exchange, where the
 // provider checks it. (The returned secret is empty for other clients.)
 func (s *server) authenticateClient(r *http.Request, form url.Values) (*config.Client, credentials, error) {
-	basicID, basicSecret, hasBasic := r.BasicAuth()
+	var (
+		basicID, basicSecret string
+		hasBasic             bool
+	)
+	if len(r.Header["Authorization"]) > 0 { // BasicAuth finds nothing otherwise
+		basicID, basicSecret, hasBasic = r.BasicAuth()
+	}
 	cred := credentials{basic: hasBasic}
 	if hasBasic {
 		// RFC 6749 §2.3.1: both parts are form-encoded before Basic.
@@ -457,7 +514,7 @@ func (s *server) token(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if err != nil {
-		if errors.Is(err, oauth.ErrInvalidClient) && cred.basic {
+		if cred.basic && errors.Is(err, oauth.ErrInvalidClient) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="devicegate", charset="UTF-8"`)
 		}
 		return err

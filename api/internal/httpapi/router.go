@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -184,7 +185,11 @@ func New(o Options) (http.Handler, error) {
 		"health":    s.api(s.health),
 		"devices":   s.page(s.devices),
 	}
-	for _, rt := range Routes() {
+	// The token endpoint comes first: gorilla/mux tries routes in order,
+	// and devices' polls are most of the traffic.
+	routes := Routes()
+	slices.SortStableFunc(routes, func(a, b Route) int { return boolRank(a.Name != "token") - boolRank(b.Name != "token") })
+	for _, rt := range routes {
 		paths := []string{rt.Path}
 		if rt.Tail != "" {
 			paths = append(paths, rt.Path+"/{"+rt.Tail+"}")
@@ -217,7 +222,53 @@ func New(o Options) (http.Handler, error) {
 			http.Error(w, "not found", http.StatusNotFound)
 		})
 	}
-	return s.headers(s.logRequests(r)), nil
+	return s.headers(s.logRequests(routed{r})), nil
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// routed dispatches through gorilla/mux without the two request copies its
+// ServeHTTP makes on every request (WithContext for the route variables,
+// again for the current route): no handler here reads mux.Vars or
+// mux.CurrentRoute. The route is still mux's choice (Router.Match). What
+// mux's ServeHTTP does besides, routed leaves to it: a path that is not in
+// clean form (mux answers a redirect to the clean one), no match, a method
+// mismatch or not-found answer.
+//
+// The RouteMatch, with the Vars map mux fills in, is recycled: both are
+// mux's to write during Match and nobody's to read after it.
+type routed struct{ mux *mux.Router }
+
+var routeMatches = sync.Pool{New: func() any { return &mux.RouteMatch{Vars: map[string]string{}} }}
+
+func (rt routed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m := routeMatches.Get().(*mux.RouteMatch)
+	var h http.Handler
+	if cleanPath(r.URL.Path) && rt.mux.Match(r, m) && m.MatchErr == nil {
+		h = m.Handler
+	}
+	vars := m.Vars
+	clear(vars)
+	*m = mux.RouteMatch{Vars: vars}
+	routeMatches.Put(m)
+	if h == nil {
+		h = rt.mux
+	}
+	h.ServeHTTP(w, r)
+}
+
+// cleanPath reports, conservatively, whether gorilla/mux would serve p as
+// it is rather than redirect to a cleaned form: p starts with a slash and
+// has no empty, "." or ".." segment, so path.Clean would leave it alone
+// (mux keeps a trailing slash). A path with any "/." is left to mux even
+// when it is clean (/.well-known/…); mux then does what it always did.
+func cleanPath(p string) bool {
+	return strings.HasPrefix(p, "/") && !strings.Contains(p, "//") && !strings.Contains(p, "/.")
 }
 
 // upstreamOrigins returns " scheme://host" of each upstream's authorize
@@ -357,8 +408,12 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 func (s *server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := recorders.Get().(*statusRecorder)
+		*rec = statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
+		status := rec.status
+		*rec = statusRecorder{} // holds nothing of this request while pooled
+		recorders.Put(rec)
 		path := r.URL.Path
 		if len(path) > 100 {
 			path = path[:100] + "…"
@@ -366,10 +421,14 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
 			slog.String("path", path),
-			slog.Int("status", rec.status),
+			slog.Int("status", status),
 			slog.Duration("duration", time.Since(start)))
 	})
 }
+
+// recorders recycles logRequests' statusRecorders: a handler is done
+// with its ResponseWriter when ServeHTTP returns (net/http's rule too).
+var recorders = sync.Pool{New: func() any { return new(statusRecorder) }}
 
 // api adapts a JSON handler: an oauth.Error is written as is; anything else
 // is a fault on our side, logged and answered as temporarily_unavailable
@@ -378,6 +437,12 @@ func (s *server) api(h func(http.ResponseWriter, *http.Request) error) http.Hand
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := h(w, r)
 		if err == nil {
+			return
+		}
+		// Most errors are an oauth.Error as is (a poll's pending answer);
+		// errors.As would move oe to the heap for every one of them.
+		if oe, ok := err.(oauth.Error); ok {
+			oauth.WriteError(w, oe)
 			return
 		}
 		var oe oauth.Error

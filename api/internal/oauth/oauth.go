@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
+	"unicode/utf8"
 )
 
 // Error is an OAuth 2.0 error answer.
@@ -84,12 +85,95 @@ var (
 	jsonType = []string{"application/json"}
 )
 
-// WriteError writes e as an RFC 6749 §5.2 JSON error answer.
+// WriteError writes e as an RFC 6749 §5.2 JSON error answer: the bytes
+// WriteJSON(w, e.Status, body{…}) writes (TestWriteErrorIsWriteJSON and
+// FuzzAppendJSONString hold the two together), appended directly, since
+// most answers are errors and most of those are authorization_pending.
 func WriteError(w http.ResponseWriter, e Error) {
 	if e.Status == 0 {
 		e.Status = http.StatusBadRequest
 	}
-	WriteJSON(w, e.Status, body{Error: e.Code, Description: e.Description})
+	bp := errBufs.Get().(*[]byte)
+	b := append((*bp)[:0], `{"error":`...)
+	b = appendJSONString(b, e.Code)
+	if e.Description != "" { // omitempty
+		b = append(b, `,"error_description":`...)
+		b = appendJSONString(b, e.Description)
+	}
+	b = append(b, "}\n"...)
+	write(w, e.Status, b)
+	if cap(b) <= 64<<10 { // a rare large answer is not kept
+		*bp = b
+		errBufs.Put(bp)
+	}
+}
+
+// errBufs recycles WriteError's buffers.
+var errBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// jsonSafe marks the ASCII bytes encoding/json writes as they are with
+// HTML escaping on.
+var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// appendJSONString appends s as encoding/json writes a string with HTML
+// escaping on (what Encoder.Encode and json.Marshal do): quotes,
+// backslash, control characters, <, > and & escaped, invalid UTF-8 as
+// \ufffd, U+2028 and U+2029 escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if jsonSafe[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // bufs recycles WriteJSON's encoding buffers.
@@ -114,9 +198,14 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 		buf.Reset()
 		buf.WriteString(`{"error":"server_error"}` + "\n")
 	}
+	write(w, status, buf.Bytes())
+}
+
+// write sends a JSON answer with no-store caching.
+func write(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h["Content-Type"] = jsonType
 	NoStore(h)
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(body)
 }

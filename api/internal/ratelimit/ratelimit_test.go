@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
@@ -316,6 +318,62 @@ func TestFailBlocksUntilTheWindowEnds(t *testing.T) {
 	if over, _ := nilLimiter.Fail(ctx, "auth", rule, "k"); over {
 		t.Error("a nil limiter failed")
 	}
+}
+
+// ClientIP and ParseHost no longer split the header or try ParseAddr on
+// an address with a port (allocations on every request); they must answer
+// exactly what the plain forms below — the code they replaced — answer.
+func FuzzClientIPAsPlain(f *testing.F) {
+	f.Add("192.0.2.1:5555", "1.2.3.4, 5.6.7.8, 198.51.100.4:443", "", 1)
+	f.Add("[2001:db8::1]:80", "1.2.3.4", "198.51.100.4:443", 2)
+	f.Add("::1", "203.0.113.9, ", "[2001:db8::7]:443,fe80::1%eth0", 3)
+	f.Add("1.2.3.4:80:90", ",,,", "::ffff:1.2.3.4:80", 1)
+	f.Add("[::1]", "", "", 0)
+	f.Fuzz(func(t *testing.T, remote, xff1, xff2 string, hops int) {
+		hops = max(0, hops%4)
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = remote
+		for _, v := range []string{xff1, xff2} {
+			if v != "" {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+		}
+		if got, want := ClientIP(r, hops), plainClientIP(r, hops); got != want {
+			t.Errorf("ClientIP(%q, %q, %d) = %v, plain form %v", remote, r.Header.Values("X-Forwarded-For"), hops, got, want)
+		}
+	})
+}
+
+func plainClientIP(r *http.Request, hops int) netip.Addr {
+	if hops > 0 {
+		var entries []string
+		for _, h := range r.Header.Values("X-Forwarded-For") {
+			entries = append(entries, strings.Split(h, ",")...)
+		}
+		if len(entries) > 0 {
+			if ip, ok := plainParseHost(entries[max(0, len(entries)-hops)]); ok {
+				return ip
+			}
+		}
+	}
+	ip, _ := plainParseHost(r.RemoteAddr)
+	return ip
+}
+
+func plainParseHost(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if len(s) == 0 || len(s) > 64 {
+		return netip.Addr{}, false
+	}
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return ip.Unmap().WithZone(""), true
+	}
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		if ip, err := netip.ParseAddr(host); err == nil {
+			return ip.Unmap().WithZone(""), true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // TestGroupMembersAreOneByte: countAddr names an address's narrowest

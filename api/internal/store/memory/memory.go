@@ -14,15 +14,18 @@ import (
 	"github.com/devicegate/devicegate/api/internal/store"
 )
 
-// Store keeps records in maps guarded by one mutex.
+// Store keeps records in maps guarded by one mutex. Records are held
+// encoded, under pointer-free keys (encode.go says why).
 type Store struct {
 	now store.Clock
 
 	mu      sync.Mutex
-	records map[string]*store.Record // by ID
-	byUser  map[string]string        // user-code hash → ID
+	records map[key]string // by ID: the record, encoded
+	byUser  map[key]key    // user-code hash → ID
 	version uint64
-	due     dueHeap // what the sweep may remove, soonest first
+	recDue  recHeap // records the sweep may remove, soonest first
+	due     dueHeap // counters and bindings the sweep may remove
+	scratch []byte  // encode's buffer, reused under mu
 
 	counters map[string]counter // "window length|key" → count
 	bindings map[string]*store.Binding
@@ -46,7 +49,7 @@ func New(now store.Clock) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{now: now, records: map[string]*store.Record{}, byUser: map[string]string{}, counters: map[string]counter{}, bindings: map[string]*store.Binding{}}
+	return &Store{now: now, records: map[key]string{}, byUser: map[key]key{}, counters: map[string]counter{}, bindings: map[string]*store.Binding{}}
 }
 
 // sweepStep bounds the entries one sweep step removes while it holds the
@@ -54,16 +57,38 @@ func New(now store.Clock) *Store {
 // work is spread over the calls instead of pausing one of them.
 const sweepStep = 256
 
-// recordDue is the first instant at which r is strictly more than
-// store.Retention past expiry, as every backend sweeps.
-func recordDue(r *store.Record) time.Time { return r.ExpiresAt.Add(store.Retention + time.Nanosecond) }
+// recordDue is the first instant at which a record expiring at expires is
+// strictly more than store.Retention past expiry, as every backend sweeps.
+func recordDue(expires time.Time) instant {
+	return instantOf(expires.Add(store.Retention + time.Nanosecond))
+}
+
+// recItem is an entry of the records' expiry heap, pointer-free like the
+// records: the record with key id is removable from at. Like a dueItem it
+// is a hint: the sweep checks the record is still due.
+type recItem struct {
+	at instant
+	id key
+}
+
+type recHeap []recItem
+
+func (h recHeap) Len() int           { return len(h) }
+func (h recHeap) Less(i, j int) bool { return h[j].at.after(h[i].at) }
+func (h recHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *recHeap) Push(x any)        { *h = append(*h, x.(recItem)) }
+func (h *recHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
 
 // dueKind says what a dueItem points at.
 type dueKind uint8
 
 const (
-	dueRecord dueKind = iota
-	dueCounter
+	dueCounter dueKind = iota
 	dueBinding
 )
 
@@ -94,19 +119,32 @@ func (s *Store) Create(_ context.Context, r *store.Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweepLocked()
-	if _, ok := s.records[r.ID]; ok {
+	id, uc := keyOf(r.ID), keyOf(r.UserCodeHash)
+	if _, ok := s.records[id]; ok {
 		return store.ErrConflict
 	}
-	if _, ok := s.byUser[r.UserCodeHash]; ok {
+	if _, ok := s.byUser[uc]; ok {
 		return store.ErrConflict
 	}
-	c := r.Clone()
-	s.version++
-	c.Version = strconv.FormatUint(s.version, 10)
-	s.records[c.ID] = c
-	s.byUser[c.UserCodeHash] = c.ID
-	heap.Push(&s.due, dueItem{at: recordDue(c), key: c.ID})
+	s.putLocked(id, r)
+	s.byUser[uc] = id
+	heap.Push(&s.recDue, recItem{at: recordDue(r.ExpiresAt), id: id})
 	return nil
+}
+
+// putLocked stores r, encoded, under id with the next version, and
+// returns that version.
+func (s *Store) putLocked(id key, r *store.Record) (version string) {
+	s.version++
+	var v [20]byte
+	ver := strconv.AppendUint(v[:0], s.version, 10)
+	s.scratch = encode(s.scratch[:0], r, string(ver))
+	blob := string(s.scratch)
+	if cap(s.scratch) > 64<<10 { // a rare large record's buffer is not kept
+		s.scratch = nil
+	}
+	s.records[id] = blob
+	return blob[len(blob)-len(ver):] // the version is the blob's last field
 }
 
 // Get implements store.Store.
@@ -120,11 +158,15 @@ func (s *Store) Get(_ context.Context, id string) (*store.Record, error) {
 func (s *Store) GetByUserCode(_ context.Context, userCodeHash string) (*store.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id, ok := s.byUser[userCodeHash]
+	id, ok := s.byUser[keyOf(userCodeHash)]
 	if !ok {
 		return nil, store.ErrNotFound
 	}
-	return s.liveLocked(id)
+	r, err := s.liveKeyLocked(id)
+	if err == nil && r.UserCodeHash != userCodeHash { // only for a keyDigest collision
+		return nil, store.ErrNotFound
+	}
+	return r, err
 }
 
 // Update implements store.Store. Holding the lock across fn means fn runs
@@ -135,21 +177,22 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, err := s.liveLocked(id)
+	k := keyOf(id)
+	cur, err := s.liveIDLocked(k, id)
 	if err != nil {
 		return nil, err
 	}
+	oldID, oldUser, oldExpires := cur.ID, cur.UserCodeHash, cur.ExpiresAt
 	if err := fn(cur); err != nil {
 		return nil, err
 	}
-	old := s.records[id]
-	cur.ID, cur.UserCodeHash = old.ID, old.UserCodeHash
-	if !cur.ExpiresAt.Equal(old.ExpiresAt) {
-		heap.Push(&s.due, dueItem{at: recordDue(cur), key: id})
+	cur.ID, cur.UserCodeHash = oldID, oldUser
+	if !cur.ExpiresAt.Equal(oldExpires) {
+		heap.Push(&s.recDue, recItem{at: recordDue(cur.ExpiresAt), id: k})
 	}
-	s.version++
-	cur.Version = strconv.FormatUint(s.version, 10)
-	s.records[id] = cur.Clone()
+	// cur is the caller's from here on; what is stored is its encoding,
+	// which nothing the caller does to cur can reach.
+	cur.Version = s.putLocked(k, cur)
 	return cur, nil
 }
 
@@ -157,9 +200,11 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 func (s *Store) Delete(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.records[id]; ok {
-		delete(s.byUser, r.UserCodeHash)
-		delete(s.records, id)
+	k := keyOf(id)
+	if blob, ok := s.records[k]; ok && recordID(blob) == id {
+		uc, _ := head(blob)
+		delete(s.byUser, keyOf(uc))
+		delete(s.records, k)
 	}
 	return nil
 }
@@ -209,14 +254,28 @@ func (s *Store) Close() error { return nil }
 
 // liveLocked returns a copy of the record, or the error its age calls for.
 func (s *Store) liveLocked(id string) (*store.Record, error) {
-	r, ok := s.records[id]
+	return s.liveIDLocked(keyOf(id), id)
+}
+
+// liveIDLocked is liveLocked with the key of id already computed.
+func (s *Store) liveIDLocked(k key, id string) (*store.Record, error) {
+	r, err := s.liveKeyLocked(k)
+	if err == nil && r.ID != id { // only for a keyDigest collision
+		return nil, store.ErrNotFound
+	}
+	return r, err
+}
+
+func (s *Store) liveKeyLocked(k key) (*store.Record, error) {
+	blob, ok := s.records[k]
 	if !ok {
 		return nil, store.ErrNotFound
 	}
+	r := decode(blob)
 	if r.Expired(s.now()) {
 		return nil, store.ErrExpired
 	}
-	return r.Clone(), nil
+	return r, nil
 }
 
 // sweepLocked removes at most sweepStep due items, so that a long-running
@@ -224,13 +283,31 @@ func (s *Store) liveLocked(id string) (*store.Record, error) {
 // bounded step. It reports whether more are due.
 func (s *Store) sweepLocked() (removed int, more bool) {
 	now := s.now()
-	if len(s.due) == 0 || s.due[0].at.After(now) {
+	nowI := instantOf(now)
+	recDue := func() bool { return len(s.recDue) > 0 && !s.recDue[0].at.after(nowI) }
+	otherDue := func() bool { return len(s.due) > 0 && !s.due[0].at.After(now) }
+	if !recDue() && !otherDue() {
 		return 0, false
 	}
 	start := time.Now() // wall time: this measures the pause, it decides nothing
 	defer func() { s.longestHold = max(s.longestHold, time.Since(start)) }()
 	cutoff := now.Add(-store.Retention)
-	for n := 0; len(s.due) > 0 && !s.due[0].at.After(now); n++ {
+	n := 0
+	for ; recDue(); n++ {
+		if n == sweepStep {
+			return removed, true
+		}
+		it := heap.Pop(&s.recDue).(recItem)
+		// A record whose expiry moved later has another entry.
+		if blob, ok := s.records[it.id]; ok {
+			if uc, expires := head(blob); expires.Before(cutoff) {
+				delete(s.byUser, keyOf(uc))
+				delete(s.records, it.id)
+				removed++
+			}
+		}
+	}
+	for ; otherDue(); n++ {
 		if n == sweepStep {
 			return removed, true
 		}
@@ -240,18 +317,10 @@ func (s *Store) sweepLocked() (removed int, more bool) {
 			if c, ok := s.counters[it.key]; ok && !c.reset.After(now) {
 				delete(s.counters, it.key)
 			}
-			continue
 		case dueBinding:
 			if b, ok := s.bindings[it.key]; ok && b.Expired(now) {
 				delete(s.bindings, it.key)
 			}
-			continue
-		}
-		// A record whose expiry moved later has another entry.
-		if r, ok := s.records[it.key]; ok && r.ExpiresAt.Before(cutoff) {
-			delete(s.byUser, r.UserCodeHash)
-			delete(s.records, it.key)
-			removed++
 		}
 	}
 	return removed, false
