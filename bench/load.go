@@ -274,7 +274,18 @@ func buildTool(root, dir, pkg, out string) error {
 
 // run loads r for d with conns connections, sampling the RSS of pid.
 func (g *bombardier) run(r request, conns int, d time.Duration, pid int) (*loadResult, error) {
-	args := []string{"-c", strconv.Itoa(conns), "-d", d.String(), "-m", http.MethodPost, "-b", r.Body, "-l", "-p", "r", "-o", "j"}
+	return g.load(r, conns, []string{"-d", d.String()}, pid)
+}
+
+// runN sends exactly n requests of r over conns connections (each waiting
+// at most a minute for its answer), sampling the RSS of pid.
+func (g *bombardier) runN(r request, conns, n int, pid int) (*loadResult, error) {
+	return g.load(r, conns, []string{"-n", strconv.Itoa(n), "-t", "60s"}, pid)
+}
+
+func (g *bombardier) load(r request, conns int, bound []string, pid int) (*loadResult, error) {
+	args := append([]string{"-c", strconv.Itoa(conns)}, bound...)
+	args = append(args, "-m", http.MethodPost, "-b", r.Body, "-l", "-p", "r", "-o", "j")
 	for _, h := range r.Headers {
 		args = append(args, "-H", h)
 	}

@@ -1,10 +1,11 @@
 // Command bench measures devicegate: the poll path's throughput through the
 // real router against a bare net/http handler, the store operations (and
 // Cosmos DB request units) a complete device flow costs, the cold start of
-// the release binary, memory, and microbenchmarks of the core. It writes
+// the release binary, the release binary on bbolt beside the in-process
+// helper, memory, and microbenchmarks of the core. It writes
 // docs/BENCHMARKS.md and docs/bench-throughput.svg.
 //
-//	go run ./bench                 # the full run (a few minutes)
+//	go run ./bench                 # the full run (about a quarter of an hour)
 //	go run ./bench -short          # seconds; prints the report, writes nothing
 //
 // Everything runs on loopback; every loop is bounded in count and in time;
@@ -50,6 +51,7 @@ type options struct {
 	benchtime     string
 	skip          string
 	instrRequests int
+	growth        growthConfig
 }
 
 func run(args []string) error {
@@ -75,7 +77,11 @@ func run(args []string) error {
 	fs.IntVar(&o.coldstarts, "coldstarts", 20, "cold starts of the release binary")
 	fs.StringVar(&o.benchtime, "benchtime", "1s", "-benchtime for the microbenchmarks")
 	fs.IntVar(&o.instrRequests, "instr-requests", 2000, "requests per target counted under callgrind (part 1c)")
-	fs.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: throughput,callgrind,authorize,scaling,flows,coldstart,micro (-short skips callgrind)")
+	fs.IntVar(&o.growth.Total, "growth", 100_000, "flows the release binary and the helper each create, from an empty bbolt file (part 1d)")
+	fs.IntVar(&o.growth.Batch, "growth-batch", 10_000, "creates per batch of part 1d (the two targets take turns batch by batch)")
+	fs.IntVar(&o.growth.Conns, "growth-conns", 64, "concurrent devices creating flows in part 1d")
+	fs.IntVar(&o.growth.Rounds, "growth-rounds", 2, "fresh files grown per target in part 1d")
+	fs.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: throughput,callgrind,authorize,scaling,release,flows,coldstart,micro (-short skips callgrind)")
 	// Flags set explicitly win over -short's defaults.
 	set := map[string]bool{}
 	if err := fs.Parse(args); err != nil {
@@ -90,19 +96,22 @@ func run(args []string) error {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if o.short {
 		short := map[string]func(){
-			"connections":  func() { o.load.Connections = 8 },
-			"warmup":       func() { o.load.Warmup = time.Second },
-			"duration":     func() { o.load.Duration = time.Second },
-			"rounds":       func() { o.load.Rounds = 2 },
-			"scale-rounds": func() { o.scaleRounds = 1 },
-			"sizes":        func() { o.sizes = "10,1000" },
-			"profile":      func() { o.profile = 0 },
-			"flows":        func() { o.flows = 5 },
-			"polls":        func() { o.polls = 3 },
-			"coldstarts":   func() { o.coldstarts = 3 },
-			"benchtime":    func() { o.benchtime = "2000x" },
-			"out":          func() { o.out = "-" },
-			"skip":         func() { o.skip = "callgrind" },
+			"connections":   func() { o.load.Connections = 8 },
+			"warmup":        func() { o.load.Warmup = time.Second },
+			"duration":      func() { o.load.Duration = time.Second },
+			"rounds":        func() { o.load.Rounds = 2 },
+			"scale-rounds":  func() { o.scaleRounds = 1 },
+			"sizes":         func() { o.sizes = "10,1000" },
+			"profile":       func() { o.profile = 0 },
+			"flows":         func() { o.flows = 5 },
+			"polls":         func() { o.polls = 3 },
+			"coldstarts":    func() { o.coldstarts = 3 },
+			"growth":        func() { o.growth.Total = 2000 },
+			"growth-batch":  func() { o.growth.Batch = 1000 },
+			"growth-rounds": func() { o.growth.Rounds = 1 },
+			"benchtime":     func() { o.benchtime = "2000x" },
+			"out":           func() { o.out = "-" },
+			"skip":          func() { o.skip = "callgrind" },
 		}
 		for name, f := range short {
 			if !set[name] {
@@ -135,6 +144,9 @@ func run(args []string) error {
 		return errors.New("-coldstarts must be 1 to 1000")
 	case o.profile < 0 || o.profile > time.Minute:
 		return errors.New("-profile must be 0 to 1m")
+	case o.growth.Total < 1 || o.growth.Total > 1_000_000, o.growth.Batch < 1 || o.growth.Batch > o.growth.Total,
+		o.growth.Conns < 1 || o.growth.Conns > 1024, o.growth.Rounds < 1 || o.growth.Rounds > 20:
+		return errors.New("-growth must be 1 to 1000000, -growth-batch 1 to -growth, -growth-conns 1 to 1024, -growth-rounds 1 to 20")
 	}
 	if _, err := os.Stat(filepath.Join(o.root, "go.mod")); err != nil {
 		return fmt.Errorf("-root %s is not the repository root: %w", o.root, err)
@@ -160,14 +172,14 @@ func run(args []string) error {
 	}
 	defer os.RemoveAll(tmp)
 	var h *helper
-	if !skip["throughput"] || !skip["callgrind"] || !skip["authorize"] || !skip["scaling"] || !skip["flows"] {
+	if !skip["throughput"] || !skip["callgrind"] || !skip["authorize"] || !skip["scaling"] || !skip["release"] || !skip["flows"] {
 		logf("building the in-process helper (go test -c %s)", helperPkg)
 		if h, err = buildHelper(o.root, tmp); err != nil {
 			return err
 		}
 	}
 	kinds := splitList(o.targets)
-	if !skip["throughput"] || !skip["callgrind"] || !skip["authorize"] || !skip["scaling"] {
+	if !skip["throughput"] || !skip["callgrind"] || !skip["authorize"] || !skip["scaling"] || !skip["release"] {
 		peer := (!skip["throughput"] || !skip["callgrind"]) && slices.Contains(kinds, "zitadel")
 		logf("building bombardier (tools/go.mod)%s", map[bool]string{true: " and the zitadel peer (e2e/cmd/benchpeer)"}[peer])
 		bomb, peerBin, err := buildTools(o.root, tmp, peer)
@@ -215,6 +227,14 @@ func run(args []string) error {
 			logf("1b. scaling with live flows %v, %d interleaved rounds", sizes, sc.Rounds)
 			if rep.Scale, err = scaling(h, g, dir, []string{"memory", "bolt"}, sizes, sc, logf); err != nil {
 				fail(err)
+			}
+		}
+		if !skip["release"] {
+			pc := o.load
+			pc.Rounds = o.scaleRounds
+			logf("1d. the release binary beside the helper on bbolt: %d flows from an empty file, %d at a time over %d connections, %d round(s)", o.growth.Total, o.growth.Batch, o.growth.Conns, o.growth.Rounds)
+			if rep.Release, err = compareRelease(o.root, h, g, filepath.Join(tmp, "release"), o.growth, pc, logf); err != nil {
+				fail(fmt.Errorf("release binary: %w", err))
 			}
 		}
 	}

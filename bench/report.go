@@ -67,6 +67,7 @@ type report struct {
 	Authorize       []*series
 	Instr           []instrResult
 	Scale           []*scalePoint
+	Release         *releaseResult
 	RoutedAllocs    *allocResult
 	ConstructAllocs *allocResult
 	Flows           *flowResult
@@ -140,21 +141,23 @@ func (r *report) goals() []goal {
 		}
 		gs = append(gs, g)
 	}
-	ratio("memory", "bare", 0.65)
-	ratio("bolt", "bare", 0.55)
-	ratio("memory", "zitadel", 1.5)
-	ratio("bolt", "zitadel", 1.3)
+	ratio("memory", "bare", 0.80)
+	ratio("bolt", "bare", 0.70)
+	ratio("memory", "zitadel", 1.6)
+	ratio("bolt", "zitadel", 1.5)
 
-	g := goal{Figure: "longest writer pause from a sweep, 100k flows (bbolt)", Want: "≤ 10 ms"}
+	g := goal{Figure: "longest writer pause from a sweep, 100k flows (bbolt)", Want: "≤ 5 ms"}
 	for _, sp := range r.Scale {
 		if sp.Kind == "bolt" && sp.Flows == 100_000 {
 			p := max(sp.LiveSweep.Pause, sp.ExpiredSweep.Pause)
-			g.Got, g.Met, g.Ran = fmt.Sprintf("%s, of which %s before the commit (100k live, then 100k past retention swept)", ms(p), ms(max(sp.LiveSweep.Work, sp.ExpiredSweep.Work))), p <= 10*time.Millisecond, true
+			e := sp.ExpiredSweep
+			g.Got, g.Met, g.Ran = fmt.Sprintf("%s, of which %s before the commit; %d slices of the expired sweep: median %s, p99 %s (100k live, then 100k past retention swept)",
+				ms(p), ms(max(sp.LiveSweep.Work, e.Work)), e.Slices, ms(e.P50), ms(e.P99)), p <= 5*time.Millisecond, true
 		}
 	}
 	gs = append(gs, g)
 
-	g = goal{Figure: "poll throughput change from 10 to 100k flows (memory)", Want: "≥ −15%"}
+	g = goal{Figure: "poll throughput change from 10 to 100k flows (memory)", Want: "≥ −10%"}
 	var lo, hi *series
 	for _, sp := range r.Scale {
 		if sp.Kind == "memory" && sp.Flows == 10 {
@@ -165,24 +168,51 @@ func (r *report) goals() []goal {
 		}
 	}
 	if lo != nil && hi != nil {
-		var d []float64
-		for _, v := range ratios(hi, lo) {
-			d = append(d, 100*(v-1))
-		}
-		sp := spreadOf(d)
-		g.Got, g.Met, g.Ran = fmtSpread(sp, "%+.0f%%"), sp.Median >= -15, true
+		sp := spreadOf(changes(hi, lo))
+		g.Got, g.Met, g.Ran = fmtSpread(sp, "%+.0f%%"), sp.Median >= -10, true
 	}
 	gs = append(gs, g)
+	return append(gs, r.releaseGoals()...)
+}
 
-	g = goal{Figure: "`/api/authorize` on bbolt (answered = committed)", Want: "≥ 5000/s"}
-	for _, s := range r.Authorize {
-		if s.Kind == "bolt" && len(s.Runs) > 0 {
-			sp := spreadOf(s.rps())
-			g.Got, g.Met, g.Ran = fmtSpread(sp, "%.0f")+"/s", sp.Median >= 5000, true
+// changes is a's throughput against b's in percent, round by round.
+func changes(a, b *series) []float64 {
+	var d []float64
+	for _, v := range ratios(a, b) {
+		d = append(d, 100*(v-1))
+	}
+	return d
+}
+
+// releaseGoals are part 1d's rows; they count only at the issue's sizes.
+func (r *report) releaseGoals() []goal {
+	rr := r.Release
+	full := rr != nil && rr.Cfg.Total >= 100_000 && rr.Cfg.Conns == 64 && len(rr.Growth["release"]) > 0
+	rate := goal{Figure: "`/api/authorize` on bbolt, answered = committed, release binary, file growing 0 → 100k flows", Want: "≥ 8000/s"}
+	longest := goal{Figure: "longest `/api/authorize` answer on bbolt, 64 concurrent devices, 0 → 100k flows (release binary)", Want: "≤ 250 ms"}
+	poll := goal{Figure: "bbolt poll throughput 10 → 100k flows, background sweeper on (release binary)", Want: "≥ −10%"}
+	if full {
+		var rates []float64
+		var worst time.Duration
+		for _, g := range rr.Growth["release"] {
+			if g == nil || g.flows() < rr.Cfg.Total {
+				continue
+			}
+			rates = append(rates, g.rate())
+			worst = max(worst, g.longest())
+		}
+		if len(rates) > 0 {
+			sp := spreadOf(rates)
+			rate.Got, rate.Met, rate.Ran = fmtSpread(sp, "%.0f")+"/s over the rounds", sp.Median >= 8000, true
+			longest.Got, longest.Met, longest.Ran = ms(worst)+" (the longest of every round)", worst <= 250*time.Millisecond, true
 		}
 	}
-	gs = append(gs, g)
-	return gs
+	if full && len(rr.Poll) == 2 && len(rr.Poll[1].Runs) > 0 {
+		d := changes(rr.Poll[1], rr.Poll[0])
+		sp := spreadOf(d)
+		poll.Got, poll.Met, poll.Ran = fmtSpread(sp, "%+.0f%%")+fmt.Sprintf("; first round, right after the creates: %+.0f%%", d[0]), sp.Median >= -10, true
+	}
+	return []goal{rate, longest, poll}
 }
 
 func (r *report) instr(kind string) *instrResult {
@@ -248,9 +278,9 @@ func (r *report) markdown() string {
 		p("\n")
 	}
 
-	if r.Polls != nil || len(r.Authorize) > 0 || len(r.Scale) > 0 || len(r.Instr) > 0 {
+	if r.Polls != nil || len(r.Authorize) > 0 || len(r.Scale) > 0 || len(r.Instr) > 0 || r.Release != nil {
 		l := r.Opts.load
-		p("### Goals (issue 15)\n\n")
+		p("### Goals (issue 22)\n\n")
 		p("Medians over the interleaved rounds, with min–max. Machine load (1/5/15-min load average) at the start and the end of the poll comparison: %s → %s.\n\n",
 			first(r.pollLoads(), 0), first(r.pollLoads(), 1))
 		p("| Figure | Goal | Measured median (min–max) | |\n|---|---:|---:|---|\n")
@@ -374,8 +404,8 @@ func (r *report) markdown() string {
 			p("### 1b. Scaling with live flows\n\n")
 			p("One server per store and size, holding that many live (pending, unexpired) flows besides the polled one, created through the store from 32 goroutines before it answers. "+
 				"The sizes of one store take turns, %d rounds of %s. Then the benchmark asks each server (`/bench/sweep` on its pprof port) to sweep with only the live flows present, "+
-				"then adds as many flows already past retention and sweeps again. *Sweep pause* is the longest time one sweep step held the store's writer lock "+
-				"(bbolt: one write transaction, commit and fsync included; memory: the store's mutex) — how long any Create or durable Update could have waited.\n\n", r.Opts.scaleRounds, l.Duration)
+				"then adds as many flows already past retention and sweeps again (and once more, which must find nothing). *Sweep pause* is the longest time one sweep step held the store's writer lock "+
+				"(bbolt: the transaction that committed one slice, commit and fsyncs included, with the median and p99 over the slices; memory: the store's mutex) — how long any Create or durable Update could have waited.\n\n", r.Opts.scaleRounds, l.Duration)
 			p("| Store | Live flows | Poll req/s median (min–max) | vs 10 flows | p99 | RSS max | Sweep pause, live only | Sweep pause, + same number expired (of it before the commit) | Whole expired sweep |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 			base := map[string]*series{}
 			for _, sp := range r.Scale {
@@ -391,11 +421,15 @@ func (r *report) markdown() string {
 					vs = fmtSpread(spreadOf(d), "%+.0f%%")
 				}
 				p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sp.Kind, humanNumber(float64(sp.Flows)), fmtSpread(spreadOf(sp.Poll.rps()), "%.0f"), vs,
-					fmtDurSpread(sp.Poll.p99()), mb(sp.Poll.rssMaxKB()), ms(sp.LiveSweep.Pause), fmt.Sprintf("%s (%s)", ms(sp.ExpiredSweep.Pause), ms(sp.ExpiredSweep.Work)),
+					fmtDurSpread(sp.Poll.p99()), mb(sp.Poll.rssMaxKB()), ms(sp.LiveSweep.Pause), sweepCell(sp.ExpiredSweep),
 					fmt.Sprintf("%s, %d removed", ms(sp.ExpiredSweep.Took), sp.ExpiredSweep.Removed))
 			}
 			p("\n")
 		}
+	}
+
+	if r.Release != nil {
+		r.releaseSection(p)
 	}
 
 	if r.Flows != nil {
@@ -641,4 +675,87 @@ func profileRows(prof string) [][3]string {
 		}
 	}
 	return rows
+}
+
+// releaseSection is part 1d.
+func (r *report) releaseSection(p func(string, ...any)) {
+	rr := r.Release
+	p("### 1d. The release binary on bbolt, beside the in-process helper\n\n")
+	p("`%s` (as `scripts/release.sh` builds it, stamped `%s`), started as a user starts it: `%s`. "+
+		"The in-process helper of 1a serves the same router from a test binary with the sweeper and the rate limits off. "+
+		"Each round, a fresh release binary and a fresh helper each create %s flows through `POST /api/authorize` from an empty bbolt file, %s at a time "+
+		"(bombardier `-n`, %d connections: as many devices asking at once), the two taking turns batch by batch; every answer had to be 200, and on bbolt each is sent only once its record is committed. "+
+		"bbolt file on %s. Machine load: %s → %s.\n\n",
+		rr.BuildCmd, rr.Version, rr.Env, humanNumber(float64(rr.Cfg.Total)), humanNumber(float64(rr.Cfg.Batch)), rr.Cfg.Conns, r.BoltFS, first(rr.Loads, 0), first(rr.Loads, 1))
+	if len(rr.Fsync) > 0 {
+		p("The disk's commit cost, for reading these figures: `fdatasync` after a 4 KiB write in the same folder, %d times:", rr.Fsync[0].N)
+		for _, f := range rr.Fsync {
+			p(" %s median %s (min %s, p90 %s, max %s);", f.When, ms(f.Median), ms(f.Min), ms(f.P90), ms(f.Max))
+		}
+		p(" a bbolt commit makes two (the pages, then the meta page).\n\n")
+	}
+	p("| Target | Round | Creates/s, whole growth | Batches, slowest–fastest | Longest answer | Worst batch p99 | Server CPU per create | Storage bytes per create | Write calls per create | Commits per create | Creates per commit | Pages per create |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, kind := range []string{"release", "helper"} {
+		for i, g := range rr.Growth[kind] {
+			if g == nil || len(g.Batches) == 0 {
+				continue
+			}
+			var rates, p99 []float64
+			for _, b := range g.Batches {
+				rates = append(rates, b.Run.RPS)
+				p99 = append(p99, float64(b.Run.P99))
+			}
+			commits, perCommit, pages := "–", "–", "–"
+			if c := g.perCreate(func(b *growthBatch) uint64 { return b.Commits }); c > 0 {
+				commits = fmt.Sprintf("%.3f", c)
+				perCommit = fmt.Sprintf("%.1f", g.perCreate(func(b *growthBatch) uint64 { return b.Writes })/c)
+				pages = fmt.Sprintf("%.2f", g.perCreate(func(b *growthBatch) uint64 { return b.Pages }))
+			}
+			name := "release binary"
+			if kind == "helper" {
+				name = "in-process helper"
+			}
+			p("| %s | %d | %.0f | %.0f–%.0f | %s | %s | %.0f µs | %s | %.1f | %s | %s | %s |\n", name, i+1, g.rate(), slices.Min(rates), slices.Max(rates),
+				ms(g.longest()), ms(time.Duration(slices.Max(p99))),
+				g.perCreate(func(b *growthBatch) uint64 { return uint64(b.CPU) })/1000,
+				humanNumber(g.perCreate(func(b *growthBatch) uint64 { return b.WriteBytes })),
+				g.perCreate(func(b *growthBatch) uint64 { return b.WriteCalls }), commits, perCommit, pages)
+		}
+	}
+	p("\nCPU time, storage bytes and write calls are the server process's own, from `/proc/PID/stat` (utime + stime) and `/proc/PID/io` (`write_bytes`, `syscw`: page writes, the request log, socket writes); commits and pages from the helper's store (`bolt.CommitStats`). These counts move little with the machine's load; the rates move with it.\n\n")
+	if rel, hlp := rr.Growth["release"], rr.Growth["helper"]; len(rel) > 0 && len(hlp) > 0 && rel[0] != nil && hlp[0] != nil {
+		p("Batch by batch, round 1 (creates/s, longest answer; pages per create from the helper's store):\n\n| Flows in the file | Release binary | Helper | Helper pages per create |\n|---:|---:|---:|---:|\n")
+		for i := range min(len(rel[0].Batches), len(hlp[0].Batches)) {
+			a, b := rel[0].Batches[i], hlp[0].Batches[i]
+			pp := "–"
+			if b.Pages > 0 {
+				pp = fmt.Sprintf("%.2f", float64(b.Pages)/float64(b.Run.Requests))
+			}
+			p("| %s | %.0f/s, %s | %.0f/s, %s | %s |\n", humanNumber(float64(a.Flows)), a.Run.RPS, ms(a.Run.Max), b.Run.RPS, ms(b.Run.Max), pp)
+		}
+		p("\n")
+	}
+	if len(rr.Poll) == 2 && len(rr.Poll[0].Runs) > 0 {
+		small, big := rr.Poll[0], rr.Poll[1]
+		p("Then the release binary of round 1, still holding its %s flows (sweeper on, every minute), and a fresh one holding 10 take turns at the poll load of part 1 (%d connections), "+
+			"the first round right after the creates, with no warm-up. The real clock runs here, so a device polling thousands of times a second is answered `%s` — the same answer on both.\n\n",
+			humanNumber(float64(rr.Cfg.Total)), r.Opts.load.Connections, rr.PollAnswer)
+		p("| Round | 10 flows, req/s | %s flows, req/s | change |\n|---:|---:|---:|---:|\n", humanNumber(float64(rr.Cfg.Total)))
+		d := changes(big, small)
+		for i := range min(len(small.Runs), len(big.Runs)) {
+			p("| %d | %.0f | %.0f | %+.0f%% |\n", i+1, small.Runs[i].RPS, big.Runs[i].RPS, d[i])
+		}
+		p("\n")
+	}
+}
+
+// sweepCell is the longest pause of a sweep (of it before the commit) and,
+// for bbolt's slices, their median and p99.
+func sweepCell(e *sweepResult) string {
+	c := fmt.Sprintf("%s (%s)", ms(e.Pause), ms(e.Work))
+	if e.Slices > 0 {
+		c += fmt.Sprintf("; %d slices, median %s, p99 %s", e.Slices, ms(e.P50), ms(e.P99))
+	}
+	return c
 }

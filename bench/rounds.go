@@ -283,6 +283,8 @@ type scalePoint struct {
 type sweepResult struct {
 	Expired, Removed  int
 	Took, Pause, Work time.Duration
+	Slices            int           // bbolt: the writing slices of that sweep
+	P50, P99          time.Duration // and their holds' median and 99th percentile
 }
 
 // scaling is part 1b: for each store, one server per size with that many

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks of devicegate (docs/BENCHMARKS.md).
 #
-#   bash scripts/bench.sh           full run (about ten minutes);
+#   bash scripts/bench.sh           full run (about a quarter of an hour);
 #                                   rewrites the generated part of
 #                                   docs/BENCHMARKS.md and
 #                                   docs/bench-throughput.svg

@@ -412,6 +412,13 @@ func benchServe(kind, dir string) error {
 			_ = json.NewEncoder(w).Encode(res)
 		})
 	}
+	if cs, ok := st.(interface{ CommitStats() bolt.CommitStats }); ok {
+		// What the store has committed so far: bench/ reads it before and
+		// after a batch of creates for commits and pages per create.
+		pmux.HandleFunc("/bench/commits", func(w http.ResponseWriter, r *http.Request) {
+			_ = json.NewEncoder(w).Encode(cs.CommitStats())
+		})
+	}
 	psrv := &http.Server{Handler: pmux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = psrv.Serve(pln) }()
 	errc := make(chan error, 1)
@@ -489,6 +496,10 @@ type benchSweepResult struct {
 	Took             time.Duration // the whole sweep
 	Pause            time.Duration // the longest writer pause of any sweep so far
 	Work             time.Duration // the same without bbolt's commit (Pause for memory)
+	// bbolt: the writing slices of the last sweep, and the median and
+	// 99th percentile of their holds.
+	Slices   int
+	P50, P99 time.Duration
 }
 
 // benchSweep adds expired records past retention (none if empty), then
@@ -511,9 +522,20 @@ func benchSweep(st store.Store, sw benchSweeper, expired string) (*benchSweepRes
 		return nil, err
 	}
 	res.Removed, res.Took, res.Pause = removed, time.Since(start), sw.SweepPause()
+	// Complete: a second sweep at once finds nothing more to remove.
+	if again, err := sw.Sweep(context.Background()); err != nil {
+		return nil, err
+	} else if again > 0 {
+		return nil, fmt.Errorf("the sweep left %d expired records for the next one", again)
+	}
 	res.Work = res.Pause
 	if w, ok := sw.(interface{ SweepWork() time.Duration }); ok {
 		res.Work = w.SweepWork()
+	}
+	if h, ok := sw.(interface {
+		SweepHolds() (int, time.Duration, time.Duration)
+	}); ok {
+		res.Slices, res.P50, res.P99 = h.SweepHolds()
 	}
 	return &res, nil
 }

@@ -3,14 +3,18 @@ package bolt
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/devicegate/devicegate/api/internal/store"
 )
@@ -20,7 +24,10 @@ const crashChildEnv = "DEVICEGATE_BOLT_CRASH_CHILD"
 
 // Group commit must not weaken "answered means stored": every Create that
 // returned before the process was killed (SIGKILL, no Close, no deferred
-// code) is in the file when it is opened again.
+// code) is in the file when it is opened again — and so is every rate-limit
+// count made before it, as /api/authorize counts before it creates: counts
+// wait in memory for the next commit (counters.go), and that commit is
+// the Create's at the latest.
 func TestCreateSurvivesCrash(t *testing.T) {
 	if path := os.Getenv(crashChildEnv); path != "" {
 		crashChild(path)
@@ -69,6 +76,38 @@ func TestCreateSurvivesCrash(t *testing.T) {
 		ids = append(ids, sc.Text())
 	}
 	s := open(t, path, nil)
+	// The child counts under crash-G before each Create of dev-G-I: G's
+	// count holds at least one more than the highest I answered.
+	answered := map[string]int{}
+	for _, id := range ids {
+		var g, i int
+		if _, err := fmt.Sscanf(id, "dev-%d-%d", &g, &i); err != nil {
+			t.Fatalf("child printed %q", id)
+		}
+		key := fmt.Sprintf("1h0m0s|crash-%d", g)
+		answered[key] = max(answered[key], i+1)
+	}
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		var group counterValue
+		gv := tx.Bucket(countersBucket).Get([]byte("1h0m0s|g|crash"))
+		if gv == nil || json.Unmarshal(gv, &group) != nil {
+			t.Errorf("group count after the crash: %s", gv)
+		}
+		for key, n := range answered {
+			var c counterValue
+			if v := tx.Bucket(countersBucket).Get([]byte(key)); v == nil || json.Unmarshal(v, &c) != nil || c.N < n {
+				t.Errorf("count %s after the crash: %s, want n ≥ %d (answered Creates that counted first)", key, v, n)
+			}
+			member := strings.TrimPrefix(key, "1h0m0s|crash-")
+			if group.M[member] < n {
+				t.Errorf("group member %s after the crash: %d, want ≥ %d", member, group.M[member], n)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	missing := 0
 	for _, id := range ids {
 		if _, err := s.Get(context.Background(), id); err != nil {
@@ -89,7 +128,9 @@ func TestCreateSurvivesCrash(t *testing.T) {
 // guard against an orphan, far longer than a loaded machine needs for the
 // parent's 3000 answers).
 func crashChild(path string) {
-	s, err := Open(path, Options{SweepEvery: -1, Logger: quiet})
+	// A fixed clock for the counts, so no window ends while it runs.
+	clock := func() time.Time { return time.Date(2026, 1, 1, 0, 30, 0, 0, time.UTC) }
+	s, err := Open(path, Options{Now: clock, SweepEvery: -1, Logger: quiet})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -106,6 +147,17 @@ func crashChild(path string) {
 					ID: fmt.Sprintf("dev-%d-%d", g, i), UserCodeHash: fmt.Sprintf("usr-%d-%d", g, i),
 					ClientID: "tv", Status: store.StatusPending,
 					CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), Interval: 5,
+				}
+				// Counted first, as /api/authorize does (an address's
+				// networks in one group, ratelimit.AllowAddr), and once
+				// more with Incr.
+				if _, _, err := s.IncrMember(context.Background(), "crash", fmt.Sprint(g), time.Hour); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(2)
+				}
+				if _, _, err := s.Incr(context.Background(), fmt.Sprintf("crash-%d", g), time.Hour); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(2)
 				}
 				if err := s.Create(context.Background(), r); err != nil {
 					fmt.Fprintln(os.Stderr, err)

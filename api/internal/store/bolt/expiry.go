@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -76,19 +77,27 @@ var sweepKinds = map[kind]sweepKind{
 	kindBinding: sweepBinding,
 }
 
-// sweepBatch bounds the entries one sweep transaction handles at first. A
-// record costs the sweep one JSON decode (a few µs), but each also dirties
-// a leaf page or two that the commit must write and sync, so what a batch
-// costs depends on the disk: the sweep halves its batch after one that held
-// the writer lock longer than sweepHoldHigh and doubles it (up to
-// maxSweepBatch) after one shorter than sweepHoldLow.
+// The sweep works in slices, each one call of the group commit (group.go)
+// like any other write: a Create that arrives while a slice commits goes
+// into the next transaction, ahead of the next slice, so no writer waits
+// for more than one slice. A slice is bounded twice. By work: it stops
+// taking entries once it has spent sweepWork, so its decodes and deletes
+// never hold the writer lock long. By pages: each record it removes
+// dirties a leaf or two that the commit must write and sync, so the slice
+// starts at sweepBatch entries, halves after one that held the writer lock
+// longer than sweepHoldHigh and doubles (up to maxSweepBatch) after one
+// shorter than sweepHoldLow.
 const (
-	sweepBatch    = 64
-	minSweepBatch = 8
-	maxSweepBatch = 512
+	sweepBatch    = 32
+	minSweepBatch = 4
+	maxSweepBatch = 256
+	sweepWork     = time.Millisecond
 	sweepHoldLow  = time.Millisecond
-	sweepHoldHigh = 4 * time.Millisecond
+	sweepHoldHigh = 3 * time.Millisecond
 )
+
+// expiryFill is the expiry bucket's bbolt FillPercent; see addDue.
+const expiryFill = 0.9
 
 // expiryKey is the index key of item key of kind k, due at due.
 func expiryKey(due time.Time, k kind, key []byte) []byte {
@@ -113,6 +122,10 @@ func addDue(tx *bbolt.Tx, due time.Time, k kind, key []byte) error {
 	if b == nil {
 		return errors.New("store/bolt: database file lacks its expiry bucket")
 	}
+	// Entries arrive mostly in key order (a record is due a fixed time
+	// after its creation), so a page that splits is left nearly full, not
+	// half full as for random keys: the index takes half the pages.
+	b.FillPercent = expiryFill
 	return b.Put(expiryKey(due, k, key), nil)
 }
 
@@ -122,10 +135,11 @@ func recordDue(r *store.Record) time.Time { return r.ExpiresAt.Add(store.Retenti
 
 // sweepStats describes one Sweep.
 type sweepStats struct {
-	Removed     int           // records removed
-	Batches     int           // write transactions
-	LongestHold time.Duration // the longest of them, commit included
-	LongestWork time.Duration // the longest of them before its commit
+	Removed     int             // records removed
+	Batches     int             // write transactions
+	LongestHold time.Duration   // the longest of them, commit included
+	LongestWork time.Duration   // the longest of them before its commit
+	Holds       []time.Duration // every batch's hold, in order
 }
 
 // Sweep deletes records whose ExpiresAt is more than store.Retention in
@@ -144,6 +158,13 @@ type sweepStats struct {
 func (s *Store) Sweep(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
+	}
+	// Counts made before the sweep are written first (they wait for the
+	// next commit, counters.go), so it sees them.
+	if s.counts.pending() > 0 {
+		if err := s.write(func(*bbolt.Tx) error { return nil }); err != nil {
+			return 0, fmt.Errorf("store/bolt: sweep: %w", err)
+		}
 	}
 	now := s.now()
 	limit := dueNanos(now)
@@ -168,11 +189,14 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 		var (
 			removedIDs []string
 			more       bool
-			work       time.Duration // the batch's own work, before the commit
+			next       []byte        // where the next slice starts, once this one is committed
+			work       time.Duration // the slice's own work, before the commit
+			hold       time.Duration // how long its transaction held the writer lock
 		)
-		start := time.Now() // wall time: this measures the pause, it decides nothing
-		err := s.db.Update(func(tx *bbolt.Tx) error {
-			removedIDs, more, undecodable = removedIDs[:0], false, 0
+		err := s.writeTimed(func(tx *bbolt.Tx) error {
+			// May run again (group.go): everything it reports is reset.
+			start := time.Now() // wall time: this bounds and measures the work, it decides nothing
+			removedIDs, more, undecodable, next = removedIDs[:0], false, 0, nil
 			exp := tx.Bucket(expiryBucket)
 			if exp == nil {
 				return errors.New("store/bolt: database file lacks its expiry bucket")
@@ -188,7 +212,12 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 				due = append(due, bytes.Clone(k))
 			}
 			more = len(due) == batch
-			for _, k := range due {
+			for i, k := range due {
+				if i > 0 && i%8 == 0 && time.Since(start) > sweepWork {
+					// Out of time: the rest is the next slice's.
+					due, more = due[:i], true
+					break
+				}
 				if len(k) < 9 {
 					// Not an entry this package writes: it names
 					// nothing, so it goes.
@@ -222,16 +251,19 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 				}
 			}
 			if len(due) > 0 {
-				from = append(due[len(due)-1], 0) // just after the last one
+				next = append(due[len(due)-1], 0) // just after the last one
 			}
 			work = time.Since(start)
 			return nil
-		})
-		hold := time.Since(start)
+		}, &hold)
 		if err != nil {
 			return st.Removed, fmt.Errorf("store/bolt: sweep: %w", err)
 		}
+		if next != nil {
+			from = next
+		}
 		st.Batches++
+		st.Holds = append(st.Holds, hold)
 		st.LongestHold = max(st.LongestHold, hold)
 		st.LongestWork = max(st.LongestWork, work)
 		switch {
@@ -242,6 +274,9 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 		}
 		st.Removed += len(removedIDs)
 		s.pace.drop(removedIDs...)
+		if s.afterSlice != nil {
+			s.afterSlice(len(removedIDs))
+		}
 		if undecodable > 0 {
 			s.log.Warn("bolt store holds undecodable records; kept", "count", undecodable)
 		}
@@ -324,6 +359,25 @@ func (s *Store) noteSweep(st sweepStats) {
 	defer s.sweepMu.Unlock()
 	s.longestHold = max(s.longestHold, st.LongestHold)
 	s.longestWork = max(s.longestWork, st.LongestWork)
+	if len(st.Holds) > 0 {
+		s.lastHolds = slices.Sorted(slices.Values(st.Holds))
+	}
+}
+
+// SweepHolds describes the slices of the last sweep that wrote anything:
+// how many, and the median and 99th percentile of how long each held
+// bbolt's writer lock (nearest rank). Benchmarks read it: on a busy
+// machine the longest (SweepPause) is one scheduling or disk hiccup, these
+// are what a writer usually waits.
+func (s *Store) SweepHolds() (n int, p50, p99 time.Duration) {
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	h := s.lastHolds
+	if len(h) == 0 {
+		return 0, 0, 0
+	}
+	rank := func(q float64) time.Duration { return h[min(len(h)-1, max(0, int(q*float64(len(h))+0.5)-1))] }
+	return len(h), rank(0.5), rank(0.99)
 }
 
 // SweepPause reports the longest time one sweep transaction held bbolt's

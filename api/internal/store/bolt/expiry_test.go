@@ -246,3 +246,71 @@ func TestNewerFormatRefused(t *testing.T) {
 		t.Fatal("Open accepted a file of a newer format")
 	}
 }
+
+// A sweep of many expired records is many small transactions, not one:
+// between two slices a Create gets its commit (it runs here, inside the
+// hook, before the next slice is sent), and the sweep still removes every
+// expired record.
+func TestSweepInSlicesLetsWritersIn(t *testing.T) {
+	ctx := context.Background()
+	c := storetest.NewClock()
+	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
+	const expired = 2*maxSweepBatch + 10
+	for i := range expired {
+		if err := s.Create(ctx, record(c, fmt.Sprintf("old-%d", i), time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Advance(time.Hour)
+	var slices, created int
+	s.afterSlice = func(removed int) {
+		slices++
+		if removed > maxSweepBatch {
+			t.Errorf("a slice removed %d records, more than %d", removed, maxSweepBatch)
+		}
+		if err := s.Create(ctx, record(c, fmt.Sprintf("new-%d", slices), time.Hour)); err != nil {
+			t.Errorf("Create between slices: %v", err)
+			return
+		}
+		created++
+	}
+	n, err := s.Sweep(ctx)
+	if err != nil || n != expired {
+		t.Fatalf("Sweep = %d, %v; want %d", n, err, expired)
+	}
+	if slices < 3 || created != slices {
+		t.Errorf("%d slices, %d Creates between them; want at least 3 slices, a Create after each", slices, created)
+	}
+	if got := expiryEntries(t, s, kindRecord); got != created {
+		t.Errorf("%d record entries left in the expiry index, want %d (the new ones)", got, created)
+	}
+}
+
+func TestSweepHolds(t *testing.T) {
+	ctx := context.Background()
+	c := storetest.NewClock()
+	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
+	if n, _, _ := s.SweepHolds(); n != 0 {
+		t.Fatalf("SweepHolds before any sweep: %d slices", n)
+	}
+	for i := range 3 * maxSweepBatch {
+		if err := s.Create(ctx, record(c, fmt.Sprintf("old-%d", i), time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Advance(time.Hour)
+	if _, err := s.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, p50, p99 := s.SweepHolds()
+	if n < 3 || p50 <= 0 || p99 < p50 || p99 > s.SweepPause() {
+		t.Errorf("SweepHolds = %d, %s, %s (longest %s)", n, p50, p99, s.SweepPause())
+	}
+	// A sweep with nothing due keeps the last figures.
+	if _, err := s.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m, _, _ := s.SweepHolds(); m != n {
+		t.Errorf("an empty sweep changed SweepHolds to %d slices", m)
+	}
+}

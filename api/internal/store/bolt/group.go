@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"errors"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -10,7 +11,7 @@ import (
 
 // Group commit.
 //
-// Every durable write — Create, Incr, an Update that writes — goes through
+// Every durable write — Create, an Update that writes — goes through
 // one committer goroutine. It takes the first write waiting, then every
 // other one already waiting (up to maxGroup), runs them all in one write
 // transaction, commits (one fsync for all) and only then answers each. While
@@ -18,11 +19,20 @@ import (
 // under load the group grows by itself, and a lone write is committed at
 // once, with no timer to wait for (bbolt's own Batch waits for one).
 //
+// Each transaction also writes the rate-limit counts made since the last
+// one (counters.go), so a request's counts are on disk when its write is.
+//
 // So an answered write is on disk — TestCreateSurvivesCrash kills a process
 // with Creates in flight and finds every answered one after reopening.
 
 // maxGroup bounds the writes one transaction holds.
 const maxGroup = 1024
+
+// countDelay is how long pending counts wait for a write to ride with
+// before they get a commit of their own. Under load a write comes long
+// before; a count no write follows (a 429, a page view) reaches the file
+// this much later.
+const countDelay = 50 * time.Millisecond
 
 // ErrClosed is what a write gets once Close has begun.
 var ErrClosed = errors.New("store/bolt: store closed")
@@ -31,6 +41,9 @@ var ErrClosed = errors.New("store/bolt: store closed")
 type groupCall struct {
 	fn   func(*bbolt.Tx) error
 	done chan error // buffered: the committer never waits for the caller
+	// hold, if set, receives how long the transaction that committed fn
+	// held bbolt's writer lock, commit included (the sweep's slices).
+	hold *time.Duration
 }
 
 // committer runs the group commits.
@@ -53,7 +66,13 @@ func (s *Store) startCommitter() {
 // the group back, and each of its writes is then run alone, so an error is
 // only ever its own write's.
 func (s *Store) write(fn func(*bbolt.Tx) error) error {
-	c := groupCall{fn: fn, done: make(chan error, 1)}
+	return s.writeTimed(fn, nil)
+}
+
+// writeTimed is write that also reports, in *hold, how long the
+// transaction committing fn held the writer lock.
+func (s *Store) writeTimed(fn func(*bbolt.Tx) error, hold *time.Duration) error {
+	c := groupCall{fn: fn, done: make(chan error, 1), hold: hold}
 	select {
 	case s.group.calls <- c:
 	case <-s.group.stop:
@@ -64,15 +83,34 @@ func (s *Store) write(fn func(*bbolt.Tx) error) error {
 
 func (s *Store) commitLoop() {
 	defer close(s.group.done)
-	var group []groupCall
+	var (
+		group []groupCall
+		// flush is armed while counts wait (counters.go): they ride the
+		// next write's commit, or get one of their own when it fires.
+		flush <-chan time.Time
+	)
 	for {
-		var first groupCall
+		group = group[:0]
 		select {
-		case first = <-s.group.calls:
+		case c := <-s.group.calls:
+			group = append(group, c)
+		case <-s.counts.wake:
+			if flush == nil {
+				flush = time.After(countDelay)
+			}
+			continue
+		case <-flush:
+			flush = nil
+			if s.counts.pending() == 0 {
+				continue // a write's commit took them along
+			}
 		case <-s.group.stop:
+			// What was counted before Close is written before it returns.
+			if s.counts.pending() > 0 {
+				s.commitGroup(nil)
+			}
 			return
 		}
-		group = append(group[:0], first)
 	gather:
 		for len(group) < maxGroup {
 			select {
@@ -86,10 +124,20 @@ func (s *Store) commitLoop() {
 	}
 }
 
-// commitGroup runs group in one transaction and answers each call.
+// commitGroup runs group in one transaction, with the pending rate-limit
+// counts written first, and answers each call.
 func (s *Store) commitGroup(group []groupCall) {
 	errs := make([]error, len(group))
+	var (
+		w        written
+		countErr error
+		start    time.Time
+	)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
+		start = time.Now() // wall time: measured for the sweep, it decides nothing
+		if w, countErr = s.counts.write(tx); countErr != nil {
+			return countErr
+		}
 		for i, c := range group {
 			errs[i] = c.fn(tx)
 			if errs[i] != nil && !errors.Is(errs[i], store.ErrConflict) {
@@ -98,14 +146,49 @@ func (s *Store) commitGroup(group []groupCall) {
 		}
 		return nil
 	})
-	if err != nil && len(group) > 1 {
-		// Rolled back: nothing of the group is stored. Each write alone,
-		// so that one failure answers only its own caller.
-		for i, c := range group {
-			errs[i] = s.db.Update(c.fn)
+	switch {
+	case err == nil:
+		s.counts.committed(w)
+		s.commits.Add(1)
+		s.grouped.Add(uint64(len(group)))
+		held := time.Since(start)
+		for _, c := range group {
+			if c.hold != nil {
+				*c.hold = held
+			}
 		}
-	} else if err != nil {
+	case countErr != nil || len(group) > 1:
+		// Rolled back: nothing of the group is stored. The counts first,
+		// so that they are still on disk before any write of the group
+		// is answered; then each write alone, so that one failure
+		// answers only its own caller.
+		if countErr == nil {
+			if err := s.update(func(tx *bbolt.Tx) (err error) {
+				w, err = s.counts.write(tx)
+				return err
+			}); err == nil {
+				s.counts.committed(w)
+			} else {
+				countErr = err
+			}
+		}
+		for i, c := range group {
+			start := time.Now()
+			if errs[i] = s.update(c.fn); errs[i] == nil {
+				s.grouped.Add(1)
+			}
+			if c.hold != nil {
+				*c.hold = time.Since(start)
+			}
+		}
+		if countErr != nil {
+			// The counts stay in memory, right for this process, and
+			// the next commit tries them again.
+			s.log.Error("bolt store could not write rate-limit counts", "err", countErr)
+		}
+	default:
 		errs[0] = err
+		s.counts.again()
 	}
 	for i, c := range group {
 		c.done <- errs[i]
@@ -117,4 +200,28 @@ func (s *Store) commitGroup(group []groupCall) {
 func (s *Store) stopCommitter() {
 	close(s.group.stop)
 	<-s.group.done
+}
+
+// update runs fn in a write transaction of its own, counted in
+// CommitStats.
+func (s *Store) update(fn func(*bbolt.Tx) error) error {
+	err := s.db.Update(fn)
+	if err == nil {
+		s.commits.Add(1)
+	}
+	return err
+}
+
+// CommitStats counts what the store has committed since Open.
+type CommitStats struct {
+	Commits uint64 // write transactions committed, each with its fsyncs
+	Writes  uint64 // group-committed writes they held (Creates, durable Updates, binding writes)
+	Pages   uint64 // pages bbolt wrote for them
+}
+
+// CommitStats reports the commits since Open. Benchmarks read it: writes
+// per commit is the group size, pages per Create what one costs the disk.
+func (s *Store) CommitStats() CommitStats {
+	st := s.db.Stats()
+	return CommitStats{Commits: s.commits.Load(), Writes: s.grouped.Load(), Pages: uint64(max(0, st.TxStats.GetWrite()))}
 }

@@ -1,9 +1,7 @@
 package bolt
 
 import (
-	"bytes"
 	"hash/maphash"
-	"slices"
 	"sync"
 	"time"
 
@@ -151,20 +149,4 @@ func (p *pacer) size() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.m)
-}
-
-// pacingOnly reports whether next differs from cur in nothing but the
-// pacing figures (LastPoll, Interval; Version is the store's own). Every
-// pending poll asks, so the fields are compared one by one rather than by
-// reflection; TestPacingOnlyKnowsEveryField fails when store.Record gains
-// a field this does not compare, so a new field is durable unless it is
-// left out here on purpose.
-func pacingOnly(cur, next *store.Record) bool {
-	a, b := cur, next
-	return a.ID == b.ID && a.UserCodeHash == b.UserCodeHash && a.ClientID == b.ClientID &&
-		slices.Equal(a.Scopes, b.Scopes) && a.Status == b.Status &&
-		a.CreatedAt == b.CreatedAt && a.ExpiresAt == b.ExpiresAt &&
-		a.StateHash == b.StateHash && a.CodeVerifier == b.CodeVerifier &&
-		bytes.Equal(a.Token, b.Token) && a.AuthCode == b.AuthCode && a.ExchangeUntil == b.ExchangeUntil &&
-		a.Failures == b.Failures && a.Locked == b.Locked && a.Reason == b.Reason
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
-	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -196,35 +195,6 @@ func TestPacingUpdateErrors(t *testing.T) {
 	}
 }
 
-func TestPacingOnly(t *testing.T) {
-	base := store.Record{ID: "a", Status: store.StatusPending, Scopes: []string{"x"}, Interval: 5, Version: "3"}
-	tests := []struct {
-		name   string
-		change func(*store.Record)
-		want   bool
-	}{
-		{"nothing", func(*store.Record) {}, true},
-		{"last poll", func(r *store.Record) { r.LastPoll = time.Unix(100, 0) }, true},
-		{"interval", func(r *store.Record) { r.Interval = 10 }, true},
-		{"both", func(r *store.Record) { r.Interval, r.LastPoll = 10, time.Unix(100, 0) }, true},
-		{"status", func(r *store.Record) { r.Status = store.StatusDenied }, false},
-		{"scopes", func(r *store.Record) { r.Scopes[0] = "y" }, false},
-		{"exchange lease", func(r *store.Record) { r.ExchangeUntil = time.Unix(100, 0) }, false},
-		{"failures", func(r *store.Record) { r.Failures++ }, false},
-		{"token", func(r *store.Record) { r.Token = []byte("t") }, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cur := base.Clone()
-			next := cur.Clone()
-			tt.change(next)
-			if got := pacingOnly(cur, next); got != tt.want {
-				t.Errorf("pacingOnly = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
 // Reads of an unchanged record are served from its decoded copy; what a
 // caller does with the record it got must never reach that copy.
 func TestDecodedCopyNotAliased(t *testing.T) {
@@ -251,41 +221,5 @@ func TestDecodedCopyNotAliased(t *testing.T) {
 	}
 	if got, _ := s.Get(ctx, r.ID); got.Scopes[0] != "streaming" {
 		t.Errorf("a declined update's change leaked: %v", got.Scopes)
-	}
-}
-
-// Every field of store.Record but the pacing figures and Version makes a
-// change durable: setting any one of them must make pacingOnly false. A
-// field added to store.Record later fails here until pacingOnly compares it
-// (or this test names it as pacing, on purpose).
-func TestPacingOnlyKnowsEveryField(t *testing.T) {
-	pacing := map[string]bool{"LastPoll": true, "Interval": true, "Version": true}
-	rt := reflect.TypeOf(store.Record{})
-	for i := range rt.NumField() {
-		f := rt.Field(i)
-		t.Run(f.Name, func(t *testing.T) {
-			cur := &store.Record{}
-			next := &store.Record{}
-			v := reflect.ValueOf(next).Elem().Field(i)
-			switch {
-			case f.Type == reflect.TypeOf(time.Time{}):
-				v.Set(reflect.ValueOf(time.Unix(1, 0)))
-			case v.Kind() == reflect.String:
-				v.SetString("x")
-			case v.Kind() == reflect.Int:
-				v.SetInt(7)
-			case v.Kind() == reflect.Bool:
-				v.SetBool(true)
-			case f.Type == reflect.TypeOf([]string(nil)):
-				v.Set(reflect.ValueOf([]string{"x"}))
-			case f.Type == reflect.TypeOf([]byte(nil)):
-				v.Set(reflect.ValueOf([]byte("x")))
-			default:
-				t.Fatalf("no test value for a field of type %s: extend this test and pacingOnly", f.Type)
-			}
-			if got, want := pacingOnly(cur, next), pacing[f.Name]; got != want {
-				t.Errorf("pacingOnly with only %s set = %v, want %v", f.Name, got, want)
-			}
-		})
 	}
 }
