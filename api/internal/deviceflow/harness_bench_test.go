@@ -141,37 +141,39 @@ func benchInProcess() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return clock.wrap(h), nil
+	return h, nil
 }
 
 // pollClock is the clock of the devicegate the poll benchmarks measure:
-// real time plus one poll interval for every poll served. The benchmark
+// real time plus one poll interval for every reading of it. The benchmark
 // polls one pending code thousands of times a second, a device once per
-// interval; moving the clock on by the interval at each poll makes every
+// interval; moving the clock on by the interval at each reading makes every
 // poll on time, so what is measured is the pending poll a well-behaved
 // device gets (authorization_pending, LastPoll moved), not the slow_down a
 // hammering client earns since the poll tolerance became a fifth of the
 // interval (a 1 s tolerance had switched slow_down off at a 1 s interval).
+//
+// The clock moves at each reading, not at each request: a poll reads it
+// inside the store's update, after reading the record, so any LastPoll it
+// sees came from an earlier reading and is at least one step behind —
+// whatever order concurrent polls are scheduled in. (Moving it once per
+// request before the handler ran let two interleaved polls read the same
+// time; the second was answered slow_down, its interval grew by 5 s, and
+// every later poll was early: a fresh-clone CI run under load failed so.)
 type pollClock struct {
 	offset atomic.Int64 // nanoseconds ahead of real time
 	step   time.Duration
 }
 
 // pollClockLifetime is the code lifetime under a pollClock: the clock runs
-// one interval ahead per poll, so a 30-minute code would expire after
-// 1,800 polls; ten years outlast any benchmark run.
+// one interval ahead per reading (a few per poll), so a 30-minute code
+// would expire after some hundred polls; ten years outlast any benchmark
+// run.
 const pollClockLifetime = 10 * 365 * 24 * time.Hour
 
-func (c *pollClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
-
-// wrap moves the clock on by one interval before each token request.
-func (c *pollClock) wrap(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/token" {
-			c.offset.Add(int64(c.step))
-		}
-		h.ServeHTTP(w, r)
-	})
+// Now moves the clock on by one step and reads it.
+func (c *pollClock) Now() time.Time {
+	return time.Now().Add(time.Duration(c.offset.Add(int64(c.step))))
 }
 
 // benchPendingAnswer is devicegate's answer to a pending poll: status,
@@ -368,7 +370,7 @@ func benchServe(kind, dir string) error {
 		}
 		defer st.Close()
 		if n, _ := strconv.Atoi(os.Getenv("DEVICEGATE_BENCH_PREFILL")); n > 0 {
-			if err := benchFill(st, n, time.Now().Add(30*time.Minute)); err != nil {
+			if err := benchFill(st, n, time.Now().Add(pollClockLifetime)); err != nil {
 				return err
 			}
 		}
@@ -383,7 +385,6 @@ func benchServe(kind, dir string) error {
 			PublicURL: "http://" + addr, TokenURL: up.srv.URL + "/token",
 			Lifetime: pollClockLifetime, Interval: time.Second,
 		})
-		h = clock.wrap(h)
 		if err != nil {
 			return err
 		}
