@@ -116,6 +116,10 @@ for i in range(60):
     if i == 30:
         code = v["user_code"]
     st, hd, _ = attacker("POST", "/api/verify", {"user_code": code, "csrf": token, "action": "allow"})
+    if st == 303 and hd.get("Location", "").startswith("/api/verify"):
+        # POST/redirect/GET: the decision's outcome is shown by the GET
+        # it redirects to (from a flash cookie); its status is the answer.
+        st, hd, _ = attacker("GET", hd["Location"])
     if st == 429:
         limited += 1
         retry_after &= "Retry-After" in hd
