@@ -183,6 +183,22 @@ func benchPendingAnswer() (int, http.Header, []byte, error) {
 	if err != nil {
 		return 0, nil, nil, err
 	}
+	deviceCode, err := benchAuthorizeInProcess(h)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	rec := benchPollInProcess(h, deviceCode)
+	if benchOAuthError(rec.Body.Bytes()) != "authorization_pending" {
+		return 0, nil, nil, fmt.Errorf("poll in process: %d %s", rec.Code, rec.Body.Bytes())
+	}
+	hdr := rec.Result().Header.Clone()
+	hdr.Del("Date")
+	hdr.Del("Content-Length")
+	return rec.Code, hdr, rec.Body.Bytes(), nil
+}
+
+// benchAuthorizeInProcess starts a flow on h, in process: its device code.
+func benchAuthorizeInProcess(h http.Handler) (string, error) {
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:1/api/authorize", strings.NewReader("client_id="+benchClientID))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -191,20 +207,19 @@ func benchPendingAnswer() (int, http.Header, []byte, error) {
 		DeviceCode string `json:"device_code"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil || a.DeviceCode == "" {
-		return 0, nil, nil, fmt.Errorf("authorize in process: %d %s", rec.Code, rec.Body.Bytes())
+		return "", fmt.Errorf("authorize in process: %d %s", rec.Code, rec.Body.Bytes())
 	}
-	rec = httptest.NewRecorder()
-	req = httptest.NewRequest(http.MethodPost, "http://127.0.0.1:1/api/token", strings.NewReader(url.Values{
-		"grant_type": {httpapi.GrantTypeDeviceCode}, "client_id": {benchClientID}, "device_code": {a.DeviceCode}}.Encode()))
+	return a.DeviceCode, nil
+}
+
+// benchPollInProcess polls h once for deviceCode, in process.
+func benchPollInProcess(h http.Handler, deviceCode string) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:1/api/token", strings.NewReader(url.Values{
+		"grant_type": {httpapi.GrantTypeDeviceCode}, "client_id": {benchClientID}, "device_code": {deviceCode}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	h.ServeHTTP(rec, req)
-	if benchOAuthError(rec.Body.Bytes()) != "authorization_pending" {
-		return 0, nil, nil, fmt.Errorf("poll in process: %d %s", rec.Code, rec.Body.Bytes())
-	}
-	hdr := rec.Result().Header.Clone()
-	hdr.Del("Date")
-	hdr.Del("Content-Length")
-	return rec.Code, hdr, rec.Body.Bytes(), nil
+	return rec
 }
 
 type benchWiring struct {
@@ -645,18 +660,29 @@ func (s *countingStore) GetByUserCode(ctx context.Context, h string) (*store.Rec
 	return s.inner.GetByUserCode(ctx, h)
 }
 
-func (s *countingStore) Update(ctx context.Context, id string, fn func(*store.Record) error) (*store.Record, error) {
-	runs, pacing := 0, false
-	r, err := s.inner.Update(ctx, id, func(r *store.Record) error {
-		runs++
+// updateRuns watches an update function: how often the store ran it, and
+// whether its last run changed pacing alone (which Cosmos does not write).
+type updateRuns struct {
+	runs   int
+	pacing bool
+}
+
+func (o *updateRuns) watch(fn func(*store.Record) error) func(*store.Record) error {
+	return func(r *store.Record) error {
+		o.runs++
 		before := r.Clone()
 		err := fn(r)
-		pacing = err == nil && store.PacingOnly(before, r)
+		o.pacing = err == nil && store.PacingOnly(before, r)
 		return err
-	})
+	}
+}
+
+func (s *countingStore) Update(ctx context.Context, id string, fn func(*store.Record) error) (*store.Record, error) {
+	var o updateRuns
+	r, err := s.inner.Update(ctx, id, o.watch(fn))
 	s.count(func(c *benchCounts) {
-		c.UpdateRetries += max(0, runs-1)
-		if err == nil && !pacing {
+		c.UpdateRetries += max(0, o.runs-1)
+		if err == nil && !o.pacing {
 			c.Update++
 			c.WrittenBytes = append(c.WrittenBytes, recordSize(r))
 		} else {
@@ -667,18 +693,12 @@ func (s *countingStore) Update(ctx context.Context, id string, fn func(*store.Re
 }
 
 func (s *countingStore) UpdateKnown(ctx context.Context, known *store.Record, fn func(*store.Record) error) (*store.Record, error) {
-	runs, pacing := 0, false
-	r, err := store.UpdateKnown(ctx, s.inner, known, func(r *store.Record) error {
-		runs++
-		before := r.Clone()
-		err := fn(r)
-		pacing = err == nil && store.PacingOnly(before, r)
-		return err
-	})
+	var o updateRuns
+	r, err := store.UpdateKnown(ctx, s.inner, known, o.watch(fn))
 	s.count(func(c *benchCounts) {
-		c.UpdateRetries += max(0, runs-1)
+		c.UpdateRetries += max(0, o.runs-1)
 		switch {
-		case err == nil && !pacing:
+		case err == nil && !o.pacing:
 			c.UpdateKnown++
 			c.WrittenBytes = append(c.WrittenBytes, recordSize(r))
 		case err == nil:

@@ -1,16 +1,9 @@
 package deviceflow_test
 
 import (
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
-
-	"github.com/devicegate/devicegate/api/internal/httpapi"
 )
 
 // TestPollClockKeepsConcurrentPollsOnTime pins what the poll benchmarks
@@ -23,17 +16,10 @@ func TestPollClockKeepsConcurrentPollsOnTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:1/api/authorize", strings.NewReader("client_id="+benchClientID))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	h.ServeHTTP(rec, req)
-	var a struct {
-		DeviceCode string `json:"device_code"`
+	deviceCode, err := benchAuthorizeInProcess(h)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil || a.DeviceCode == "" {
-		t.Fatalf("authorize: %d %s", rec.Code, rec.Body.Bytes())
-	}
-	form := url.Values{"grant_type": {httpapi.GrantTypeDeviceCode}, "client_id": {benchClientID}, "device_code": {a.DeviceCode}}.Encode()
 
 	const workers, polls = 8, 300
 	answers := make(chan string, workers*polls)
@@ -43,11 +29,7 @@ func TestPollClockKeepsConcurrentPollsOnTime(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range polls {
-				rec := httptest.NewRecorder()
-				req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:1/api/token", strings.NewReader(form))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				h.ServeHTTP(rec, req)
-				answers <- benchOAuthError(rec.Body.Bytes())
+				answers <- benchOAuthError(benchPollInProcess(h, deviceCode).Body.Bytes())
 				runtime.Gosched() // interleave the workers' polls
 			}
 		}()
