@@ -16,7 +16,10 @@ import (
 // machine's load does not move, to set beside the timed ratios of part 1.
 //
 // Each target is started under callgrind (GODEBUG=asyncpreemptoff=1:
-// callgrind 3.19 aborts on the signal Go preempts goroutines with), warmed
+// callgrind 3.19 aborts on the signal Go preempts goroutines with; and
+// cpu.rdtscp=off: valgrind 3.19 does not emulate RDTSCP, which the runtime
+// reads the clock with when a thread sleeps on a contended runtime lock —
+// SIGILL on a loaded machine — so it uses RDTSC, as on CPUs without it), warmed
 // up, its counters zeroed (callgrind_control -z), loaded with a fixed
 // number of requests by bombardier, and dumped (callgrind_control -d). The
 // count is user-space instructions of the server process only: the
@@ -69,7 +72,7 @@ func countOne(h *helper, g *bombardier, peerBin, dir, kind string, n int) (*inst
 		inner = h.command("serve", "DEVICEGATE_BENCH_KIND="+kind, "DEVICEGATE_BENCH_DIR="+sub)
 	}
 	cmd := exec.Command("valgrind", append([]string{"-q", "--tool=callgrind", "--callgrind-out-file=" + filepath.Join(cgDir, "cg.out"), inner.Path}, inner.Args[1:]...)...)
-	cmd.Env = append(inner.Environ(), "GODEBUG=asyncpreemptoff=1")
+	cmd.Env = append(inner.Environ(), "GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off")
 	p, err := startProc(kind+" (callgrind)", cmd)
 	if err != nil {
 		return nil, err

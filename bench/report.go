@@ -369,7 +369,7 @@ func (r *report) markdown() string {
 		}
 		if len(r.Instr) > 0 {
 			p("### 1c. Instructions per pending poll (callgrind)\n\n")
-			p("Each target alone under `valgrind --tool=callgrind` (with `GODEBUG=asyncpreemptoff=1`, which callgrind needs), 300 requests of warm-up, counters zeroed, then exactly %d polls from bombardier (4 connections), and the dump's total. "+
+			p("Each target alone under `valgrind --tool=callgrind` (with `GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off`, which callgrind 3.19 needs), 300 requests of warm-up, counters zeroed, then exactly %d polls from bombardier (4 connections), and the dump's total. "+
 				"User-space instructions of the server process only: the kernel's socket work, the same for every target, is not counted, so these ratios lean further from 1 than the timed ones. "+
 				"A ratio here is the inverse ratio of instructions: how many of the target's requests cost what one of the other's does.\n\n", r.Instr[0].Requests)
 			p("| Target | Instructions per request | bare ÷ target | ZITADEL ÷ target |\n|---|---:|---:|---:|\n")

@@ -49,6 +49,7 @@ import (
 	"github.com/devicegate/devicegate/api/internal/pages"
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
 	"github.com/devicegate/devicegate/api/internal/seal"
+	"github.com/devicegate/devicegate/api/internal/serve"
 	"github.com/devicegate/devicegate/api/internal/store"
 	"github.com/devicegate/devicegate/api/internal/store/bolt"
 	"github.com/devicegate/devicegate/api/internal/store/memory"
@@ -361,7 +362,9 @@ func benchServe(kind, dir string) error {
 		return err
 	}
 	defer devnull.Close()
-	logger := slog.New(slog.NewTextHandler(devnull, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// The logger api/main.go builds (text at info, one writer as when run
+	// locally), so the request log costs what it costs in production.
+	logger := serve.Logger("info", "text", devnull, devnull)
 
 	var h http.Handler
 	var st store.Store

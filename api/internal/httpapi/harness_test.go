@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/cookiejar"
@@ -27,6 +26,7 @@ import (
 	"github.com/devicegate/devicegate/api/internal/pages"
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
 	"github.com/devicegate/devicegate/api/internal/seal"
+	"github.com/devicegate/devicegate/api/internal/serve"
 	"github.com/devicegate/devicegate/api/internal/store"
 	"github.com/devicegate/devicegate/api/internal/store/bolt"
 	"github.com/devicegate/devicegate/api/internal/store/cosmos"
@@ -483,7 +483,9 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(&syncWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// The logger api/main.go builds (one writer, as run locally), at debug.
+	logw := &syncWriter{w: h.logs}
+	logger := serve.Logger("debug", "text", logw, logw)
 	var limiter *ratelimit.Limiter
 	if ctr, ok := hc.backend.(store.Counter); ok {
 		limiter = ratelimit.New(ctr, logger).WithClock(h.clock.Now)

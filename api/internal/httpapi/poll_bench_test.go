@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -23,6 +22,7 @@ import (
 	"github.com/devicegate/devicegate/api/internal/pages"
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
 	"github.com/devicegate/devicegate/api/internal/seal"
+	"github.com/devicegate/devicegate/api/internal/serve"
 	"github.com/devicegate/devicegate/api/internal/store"
 	"github.com/devicegate/devicegate/api/internal/store/memory"
 	"github.com/devicegate/devicegate/api/internal/upstream"
@@ -36,7 +36,8 @@ import (
 // measured alone by BenchmarkPendingPoll/request.
 
 // benchPollRouter wires the real router over st as api/main.go does: a
-// text request log to io.Discard, a public client, an interval of 1 s.
+// text request log (serve.Logger) to io.Discard, a public client, an
+// interval of 1 s.
 // The clock moves on one interval per token request, so every poll is on
 // time and answered authorization_pending, as a well-behaved device is.
 func benchPollRouter(b *testing.B, st *memory.Store) (http.Handler, *atomic.Int64) {
@@ -72,7 +73,7 @@ func benchPollRouter(b *testing.B, st *memory.Store) (http.Handler, *atomic.Int6
 	if err != nil {
 		b.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := serve.Logger("info", "text", io.Discard, io.Discard) // as api/main.go builds it
 	h, err := httpapi.New(httpapi.Options{
 		Service: svc, Upstream: up, Pages: renderer, Clients: findClient,
 		PublicURL: "http://127.0.0.1:1", Logger: logger, Now: now, Rand: rand.Reader,

@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"log/slog"
+	"time"
 )
 
 // levelSplit sends records below Warn to one handler and the rest to
@@ -36,4 +37,11 @@ func (s levelSplit) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (s levelSplit) WithGroup(name string) slog.Handler {
 	return levelSplit{s.low.WithGroup(name), s.high.WithGroup(name)}
+}
+
+// LogRequest is the low handler's (an access line is at Info, below Warn),
+// when it has one; see lineHandler.LogRequest.
+func (s levelSplit) LogRequest(ctx context.Context, t time.Time, method, path string, status int, d time.Duration) bool {
+	l, ok := s.low.(*lineHandler)
+	return ok && l.LogRequest(ctx, t, method, path, status, d)
 }

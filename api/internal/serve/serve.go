@@ -21,17 +21,12 @@ import (
 
 // Logger logs at level (debug, info, warn or error; info when unreadable)
 // in format (json, else text), writing records below Warn to info and the
-// others to errs (see levelSplit).
+// others to errs (see levelSplit). Its handler also writes the access log's
+// line by hand (LogRequest, see lineHandler).
 func Logger(level, format string, info, errs io.Writer) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: l}
-	handler := func(w io.Writer) slog.Handler {
-		if format == "json" {
-			return slog.NewJSONHandler(w, opts)
-		}
-		return slog.NewTextHandler(w, opts)
-	}
+	handler := func(w io.Writer) *lineHandler { return newLineHandler(w, format == "json", l) }
 	if info == errs {
 		return slog.New(handler(errs))
 	}
