@@ -229,7 +229,7 @@ func New(o Options) (http.Handler, error) {
 			http.Error(w, "not found", http.StatusNotFound)
 		})
 	}
-	return s.headers(s.logRequests(routed{r})), nil
+	return s.headers(s.logRequests(routed{mux: r, token: handlers["token"]})), nil
 }
 
 func boolRank(b bool) int {
@@ -249,11 +249,24 @@ func boolRank(b bool) int {
 //
 // The RouteMatch, with the Vars map mux fills in, is recycled: both are
 // mux's to write during Match and nobody's to read after it.
-type routed struct{ mux *mux.Router }
+//
+// A poll — POST /api/token, most of the traffic — goes to the token
+// handler without asking mux (Match tries a regular expression per
+// route): it is mux's first route, POST on exactly that path, with no
+// host, scheme or header condition and no middleware, so mux would choose
+// it for every such request (the path is clean; mux matches r.URL.Path).
+type routed struct {
+	mux   *mux.Router
+	token http.Handler // the token route's handler
+}
 
 var routeMatches = sync.Pool{New: func() any { return &mux.RouteMatch{Vars: map[string]string{}} }}
 
 func (rt routed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && r.URL.Path == "/api/token" {
+		rt.token.ServeHTTP(w, r)
+		return
+	}
 	m := routeMatches.Get().(*mux.RouteMatch)
 	var h http.Handler
 	if cleanPath(r.URL.Path) && rt.mux.Match(r, m) && m.MatchErr == nil {
