@@ -266,8 +266,9 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 	}
 	next.ID, next.UserCodeHash = cur.ID, cur.UserCodeHash
 	if store.PacingOnly(cur, next) {
+		// set copies the figures; next is nobody's but the caller's.
 		s.pace.set(next, rev)
-		return next.Clone(), nil
+		return next, nil
 	}
 
 	// Group-committed (group.go): concurrent durable updates share one
@@ -469,7 +470,7 @@ func (s *Store) live(recs *bbolt.Bucket, id []byte) (*store.Record, uint64, erro
 	peeked, ok := peekRev(v)
 	var r *store.Record
 	if ok {
-		r = s.pace.cached(string(id), peeked)
+		r = s.pace.cached(id, peeked)
 	}
 	rev := peeked
 	if r == nil {
@@ -594,9 +595,11 @@ func peekRev(v []byte) (uint64, bool) {
 // version names a record's state for Record.Version: its stored revision
 // and, when a pacing overlay lies over it, that overlay's write (seq > 0).
 func version(rev, seq uint64) string {
-	v := strconv.FormatUint(rev, 10)
+	// Built in one buffer, one allocation: every poll names a version.
+	var buf [41]byte // two 20-digit numbers and the dot
+	b := strconv.AppendUint(buf[:0], rev, 10)
 	if seq > 0 {
-		v += "." + strconv.FormatUint(seq, 10)
+		b = strconv.AppendUint(append(b, '.'), seq, 10)
 	}
-	return v
+	return string(b)
 }

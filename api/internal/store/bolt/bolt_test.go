@@ -466,3 +466,21 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// version names a revision, and an overlay on it, as "rev" and "rev.seq".
+func TestVersionNames(t *testing.T) {
+	for _, c := range []struct {
+		rev, seq uint64
+		want     string
+	}{
+		{1, 0, "1"},
+		{42, 7, "42.7"},
+		{10, 1796335842123456789, "10.1796335842123456789"},
+		{1<<64 - 1, 1<<64 - 1, "18446744073709551615.18446744073709551615"},
+		{0, 0, "0"},
+	} {
+		if got := version(c.rev, c.seq); got != c.want {
+			t.Errorf("version(%d, %d) = %q, want %q", c.rev, c.seq, got, c.want)
+		}
+	}
+}

@@ -119,10 +119,11 @@ func (p *pacer) drop(ids ...string) {
 }
 
 // cached returns a copy of id's record as decoded from revision rev, or
-// nil if that revision is not kept.
-func (p *pacer) cached(id string, rev uint64) *store.Record {
+// nil if that revision is not kept. (id is the key's bytes: the map
+// lookup converts them without a copy.)
+func (p *pacer) cached(id []byte, rev uint64) *store.Record {
 	p.mu.Lock()
-	d, ok := p.decoded[id]
+	d, ok := p.decoded[string(id)]
 	p.mu.Unlock()
 	if !ok || d.rev != rev {
 		return nil
