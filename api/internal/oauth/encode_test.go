@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -94,5 +96,62 @@ func FuzzWriteError(f *testing.F) {
 			}
 		}
 		assertSameAnswer(t, Error{Code: code, Description: desc, Status: http.StatusBadRequest})
+		// authorization_pending's body is kept: written twice, from the
+		// encoder and then from the cache, both times WriteJSON's bytes,
+		// whatever the status.
+		for range 2 {
+			assertSameAnswer(t, Error{Code: pendingCode, Description: desc, Status: http.StatusBadRequest})
+		}
+		assertSameAnswer(t, Error{Code: pendingCode, Description: code, Status: http.StatusTooManyRequests})
 	})
+}
+
+// TestPendingBodyKept: the pending answer's body is encoded once and then
+// reused, but only for exactly that description: others (and other codes
+// with that description) are encoded afresh, every answer being
+// WriteJSON's, also while many goroutines write different ones at once.
+func TestPendingBodyKept(t *testing.T) {
+	pending := ErrAuthorizationPending.WithDescription("the user has not finished yet")
+	assertSameAnswer(t, pending)
+	if c := pendingBody.Load(); c == nil || c.desc != pending.Description {
+		t.Fatalf("the pending body was not kept: %+v", c)
+	}
+	kept := pendingBody.Load()
+	assertSameAnswer(t, pending)
+	if pendingBody.Load() != kept {
+		t.Error("the kept pending body was encoded again")
+	}
+	for _, e := range []Error{
+		ErrAuthorizationPending,
+		ErrAuthorizationPending.WithDescription("the user has not finished yet."),
+		ErrAuthorizationPending.WithDescription("the user has not finished ye"),
+		ErrAuthorizationPending.WithDescription("<the user> & \"friends\"\u2028"),
+		ErrSlowDown.WithDescription("the user has not finished yet"),
+		{Code: pendingCode, Description: "the user has not finished yet", Status: http.StatusServiceUnavailable},
+		pending,
+	} {
+		assertSameAnswer(t, e)
+	}
+	if c := pendingBody.Load(); c == nil || c.desc != pending.Description {
+		t.Errorf("after the slow_down answer the kept body is %+v", c)
+	}
+
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := ErrAuthorizationPending.WithDescription("pending " + strconv.Itoa(g%3))
+			want := `{"error":"authorization_pending","error_description":"pending ` + strconv.Itoa(g%3) + `"}` + "\n"
+			for range 200 {
+				rec := httptest.NewRecorder()
+				WriteError(rec, e)
+				if rec.Body.String() != want || rec.Code != http.StatusBadRequest {
+					t.Errorf("got %d %q, want %q", rec.Code, rec.Body, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -34,7 +35,7 @@ var (
 	ErrUnauthorizedClient     = Error{Code: "unauthorized_client", Status: http.StatusBadRequest}
 	ErrUnsupportedGrantType   = Error{Code: "unsupported_grant_type", Status: http.StatusBadRequest}
 	ErrInvalidScope           = Error{Code: "invalid_scope", Status: http.StatusBadRequest}
-	ErrAuthorizationPending   = Error{Code: "authorization_pending", Status: http.StatusBadRequest}
+	ErrAuthorizationPending   = Error{Code: pendingCode, Status: http.StatusBadRequest}
 	ErrSlowDown               = Error{Code: "slow_down", Status: http.StatusBadRequest}
 	ErrAccessDenied           = Error{Code: "access_denied", Status: http.StatusBadRequest}
 	ErrExpiredToken           = Error{Code: "expired_token", Status: http.StatusBadRequest}
@@ -93,6 +94,13 @@ func WriteError(w http.ResponseWriter, e Error) {
 	if e.Status == 0 {
 		e.Status = http.StatusBadRequest
 	}
+	pending := e.Code == pendingCode
+	if pending {
+		if c := pendingBody.Load(); c != nil && c.desc == e.Description {
+			write(w, e.Status, c.body)
+			return
+		}
+	}
 	bp := errBufs.Get().(*[]byte)
 	b := append((*bp)[:0], `{"error":`...)
 	b = appendJSONString(b, e.Code)
@@ -101,11 +109,29 @@ func WriteError(w http.ResponseWriter, e Error) {
 		b = appendJSONString(b, e.Description)
 	}
 	b = append(b, "}\n"...)
+	if pending && len(b) <= 1024 {
+		pendingBody.Store(&encodedPending{desc: e.Description, body: bytes.Clone(b)})
+	}
 	write(w, e.Status, b)
 	if cap(b) <= 64<<10 { // a rare large answer is not kept
 		*bp = b
 		errBufs.Put(bp)
 	}
+}
+
+// Most answers are a poll's authorization_pending, whose body never
+// changes: pendingBody keeps the last one written, so it is encoded once
+// rather than on every poll. It is looked up by the whole description (a
+// different one is encoded, and replaces it) and holds only this code, so
+// other answers never churn it. A stored body is never written into
+// (io.Writer must not modify what it is given).
+var pendingBody atomic.Pointer[encodedPending]
+
+const pendingCode = "authorization_pending"
+
+type encodedPending struct {
+	desc string
+	body []byte
 }
 
 // errBufs recycles WriteError's buffers.
