@@ -81,7 +81,7 @@ func run(args []string) error {
 	fs.IntVar(&o.growth.Batch, "growth-batch", 10_000, "creates per batch of part 1d (the two targets take turns batch by batch)")
 	fs.IntVar(&o.growth.Conns, "growth-conns", 64, "concurrent devices creating flows in part 1d")
 	fs.IntVar(&o.growth.Rounds, "growth-rounds", 2, "fresh files grown per target in part 1d")
-	fs.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: throughput,callgrind,authorize,scaling,release,flows,coldstart,micro (-short skips callgrind)")
+	fs.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: throughput,callgrind,authorize,scaling,release,flows,cosmoscost,coldstart,micro (-short skips callgrind)")
 	// Flags set explicitly win over -short's defaults.
 	set := map[string]bool{}
 	if err := fs.Parse(args); err != nil {
@@ -245,6 +245,12 @@ func run(args []string) error {
 			fail(err)
 		}
 		rep.Flows = fr
+	}
+	if !skip["cosmoscost"] {
+		logf("2a. Cosmos DB cost per operation (go test -run '%s' %s)", cosmosCostTests, cosmosCostPkg)
+		if rep.Cosmos, err = runCosmosCost(o.root); err != nil {
+			fail(fmt.Errorf("cosmos cost tests: %w", err))
+		}
 	}
 	if !skip["coldstart"] {
 		logf("3. cold start ×%d", o.coldstarts)

@@ -71,6 +71,7 @@ type report struct {
 	RoutedAllocs    *allocResult
 	ConstructAllocs *allocResult
 	Flows           *flowResult
+	Cosmos          *cosmosCost
 	Cold            *coldResult
 	Micro           []microLine
 	MicroCmd        string
@@ -130,7 +131,7 @@ type goal struct {
 }
 
 func (r *report) goals() []goal {
-	var gs []goal
+	gs := r.cosmosGoals()
 	ratio := func(a, b string, want float64) {
 		g := goal{Figure: fmt.Sprintf("%s / %s, pending poll", targetShort(a), targetShort(b)), Want: fmt.Sprintf("≥ %.2f", want)}
 		if sa, sb := r.poll(a), r.poll(b); sa != nil && sb != nil {
@@ -173,6 +174,34 @@ func (r *report) goals() []goal {
 	}
 	gs = append(gs, g)
 	return append(gs, r.releaseGoals()...)
+}
+
+// cosmosGoals are the two Cosmos DB rows: counts, not timings, so there is
+// no spread — the cost tests assert them exactly on every run.
+func (r *report) cosmosGoals() []goal {
+	poll := goal{Figure: "Cosmos DB RU per pending poll (`TestCosmosCostPerPoll`, Azure's charges)", Want: "≤ 1.5"}
+	flow := goal{Figure: "Cosmos DB RU per complete flow, polls excluded (`TestCosmosCostPerFlow`, Azure's charges)", Want: "≤ 40"}
+	if s := r.Cosmos.step("pending poll"); s != nil {
+		poll.Got, poll.Met, poll.Ran = fmt.Sprintf("%.2f (%s; a count, the same every run)", s.RU, s.ops()), s.RU <= 1.5, true
+	}
+	if s := r.Cosmos.step("whole flow"); s != nil {
+		flow.Got, flow.Met, flow.Ran = fmt.Sprintf("%.2f (%s; a count, the same every run)", s.RU, s.ops()), s.RU <= 40, true
+	}
+	return []goal{poll, flow}
+}
+
+// ops names a step's operations, the kinds it has.
+func (s *costStep) ops() string {
+	var parts []string
+	for _, k := range []struct {
+		n    int
+		name string
+	}{{s.Reads, "read"}, {s.Creates, "create"}, {s.Replaces, "replace"}, {s.Patches, "patch"}, {s.Upserts, "upsert"}, {s.Deletes, "delete"}} {
+		if k.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", k.n, k.name))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // changes is a's throughput against b's in percent, round by round.
@@ -278,7 +307,7 @@ func (r *report) markdown() string {
 		p("\n")
 	}
 
-	if r.Polls != nil || len(r.Authorize) > 0 || len(r.Scale) > 0 || len(r.Instr) > 0 || r.Release != nil {
+	if r.Polls != nil || len(r.Authorize) > 0 || len(r.Scale) > 0 || len(r.Instr) > 0 || r.Release != nil || r.Cosmos != nil {
 		l := r.Opts.load
 		p("### Goals (issue 22)\n\n")
 		p("Medians over the interleaved rounds, with min–max. Machine load (1/5/15-min load average) at the start and the end of the poll comparison: %s → %s.\n\n",
@@ -483,6 +512,23 @@ func (r *report) markdown() string {
 		} else {
 			p("RU are estimated from the counts (see *Method* above): DEVICEGATE_TEST_COSMOS was not set or the bench was built without the cosmos backend.\n\n")
 		}
+	}
+
+	if c := r.Cosmos; c != nil {
+		p("### 2a. Cosmos DB operations per step (the cost tests)\n\n")
+		p("`%s` against the Cosmos DB-compatible test server: the cosmos backend's own counters, step by step, which the tests assert exactly "+
+			"(a change that adds an operation fails them). Est. RU at Azure's charges for items under 1 KB: %.2f a point read, %.2f a write "+
+			"(create, replace, patch, upsert, delete; see *Method*). Every item of a flow is under 1 KB with Cosmos DB's own properties.\n\n",
+			c.Cmd, ruRead[0], ruWrite[0])
+		p("| Step | Point reads | Creates | Replaces | Patches | Upserts | Deletes | Operations | Est. RU |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, s := range c.Steps {
+			name := s.Step
+			if name == "whole flow" {
+				name = "**whole flow, polls excluded**"
+			}
+			p("| %s | %d | %d | %d | %d | %d | %d | %d | %.2f |\n", name, s.Reads, s.Creates, s.Replaces, s.Patches, s.Upserts, s.Deletes, s.Ops, s.RU)
+		}
+		p("\n")
 	}
 
 	if r.Cold != nil {

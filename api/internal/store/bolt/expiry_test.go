@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -312,5 +315,112 @@ func TestSweepHolds(t *testing.T) {
 	}
 	if m, _, _ := s.SweepHolds(); m != n {
 		t.Errorf("an empty sweep changed SweepHolds to %d slices", m)
+	}
+}
+
+// blockedWriters counts goroutines waiting to hand a write to the
+// committer (writeTimed's select on sending to its unbuffered channel).
+func blockedWriters() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "[select") && strings.Contains(g, "bolt.(*Store).writeTimed") {
+			n++
+		}
+	}
+	return n
+}
+
+// waitBlockedWriters waits until n writes wait for the committer.
+func waitBlockedWriters(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute) // a hang guard, not a timing
+	for blockedWriters() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes never waited for the committer together", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A sweep slice that shares its group with a failing write is rolled back
+// with the group and run again alone (group.go). Its second run must
+// report only what it removed then: what the rolled-back run collected is
+// not removed and must not be counted, and the failing write must not
+// take the sweep's work with it.
+func TestSweepSliceInRolledBackGroup(t *testing.T) {
+	ctx := context.Background()
+	c := storetest.NewClock()
+	s := open(t, filepath.Join(t.TempDir(), "devicegate.db"), c.Now)
+	const expired = 5
+	for i := range expired {
+		if err := s.Create(ctx, record(c, fmt.Sprintf("old-%d", i), time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Advance(time.Hour)
+
+	// A first write holds the committer, so the sweep's slice and the
+	// failing write queue behind it and make up the next group, in the
+	// order they queued (a channel's senders are served first come,
+	// first served): the slice runs first, then the write fails.
+	release, holding := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	let := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(let) // a failed wait must not leave Close waiting for the holder
+	gate := make(chan error, 1)
+	go func() {
+		gate <- s.write(func(*bbolt.Tx) error { close(holding); <-release; return nil })
+	}()
+	<-holding
+	type sweepResult struct {
+		n   int
+		err error
+	}
+	swept := make(chan sweepResult, 1)
+	go func() { n, err := s.Sweep(ctx); swept <- sweepResult{n, err} }()
+	waitBlockedWriters(t, 1)
+	boom := errors.New("boom")
+	failed := make(chan error, 1)
+	go func() {
+		failed <- s.write(func(tx *bbolt.Tx) error {
+			if _, err := tx.CreateBucket([]byte("left-behind")); err != nil {
+				return err
+			}
+			return boom
+		})
+	}()
+	waitBlockedWriters(t, 2)
+	let()
+
+	if err := <-gate; err != nil {
+		t.Fatalf("the holding write: %v", err)
+	}
+	if err := <-failed; !errors.Is(err, boom) {
+		t.Errorf("the failing write got %v, want its own error", err)
+	}
+	res := <-swept
+	if res.err != nil || res.n != expired {
+		t.Errorf("Sweep = %d, %v; want %d (counted once, though its slice ran twice)", res.n, res.err, expired)
+	}
+	for i := range expired {
+		if _, err := s.Get(ctx, record(c, fmt.Sprintf("old-%d", i), 0).ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("expired record %d: %v, want swept", i, err)
+		}
+	}
+	if got := expiryEntries(t, s, kindRecord); got != 0 {
+		t.Errorf("%d record entries left in the expiry index", got)
+	}
+	if err := s.db.View(func(tx *bbolt.Tx) error {
+		if tx.Bucket([]byte("left-behind")) != nil {
+			return errors.New("the failing write's bucket was committed")
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+	if n, err := s.Sweep(ctx); err != nil || n != 0 {
+		t.Errorf("a second Sweep = %d, %v; want nothing left", n, err)
 	}
 }
