@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
 
@@ -62,11 +64,21 @@ func (b *browser) back(step string) {
 	var before string
 	var n int
 	b.run("where", chromedp.Location(&before))
-	b.run(step, chromedp.Evaluate(`history.back(); 1`, &n))
+	// Back is scheduled, not taken inside the evaluation: a navigation
+	// that begins before Chrome answers an evaluation fails it with
+	// "Inspected target navigated or closed" (seen once in a CI run).
+	b.run(step, chromedp.Evaluate(`setTimeout(() => history.back(), 50); 1`, &n))
 	b.run("wait "+step, chromedp.ActionFunc(func(ctx context.Context) error {
 		for {
 			var loc, state string
-			if err := chromedp.Run(ctx, chromedp.Location(&loc), chromedp.Evaluate(`document.readyState`, &state)); err != nil {
+			err := chromedp.Run(ctx, chromedp.Location(&loc), chromedp.Evaluate(`document.readyState`, &state))
+			var cdp *cdproto.Error
+			switch {
+			case errors.As(err, &cdp) && cdp.Code == -32000:
+				// The page went away while being read: the navigation
+				// this waits for. Read again.
+				loc = before
+			case err != nil:
 				return err
 			}
 			if loc != before && state == "complete" {
