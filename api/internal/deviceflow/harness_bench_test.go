@@ -431,11 +431,15 @@ func benchServe(kind, dir string) error {
 			_ = json.NewEncoder(w).Encode(res)
 		})
 	}
-	if cs, ok := st.(interface{ CommitStats() bolt.CommitStats }); ok {
+	if cs, ok := st.(*bolt.Store); ok {
 		// What the store has committed so far: bench/ reads it before and
-		// after a batch of creates for commits and pages per create.
+		// after a batch of creates for commits and pages per create, and
+		// the longest commit since the last read (the batch's, read after).
 		pmux.HandleFunc("/bench/commits", func(w http.ResponseWriter, r *http.Request) {
-			_ = json.NewEncoder(w).Encode(cs.CommitStats())
+			_ = json.NewEncoder(w).Encode(struct {
+				bolt.CommitStats
+				Longest bolt.CommitTiming
+			}{cs.CommitStats(), cs.TakeLongestCommit()})
 		})
 	}
 	psrv := &http.Server{Handler: pmux, ReadHeaderTimeout: 5 * time.Second}

@@ -79,6 +79,7 @@ type Store struct {
 	counts *counts    // rate-limit counts waiting for the next commit; see counters.go
 
 	commits, grouped atomic.Uint64 // for CommitStats (group.go)
+	timing           commitTiming  // the same
 
 	afterSlice func(removed int) // tests only: called after each committed sweep slice
 

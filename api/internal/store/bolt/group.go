@@ -2,6 +2,9 @@ package bolt
 
 import (
 	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -111,6 +114,17 @@ func (s *Store) commitLoop() {
 			}
 			return
 		}
+		// Let every goroutine that is ready to run reach its write before
+		// the group is closed. The write that woke the committer made it
+		// the next to run (Go's scheduler runs a goroutine readied by a
+		// channel send before the rest of the run queue); with one P
+		// (GOMAXPROCS=1, as on a one-vCPU host or a CPU-pinned process)
+		// and an fdatasync too short for the runtime to hand the P to
+		// another thread, the other writers then ran only at the 10 ms
+		// preemptions: 64 waiting writers were committed one by one, and
+		// the last waited seconds (bench part 1d). Yielding once costs a
+		// lone write nothing: with nothing else to run it returns at once.
+		runtime.Gosched()
 	gather:
 		for len(group) < maxGroup {
 			select {
@@ -131,10 +145,14 @@ func (s *Store) commitGroup(group []groupCall) {
 	var (
 		w        written
 		countErr error
-		start    time.Time
+		// Wall times, measured for the sweep and CommitStats; they
+		// decide nothing.
+		start, worked time.Time
+		ran           *bbolt.Tx
 	)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		start = time.Now() // wall time: measured for the sweep, it decides nothing
+		start, ran = time.Now(), tx
+		defer func() { worked = time.Now() }()
 		if w, countErr = s.counts.write(tx); countErr != nil {
 			return countErr
 		}
@@ -151,7 +169,9 @@ func (s *Store) commitGroup(group []groupCall) {
 		s.counts.committed(w)
 		s.commits.Add(1)
 		s.grouped.Add(uint64(len(group)))
-		held := time.Since(start)
+		end := time.Now()
+		held := end.Sub(start)
+		s.timing.add(held, worked.Sub(start), ran.Stats(), len(group))
 		for _, c := range group {
 			if c.hold != nil {
 				*c.hold = held
@@ -217,11 +237,81 @@ type CommitStats struct {
 	Commits uint64 // write transactions committed, each with its fsyncs
 	Writes  uint64 // group-committed writes they held (Creates, durable Updates, binding writes)
 	Pages   uint64 // pages bbolt wrote for them
+	// Held is the time the group commits held bbolt's writer lock, summed;
+	// Spill and Write the parts of it bbolt's Tx.Stats times: laying the
+	// dirty nodes out as pages (the mmap grown when the file outgrows
+	// it), and writing those pages and the meta page, each with its
+	// fdatasync. The rest of Held is the writes themselves and the file
+	// growth (a truncate and an fsync), which bbolt does not time.
+	Held, Spill, Write time.Duration
+	// Over counts the commits that held the lock longer than each of
+	// CommitBounds: Over[i] those over CommitBounds[i].
+	Over [len(CommitBounds)]uint64
+}
+
+// CommitBounds are the hold times CommitStats.Over counts commits beyond.
+var CommitBounds = [...]time.Duration{10 * time.Millisecond, 50 * time.Millisecond, 250 * time.Millisecond, time.Second}
+
+// CommitTiming is one group commit.
+type CommitTiming struct {
+	Held, Work, Spill, Write time.Duration // Work: running the writes, before bbolt's Commit
+	Pages                    int64         // pages written
+	Writes                   int           // group-committed writes it held
+}
+
+// commitTiming sums the group commits' times for CommitStats. Only the
+// committer goroutine adds; the atomics let CommitStats read them while it
+// does, and the mutex is taken only for a new longest commit.
+type commitTiming struct {
+	held, spill, write atomic.Int64 // nanoseconds
+	over               [len(CommitBounds)]atomic.Uint64
+	longestNs          atomic.Int64
+	mu                 sync.Mutex
+	longest            CommitTiming
+}
+
+func (c *commitTiming) add(held, work time.Duration, st bbolt.TxStats, writes int) {
+	spill, write := st.GetSpillTime(), st.GetWriteTime()
+	c.held.Add(int64(held))
+	c.spill.Add(int64(spill))
+	c.write.Add(int64(write))
+	for i, b := range CommitBounds {
+		if held > b {
+			c.over[i].Add(1)
+		}
+	}
+	if int64(held) <= c.longestNs.Load() {
+		return
+	}
+	c.mu.Lock()
+	c.longest = CommitTiming{Held: held, Work: work, Spill: spill, Write: write, Pages: st.GetWrite(), Writes: writes}
+	c.longestNs.Store(int64(held))
+	c.mu.Unlock()
 }
 
 // CommitStats reports the commits since Open. Benchmarks read it: writes
-// per commit is the group size, pages per Create what one costs the disk.
+// per commit is the group size, pages per Create what one costs the disk,
+// and the longest commit what a write answered last waited for at most.
 func (s *Store) CommitStats() CommitStats {
 	st := s.db.Stats()
-	return CommitStats{Commits: s.commits.Load(), Writes: s.grouped.Load(), Pages: uint64(max(0, st.TxStats.GetWrite()))}
+	cs := CommitStats{
+		Commits: s.commits.Load(), Writes: s.grouped.Load(), Pages: uint64(max(0, st.TxStats.GetWrite())),
+		Held: time.Duration(s.timing.held.Load()), Spill: time.Duration(s.timing.spill.Load()), Write: time.Duration(s.timing.write.Load()),
+	}
+	for i := range cs.Over {
+		cs.Over[i] = s.timing.over[i].Load()
+	}
+	return cs
+}
+
+// TakeLongestCommit returns the group commit that held the writer lock
+// longest since the last call (or Open), and starts over: a benchmark
+// calls it before and after each batch of writes.
+func (s *Store) TakeLongestCommit() CommitTiming {
+	s.timing.mu.Lock()
+	defer s.timing.mu.Unlock()
+	l := s.timing.longest
+	s.timing.longest = CommitTiming{}
+	s.timing.longestNs.Store(0)
+	return l
 }
