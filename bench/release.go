@@ -61,8 +61,17 @@ type growthBatch struct {
 	// create costs the machine, whatever else competes for it.
 	CPU time.Duration
 	// The helper's store only (bolt.CommitStats): commits, the writes
-	// they held and the pages written.
+	// they held and the pages written; the time they held bbolt's writer
+	// lock, and of it bbolt's spill and page writes (fdatasync included);
+	// the commits that held it over 10, 50, 250 ms and 1 s; the batch's
+	// longest commit.
 	Commits, Writes, Pages uint64
+	Held, Spill, Write     time.Duration
+	Over                   [4]uint64
+	Longest                commitTiming
+	// The machine's TCP counters over the batch (both processes and
+	// anything else on the machine: they are not per process).
+	TCP tcpCounts
 }
 
 func (g *growthRun) flows() int {
@@ -83,6 +92,26 @@ func (g *growthRun) rate() float64 {
 		return 0
 	}
 	return n / sec
+}
+
+// longestCommit is the helper's longest commit of the whole growth.
+func (g *growthRun) longestCommit() commitTiming {
+	var m commitTiming
+	for _, b := range g.Batches {
+		if b.Longest.Held > m.Held {
+			m = b.Longest
+		}
+	}
+	return m
+}
+
+// tcp is the machine's TCP counters over the target's batches.
+func (g *growthRun) tcp() tcpCounts {
+	var c tcpCounts
+	for _, b := range g.Batches {
+		c = c.add(b.TCP)
+	}
+	return c
 }
 
 // longest is the longest single answer of the whole growth.
@@ -276,8 +305,70 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
-// commitStats mirrors bolt.CommitStats, from the helper's /bench/commits.
-type commitStats struct{ Commits, Writes, Pages uint64 }
+// commitStats mirrors bolt.CommitStats, with the longest commit since the
+// last read (bolt's TakeLongestCommit), from the helper's /bench/commits.
+type commitStats struct {
+	Commits, Writes, Pages uint64
+	Held, Spill, Write     time.Duration
+	Over                   [4]uint64 // over 10 ms, 50 ms, 250 ms, 1 s (bolt.CommitBounds)
+	Longest                commitTiming
+}
+
+// commitTiming mirrors bolt.CommitTiming.
+type commitTiming struct {
+	Held, Work, Spill, Write time.Duration
+	Pages                    int64
+	Writes                   int
+}
+
+// tcpCounts are the kernel's TCP counters that a dropped or delayed
+// connection setup or segment would move: retransmitted segments
+// (/proc/net/snmp Tcp RetransSegs), SYN retransmits, retransmit timeouts,
+// and connections dropped at a full listen queue (/proc/net/netstat
+// TcpExt TCPSynRetrans, TCPTimeouts, ListenOverflows, ListenDrops).
+type tcpCounts struct {
+	Retrans, SynRetrans, Timeouts, ListenOverflows, ListenDrops uint64
+}
+
+func (a tcpCounts) sub(b tcpCounts) tcpCounts {
+	return tcpCounts{a.Retrans - b.Retrans, a.SynRetrans - b.SynRetrans, a.Timeouts - b.Timeouts, a.ListenOverflows - b.ListenOverflows, a.ListenDrops - b.ListenDrops}
+}
+
+func (a tcpCounts) add(b tcpCounts) tcpCounts {
+	return tcpCounts{a.Retrans + b.Retrans, a.SynRetrans + b.SynRetrans, a.Timeouts + b.Timeouts, a.ListenOverflows + b.ListenOverflows, a.ListenDrops + b.ListenDrops}
+}
+
+func (a tcpCounts) String() string {
+	return fmt.Sprintf("%d / %d / %d / %d", a.Retrans, a.SynRetrans, a.Timeouts, a.ListenOverflows+a.ListenDrops)
+}
+
+// readTCP reads tcpCounts; counters a kernel lacks stay zero.
+func readTCP() tcpCounts {
+	var c tcpCounts
+	fields := map[string]*uint64{"Tcp:RetransSegs": &c.Retrans, "TcpExt:TCPSynRetrans": &c.SynRetrans, "TcpExt:TCPTimeouts": &c.Timeouts,
+		"TcpExt:ListenOverflows": &c.ListenOverflows, "TcpExt:ListenDrops": &c.ListenDrops}
+	for _, f := range []string{"/proc/net/snmp", "/proc/net/netstat"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// Each group is a line of names and a line of values, both
+		// starting with the group's name.
+		lines := strings.Split(string(b), "\n")
+		for i := 0; i+1 < len(lines); i += 2 {
+			names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+			if len(names) == 0 || len(names) != len(values) || names[0] != values[0] {
+				continue
+			}
+			for j := 1; j < len(names); j++ {
+				if p, ok := fields[names[0]+names[j]]; ok {
+					*p, _ = strconv.ParseUint(values[j], 10, 64)
+				}
+			}
+		}
+	}
+	return c
+}
 
 func askCommits(addr string) (commitStats, error) {
 	var cs commitStats
@@ -397,21 +488,32 @@ func grow(g *bombardier, targets []*growTarget, cfg growthConfig, round int, log
 					return fmt.Errorf("%s: %w", t.kind, err)
 				}
 			}
+			tcp0 := readTCP()
 			res, err := g.runN(t.req, cfg.Conns, n, t.pid)
 			if err != nil {
 				return fmt.Errorf("%s growing to %d flows: %w", t.kind, flows, err)
 			}
+			tcp := readTCP().sub(tcp0)
 			bytes1, calls1 := procIO(t.pid)
-			gb := &growthBatch{Flows: flows, Run: res, WriteBytes: bytes1 - bytes0, WriteCalls: calls1 - calls0, CPU: procCPU(t.pid) - cpu0}
+			gb := &growthBatch{Flows: flows, Run: res, WriteBytes: bytes1 - bytes0, WriteCalls: calls1 - calls0, CPU: procCPU(t.pid) - cpu0, TCP: tcp}
+			commits := ""
 			if t.stats != nil {
 				cs1, err := t.stats()
 				if err != nil {
 					return fmt.Errorf("%s: %w", t.kind, err)
 				}
 				gb.Commits, gb.Writes, gb.Pages = cs1.Commits-cs0.Commits, cs1.Writes-cs0.Writes, cs1.Pages-cs0.Pages
+				gb.Held, gb.Spill, gb.Write = cs1.Held-cs0.Held, cs1.Spill-cs0.Spill, cs1.Write-cs0.Write
+				for i := range gb.Over {
+					gb.Over[i] = cs1.Over[i] - cs0.Over[i]
+				}
+				gb.Longest = cs1.Longest // read before the batch too, which started it over
+				if gb.Commits > 0 {
+					commits = fmt.Sprintf(" (%.1f per commit, longest commit %s)", float64(gb.Writes)/float64(gb.Commits), gb.Longest.Held.Round(time.Millisecond))
+				}
 			}
 			t.run.Batches = append(t.run.Batches, gb)
-			line = append(line, fmt.Sprintf("%s %.0f/s, longest %s", t.kind, res.RPS, res.Max.Round(time.Millisecond)))
+			line = append(line, fmt.Sprintf("%s %.0f/s, longest %s%s", t.kind, res.RPS, res.Max.Round(time.Millisecond), commits))
 		}
 		logf("  round %d, %d flows: %s (load %s)", round+1, flows, strings.Join(line, "; "), loadAvg())
 	}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -770,15 +772,20 @@ func (r *report) releaseSection(p func(string, ...any)) {
 		}
 	}
 	p("\nCPU time, storage bytes and write calls are the server process's own, from `/proc/PID/stat` (utime + stime) and `/proc/PID/io` (`write_bytes`, `syscw`: page writes, the request log, socket writes); commits and pages from the helper's store (`bolt.CommitStats`). These counts move little with the machine's load; the rates move with it.\n\n")
+	r.releaseWaits(p)
 	if rel, hlp := rr.Growth["release"], rr.Growth["helper"]; len(rel) > 0 && len(hlp) > 0 && rel[0] != nil && hlp[0] != nil {
-		p("Batch by batch, round 1 (creates/s, longest answer; pages per create from the helper's store):\n\n| Flows in the file | Release binary | Helper | Helper pages per create |\n|---:|---:|---:|---:|\n")
+		p("Batch by batch, round 1 (creates/s, longest answer; from the helper's store: pages per create, creates per commit and the batch's longest commit; the machine's TCP retransmitted segments during each target's batch):\n\n" +
+			"| Flows in the file | Release binary | Helper | Helper pages per create | Helper creates per commit | Helper longest commit | TCP retransmits, release / helper |\n|---:|---:|---:|---:|---:|---:|---:|\n")
 		for i := range min(len(rel[0].Batches), len(hlp[0].Batches)) {
 			a, b := rel[0].Batches[i], hlp[0].Batches[i]
-			pp := "–"
+			pp, per, lc := "–", "–", "–"
 			if b.Pages > 0 {
 				pp = fmt.Sprintf("%.2f", float64(b.Pages)/float64(b.Run.Requests))
 			}
-			p("| %s | %.0f/s, %s | %.0f/s, %s | %s |\n", humanNumber(float64(a.Flows)), a.Run.RPS, ms(a.Run.Max), b.Run.RPS, ms(b.Run.Max), pp)
+			if b.Commits > 0 {
+				per, lc = fmt.Sprintf("%.1f", float64(b.Writes)/float64(b.Commits)), ms(b.Longest.Held)
+			}
+			p("| %s | %.0f/s, %s | %.0f/s, %s | %s | %s | %s | %d / %d |\n", humanNumber(float64(a.Flows)), a.Run.RPS, ms(a.Run.Max), b.Run.RPS, ms(b.Run.Max), pp, per, lc, a.TCP.Retrans, b.TCP.Retrans)
 		}
 		p("\n")
 	}
@@ -794,6 +801,49 @@ func (r *report) releaseSection(p func(string, ...any)) {
 		}
 		p("\n")
 	}
+}
+
+// releaseWaits is part 1d's account of what the longest answers waited
+// for: the helper's longest commit with its parts, how many commits held
+// the writer lock long, the smallest groups, and the machine's TCP
+// counters over each growth.
+func (r *report) releaseWaits(p func(string, ...any)) {
+	rr := r.Release
+	p("What the longest answers waited for. A create is answered once the group commit holding it is on disk, so an answer waits for at most the commit before its own and its own, plus the time to reach the committer. " +
+		"The helper's store times each commit from taking bbolt's writer lock to the end of its Commit (`bolt.CommitStats`): the longest, split into running the writes, bbolt's spill (nodes laid out as pages; the mmap grown when the file outgrows it) and bbolt's page and meta writes with their two `fdatasync`s (the rest is the file growth, a truncate and an fsync, which bbolt does not time); " +
+		"and the commits that held the lock over 250 ms. Creates per commit in the batch where it was lowest: with 64 devices waiting, a group holds tens; near 1, each waiting create had a commit to itself. " +
+		"TCP: the machine's counters during the target's batches, retransmitted segments / SYN retransmits / retransmit timeouts / connections dropped at a full listen queue (`/proc/net/snmp`, `/proc/net/netstat`; machine-wide, so anything else running moves them too): a dropped connection setup would cost its first request a 1 s retransmit.\n\n")
+	p("| Target | Round | Longest answer | Helper longest commit: held (writes / spill / page writes) | its pages, creates | Commits over 250 ms | Fewest creates per commit, batch | TCP during the growth |\n|---|---:|---:|---|---:|---:|---:|---:|\n")
+	for _, kind := range []string{"release", "helper"} {
+		for i, g := range rr.Growth[kind] {
+			if g == nil || len(g.Batches) == 0 {
+				continue
+			}
+			name, lc, lp, over, fewest := "release binary", "–", "–", "–", "–"
+			if kind == "helper" {
+				name = "in-process helper"
+				l := g.longestCommit()
+				lc = fmt.Sprintf("%s (%s / %s / %s)", ms(l.Held), ms(l.Work), ms(l.Spill), ms(l.Write))
+				lp = fmt.Sprintf("%d, %d", l.Pages, l.Writes)
+				var n uint64
+				low, at := math.Inf(1), 0
+				for _, b := range g.Batches {
+					n += b.Over[2]
+					if b.Commits > 0 {
+						if v := float64(b.Writes) / float64(b.Commits); v < low {
+							low, at = v, b.Flows
+						}
+					}
+				}
+				over = strconv.FormatUint(n, 10)
+				if at > 0 {
+					fewest = fmt.Sprintf("%.1f, to %s", low, humanNumber(float64(at)))
+				}
+			}
+			p("| %s | %d | %s | %s | %s | %s | %s | %s |\n", name, i+1, ms(g.longest()), lc, lp, over, fewest, g.tcp())
+		}
+	}
+	p("\n")
 }
 
 // sweepCell is the longest pause of a sweep (of it before the commit) and,
