@@ -116,13 +116,15 @@ func (s *Store) commitLoop() {
 		}
 		// Let every goroutine that is ready to run reach its write before
 		// the group is closed. The write that woke the committer made it
-		// the next to run (Go's scheduler runs a goroutine readied by a
-		// channel send before the rest of the run queue); with one P
-		// (GOMAXPROCS=1, as on a one-vCPU host or a CPU-pinned process)
-		// and an fdatasync too short for the runtime to hand the P to
-		// another thread, the other writers then ran only at the 10 ms
-		// preemptions: 64 waiting writers were committed one by one, and
-		// the last waited seconds (bench part 1d). Yielding once costs a
+		// the next to run, ahead of the run queue (runtime/proc.go:
+		// goready → runqput with next=true). With one P (GOMAXPROCS=1: a
+		// one-vCPU host, a CPU-pinned process) the other writers then ran
+		// only when the P was free: at preemptions, or when the runtime's
+		// monitor handed the P on during an fdatasync — which it stops
+		// doing once it has backed off to 10 ms sleeps, longer than a
+		// commit. Then 64 waiting writers were committed one by one, the
+		// last waiting seconds (bench part 1d: 1 create per commit, the
+		// longest commit 29 ms, answers up to 3 s). Yielding once costs a
 		// lone write nothing: with nothing else to run it returns at once.
 		runtime.Gosched()
 	gather:
