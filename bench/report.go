@@ -139,6 +139,11 @@ func (r *report) goals() []goal {
 			// Three decimals: at two, a median just under the goal
 			// would print as the goal and read "not met".
 			g.Got, g.Met, g.Ran = fmtSpread(sp, "%.3f"), sp.Median >= want, true
+			// Against the peer, the bare server is the ceiling: no server
+			// doing a token endpoint's work can answer faster than it.
+			if bare := r.poll("bare"); b != "bare" && bare != nil {
+				g.Got += fmt.Sprintf("; bare net/http itself: %s", fmtSpread(spreadOf(ratios(bare, sb)), "%.3f"))
+			}
 		}
 		gs = append(gs, g)
 	}
