@@ -254,6 +254,9 @@ type loadResult struct {
 	RSSMaxKB  int            // highest 100 ms sample of the server during the run
 	Unpinned  bool
 	Generator string
+	// Proc is what the kernel counted for the server during the run
+	// (procstat.go): CPU split user/kernel, read and write calls.
+	Proc procSample
 }
 
 // bombardier is the pinned load generator (tools/go.mod).
@@ -310,7 +313,9 @@ func (g *bombardier) load(r request, conns int, bound []string, pid int) (*loadR
 			}
 		}
 	}()
+	before := sampleProc(pid)
 	out, err := cmd.Output()
+	counted, _ := sampleProc(pid).sub(before)
 	close(stop)
 	rss := <-peak
 	if err != nil {
@@ -338,7 +343,7 @@ func (g *bombardier) load(r request, conns int, bound []string, pid int) (*loadR
 		P50:      us(res.Latency.Percentiles["50"]), P90: us(res.Latency.Percentiles["90"]), P99: us(res.Latency.Percentiles["99"]),
 		Max:      us(res.Latency.Max),
 		Statuses: map[string]int{"1xx": res.Req1xx, "2xx": res.Req2xx, "3xx": res.Req3xx, "4xx": res.Req4xx, "5xx": res.Req5xx},
-		Errors:   res.Others, RSSMaxKB: rss,
+		Errors:   res.Others, RSSMaxKB: rss, Proc: counted,
 	}
 	if lr.Seconds > 0 {
 		lr.RPS = float64(lr.Requests) / lr.Seconds

@@ -141,6 +141,11 @@ func (r *report) goals() []goal {
 			// Three decimals: at two, a median just under the goal
 			// would print as the goal and read "not met".
 			g.Got, g.Met, g.Ran = fmtSpread(sp, "%.3f"), sp.Median >= want, true
+			// Against the peer, the bare server is the ceiling: no server
+			// doing a token endpoint's work can answer faster than it.
+			if bare := r.poll("bare"); b != "bare" && bare != nil {
+				g.Got += fmt.Sprintf("; bare net/http itself: %s", fmtSpread(spreadOf(ratios(bare, sb)), "%.3f"))
+			}
 		}
 		gs = append(gs, g)
 	}
@@ -374,6 +379,7 @@ func (r *report) markdown() string {
 				p("\n")
 			}
 			p("\n![Pending poll throughput, medians](bench-throughput.svg)\n\n")
+			writeCostPerRequest(p, r.Polls.Series)
 		}
 		if r.RoutedAllocs != nil {
 			ra, ca := r.RoutedAllocs, r.ConstructAllocs
@@ -854,4 +860,37 @@ func sweepCell(e *sweepResult) string {
 		c += fmt.Sprintf("; %d slices, median %s, p99 %s", e.Slices, ms(e.P50), ms(e.P99))
 	}
 	return c
+}
+
+// writeCostPerRequest prints where each poll target's CPU went per
+// request — user space against the kernel — and its read and write
+// calls, from /proc over every measured round. The kernel's share is the
+// part callgrind (section 1c) does not count, and it is about the same
+// per request for every target, which pulls timed ratios toward 1.
+func writeCostPerRequest(p func(string, ...any), all []*series) {
+	type row struct {
+		kind string
+		c    perRequest
+	}
+	var rows []row
+	for _, s := range all {
+		if c, ok := costPerRequest(s.Runs); ok {
+			rows = append(rows, row{s.Kind, c})
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	p("The server's own counts per answered request over all measured rounds (`/proc/PID/stat` utime and stime, in 10 ms ticks; `/proc/PID/io` syscr and syscw): " +
+		"CPU in user space (what callgrind counts) and in the kernel (socket reads and writes, the request log's write, scheduling), and read- and write-class system calls.\n\n")
+	p("| Target | User CPU per request | Kernel CPU per request | Kernel share | Read calls per request | Write calls per request | Requests counted |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		total := r.c.UserUS + r.c.SysUS
+		share := 0.0
+		if total > 0 {
+			share = 100 * r.c.SysUS / total
+		}
+		p("| %s | %.2f µs | %.2f µs | %.0f%% | %.2f | %.2f | %d |\n", targetName(r.kind), r.c.UserUS, r.c.SysUS, share, r.c.ReadCalls, r.c.WriteCls, r.c.Requests)
+	}
+	p("\n")
 }
