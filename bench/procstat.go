@@ -15,6 +15,7 @@ import (
 type procSample struct {
 	User, Sys   time.Duration
 	Reads, Writ uint64 // syscr, syscw of /proc/PID/io
+	WriteBytes  uint64 // write_bytes: what the process sent to storage
 	ok          bool
 }
 
@@ -59,9 +60,11 @@ func sampleProc(pid int) procSample {
 			s.Reads, seen = n, seen+1
 		case "syscw":
 			s.Writ, seen = n, seen+1
+		case "write_bytes":
+			s.WriteBytes, seen = n, seen+1
 		}
 	}
-	s.ok = seen == 2
+	s.ok = seen == 3
 	return s
 }
 
@@ -71,7 +74,8 @@ func (s procSample) sub(before procSample) (procSample, bool) {
 	if !s.ok || !before.ok {
 		return procSample{}, false
 	}
-	return procSample{User: s.User - before.User, Sys: s.Sys - before.Sys, Reads: s.Reads - before.Reads, Writ: s.Writ - before.Writ, ok: true}, true
+	return procSample{User: s.User - before.User, Sys: s.Sys - before.Sys, Reads: s.Reads - before.Reads, Writ: s.Writ - before.Writ,
+		WriteBytes: s.WriteBytes - before.WriteBytes, ok: true}, true
 }
 
 // perRequest is a server's cost per answered request over a set of runs:

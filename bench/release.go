@@ -262,49 +262,6 @@ func (p *relProc) stop() error {
 	}
 }
 
-// procIO reads write_bytes and syscw of /proc/PID/io.
-func procIO(pid int) (bytes, calls uint64) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
-	if err != nil {
-		return 0, 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ": ")
-		if !ok {
-			continue
-		}
-		n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-		switch k {
-		case "write_bytes":
-			bytes = n
-		case "syscw":
-			calls = n
-		}
-	}
-	return bytes, calls
-}
-
-// procCPU is the user plus system CPU time of pid so far, from
-// /proc/PID/stat (in clock ticks of 1/100 s, Linux's USER_HZ).
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// The command name (field 2) may hold spaces; count from its ')'.
-	_, rest, ok := strings.Cut(string(b), ") ")
-	if !ok {
-		return 0
-	}
-	f := strings.Fields(rest) // f[0] is field 3 (state)
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseUint(f[11], 10, 64)
-	stime, _ := strconv.ParseUint(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
 // commitStats mirrors bolt.CommitStats, with the longest commit since the
 // last read (bolt's TakeLongestCommit), from the helper's /bench/commits.
 type commitStats struct {
@@ -479,8 +436,7 @@ func grow(g *bombardier, targets []*growTarget, cfg growthConfig, round int, log
 		var line []string
 		for j := range targets {
 			t := targets[(j+b)%len(targets)]
-			bytes0, calls0 := procIO(t.pid)
-			cpu0 := procCPU(t.pid)
+			before := sampleProc(t.pid)
 			var cs0 commitStats
 			if t.stats != nil {
 				var err error
@@ -494,8 +450,8 @@ func grow(g *bombardier, targets []*growTarget, cfg growthConfig, round int, log
 				return fmt.Errorf("%s growing to %d flows: %w", t.kind, flows, err)
 			}
 			tcp := readTCP().sub(tcp0)
-			bytes1, calls1 := procIO(t.pid)
-			gb := &growthBatch{Flows: flows, Run: res, WriteBytes: bytes1 - bytes0, WriteCalls: calls1 - calls0, CPU: procCPU(t.pid) - cpu0, TCP: tcp}
+			d, _ := sampleProc(t.pid).sub(before) // a missing sample counts as zero, as it did
+			gb := &growthBatch{Flows: flows, Run: res, WriteBytes: d.WriteBytes, WriteCalls: d.Writ, CPU: d.User + d.Sys, TCP: tcp}
 			commits := ""
 			if t.stats != nil {
 				cs1, err := t.stats()
