@@ -46,6 +46,7 @@ import (
 	"github.com/devicegate/devicegate/api/internal/config"
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
 	"github.com/devicegate/devicegate/api/internal/httpapi"
+	"github.com/devicegate/devicegate/api/internal/httpapi/httpapitest"
 	"github.com/devicegate/devicegate/api/internal/pages"
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
 	"github.com/devicegate/devicegate/api/internal/seal"
@@ -1113,26 +1114,6 @@ func benchFlows(n, polls int) error {
 	return benchEmit(res)
 }
 
-// benchNopWriter is an http.ResponseWriter that keeps only the headers, so
-// the router's own allocations are what testing.Benchmark sees.
-type benchNopWriter struct {
-	h      http.Header
-	status int
-	body   *bytes.Buffer
-}
-
-func (w *benchNopWriter) Header() http.Header  { return w.h }
-func (w *benchNopWriter) WriteHeader(code int) { w.status = code }
-func (w *benchNopWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	if w.body != nil {
-		return w.body.Write(b)
-	}
-	return len(b), nil
-}
-
 // benchAllocs measures one pending poll through the whole router (headers,
 // request log, routing, form parsing, client check, hashing, the memory
 // store's Update, the JSON error) with no network server around it; the
@@ -1145,13 +1126,13 @@ func benchAllocs() error {
 	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:1/api/authorize", strings.NewReader("client_id="+benchClientID))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.RemoteAddr = "127.0.0.1:40000"
-	w := &benchNopWriter{h: http.Header{}, body: &bytes.Buffer{}}
+	w := httpapitest.NewNopWriter(true)
 	h.ServeHTTP(w, req)
 	var a struct {
 		DeviceCode string `json:"device_code"`
 	}
-	if err := json.Unmarshal(w.body.Bytes(), &a); err != nil || w.status != http.StatusOK {
-		return fmt.Errorf("authorize in process: %d %s", w.status, w.body.Bytes())
+	if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || w.Status != http.StatusOK {
+		return fmt.Errorf("authorize in process: %d %s", w.Status, w.Body.Bytes())
 	}
 	body := []byte(url.Values{"grant_type": {httpapi.GrantTypeDeviceCode}, "client_id": {benchClientID}, "device_code": {a.DeviceCode}}.Encode())
 	newReq := func() *http.Request {
@@ -1164,17 +1145,17 @@ func benchAllocs() error {
 	routed := testing.Benchmark(func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			w := &benchNopWriter{h: http.Header{}}
+			w := httpapitest.NewNopWriter(false)
 			h.ServeHTTP(w, newReq())
-			if w.status != http.StatusBadRequest && bad == nil {
-				bad = fmt.Errorf("poll in process answered %d", w.status)
+			if w.Status != http.StatusBadRequest && bad == nil {
+				bad = fmt.Errorf("poll in process answered %d", w.Status)
 			}
 		}
 	})
 	construct := testing.Benchmark(func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			w := &benchNopWriter{h: http.Header{}}
+			w := httpapitest.NewNopWriter(false)
 			_ = newReq()
 			w.WriteHeader(http.StatusBadRequest)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/devicegate/devicegate/api/internal/deviceflow"
 	"github.com/devicegate/devicegate/api/internal/httpapi"
+	"github.com/devicegate/devicegate/api/internal/httpapi/httpapitest"
 	"github.com/devicegate/devicegate/api/internal/pages"
 	"github.com/devicegate/devicegate/api/internal/ratelimit"
 	"github.com/devicegate/devicegate/api/internal/seal"
@@ -85,26 +86,6 @@ func benchPollRouter(b *testing.B, st *memory.Store) (http.Handler, *atomic.Int6
 	return h, &offset
 }
 
-// nopWriter keeps the headers and status of an answer, and its body when
-// asked to.
-type nopWriter struct {
-	h      http.Header
-	status int
-	body   *bytes.Buffer
-}
-
-func (w *nopWriter) Header() http.Header  { return w.h }
-func (w *nopWriter) WriteHeader(code int) { w.status = code }
-func (w *nopWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	if w.body != nil {
-		return w.body.Write(p)
-	}
-	return len(p), nil
-}
-
 func benchPostForm(path string, body []byte) *http.Request {
 	r, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:1"+path, bytes.NewReader(body))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -115,13 +96,13 @@ func benchPostForm(path string, body []byte) *http.Request {
 // benchDeviceCode authorizes one flow through the router.
 func benchDeviceCode(b *testing.B, h http.Handler) string {
 	b.Helper()
-	w := &nopWriter{h: http.Header{}, body: &bytes.Buffer{}}
+	w := httpapitest.NewNopWriter(true)
 	h.ServeHTTP(w, benchPostForm("/api/authorize", []byte("client_id=tv")))
 	var a struct {
 		DeviceCode string `json:"device_code"`
 	}
-	if err := json.Unmarshal(w.body.Bytes(), &a); err != nil || w.status != http.StatusOK {
-		b.Fatalf("authorize: %d %s", w.status, w.body.Bytes())
+	if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || w.Status != http.StatusOK {
+		b.Fatalf("authorize: %d %s", w.Status, w.Body.Bytes())
 	}
 	return a.DeviceCode
 }
@@ -139,10 +120,10 @@ func benchLoop(b *testing.B, h http.Handler, offset *atomic.Int64, dc string) {
 	b.ResetTimer()
 	for b.Loop() {
 		offset.Add(int64(time.Second))
-		w := &nopWriter{h: http.Header{}}
+		w := httpapitest.NewNopWriter(false)
 		h.ServeHTTP(w, benchPostForm("/api/token", body))
-		if w.status != http.StatusBadRequest {
-			b.Fatalf("poll answered %d", w.status)
+		if w.Status != http.StatusBadRequest {
+			b.Fatalf("poll answered %d", w.Status)
 		}
 	}
 	b.StopTimer()
@@ -163,7 +144,7 @@ func BenchmarkPendingPoll(b *testing.B) {
 		body := []byte(url.Values{"grant_type": {httpapi.GrantTypeDeviceCode}, "client_id": {"tv"}, "device_code": {strings.Repeat("x", 43)}}.Encode())
 		b.ReportAllocs()
 		for b.Loop() {
-			w := &nopWriter{h: http.Header{}}
+			w := httpapitest.NewNopWriter(false)
 			_ = benchPostForm("/api/token", body)
 			w.WriteHeader(http.StatusBadRequest)
 		}
