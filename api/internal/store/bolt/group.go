@@ -4,7 +4,6 @@ import (
 	"errors"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -171,8 +170,7 @@ func (s *Store) commitGroup(group []groupCall) {
 		s.counts.committed(w)
 		s.commits.Add(1)
 		s.grouped.Add(uint64(len(group)))
-		end := time.Now()
-		held := end.Sub(start)
+		held := time.Since(start)
 		s.timing.add(held, worked.Sub(start), ran.Stats(), len(group))
 		for _, c := range group {
 			if c.hold != nil {
@@ -261,34 +259,31 @@ type CommitTiming struct {
 	Writes                   int           // group-committed writes it held
 }
 
-// commitTiming sums the group commits' times for CommitStats. Only the
-// committer goroutine adds; the atomics let CommitStats read them while it
-// does, and the mutex is taken only for a new longest commit.
+// commitTiming sums the group commits' times for CommitStats and keeps
+// the longest. The committer adds once per commit, after its fdatasyncs,
+// so one uncontended lock there costs nothing that counts.
 type commitTiming struct {
-	held, spill, write atomic.Int64 // nanoseconds
-	over               [len(CommitBounds)]atomic.Uint64
-	longestNs          atomic.Int64
 	mu                 sync.Mutex
+	held, spill, write time.Duration
+	over               [len(CommitBounds)]uint64
 	longest            CommitTiming
 }
 
 func (c *commitTiming) add(held, work time.Duration, st bbolt.TxStats, writes int) {
 	spill, write := st.GetSpillTime(), st.GetWriteTime()
-	c.held.Add(int64(held))
-	c.spill.Add(int64(spill))
-	c.write.Add(int64(write))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.held += held
+	c.spill += spill
+	c.write += write
 	for i, b := range CommitBounds {
 		if held > b {
-			c.over[i].Add(1)
+			c.over[i]++
 		}
 	}
-	if int64(held) <= c.longestNs.Load() {
-		return
+	if held > c.longest.Held {
+		c.longest = CommitTiming{Held: held, Work: work, Spill: spill, Write: write, Pages: st.GetWrite(), Writes: writes}
 	}
-	c.mu.Lock()
-	c.longest = CommitTiming{Held: held, Work: work, Spill: spill, Write: write, Pages: st.GetWrite(), Writes: writes}
-	c.longestNs.Store(int64(held))
-	c.mu.Unlock()
 }
 
 // CommitStats reports the commits since Open. Benchmarks read it: writes
@@ -296,14 +291,13 @@ func (c *commitTiming) add(held, work time.Duration, st bbolt.TxStats, writes in
 // and the longest commit what a write answered last waited for at most.
 func (s *Store) CommitStats() CommitStats {
 	st := s.db.Stats()
-	cs := CommitStats{
+	t := &s.timing
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return CommitStats{
 		Commits: s.commits.Load(), Writes: s.grouped.Load(), Pages: uint64(max(0, st.TxStats.GetWrite())),
-		Held: time.Duration(s.timing.held.Load()), Spill: time.Duration(s.timing.spill.Load()), Write: time.Duration(s.timing.write.Load()),
+		Held: t.held, Spill: t.spill, Write: t.write, Over: t.over,
 	}
-	for i := range cs.Over {
-		cs.Over[i] = s.timing.over[i].Load()
-	}
-	return cs
 }
 
 // TakeLongestCommit returns the group commit that held the writer lock
@@ -314,6 +308,5 @@ func (s *Store) TakeLongestCommit() CommitTiming {
 	defer s.timing.mu.Unlock()
 	l := s.timing.longest
 	s.timing.longest = CommitTiming{}
-	s.timing.longestNs.Store(0)
 	return l
 }
