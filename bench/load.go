@@ -315,7 +315,7 @@ func (g *bombardier) load(r request, conns int, bound []string, pid int) (*loadR
 	}()
 	before := sampleProc(pid)
 	out, err := cmd.Output()
-	counted, _ := sampleProc(pid).sub(before)
+	counted := sampleProc(pid).sub(before)
 	close(stop)
 	rss := <-peak
 	if err != nil {

@@ -13,10 +13,10 @@ import (
 // measured run: divided by the requests answered, it says where a
 // request's cost lies — the share callgrind (user space only) cannot see.
 type procSample struct {
-	User, Sys   time.Duration
-	Reads, Writ uint64 // syscr, syscw of /proc/PID/io
-	WriteBytes  uint64 // write_bytes: what the process sent to storage
-	ok          bool
+	User, Sys     time.Duration
+	Reads, Writes uint64 // syscr, syscw of /proc/PID/io
+	WriteBytes    uint64 // write_bytes: what the process sent to storage
+	ok            bool
 }
 
 // sampleProc reads /proc/PID/stat and /proc/PID/io. A process that has
@@ -59,7 +59,7 @@ func sampleProc(pid int) procSample {
 		case "syscr":
 			s.Reads, seen = n, seen+1
 		case "syscw":
-			s.Writ, seen = n, seen+1
+			s.Writes, seen = n, seen+1
 		case "write_bytes":
 			s.WriteBytes, seen = n, seen+1
 		}
@@ -68,22 +68,22 @@ func sampleProc(pid int) procSample {
 	return s
 }
 
-// sub is what was counted between before and s; ok is false unless both
-// samples are whole.
-func (s procSample) sub(before procSample) (procSample, bool) {
+// sub is what was counted between before and s: whole only when both
+// samples are.
+func (s procSample) sub(before procSample) procSample {
 	if !s.ok || !before.ok {
-		return procSample{}, false
+		return procSample{}
 	}
-	return procSample{User: s.User - before.User, Sys: s.Sys - before.Sys, Reads: s.Reads - before.Reads, Writ: s.Writ - before.Writ,
-		WriteBytes: s.WriteBytes - before.WriteBytes, ok: true}, true
+	return procSample{User: s.User - before.User, Sys: s.Sys - before.Sys, Reads: s.Reads - before.Reads, Writes: s.Writes - before.Writes,
+		WriteBytes: s.WriteBytes - before.WriteBytes, ok: true}
 }
 
 // perRequest is a server's cost per answered request over a set of runs:
 // CPU microseconds in user space and in the kernel, and system calls.
 type perRequest struct {
-	UserUS, SysUS       float64
-	ReadCalls, WriteCls float64
-	Requests            int
+	UserUS, SysUS         float64
+	ReadCalls, WriteCalls float64
+	Requests              int
 }
 
 // costPerRequest sums the runs' process counts and divides by their
@@ -98,7 +98,7 @@ func costPerRequest(runs []*loadResult) (perRequest, bool) {
 		sum.User += r.Proc.User
 		sum.Sys += r.Proc.Sys
 		sum.Reads += r.Proc.Reads
-		sum.Writ += r.Proc.Writ
+		sum.Writes += r.Proc.Writes
 		n += r.Requests
 	}
 	if n == 0 {
@@ -107,6 +107,6 @@ func costPerRequest(runs []*loadResult) (perRequest, bool) {
 	f := float64(n)
 	return perRequest{
 		UserUS: float64(sum.User.Microseconds()) / f, SysUS: float64(sum.Sys.Microseconds()) / f,
-		ReadCalls: float64(sum.Reads) / f, WriteCls: float64(sum.Writ) / f, Requests: n,
+		ReadCalls: float64(sum.Reads) / f, WriteCalls: float64(sum.Writes) / f, Requests: n,
 	}, true
 }

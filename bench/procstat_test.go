@@ -34,15 +34,15 @@ func TestSampleProcCountsThisProcess(t *testing.T) {
 			x += i
 		}
 	}
-	d, ok := sampleProc(os.Getpid()).sub(before)
-	if !ok {
+	d := sampleProc(os.Getpid()).sub(before)
+	if !d.ok {
 		t.Fatal("sub of two whole samples: not ok")
 	}
 	if d.User <= 0 {
 		t.Errorf("user CPU did not move in 5 s of spinning (x=%d)", x)
 	}
-	if d.Writ < 100 {
-		t.Errorf("write calls counted: %d, want at least the 100 made", d.Writ)
+	if d.Writes < 100 {
+		t.Errorf("write calls counted: %d, want at least the 100 made", d.Writes)
 	}
 }
 
@@ -51,18 +51,18 @@ func TestSampleProcOfNoProcess(t *testing.T) {
 	if s.ok {
 		t.Fatalf("sample of pid -1: %+v, want not ok", s)
 	}
-	if _, ok := sampleProc(os.Getpid()).sub(s); ok {
+	if sampleProc(os.Getpid()).sub(s).ok {
 		t.Error("sub with a missing sample reported ok")
 	}
 }
 
 func TestCostPerRequest(t *testing.T) {
 	runs := []*loadResult{
-		{Requests: 1000, Proc: procSample{User: 30 * time.Millisecond, Sys: 10 * time.Millisecond, Reads: 1000, Writ: 2000, ok: true}},
-		{Requests: 3000, Proc: procSample{User: 50 * time.Millisecond, Sys: 70 * time.Millisecond, Reads: 3000, Writ: 6000, ok: true}},
+		{Requests: 1000, Proc: procSample{User: 30 * time.Millisecond, Sys: 10 * time.Millisecond, Reads: 1000, Writes: 2000, ok: true}},
+		{Requests: 3000, Proc: procSample{User: 50 * time.Millisecond, Sys: 70 * time.Millisecond, Reads: 3000, Writes: 6000, ok: true}},
 	}
 	got, ok := costPerRequest(runs)
-	want := perRequest{UserUS: 20, SysUS: 20, ReadCalls: 1, WriteCls: 2, Requests: 4000}
+	want := perRequest{UserUS: 20, SysUS: 20, ReadCalls: 1, WriteCalls: 2, Requests: 4000}
 	if !ok || got != want {
 		t.Fatalf("costPerRequest = %+v, %v; want %+v", got, ok, want)
 	}

@@ -60,15 +60,9 @@ type growthBatch struct {
 	// CPU time the server spent (utime + stime of /proc/PID/stat): what a
 	// create costs the machine, whatever else competes for it.
 	CPU time.Duration
-	// The helper's store only (bolt.CommitStats): commits, the writes
-	// they held and the pages written; the time they held bbolt's writer
-	// lock, and of it bbolt's spill and page writes (fdatasync included);
-	// the commits that held it over 10, 50, 250 ms and 1 s; the batch's
-	// longest commit.
-	Commits, Writes, Pages uint64
-	Held, Spill, Write     time.Duration
-	Over                   [4]uint64
-	Longest                commitTiming
+	// The helper's store only: what it committed during the batch, and
+	// the batch's longest commit (zero for the release binary).
+	commitStats
 	// The machine's TCP counters over the batch (both processes and
 	// anything else on the machine: they are not per process).
 	TCP tcpCounts
@@ -263,12 +257,34 @@ func (p *relProc) stop() error {
 }
 
 // commitStats mirrors bolt.CommitStats, with the longest commit since the
-// last read (bolt's TakeLongestCommit), from the helper's /bench/commits.
+// last read (bolt's TakeLongestCommit), from the helper's /bench/commits:
+// commits, the writes they held and the pages written; the time they held
+// bbolt's writer lock, and of it bbolt's spill and page writes (fdatasync
+// included); the commits that held it over 10, 50, 250 ms and 1 s.
 type commitStats struct {
 	Commits, Writes, Pages uint64
 	Held, Spill, Write     time.Duration
 	Over                   [4]uint64 // over 10 ms, 50 ms, 250 ms, 1 s (bolt.CommitBounds)
 	Longest                commitTiming
+}
+
+// since is what was committed between before and c; the longest commit is
+// c's, since TakeLongestCommit started over when before was read.
+func (c commitStats) since(before commitStats) commitStats {
+	d := commitStats{Commits: c.Commits - before.Commits, Writes: c.Writes - before.Writes, Pages: c.Pages - before.Pages,
+		Held: c.Held - before.Held, Spill: c.Spill - before.Spill, Write: c.Write - before.Write, Longest: c.Longest}
+	for i := range d.Over {
+		d.Over[i] = c.Over[i] - before.Over[i]
+	}
+	return d
+}
+
+// perCommit is the writes a commit held on average, ok false with none.
+func (c commitStats) perCommit() (float64, bool) {
+	if c.Commits == 0 {
+		return 0, false
+	}
+	return float64(c.Writes) / float64(c.Commits), true
 }
 
 // commitTiming mirrors bolt.CommitTiming.
@@ -450,22 +466,17 @@ func grow(g *bombardier, targets []*growTarget, cfg growthConfig, round int, log
 				return fmt.Errorf("%s growing to %d flows: %w", t.kind, flows, err)
 			}
 			tcp := readTCP().sub(tcp0)
-			d, _ := sampleProc(t.pid).sub(before) // a missing sample counts as zero, as it did
-			gb := &growthBatch{Flows: flows, Run: res, WriteBytes: d.WriteBytes, WriteCalls: d.Writ, CPU: d.User + d.Sys, TCP: tcp}
+			d := sampleProc(t.pid).sub(before) // a missing sample counts as zero, as it did
+			gb := &growthBatch{Flows: flows, Run: res, WriteBytes: d.WriteBytes, WriteCalls: d.Writes, CPU: d.User + d.Sys, TCP: tcp}
 			commits := ""
 			if t.stats != nil {
 				cs1, err := t.stats()
 				if err != nil {
 					return fmt.Errorf("%s: %w", t.kind, err)
 				}
-				gb.Commits, gb.Writes, gb.Pages = cs1.Commits-cs0.Commits, cs1.Writes-cs0.Writes, cs1.Pages-cs0.Pages
-				gb.Held, gb.Spill, gb.Write = cs1.Held-cs0.Held, cs1.Spill-cs0.Spill, cs1.Write-cs0.Write
-				for i := range gb.Over {
-					gb.Over[i] = cs1.Over[i] - cs0.Over[i]
-				}
-				gb.Longest = cs1.Longest // read before the batch too, which started it over
-				if gb.Commits > 0 {
-					commits = fmt.Sprintf(" (%.1f per commit, longest commit %s)", float64(gb.Writes)/float64(gb.Commits), gb.Longest.Held.Round(time.Millisecond))
+				gb.commitStats = cs1.since(cs0)
+				if per, ok := gb.perCommit(); ok {
+					commits = fmt.Sprintf(" (%.1f per commit, longest commit %s)", per, gb.Longest.Held.Round(time.Millisecond))
 				}
 			}
 			t.run.Batches = append(t.run.Batches, gb)

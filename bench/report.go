@@ -788,8 +788,8 @@ func (r *report) releaseSection(p func(string, ...any)) {
 			if b.Pages > 0 {
 				pp = fmt.Sprintf("%.2f", float64(b.Pages)/float64(b.Run.Requests))
 			}
-			if b.Commits > 0 {
-				per, lc = fmt.Sprintf("%.1f", float64(b.Writes)/float64(b.Commits)), ms(b.Longest.Held)
+			if v, ok := b.perCommit(); ok {
+				per, lc = fmt.Sprintf("%.1f", v), ms(b.Longest.Held)
 			}
 			p("| %s | %.0f/s, %s | %.0f/s, %s | %s | %s | %s | %d / %d |\n", humanNumber(float64(a.Flows)), a.Run.RPS, ms(a.Run.Max), b.Run.RPS, ms(b.Run.Max), pp, per, lc, a.TCP.Retrans, b.TCP.Retrans)
 		}
@@ -835,10 +835,8 @@ func (r *report) releaseWaits(p func(string, ...any)) {
 				low, at := math.Inf(1), 0
 				for _, b := range g.Batches {
 					n += b.Over[2]
-					if b.Commits > 0 {
-						if v := float64(b.Writes) / float64(b.Commits); v < low {
-							low, at = v, b.Flows
-						}
+					if v, ok := b.perCommit(); ok && v < low {
+						low, at = v, b.Flows
 					}
 				}
 				over = strconv.FormatUint(n, 10)
@@ -890,7 +888,7 @@ func writeCostPerRequest(p func(string, ...any), all []*series) {
 		if total > 0 {
 			share = 100 * r.c.SysUS / total
 		}
-		p("| %s | %.2f µs | %.2f µs | %.0f%% | %.2f | %.2f | %d |\n", targetName(r.kind), r.c.UserUS, r.c.SysUS, share, r.c.ReadCalls, r.c.WriteCls, r.c.Requests)
+		p("| %s | %.2f µs | %.2f µs | %.0f%% | %.2f | %.2f | %d |\n", targetName(r.kind), r.c.UserUS, r.c.SysUS, share, r.c.ReadCalls, r.c.WriteCalls, r.c.Requests)
 	}
 	p("\n")
 }
